@@ -1,0 +1,307 @@
+"""`tuisup --no-tui`, `--json` and `check` as a user runs them: a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import tagged_pids
+from tuisup.headless import neutralise
+
+
+class Tuisup:
+    """A `python -m tuisup` subprocess whose stdout lines are read in a thread."""
+
+    def __init__(self, *args: str, cwd: Path, env: dict[str, str] | None = None) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tuisup", *args],
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._queue.put(line.rstrip("\n"))
+        self._queue.put(None)
+
+    def expect(self, predicate, timeout: float = 10.0) -> str:  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"timed out; saw: {self.lines[-20:]}") from None
+            if line is None:
+                raise AssertionError(f"exited first; saw: {self.lines[-20:]}")
+            self.lines.append(line)
+            if predicate(line):
+                return line
+
+    def finish(self, timeout: float = 15.0) -> int:
+        code = self.proc.wait(timeout=timeout)
+        while (line := self._queue.get(timeout=5)) is not None:
+            self.lines.append(line)
+        return code
+
+
+def write(tmp_path: Path, text: str, token: str = "") -> Path:
+    path = tmp_path / "services.toml"
+    path.write_text(textwrap.dedent(text).replace("TOKEN", token))
+    return path
+
+
+def test_text_output_is_prefixed_and_exit_status_reports_a_failure(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        """
+        [services.hello]
+        command = "echo hi; echo oops >&2"
+        shell = true
+        restart = "never"
+
+        [services.worker]
+        command = "sh -c 'echo bye; exit 1'"
+        restart = "never"
+    """,
+    )
+    tuisup = Tuisup("--no-tui", cwd=tmp_path)
+    assert tuisup.finish() == 1
+    out = tuisup.lines
+    assert "hello  | hi" in out and "hello  | oops" in out and "worker | bye" in out
+    assert any(line.startswith("hello started (pid ") for line in out)
+    assert any(line.startswith("worker exited with code 1 after ") for line in out)
+    assert not any("\x1b" in line for line in out), "no escape codes when piped"
+    assert out[-1] == "tuisup: every service stopped"
+    assert (tmp_path / ".tuisup" / "logs" / "hello.log").read_text() == "hi\noops\n"
+
+
+def test_every_service_succeeding_exits_zero(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        """
+        [services.a]
+        command = "true"
+        [services.b]
+        command = "sh -c 'exit 3'"
+        success_exit_codes = [0, 3]
+    """,
+    )
+    assert Tuisup("--no-tui", cwd=tmp_path).finish() == 0
+
+
+def test_lifecycle_lines_describe_backoff_and_the_spent_budget(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        """
+        [services.web]
+        command = "sh -c 'exit 1'"
+        backoff = "fixed"
+        backoff_delay = 0.01
+        jitter = 0
+        max_restarts = 2
+    """,
+    )
+    tuisup = Tuisup("--no-tui", "-f", "services.toml", cwd=tmp_path)
+    assert tuisup.finish() == 1
+    lifecycle = [line for line in tuisup.lines if not line.startswith("web |")]
+    assert lifecycle[1].startswith("web exited with code 1 after ")
+    assert lifecycle[1].endswith("; restarting in 0.0s (attempt 1)")
+    assert "attempt 2" in lifecycle[3]
+    assert lifecycle[-3] == "web failed: 2 restarts in 60s"
+
+
+def test_json_mode_prints_one_parseable_event_per_line(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        """
+        [services.say]
+        command = "printf 'one\\ntwo\\n'"
+        shell = true
+        restart = "never"
+    """,
+    )
+    tuisup = Tuisup("--no-tui", "--json", cwd=tmp_path)
+    assert tuisup.finish() == 0
+    events = [json.loads(line) for line in tuisup.lines]
+    assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
+    assert all({"seq", "ts", "event"} <= e.keys() for e in events)
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "host_started" and kinds[-1] == "host_stopped"
+    states = [e for e in events if e["event"] == "state"]
+    assert [e["state"] for e in states] == ["starting", "running", "exited"]
+    assert states[1]["pid"] > 0 and states[2]["exit_code"] == 0
+    assert all(e["service"] == "say" for e in states)
+    output = [e for e in events if e["event"] == "output"]
+    assert [line for e in output for line in e["lines"]] == ["one", "two"]
+    assert all(e["stream"] == "stdout" for e in output)
+
+
+def test_headless_mode_never_imports_textual(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        """
+        [services.a]
+        command = "true"
+    """,
+    )
+    code = (
+        "import sys\n"
+        "from tuisup.cli import main\n"
+        "rc = main(['--no-tui'])\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'textual')\n"
+        "print('TEXTUAL:', loaded)\n"
+        "sys.exit(rc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    assert "TEXTUAL: []" in done.stdout
+
+
+def test_sigint_stops_everything_and_exits_zero(tmp_path: Path, token: str) -> None:
+    write(
+        tmp_path,
+        """
+        [services.a]
+        command = "sleep 60 & sleep 61; wait"
+        shell = true
+        env = { TUISUP_TEST_TOKEN = "TOKEN" }
+        [services.b]
+        command = "sleep 62"
+        env = { TUISUP_TEST_TOKEN = "TOKEN" }
+    """,
+        token,
+    )
+    tuisup = Tuisup("--no-tui", cwd=tmp_path)
+    tuisup.expect(lambda line: line.startswith("a started"))
+    tuisup.expect(lambda line: line.startswith("b started"))
+    tuisup.proc.send_signal(signal.SIGINT)
+    assert tuisup.finish() == 0
+    assert any(line.startswith("tuisup: stopping 2 services (SIGINT") for line in tuisup.lines)
+    assert not list(tagged_pids(token))
+
+
+def test_a_second_sigint_kills_at_once(tmp_path: Path, token: str) -> None:
+    write(
+        tmp_path,
+        """
+        [services.stubborn]
+        command = "trap '' TERM INT; echo ready; sleep 60"
+        shell = true
+        stop_timeout = 30
+        env = { TUISUP_TEST_TOKEN = "TOKEN" }
+    """,
+        token,
+    )
+    tuisup = Tuisup("--no-tui", cwd=tmp_path)
+    tuisup.expect(lambda line: line.endswith("| ready"))
+    tuisup.proc.send_signal(signal.SIGINT)
+    tuisup.expect(lambda line: line.startswith("tuisup: stopping"))
+    began = time.monotonic()
+    tuisup.proc.send_signal(signal.SIGINT)
+    assert tuisup.finish() == 0
+    assert time.monotonic() - began < 5
+    assert not list(tagged_pids(token))
+
+
+def test_sigkill_of_tuisup_takes_its_direct_children_with_it(tmp_path: Path, token: str) -> None:
+    write(
+        tmp_path,
+        """
+        [services.orphan]
+        command = "sleep 60"
+        env = { TUISUP_TEST_TOKEN = "TOKEN" }
+    """,
+        token,
+    )
+    tuisup = Tuisup("--no-tui", "--json", cwd=tmp_path)
+    line = tuisup.expect(lambda line: '"state": "running"' in line)
+    pid = json.loads(line)["pid"]
+    tuisup.proc.kill()
+    tuisup.finish()
+    deadline = time.monotonic() + 5
+    while pid in tagged_pids(token):
+        assert time.monotonic() < deadline, "the service outlived tuisup"
+        time.sleep(0.02)
+
+
+def test_check_reports_ok_and_counts_services(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        """
+        [services.a]
+        command = "true"
+        [services.b]
+        command = "true"
+    """,
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "tuisup", "check"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert (done.returncode, done.stdout) == (0, "ok: 2 services\n")
+
+
+def test_a_bad_manifest_starts_nothing_and_exits_one_without_a_traceback(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        """
+        [services.web]
+        command = "sleep 60"
+        restart = "yes"
+    """,
+    )
+    for args in (["check"], ["--no-tui"], ["--no-tui", "--json"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "tuisup", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert done.returncode == 1
+        assert done.stderr == (
+            'services.toml:4:11: services.web.restart: expected one of "always", "on-failure", '
+            '"never", got "yes"\n'
+        )
+        assert "Traceback" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("args", [["--bogus"], ["--json"], ["check", "extra"]])
+def test_usage_errors_exit_two(tmp_path: Path, args: list[str]) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "tuisup", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2 and "usage:" in done.stderr
+
+
+def test_neutralise_keeps_colour_and_removes_cursor_moves_clears_and_titles() -> None:
+    line = "\x1b[31mred\x1b[0m \x1b[2J\x1b[H\x1b]0;title\x07moved\x1b[10;5Hhere\x08"
+    assert neutralise(line, keep_colour=True) == "\x1b[31mred\x1b[0m movedhere"
+    assert neutralise(line, keep_colour=False) == "red movedhere"
+    assert neutralise("10%\r50%\r100%", keep_colour=False) == "100%"

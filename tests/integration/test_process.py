@@ -1,0 +1,195 @@
+"""The process executor with real process trees: stopping, escapees, exits, output."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+
+import anyio
+
+from tests.conftest import tagged_pids, wait_gone, wait_until, zombie_children
+from tuisup.engine import Host, ServiceState
+from tuisup.engine.executors.base import KILL_GRACE
+from tuisup.engine.reaper import stat
+from tuisup.spec import Manifest, RestartPolicy
+
+S = ServiceState
+NEVER = {"restart": RestartPolicy.NEVER}
+
+DAEMON = (
+    f"{sys.executable} -c 'import os,time\n"
+    "if os.fork(): os._exit(0)\n"
+    "os.setsid()\n"
+    "if os.fork(): os._exit(0)\n"
+    "time.sleep(60)'"
+)
+
+
+async def running(host: Host, name: str, count: int, token: str) -> None:
+    """Wait for the service to run and for `count` tagged processes to exist."""
+    await wait_until(host, lambda s: s[name].state is S.RUNNING)
+    with anyio.fail_after(5):
+        while len(list(tagged_pids(token))) < count:
+            await anyio.sleep(0.01)
+
+
+async def test_stop_escalates_to_sigkill_for_a_child_that_ignores_sigterm(
+    make_manifest: Callable[..., Manifest], token: str
+) -> None:
+    manifest = make_manifest(
+        stubborn=("trap '' TERM; sleep 60 & sleep 61; wait", {"stop_timeout": 0.3})
+    )
+    async with Host(manifest) as host:
+        await running(host, "stubborn", 3, token)
+        began = time.monotonic()
+        await host.stop("stubborn")
+        took = time.monotonic() - began
+        snap = host.snapshot()["stubborn"]
+        assert not list(tagged_pids(token))
+    assert 0.3 <= took < 0.3 + KILL_GRACE
+    assert snap.state is S.STOPPED
+    assert snap.history[-1].status.signal == 9 and snap.history[-1].requested
+
+
+async def test_stop_honours_the_stop_signal_and_sends_sigcont(
+    make_manifest: Callable[..., Manifest], token: str
+) -> None:
+    import signal
+
+    manifest = make_manifest(
+        polite=(
+            "trap 'echo got INT; exit 0' INT; kill -STOP $$; sleep 60 & wait",
+            {"stop_signal": signal.SIGINT},
+        )
+    )
+    async with Host(manifest) as host:
+        await running(host, "polite", 1, token)
+        with anyio.fail_after(5):  # until the shell has stopped itself (state T)
+            while not any(stat(pid)[0] == "T" for pid in tagged_pids(token) if stat(pid)):  # type: ignore[index]
+                await anyio.sleep(0.01)
+        began = time.monotonic()
+        await host.stop("polite")
+        assert time.monotonic() - began < 2
+        lines = [line for b in host.logs("polite") for line in b.lines]
+        status = host.snapshot()["polite"].history[-1].status
+    assert "got INT" in lines and status.code == 0
+
+
+async def test_grandchildren_in_the_group_are_stopped_with_it(
+    make_manifest: Callable[..., Manifest], token: str
+) -> None:
+    manifest = make_manifest(tree="sleep 60 & sleep 61 & (sleep 62 & wait) & wait")
+    async with Host(manifest) as host:
+        await running(host, "tree", 5, token)
+        await host.stop("tree")
+        assert not list(tagged_pids(token))
+        assert zombie_children() == []
+
+
+async def test_escapees_that_left_the_group_are_found_killed_and_reaped(
+    make_manifest: Callable[..., Manifest], token: str
+) -> None:
+    manifest = make_manifest(escapes=f"setsid sleep 60 & {DAEMON}; sleep 61")
+    async with Host(manifest) as host:
+        await running(host, "escapes", 4, token)
+        await host.stop("escapes")
+        assert not list(tagged_pids(token)), "an escapee survived the stop"
+        assert zombie_children() == []
+
+
+async def test_exit_is_seen_at_once_while_a_grandchild_holds_the_pipe(
+    make_manifest: Callable[..., Manifest], token: str
+) -> None:
+    manifest = make_manifest(leaves=("sleep 30 & echo bye; exit 5", NEVER))
+    async with Host(manifest) as host:
+        began = time.monotonic()
+        snap = await wait_until(host, lambda s: s["leaves"].state is S.EXITED, timeout=5)
+        took = time.monotonic() - began
+        # The leftover grandchild dies with its service: no second incarnation overlaps.
+        await wait_gone(token)
+        lines = [line for b in host.logs("leaves") for line in b.lines]
+    assert took < 1.0
+    assert snap["leaves"].history[-1].status.code == 5
+    assert lines == ["bye"]
+
+
+async def test_an_escapee_left_after_a_crash_is_killed_before_the_restart(
+    make_manifest: Callable[..., Manifest], token: str
+) -> None:
+    manifest = make_manifest(crashy=(f"{DAEMON}; exit 1", {**NEVER}))
+    async with Host(manifest) as host:
+        await wait_until(host, lambda s: s["crashy"].state is S.EXITED)
+        await wait_gone(token, timeout=3)
+        assert zombie_children() == []
+
+
+async def test_output_edge_cases_arrive_whole(
+    make_manifest: Callable[..., Manifest], tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    script = tmp_path / "emit.py"
+    script.write_text(
+        "import os, sys\n"
+        "w = sys.stdout.buffer\n"
+        "w.write(b'crlf\\r\\n'); w.write(b'bad \\xff\\n'); w.flush()\n"
+        "for b in '\\u00e9\\u20ac\\U0001f600\\n'.encode(): w.write(bytes([b])); w.flush()\n"
+        "w.write(b'z' * 1_000_000 + b'\\n'); w.flush()\n"
+        "sys.stderr.write('on stderr\\n'); sys.stderr.flush()\n"
+        "w.write(b'no newline at exit'); w.flush()\n"
+    )
+    manifest = make_manifest(emit=(f"{sys.executable} {script}", NEVER))
+    async with Host(manifest) as host:
+        await wait_until(host, lambda s: s["emit"].state is S.EXITED)
+        batches = host.logs("emit")
+    lines = [line for b in batches for line in b.lines if b.stream == "stdout"]
+    assert lines[:3] == ["crlf", "bad \ufffd", "é€😀"]
+    assert lines[-1] == "no newline at exit"
+    assert "".join(p.removesuffix(" ⏎") for p in lines[3:-1]) == "z" * 1_000_000
+    assert [line for b in batches if b.stream == "stderr" for line in b.lines] == ["on stderr"]
+    raw = (tmp_path / "logs" / "emit.log").read_bytes()
+    assert b"bad \xff\n" in raw and raw.endswith(b"no newline at exit\n")
+
+
+async def test_a_chatty_service_is_drained_while_it_stops(
+    make_manifest: Callable[..., Manifest], token: str, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    # The child logs 300 KB in its SIGTERM handler: far more than a pipe holds. Without
+    # draining during the stop it would block in write() until SIGKILL.
+    script = tmp_path / "chatty.py"
+    script.write_text(
+        "import signal, sys, time\n"
+        "def bye(*_):\n"
+        "    for i in range(3000): print('x' * 99)\n"
+        "    print('clean exit'); sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, bye)\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    manifest = make_manifest(chatty=(f"exec {sys.executable} -u {script}", {"stop_timeout": 5.0}))
+    async with Host(manifest) as host:
+        await wait_until(host, lambda s: any("ready" in b.lines for b in host.logs("chatty")))
+        began = time.monotonic()
+        await host.stop("chatty")
+        assert time.monotonic() - began < 2
+        status = host.snapshot()["chatty"].history[-1].status
+        lines = [line for b in host.logs("chatty") for line in b.lines]
+    assert status.code == 0
+    assert lines[-1] == "clean exit" and len(lines) == 3002
+
+
+async def test_host_shutdown_leaves_nothing_behind(
+    make_manifest: Callable[..., Manifest], token: str
+) -> None:
+    manifest = make_manifest(
+        a="sleep 60",
+        b="sleep 60 & sleep 61; wait",
+        c=f"{DAEMON}; sleep 62",
+        d=("trap '' TERM; sleep 63", {"stop_timeout": 0.2}),
+    )
+    async with Host(manifest) as host:
+        await wait_until(host, lambda s: all(x.state is S.RUNNING for x in s.values()))
+        with anyio.fail_after(5):
+            while len(list(tagged_pids(token))) < 8:
+                await anyio.sleep(0.01)
+    assert not list(tagged_pids(token))
+    assert zombie_children() == []

@@ -1,0 +1,24 @@
+from tuisup.engine.events import ServiceState as S
+from tuisup.engine.supervisor import TRANSITIONS
+
+
+def test_every_state_has_a_row_in_the_transition_table() -> None:
+    assert set(TRANSITIONS) == set(S)
+
+
+def test_the_table_is_the_documented_machine() -> None:
+    edges = {(a.value, b.value) for a, targets in TRANSITIONS.items() for b in targets}
+    assert edges == {
+        ("stopped", "starting"),
+        ("starting", "running"),
+        ("starting", "failed"),
+        ("running", "stopping"),
+        ("running", "backoff"),
+        ("running", "exited"),
+        ("running", "failed"),
+        ("backoff", "starting"),
+        ("backoff", "stopped"),
+        ("stopping", "stopped"),
+        ("exited", "starting"),
+        ("failed", "starting"),
+    }

@@ -1,0 +1,183 @@
+"""Provides the engine's events and the bus that announces them to every subscriber.
+
+Events are small frozen dataclasses stamped with a sequence number and a wall-clock time.
+The bus keeps the most recent ones in a ring; each subscriber reads at its own pace from
+its own cursor, so a slow subscriber never stalls the host: it only falls behind, and if
+it falls off the ring it is told how many events it missed.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, TypeVar
+
+import anyio
+
+
+class ServiceState(enum.StrEnum):
+    """Where a service is in its life (see the supervisor's transition table)."""
+
+    STOPPED = "stopped"
+    STARTING = "starting"
+    RUNNING = "running"
+    BACKOFF = "backoff"
+    STOPPING = "stopping"
+    EXITED = "exited"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """Something that happened; `seq` grows by one per event, `ts` is Unix time."""
+
+    kind: ClassVar[str] = "event"
+    seq: int
+    ts: float
+
+    def to_json(self) -> dict[str, Any]:
+        """Return a JSON-ready dict: `seq`, `ts`, `event` and the event's own fields."""
+        data: dict[str, Any] = {"seq": self.seq, "ts": round(self.ts, 6), "event": self.kind}
+        for f in fields(self):
+            if f.name in ("seq", "ts"):
+                continue
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            data[f.name] = value.value if isinstance(value, enum.Enum) else value
+        return data
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HostStarted(Event):
+    """The host is up and its services are being started."""
+
+    kind: ClassVar[str] = "host_started"
+    manifest: str
+    services: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HostStopping(Event):
+    """The host is stopping every service."""
+
+    kind: ClassVar[str] = "host_stopping"
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HostStopped(Event):
+    """Every service has stopped; nothing the host started is left running."""
+
+    kind: ClassVar[str] = "host_stopped"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StateChanged(Event):
+    """A service moved from one state to another.
+
+    `exit_code`, `signal` and `runtime` describe the run that just ended, when the change
+    is due to an exit.
+    """
+
+    kind: ClassVar[str] = "state"
+    service: str
+    old: ServiceState
+    state: ServiceState
+    pid: int | None = None
+    exit_code: int | None = None
+    signal: int | None = None
+    runtime: float | None = None
+    error: str | None = None
+    reason: str | None = None
+    restarts: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RestartScheduled(Event):
+    """A service is in backoff and will be started again after `delay` seconds."""
+
+    kind: ClassVar[str] = "restart_scheduled"
+    service: str
+    attempt: int
+    delay: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Output(Event):
+    """Lines `first_line .. first_line + count - 1` of a service were kept in its log."""
+
+    kind: ClassVar[str] = "output"
+    service: str
+    stream: str
+    first_line: int
+    count: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Missed(Event):
+    """The subscriber fell so far behind that `count` events left the ring unread."""
+
+    kind: ClassVar[str] = "missed"
+    count: int
+
+
+E = TypeVar("E", bound=Event)
+
+
+class Bus:
+    """Stamps events and keeps the last `capacity` of them for subscribers."""
+
+    def __init__(self, capacity: int = 65_536) -> None:
+        self._ring: deque[Event] = deque(maxlen=capacity)
+        self._next_seq = 1
+        self._waiters: set[anyio.Event] = set()
+
+    @property
+    def last_seq(self) -> int:
+        """The sequence number of the newest event (0 before any)."""
+        return self._next_seq - 1
+
+    def emit(self, event_type: type[E], **values: Any) -> E:
+        """Create an event of `event_type`, stamp it, keep it and wake the subscribers."""
+        event = event_type(seq=self._next_seq, ts=time.time(), **values)
+        self._next_seq += 1
+        self._ring.append(event)
+        if self._waiters:
+            waiters, self._waiters = self._waiters, set()
+            for waiter in waiters:
+                waiter.set()
+        return event
+
+    def since(self, seq: int) -> Iterator[Event]:
+        """Yield the kept events after `seq`, a `Missed` first if some were dropped."""
+        ring = self._ring
+        if not ring or seq >= self.last_seq:
+            return
+        first = ring[0].seq
+        if seq + 1 < first:
+            yield Missed(seq=seq + 1, ts=time.time(), count=first - seq - 1)
+            seq = first - 1
+        start = seq + 1 - first
+        # A deque indexes fastest from its nearer end; readers are usually near the end.
+        for i in range(start, len(ring)):
+            yield ring[i]
+
+    async def wait_after(self, seq: int) -> None:
+        """Return once an event newer than `seq` exists."""
+        while self.last_seq <= seq:
+            waiter = anyio.Event()
+            self._waiters.add(waiter)
+            await waiter.wait()
+
+    async def stream(self, after: int) -> AsyncIterator[list[Event]]:
+        """Yield every event after `after`, in batches of what has arrived."""
+        cursor = after
+        while True:
+            await self.wait_after(cursor)
+            batch = list(self.since(cursor))
+            cursor = batch[-1].seq
+            yield batch

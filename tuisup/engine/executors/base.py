@@ -1,0 +1,78 @@
+"""Provides the executor interface shared by every way of running a service."""
+
+from __future__ import annotations
+
+import signal
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from anyio.abc import TaskGroup
+
+from tuisup.engine.logs import LogStore
+from tuisup.spec import ServiceSpec
+
+KILL_GRACE = 2.0
+"""Seconds a stop may take after SIGKILL before it gives up waiting."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExitStatus:
+    """How one run ended: an exit code, a signal, or an error that stopped it starting."""
+
+    code: int | None = None
+    signal: int | None = None
+    error: str | None = None
+
+    def succeeded(self, success_codes: frozenset[int]) -> bool:
+        """Return whether this exit counts as success."""
+        return self.error is None and self.signal is None and self.code in success_codes
+
+    def describe(self) -> str:
+        """Return e.g. `code 1`, `signal 9 (SIGKILL)` or the error."""
+        if self.error is not None:
+            return self.error
+        if self.signal is not None:
+            try:
+                name = signal.Signals(self.signal).name
+            except ValueError:
+                return f"signal {self.signal}"
+            return f"signal {self.signal} ({name})"
+        return f"code {self.code}"
+
+
+class StartError(Exception):
+    """A service could not be started at all (no such executable, bad cwd...)."""
+
+
+class Run(ABC):
+    """One incarnation of a service, from its start until it has ended and been cleaned up."""
+
+    pid: int | None = None
+    """The OS process id, for process-backed runs."""
+
+    @abstractmethod
+    async def wait(self) -> ExitStatus:
+        """Return once the run has ended and nothing of it is left running."""
+
+    @abstractmethod
+    async def stop(self, sig: signal.Signals, timeout: float) -> ExitStatus:
+        """Ask the run to end with `sig` and force it after `timeout`.
+
+        A stop never takes longer than `timeout + KILL_GRACE`.
+        """
+
+    @abstractmethod
+    def kill(self) -> None:
+        """End the run at once, without grace."""
+
+
+class Executor(ABC):
+    """Knows how to start one kind of service."""
+
+    @abstractmethod
+    async def start(self, spec: ServiceSpec, logs: LogStore, tg: TaskGroup) -> Run:
+        """Start `spec`, sending its output to `logs`; watch it with tasks in `tg`.
+
+        Raises:
+            StartError: The service cannot start; the message says why.
+        """

@@ -1,0 +1,230 @@
+"""Provides the process executor: a service as an OS process in its own session.
+
+Spawning uses `subprocess.Popen` from the event-loop thread (the parent-death signal follows
+the spawning thread) with pipes made here, read in large non-blocking chunks. The exit is
+seen through a pidfd, so it is noticed at once even while a grandchild holds the pipes,
+and the leader is reaped only after its group was killed: while it is an unreaped zombie
+its pid, and so its process-group id, cannot be handed to anybody else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import anyio
+from anyio.abc import TaskGroup
+
+from tuisup.engine.executors.base import KILL_GRACE, Executor, ExitStatus, Run, StartError
+from tuisup.engine.logs import LogStore, StreamSink
+from tuisup.engine.reaper import HOST_TAG, SERVICE_TAG, Reaper, pdeathsig_prefix
+from tuisup.spec import ServiceSpec
+
+READ_SIZE = 1 << 20
+"""Bytes asked for per read: one pipe's worth, so a fast writer costs few wake-ups."""
+PIPE_SIZE = 1 << 20
+"""Requested pipe capacity (the kernel may grant less)."""
+DRAIN_GRACE = 0.5
+"""Seconds to wait after an exit for its pipes to reach end of file before reporting it."""
+SWEEP_TIME = 1.0
+"""Seconds to keep killing leftovers of a run's process tree after its leader exited."""
+
+
+class ProcessExecutor(Executor):
+    """Starts `command` services as process-group leaders under the parent-death signal."""
+
+    def __init__(self, reaper: Reaper) -> None:
+        self.reaper = reaper
+        self._prefix = pdeathsig_prefix()
+
+    async def start(self, spec: ServiceSpec, logs: LogStore, tg: TaskGroup) -> Run:
+        """Spawn the service; see `Executor.start`."""
+        env = {**os.environ, **spec.env, HOST_TAG: self.reaper.tag, SERVICE_TAG: spec.name}
+        _preflight(spec, env.get("PATH", os.defpath))
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        try:
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(out_w, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+            # Spawned in the loop thread on purpose: the parent-death signal follows the
+            # thread that forked. vfork+exec costs what asyncio's own spawn costs.
+            popen = subprocess.Popen(  # noqa: ASYNC220
+                [*self._prefix, *spec.argv],
+                cwd=spec.cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out_w,
+                stderr=err_w,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except OSError as exc:
+            for fd in (out_r, err_r):
+                os.close(fd)
+            raise StartError(f"cannot start: {exc}") from exc
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+        self.reaper.managed.add(popen.pid)
+        run = ProcessRun(spec.name, popen, self.reaper)
+        tg.start_soon(
+            run.watch,
+            StreamSink(logs, spec.name, "stdout"),
+            out_r,
+            StreamSink(logs, spec.name, "stderr"),
+            err_r,
+        )
+        return run
+
+
+def _preflight(spec: ServiceSpec, path: str) -> None:
+    """Raise StartError for what would otherwise fail inside the exec wrapper, errno and all."""
+    if not spec.cwd.is_dir():
+        raise StartError(f"cannot start: [Errno {errno.ENOENT}] no such directory: '{spec.cwd}'")
+    program = spec.argv[0]
+    if "/" in program:
+        found = os.path.join(spec.cwd, program)
+        if not os.path.exists(found):
+            raise StartError(f"cannot start: [Errno {errno.ENOENT}] no such file: '{program}'")
+        if os.path.isdir(found) or not os.access(found, os.X_OK):
+            raise StartError(f"cannot start: [Errno {errno.EACCES}] permission denied: '{program}'")
+    elif shutil.which(program, path=path) is None:
+        raise StartError(
+            f"cannot start: [Errno {errno.ENOENT}] command not found: '{program}' (PATH={path})"
+        )
+
+
+class ProcessRun(Run):
+    """One process-group-leading OS process and everything it starts."""
+
+    def __init__(self, service: str, popen: subprocess.Popen[bytes], reaper: Reaper) -> None:
+        self.service = service
+        self.pid = popen.pid
+        self.started = time.monotonic()
+        self._popen = popen
+        self._reaper = reaper
+        self._pidfd = os.pidfd_open(popen.pid)
+        self._reaped = False
+        self._status: ExitStatus | None = None
+        self._ended = anyio.Event()
+
+    async def watch(self, out: StreamSink, out_fd: int, err: StreamSink, err_fd: int) -> None:
+        """Drain both pipes, notice the exit, clean up the tree; `wait()` returns after."""
+        drained = anyio.Event()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._drain_both, out, out_fd, err, err_fd, drained)
+            try:
+                await anyio.wait_readable(self._pidfd)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    # The leader is a zombie (or, if the host is being torn down, about to
+                    # be one): its pgid is still ours to kill. Leftovers in the group die
+                    # with it, since a service's exit is the end of its whole tree.
+                    self._signal_group(signal.SIGKILL)
+                    with anyio.move_on_after(KILL_GRACE):
+                        await anyio.wait_readable(self._pidfd)
+                    await self._finish(drained)
+
+    async def _finish(self, drained: anyio.Event) -> None:
+        code = self._popen.poll()
+        if code is None:
+            # Stuck in the kernel (state D) even after SIGKILL: nothing more can be done.
+            self._status = ExitStatus(error="did not end after SIGKILL")
+            self._ended.set()
+            return
+        self._reaped = True
+        self._reaper.managed.discard(self.pid or 0)
+        os.close(self._pidfd)
+        await self._sweep()
+        with anyio.move_on_after(DRAIN_GRACE):
+            await drained.wait()
+        if code < 0:
+            self._status = ExitStatus(signal=-code)
+        else:
+            self._status = ExitStatus(code=code)
+        self._ended.set()
+
+    async def _drain_both(
+        self, out: StreamSink, out_fd: int, err: StreamSink, err_fd: int, drained: anyio.Event
+    ) -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_drain, out_fd, out)
+            tg.start_soon(_drain, err_fd, err)
+        drained.set()
+
+    async def _sweep(self) -> None:
+        """Kill and reap what is left of the tree: group members and tagged escapees."""
+        reaper = self._reaper
+        deadline = time.monotonic() + SWEEP_TIME
+        while True:
+            reaper.reap_zombies()
+            left = reaper.sweep(self.service, signal.SIGKILL)
+            try:
+                os.killpg(self.pid or 0, 0)
+            except (ProcessLookupError, PermissionError):
+                if not left:
+                    return
+            else:
+                left += 1
+            if time.monotonic() > deadline:
+                return
+            await anyio.sleep(0.005)
+
+    def _signal_group(self, sig: signal.Signals) -> None:
+        if self._reaped or self.pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, sig)
+
+    async def wait(self) -> ExitStatus:
+        """Return once the run has ended and its tree is gone."""
+        await self._ended.wait()
+        assert self._status is not None
+        return self._status
+
+    async def stop(self, sig: signal.Signals, timeout: float) -> ExitStatus:
+        """Signal the group (and escapees), then SIGKILL after `timeout`."""
+        with anyio.CancelScope(shield=True):
+            if not self._ended.is_set():
+                self._signal_group(sig)
+                self._signal_group(signal.SIGCONT)
+                self._reaper.sweep(self.service, sig)
+                with anyio.move_on_after(timeout):
+                    await self._ended.wait()
+            if not self._ended.is_set():
+                self.kill()
+                with anyio.move_on_after(KILL_GRACE):
+                    await self._ended.wait()
+        if self._status is None:
+            # Only a process stuck in the kernel (state D) gets here; report what we know.
+            return ExitStatus(error="did not end after SIGKILL")
+        return self._status
+
+    def kill(self) -> None:
+        """SIGKILL the group and every escapee now."""
+        self._signal_group(signal.SIGKILL)
+        self._reaper.sweep(self.service, signal.SIGKILL)
+
+
+async def _drain(fd: int, sink: StreamSink) -> None:
+    """Read `fd` until end of file, handing every chunk to `sink`; close both."""
+    os.set_blocking(fd, False)
+    try:
+        while True:
+            await anyio.wait_readable(fd)
+            try:
+                data = os.read(fd, READ_SIZE)
+            except BlockingIOError:
+                continue
+            if not data:
+                break
+            sink.write(data)
+    finally:
+        os.close(fd)
+        sink.close()

@@ -1,0 +1,184 @@
+"""Provides the Host: one supervisor per service, the event bus and the logs, behind one API.
+
+Front-ends (the console, the headless printer, later a remote client) use only this API:
+`start`, `stop`, `restart`, `shutdown`, `snapshot`, `subscribe` and `logs`.
+
+    async with Host(manifest) as host:
+        async for batch in host.subscribe():
+            ...
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+
+import anyio
+from anyio.abc import TaskGroup
+
+from tuisup.engine.events import Bus, Event, HostStarted, HostStopped, HostStopping, Output
+from tuisup.engine.executors import ProcessExecutor
+from tuisup.engine.executors.base import KILL_GRACE
+from tuisup.engine.logs import LogBatch, LogStore
+from tuisup.engine.reaper import Reaper, become_subreaper
+from tuisup.engine.supervisor import ACTIVE, ServiceStatus, Supervisor
+from tuisup.spec import Manifest
+
+
+class UnknownService(KeyError):
+    """A command named a service that the manifest does not have."""
+
+
+@dataclass
+class Subscription:
+    """What `Host.subscribe` returns: the state when it was taken, then every later event."""
+
+    snapshot: dict[str, ServiceStatus]
+    after: int
+    """The sequence number of the last event the snapshot includes."""
+    _bus: Bus = field(repr=False)
+
+    def __aiter__(self) -> AsyncIterator[list[Event]]:
+        return self._bus.stream(self.after)
+
+
+class Host:
+    """Runs a manifest's services, each under its own supervisor."""
+
+    def __init__(self, manifest: Manifest, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.manifest = manifest
+        self.bus = Bus()
+        settings = manifest.settings
+        self.store = LogStore(settings.log_lines, settings.log_dir, self._announce)
+        self.reaper = Reaper()
+        executor = ProcessExecutor(self.reaper)
+        self.supervisors = {
+            name: Supervisor(spec, executor, self.bus, self.store, clock=clock)
+            for name, spec in manifest.services.items()
+        }
+        self._tg: TaskGroup | None = None
+        self._shutdown: anyio.Event | None = None
+
+    # -- lifetime -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Host:
+        become_subreaper()
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        self._tg.start_soon(self._reap_adopted)
+        for sup in self.supervisors.values():
+            self._tg.start_soon(sup.serve, self._tg)
+        self.bus.emit(
+            HostStarted, manifest=str(self.manifest.path), services=tuple(self.supervisors)
+        )
+        async with anyio.create_task_group() as starting:
+            for sup in self.supervisors.values():
+                if sup.spec.autostart:
+                    starting.start_soon(sup.start)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        with anyio.CancelScope(shield=True):
+            await self.shutdown()
+        assert self._tg is not None
+        self._tg.cancel_scope.cancel()
+        return await self._tg.__aexit__(exc_type, exc, tb)
+
+    @property
+    def stopping(self) -> bool:
+        """Whether a shutdown has begun."""
+        return self._shutdown is not None
+
+    async def shutdown(self, reason: str = "shutdown") -> None:
+        """Stop every service concurrently, bounded by `[tuisup] shutdown_timeout`.
+
+        Calling it again, or while it runs, waits for the same shutdown.
+        """
+        if self._shutdown is not None:
+            await self._shutdown.wait()
+            return
+        self._shutdown = anyio.Event()
+        self.bus.emit(HostStopping, reason=reason)
+        with anyio.move_on_after(self.manifest.settings.shutdown_timeout) as scope:
+            async with anyio.create_task_group() as tg:
+                for sup in self.supervisors.values():
+                    tg.start_soon(sup.stop)
+        if scope.cancelled_caught:
+            self.kill_all()
+            with anyio.move_on_after(KILL_GRACE):
+                while any(s.state in ACTIVE for s in self.supervisors.values()):
+                    await anyio.sleep(0.01)
+        self.store.close()
+        self.bus.emit(HostStopped)
+        self._shutdown.set()
+
+    def kill_all(self) -> None:
+        """SIGKILL every running service now (a second Ctrl-C)."""
+        for sup in self.supervisors.values():
+            sup.kill()
+
+    # -- commands -------------------------------------------------------------------------
+
+    def _supervisor(self, name: str) -> Supervisor:
+        try:
+            return self.supervisors[name]
+        except KeyError:
+            raise UnknownService(name) from None
+
+    async def start(self, name: str) -> None:
+        """Start a service; resets its backoff and restart budget."""
+        await self._supervisor(name).start()
+
+    async def stop(self, name: str) -> None:
+        """Stop a service (signal, grace, kill), or cancel its pending restart."""
+        await self._supervisor(name).stop()
+
+    async def restart(self, name: str) -> None:
+        """Restart a service; not counted against its restart budget."""
+        await self._supervisor(name).restart()
+
+    # -- observing ------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, ServiceStatus]:
+        """Return every service's current status, in manifest order."""
+        return {name: sup.status() for name, sup in self.supervisors.items()}
+
+    def subscribe(self) -> Subscription:
+        """Return the current snapshot and an iterator over every event after it."""
+        return Subscription(self.snapshot(), self.bus.last_seq, self.bus)
+
+    def logs(self, name: str | None = None, since: int = 0) -> list[LogBatch]:
+        """Return the kept lines numbered after `since`, of one service or of all merged."""
+        if name is not None:
+            self._supervisor(name)
+        return self.store.since(name, since)
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _announce(self, batch: LogBatch) -> None:
+        self.bus.emit(
+            Output,
+            service=batch.service,
+            stream=batch.stream,
+            first_line=batch.first,
+            count=len(batch.lines),
+        )
+
+    async def _reap_adopted(self) -> None:
+        """Reap adopted escapees as they exit, so none lingers as a zombie."""
+        if not sys.platform.startswith("linux"):
+            return
+        with contextlib.suppress(RuntimeError, ValueError):  # not the main thread
+            with anyio.open_signal_receiver(signal.SIGCHLD) as signals:
+                async for _ in signals:
+                    self.reaper.reap_zombies()

@@ -1,0 +1,295 @@
+"""Provides line framing of service output, the bounded in-memory log stores and log files.
+
+Output arrives as raw chunks of bytes. A `LineFramer` per stream turns them into lines:
+it decodes incrementally (a character split across reads stays whole, invalid UTF-8 becomes
+U+FFFD), drops the carriage return of a CRLF ending, keeps a partial last line until it is
+completed or flushed at exit, and splits a line longer than `line_max` characters into pieces, each
+but the last ending with `CONTINUATION`. Log files get the raw bytes, cut at line ends so
+that stdout and stderr never interleave inside a line.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+LINE_MAX = 16_384
+"""Characters in one kept line; longer lines are split."""
+CONTINUATION = " ⏎"
+"""Ends every piece of a split line but the last."""
+MARKER_STREAM = "tuisup"
+"""The stream name of tuisup's own lines in a service's log (restart markers)."""
+
+
+class LineFramer:
+    """Turns chunks of bytes from one stream into complete lines."""
+
+    def __init__(self, line_max: int = LINE_MAX) -> None:
+        self.line_max = line_max
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._partial = ""
+
+    def feed(self, data: bytes) -> list[str]:
+        """Return the lines that `data` completes."""
+        text = self._partial + self._decoder.decode(data)
+        lines = text.split("\n")
+        self._partial = lines.pop()
+        lines = self._tidy(lines, "\r" in text)
+        if len(self._partial) > self.line_max:
+            # A line with no end in sight: hand out its full pieces, keep the tail.
+            cut = len(self._partial) - len(self._partial) % self.line_max
+            if cut == len(self._partial):
+                cut -= self.line_max
+            lines.extend(p + CONTINUATION for p in self._pieces(self._partial[:cut]))
+            self._partial = self._partial[cut:]
+        return lines
+
+    def flush(self) -> list[str]:
+        """Return the partial last line (and any buffered bytes) at end of stream."""
+        text = self._partial + self._decoder.decode(b"", final=True)
+        self._partial = ""
+        return self._tidy([text], "\r" in text) if text else []
+
+    def _tidy(self, lines: list[str], has_cr: bool) -> list[str]:
+        if not lines:
+            return lines
+        if has_cr:
+            lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+        if max(map(len, lines)) > self.line_max:
+            out: list[str] = []
+            for line in lines:
+                out.extend(self._split(line) if len(line) > self.line_max else (line,))
+            return out
+        return lines
+
+    def _pieces(self, line: str) -> list[str]:
+        step = self.line_max
+        return [line[i : i + step] for i in range(0, len(line), step)]
+
+    def _split(self, line: str) -> list[str]:
+        pieces = self._pieces(line)
+        return [p + CONTINUATION for p in pieces[:-1]] + pieces[-1:]
+
+
+@dataclass(frozen=True, slots=True)
+class LogBatch:
+    """Consecutive kept lines of one service and stream; line `i` has number `first + i`."""
+
+    service: str
+    stream: str
+    first: int
+    ts: float
+    lines: list[str]
+
+    @property
+    def end(self) -> int:
+        """The number one past the last line."""
+        return self.first + len(self.lines)
+
+    def after(self, seq: int) -> LogBatch:
+        """Return the part of this batch whose line numbers are greater than `seq`."""
+        if seq < self.first:
+            return self
+        return LogBatch(
+            self.service, self.stream, seq + 1, self.ts, self.lines[seq + 1 - self.first :]
+        )
+
+
+class LogRing:
+    """A bounded run of batches holding at most `max_lines` lines."""
+
+    def __init__(self, max_lines: int) -> None:
+        self.max_lines = max_lines
+        self._batches: deque[LogBatch] = deque()
+        self._count = 0
+        self.dropped = 0
+        """Lines pushed out to keep the bound."""
+
+    def __len__(self) -> int:
+        return self._count
+
+    def append(self, batch: LogBatch) -> None:
+        """Keep `batch`, dropping the oldest lines past the bound."""
+        self._batches.append(batch)
+        self._count += len(batch.lines)
+        while self._count > self.max_lines:
+            oldest = self._batches[0]
+            excess = self._count - self.max_lines
+            if len(oldest.lines) <= excess:
+                self._batches.popleft()
+                self._count -= len(oldest.lines)
+                self.dropped += len(oldest.lines)
+            else:
+                self._batches[0] = oldest.after(oldest.first + excess - 1)
+                self._count -= excess
+                self.dropped += excess
+
+    def since(self, seq: int) -> list[LogBatch]:
+        """Return the kept lines numbered after `seq`, as batches in order."""
+        out: list[LogBatch] = []
+        for batch in reversed(self._batches):
+            if batch.end <= seq + 1:
+                break
+            out.append(batch.after(seq))
+        out.reverse()
+        return out
+
+    def clear(self) -> None:
+        """Forget every kept line."""
+        self._batches.clear()
+        self._count = 0
+
+
+class LogFile:
+    """Appends a service's raw output to `NAME.log`, never raising on a failed write."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.error: str | None = None
+        """The last write error, if writes are failing."""
+        self._fd: int | None = None
+
+    def write(self, data: bytes) -> None:
+        """Append `data`; a failure is remembered in `error` and the bytes are skipped."""
+        try:
+            if self._fd is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._fd = os.open(
+                    self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644
+                )
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view) :]
+            self.error = None
+        except OSError as exc:
+            self.error = f"{self.path}: {exc.strerror or exc}"
+            self.close()
+
+    def close(self) -> None:
+        """Close the file; the next write opens it again (so a deleted file is recreated)."""
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+class LogStore:
+    """The kept logs of every service, one ring each plus a merged ring, numbered globally.
+
+    `on_lines` is called with every new batch (the host turns it into an `Output` event).
+    """
+
+    def __init__(
+        self,
+        max_lines: int,
+        log_dir: Path | None,
+        on_lines: Callable[[LogBatch], None],
+    ) -> None:
+        self.max_lines = max_lines
+        self.log_dir = log_dir
+        self._on_lines = on_lines
+        self._rings: dict[str, LogRing] = {}
+        self._files: dict[str, LogFile] = {}
+        self.merged = LogRing(max_lines)
+        self._next = 1
+
+    @property
+    def last_seq(self) -> int:
+        """The number of the newest kept line (0 before any)."""
+        return self._next - 1
+
+    def ring(self, service: str) -> LogRing:
+        """Return the service's ring, creating it on first use."""
+        ring = self._rings.get(service)
+        if ring is None:
+            ring = self._rings[service] = LogRing(self.max_lines)
+        return ring
+
+    def file(self, service: str) -> LogFile | None:
+        """Return the service's log file writer, or None when log files are off."""
+        if self.log_dir is None:
+            return None
+        log = self._files.get(service)
+        if log is None:
+            log = self._files[service] = LogFile(self.log_dir / f"{service}.log")
+        return log
+
+    def add(self, service: str, stream: str, lines: list[str]) -> LogBatch:
+        """Keep `lines` and announce them."""
+        batch = LogBatch(service, stream, self._next, time.time(), lines)
+        self._next += len(lines)
+        self.ring(service).append(batch)
+        self.merged.append(batch)
+        self._on_lines(batch)
+        return batch
+
+    def marker(self, service: str, text: str) -> None:
+        """Keep one of tuisup's own lines (a restart marker) in the service's log and file."""
+        log = self.file(service)
+        if log is not None:
+            log.write(f"{text}\n".encode())
+        self.add(service, MARKER_STREAM, [text])
+
+    def since(self, service: str | None, seq: int) -> list[LogBatch]:
+        """Return the kept lines after `seq` of one service, or of all when `service` is None."""
+        if service is None:
+            return self.merged.since(seq)
+        ring = self._rings.get(service)
+        return ring.since(seq) if ring is not None else []
+
+    def forget(self, service: str) -> None:
+        """Drop a service's ring and close its file (it left the manifest)."""
+        self._rings.pop(service, None)
+        log = self._files.pop(service, None)
+        if log is not None:
+            log.close()
+
+    def close(self) -> None:
+        """Close every log file."""
+        for log in self._files.values():
+            log.close()
+
+
+class StreamSink:
+    """Where one stream of one run writes: frames lines, keeps them, and appends the file."""
+
+    def __init__(self, store: LogStore, service: str, stream: str) -> None:
+        self._store = store
+        self._service = service
+        self._stream = stream
+        self._framer = LineFramer()
+        self._file = store.file(service)
+        self._raw_tail = b""
+
+    def write(self, data: bytes) -> None:
+        """Take one chunk read from the pipe."""
+        if self._file is not None:
+            # Write whole lines only, so the other stream's lines never land inside one.
+            cut = data.rfind(b"\n") + 1
+            if cut:
+                self._file.write(self._raw_tail + data[:cut] if self._raw_tail else data[:cut])
+                self._raw_tail = data[cut:]
+            else:
+                self._raw_tail += data
+                if len(self._raw_tail) > LINE_MAX * 4:
+                    self._file.write(self._raw_tail)
+                    self._raw_tail = b""
+        lines = self._framer.feed(data)
+        if lines:
+            self._store.add(self._service, self._stream, lines)
+
+    def close(self) -> None:
+        """End of stream: flush the partial last line to the store and the file."""
+        if self._file is not None and self._raw_tail:
+            self._file.write(self._raw_tail + b"\n")
+            self._raw_tail = b""
+        lines = self._framer.flush()
+        if lines:
+            self._store.add(self._service, self._stream, lines)

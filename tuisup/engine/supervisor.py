@@ -1,0 +1,320 @@
+"""Provides the Supervisor: one service's state machine, restart policy, backoff and budget.
+
+A supervisor is an actor. Commands (start, stop, restart) and what happens to its service
+(a run ended, a backoff delay elapsed) arrive as messages in one inbox and are handled one
+at a time, so two commands to one service never overlap and a service never has two live
+incarnations.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+
+from tuisup.engine.backoff import Backoff
+from tuisup.engine.events import Bus, RestartScheduled, ServiceState, StateChanged
+from tuisup.engine.executors import Executor, ExitStatus, Run, StartError
+from tuisup.engine.logs import LogStore
+from tuisup.spec import RestartPolicy, ServiceSpec
+
+S = ServiceState
+TRANSITIONS: dict[ServiceState, frozenset[ServiceState]] = {
+    S.STOPPED: frozenset({S.STARTING}),
+    S.STARTING: frozenset({S.RUNNING, S.FAILED}),
+    S.RUNNING: frozenset({S.STOPPING, S.BACKOFF, S.EXITED, S.FAILED}),
+    S.BACKOFF: frozenset({S.STARTING, S.STOPPED}),
+    S.STOPPING: frozenset({S.STOPPED}),
+    S.EXITED: frozenset({S.STARTING}),
+    S.FAILED: frozenset({S.STARTING}),
+}
+"""Every allowed edge of the state machine; anything else is a bug and raises."""
+
+ACTIVE = frozenset({S.STARTING, S.RUNNING, S.BACKOFF, S.STOPPING})
+"""States in which a service is alive or will be again without being asked."""
+
+RESET_AFTER = 10.0
+"""Seconds a run must last for the next failure to start the backoff from its first delay."""
+
+HISTORY = 20
+"""Exits remembered per service."""
+
+
+class TransitionError(RuntimeError):
+    """A state change that the transition table does not allow."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExitRecord:
+    """One ended run: when it started (Unix time), how long it ran, and how it ended."""
+
+    started: float
+    runtime: float
+    status: ExitStatus
+    requested: bool
+    """True when the run ended because it was asked to stop."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceStatus:
+    """A snapshot of one service for observers."""
+
+    name: str
+    state: ServiceState
+    pid: int | None
+    restarts: int
+    started: float | None
+    """Unix time the current run started, while it runs."""
+    next_start: float | None
+    """Unix time of the next attempt, while in backoff."""
+    reason: str | None
+    history: tuple[ExitRecord, ...]
+    spec: ServiceSpec
+
+    @property
+    def last_exit(self) -> ExitRecord | None:
+        """The most recent exit, if any."""
+        return self.history[-1] if self.history else None
+
+
+class Supervisor:
+    """Runs one service through an executor and restarts it by its policy."""
+
+    def __init__(
+        self,
+        spec: ServiceSpec,
+        executor: Executor,
+        bus: Bus,
+        logs: LogStore,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.spec = spec
+        self.state = S.STOPPED
+        self.restarts = 0
+        """Restarts made, automatic or asked for."""
+        self.history: deque[ExitRecord] = deque(maxlen=HISTORY)
+        self.reason: str | None = None
+        self._executor = executor
+        self._bus = bus
+        self._logs = logs
+        self._clock = clock
+        self._backoff = Backoff(
+            spec.backoff, spec.backoff_delay, spec.backoff_max, spec.jitter, rng
+        )
+        self._failures: deque[float] = deque()
+        self._run: Run | None = None
+        self._runs = 0
+        self._started_mono = 0.0
+        self._started_wall: float | None = None
+        self._next_start: float | None = None
+        self._timer: anyio.CancelScope | None = None
+        self._send, self._inbox = anyio.create_memory_object_stream[tuple[Any, ...]](math.inf)
+        self._tg: TaskGroup | None = None
+
+    # -- the public commands ------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the service (a no-op if it is alive); resets its backoff and budget."""
+        await self._ask("start")
+
+    async def stop(self) -> None:
+        """Stop the service, or cancel its pending restart."""
+        await self._ask("stop")
+
+    async def restart(self) -> None:
+        """Stop the service if it runs, then start it again; not counted as a failure."""
+        await self._ask("restart")
+
+    def kill(self) -> None:
+        """SIGKILL the current run now, bypassing the queue (the second Ctrl-C)."""
+        if self._run is not None:
+            self._run.kill()
+
+    def status(self) -> ServiceStatus:
+        """Return a snapshot of this service."""
+        return ServiceStatus(
+            name=self.spec.name,
+            state=self.state,
+            pid=self._run.pid if self._run is not None and self.state in ACTIVE else None,
+            restarts=self.restarts,
+            started=self._started_wall if self.state in (S.RUNNING, S.STOPPING) else None,
+            next_start=self._next_start if self.state is S.BACKOFF else None,
+            reason=self.reason,
+            history=tuple(self.history),
+            spec=self.spec,
+        )
+
+    async def serve(self, tg: TaskGroup) -> None:
+        """Handle the inbox until cancelled; runs are watched by tasks in `tg`."""
+        self._tg = tg
+        async with self._inbox:
+            async for message in self._inbox:
+                await self._handle(*message)
+
+    # -- the actor ------------------------------------------------------------------------
+
+    async def _ask(self, command: str) -> None:
+        done = anyio.Event()
+        self._send.send_nowait((command, done))
+        await done.wait()
+
+    async def _handle(self, command: str, arg: Any, *more: Any) -> None:
+        if command == "exited":
+            await self._on_exit(arg, *more)
+        elif command == "retry":
+            if self.state is S.BACKOFF and arg is self._timer:
+                await self._spawn(restart=True)
+        else:
+            try:
+                await getattr(self, f"_do_{command}")()
+            finally:
+                arg.set()
+
+    async def _do_start(self) -> None:
+        if self.state in (S.STARTING, S.RUNNING, S.STOPPING):
+            return
+        self._cancel_timer()
+        self._backoff.reset()
+        self._failures.clear()
+        await self._spawn(restart=False)
+
+    async def _do_stop(self) -> None:
+        if self.state is S.BACKOFF:
+            self._cancel_timer()
+            self._transition(S.STOPPED, reason="stopped during backoff")
+        elif self.state is S.RUNNING and self._run is not None:
+            run = self._run
+            self._transition(S.STOPPING, pid=run.pid)
+            status = await run.stop(self.spec.stop_signal, self.spec.stop_timeout)
+            record = self._record(status, requested=True)
+            self._transition(S.STOPPED, **_exit_fields(record))
+
+    async def _do_restart(self) -> None:
+        if self.state is S.RUNNING:
+            await self._do_stop()
+            await self._spawn(restart=True)
+        else:
+            await self._do_start()
+
+    async def _spawn(self, *, restart: bool) -> None:
+        self._cancel_timer()
+        self._runs += 1
+        if restart:
+            self.restarts += 1
+        self._transition(S.STARTING)
+        last = self.history[-1] if self.history else None
+        if last is not None:
+            self._logs.marker(self.spec.name, _marker(self._runs, last))
+        assert self._tg is not None
+        try:
+            run = await self._executor.start(self.spec, self._logs, self._tg)
+        except StartError as exc:
+            self._logs.marker(self.spec.name, f"tuisup: {exc}")
+            self._transition(S.FAILED, reason=str(exc))
+            return
+        self._run = run
+        self._started_mono = self._clock()
+        self._started_wall = time.time()
+        self._transition(S.RUNNING, pid=run.pid)
+        self._tg.start_soon(self._watch, run)
+
+    async def _watch(self, run: Run) -> None:
+        status = await run.wait()
+        self._send.send_nowait(("exited", run, status))
+
+    async def _on_exit(self, run: Run, status: ExitStatus) -> None:
+        if run is not self._run or self.state is not S.RUNNING:
+            return  # a run that was stopped on purpose; _do_stop recorded it
+        record = self._record(status, requested=False)
+        fields = _exit_fields(record)
+        spec = self.spec
+        success = status.succeeded(spec.success_exit_codes)
+        if spec.restart is RestartPolicy.NEVER or (
+            spec.restart is RestartPolicy.ON_FAILURE and success
+        ):
+            self._transition(S.EXITED, **fields)
+            return
+        if record.runtime >= RESET_AFTER:
+            self._backoff.reset()
+        if not success:
+            now = self._clock()
+            while self._failures and now - self._failures[0] > spec.restart_window:
+                self._failures.popleft()
+            if len(self._failures) >= spec.max_restarts:
+                reason = f"{spec.max_restarts} restarts in {spec.restart_window:g}s"
+                self._transition(S.FAILED, reason=reason, **fields)
+                return
+            self._failures.append(now)
+        delay = self._backoff.next_delay()
+        self._next_start = time.time() + delay
+        self._transition(S.BACKOFF, **fields)
+        self._bus.emit(
+            RestartScheduled, service=spec.name, attempt=self._backoff.attempt, delay=delay
+        )
+        if delay <= 0:
+            await self._spawn(restart=True)
+        else:
+            assert self._tg is not None
+            self._timer = anyio.CancelScope()
+            self._tg.start_soon(self._wake_after, delay, self._timer)
+
+    async def _wake_after(self, delay: float, scope: anyio.CancelScope) -> None:
+        with scope:
+            await anyio.sleep(delay)
+            self._send.send_nowait(("retry", scope))
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _record(self, status: ExitStatus, *, requested: bool) -> ExitRecord:
+        record = ExitRecord(
+            started=self._started_wall or time.time(),
+            runtime=max(0.0, self._clock() - self._started_mono),
+            status=status,
+            requested=requested,
+        )
+        self.history.append(record)
+        return record
+
+    def _transition(self, new: ServiceState, *, reason: str | None = None, **fields: Any) -> None:
+        old = self.state
+        if new not in TRANSITIONS[old]:
+            raise TransitionError(f"{self.spec.name}: {old} -> {new} is not allowed")
+        self.state = new
+        self.reason = reason
+        self._bus.emit(
+            StateChanged,
+            service=self.spec.name,
+            old=old,
+            state=new,
+            reason=reason,
+            restarts=self.restarts,
+            **fields,
+        )
+
+
+def _exit_fields(record: ExitRecord) -> dict[str, Any]:
+    status = record.status
+    return {
+        "exit_code": status.code,
+        "signal": status.signal,
+        "runtime": round(record.runtime, 3),
+        "error": status.error,
+    }
+
+
+def _marker(run: int, last: ExitRecord) -> str:
+    """Return the line that separates two runs in a service's log."""
+    how = "stopped" if last.requested else f"exited with {last.status.describe()}"
+    return f"── run {run} · {how} after {last.runtime:.1f}s ──"

@@ -1,0 +1,239 @@
+"""Provides `tuisup --no-tui`: a subscriber that prints service output and lifecycle lines.
+
+Text mode prints `web    | line` with a stable colour per service when stdout is a terminal
+(plain when piped or with NO_COLOR) and tuisup's own lines (`web started (pid 1234)`).
+JSON mode prints one object per event per line. Writes happen in a worker thread, so a
+slow reader of our stdout makes the printer fall behind, never the host.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import sys
+import zlib
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any, TextIO
+
+import anyio
+from anyio.abc import TaskGroup
+
+from tuisup.engine import Event, Host, ServiceState
+from tuisup.engine.events import (
+    HostStopped,
+    HostStopping,
+    Missed,
+    Output,
+    RestartScheduled,
+    StateChanged,
+)
+from tuisup.engine.executors import ExitStatus
+from tuisup.engine.logs import MARKER_STREAM, LogBatch
+from tuisup.engine.supervisor import ACTIVE
+from tuisup.spec import Manifest
+
+_COLOURS = (36, 33, 32, 35, 34, 91, 96, 93, 92, 95, 94)
+# Escape sequences: CSI, OSC (to BEL or ST), other string sequences, and two-byte escapes.
+_ESCAPE = re.compile(
+    r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[PX^_][^\x1b]*(?:\x1b\\)?|[ -~]?)"
+)
+# Control bytes other than tab and newline; ESC is handled by _ESCAPE.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1a\x1c-\x1f\x7f]")
+
+
+def neutralise(line: str, *, keep_colour: bool) -> str:
+    """Make a line safe to print: only colour (SGR) escapes may survive.
+
+    A carriage return shows the line's last state, as a terminal would; sequences that move
+    the cursor, clear the screen or set the title are removed, as are other control bytes.
+    """
+    if "\r" in line:
+        line = line.rsplit("\r", 1)[-1]
+
+    def escape(m: re.Match[str]) -> str:
+        seq = m.group()
+        return seq if keep_colour and seq.startswith("\x1b[") and seq.endswith("m") else ""
+
+    line = _ESCAPE.sub(escape, line)
+    return _CONTROL.sub("", line)
+
+
+class Printer:
+    """Turns batches of events into text for stdout."""
+
+    def __init__(self, host: Host, *, json_mode: bool, colour: bool) -> None:
+        self.host = host
+        self.json_mode = json_mode
+        self.colour = colour
+        width = max((len(n) for n in host.supervisors), default=6)
+        self._prefix = {name: self._paint(name, f"{name:<{width}} | ") for name in host.supervisors}
+        self._pending_exit: dict[str, str] = {}
+
+    def _paint(self, name: str, text: str) -> str:
+        if not self.colour:
+            return text
+        return f"\x1b[{_COLOURS[zlib.crc32(name.encode()) % len(_COLOURS)]}m{text}\x1b[0m"
+
+    def render(self, events: list[Event]) -> str:
+        """Return the text for one batch of events."""
+        kept = self._fetch(events)
+        out: list[str] = []
+        for event in events:
+            if isinstance(event, Output):
+                lines, dropped = _lines_of(event, kept.get(event.service, {}))
+                if self.json_mode:
+                    out.append(self._json(event, lines=lines, dropped=dropped or None))
+                elif event.stream != MARKER_STREAM:
+                    out.extend(self._output(event.service, lines, dropped))
+            elif self.json_mode:
+                out.append(self._json(event))
+            else:
+                out.extend(self._lifecycle(event))
+        return "".join(line + "\n" for line in out)
+
+    def _fetch(self, events: list[Event]) -> dict[str, dict[int, LogBatch]]:
+        """Fetch the kept lines the batch's output events announce, by service and end."""
+        first: dict[str, int] = {}
+        for event in events:
+            if isinstance(event, Output) and event.service not in first:
+                first[event.service] = event.first_line
+        kept: dict[str, dict[int, LogBatch]] = defaultdict(dict)
+        for service, line in first.items():
+            for batch in self.host.logs(service, line - 1):
+                kept[service][batch.end] = batch
+        return kept
+
+    def _json(self, event: Event, **extra: Any) -> str:
+        data = event.to_json()
+        data.update((k, v) for k, v in extra.items() if v is not None)
+        return json.dumps(data, ensure_ascii=False)
+
+    def _output(self, service: str, lines: list[str], dropped: int) -> Iterable[str]:
+        prefix = self._prefix[service]
+        if dropped:
+            yield f"{prefix}[tuisup: {dropped} lines not shown: the printer fell behind]"
+        if not lines:
+            return
+        text = "\n".join(lines)
+        if "\x1b" in text or _CONTROL.search(text):
+            lines = [neutralise(line, keep_colour=self.colour) for line in lines]
+        yield prefix + ("\n" + prefix).join(lines)
+
+    def _lifecycle(self, event: Event) -> Iterable[str]:
+        if isinstance(event, StateChanged):
+            yield from self._state(event)
+        elif isinstance(event, RestartScheduled):
+            ended = self._pending_exit.pop(event.service, f"{event.service} exited")
+            yield self._say(f"{ended}; restarting in {event.delay:.1f}s (attempt {event.attempt})")
+        elif isinstance(event, HostStopping):
+            count = sum(s.state in ACTIVE for s in self.host.snapshot().values())
+            yield self._say(f"tuisup: stopping {count} services ({event.reason})")
+        elif isinstance(event, HostStopped):
+            yield self._say("tuisup: every service stopped")
+        elif isinstance(event, Missed):
+            yield self._say(f"tuisup: {event.count} events not shown: the printer fell behind")
+
+    def _state(self, event: StateChanged) -> Iterable[str]:
+        name = event.service
+        ended = None
+        if event.runtime is not None:
+            status = ExitStatus(code=event.exit_code, signal=event.signal, error=event.error)
+            ended = f"{name} exited with {status.describe()} after {event.runtime:.1f}s"
+        match event.state:
+            case ServiceState.RUNNING:
+                yield self._say(f"{name} started (pid {event.pid})")
+            case ServiceState.BACKOFF:
+                self._pending_exit[name] = ended or f"{name} exited"
+            case ServiceState.EXITED:
+                yield self._say(ended or f"{name} exited")
+            case ServiceState.FAILED:
+                if ended:
+                    yield self._say(ended)
+                yield self._say(f"{name} failed: {event.reason}")
+            case ServiceState.STOPPED if event.runtime is not None:
+                yield self._say(f"{name} stopped after {event.runtime:.1f}s")
+
+    def _say(self, text: str) -> str:
+        return f"\x1b[1m{text}\x1b[0m" if self.colour else text
+
+
+def _lines_of(event: Output, kept: dict[int, LogBatch]) -> tuple[list[str], int]:
+    """Return the lines an output event announced that are still kept, and how many are not."""
+    batch = kept.get(event.first_line + event.count)
+    if batch is None:
+        return [], event.count
+    dropped = max(0, batch.first - event.first_line)
+    return batch.lines[-(event.count - dropped) :] if event.count > dropped else [], dropped
+
+
+def use_colour(stream: TextIO) -> bool:
+    """Colour only a terminal, and never when NO_COLOR is set (https://no-color.org)."""
+    return stream.isatty() and not os.environ.get("NO_COLOR")
+
+
+async def run(manifest: Manifest, *, json_mode: bool = False, out: TextIO | None = None) -> int:
+    """Run `manifest` until a signal or until every service has ended; return the exit status.
+
+    Returns:
+        0 after a shutdown on SIGINT/SIGTERM, or when every service ended with success;
+        1 when every service ended and one of them failed.
+    """
+    stream = out or sys.stdout
+    host = Host(manifest)
+    printer = Printer(host, json_mode=json_mode, colour=not json_mode and use_colour(stream))
+    subscription = host.subscribe()
+    status = 0
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_on_signals, host, tg)
+        async with host:
+            async for events in subscription:
+                text = printer.render(events)
+                await anyio.to_thread.run_sync(_write, stream, text)
+                if any(isinstance(e, HostStopped) for e in events):
+                    break
+                if any(isinstance(e, StateChanged) for e in events) and _settled(host):
+                    status = _final_status(host)
+                    tg.start_soon(host.shutdown, "every service has ended")
+        tg.cancel_scope.cancel()
+    return status
+
+
+def _write(stream: TextIO, text: str) -> None:
+    try:
+        stream.write(text)
+        stream.flush()
+    except BrokenPipeError:
+        # Our reader went away (`| head`); keep running the services, print nothing more.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+
+
+def _settled(host: Host) -> bool:
+    """Whether every service has ended by itself and none will restart."""
+    return not any(s.state in ACTIVE for s in host.snapshot().values())
+
+
+def _final_status(host: Host) -> int:
+    for status in host.snapshot().values():
+        if status.state is ServiceState.FAILED:
+            return 1
+        last = status.last_exit
+        if status.state is ServiceState.EXITED and last is not None:
+            if not last.status.succeeded(status.spec.success_exit_codes):
+                return 1
+    return 0
+
+
+async def _on_signals(host: Host, tg: TaskGroup) -> None:
+    """SIGINT or SIGTERM stops every service; a second SIGINT kills them at once."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            if not host.stopping:
+                name = signal.Signals(signum).name
+                tg.start_soon(host.shutdown, f"{name}; Ctrl-C again to kill")
+            elif signum == signal.SIGINT:
+                host.kill_all()

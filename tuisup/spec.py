@@ -1,0 +1,98 @@
+"""Provides the typed, frozen specs that a services.toml manifest turns into."""
+
+from __future__ import annotations
+
+import enum
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class RestartPolicy(enum.StrEnum):
+    """Whether a service that ended by itself is started again (compose's words)."""
+
+    ALWAYS = "always"
+    ON_FAILURE = "on-failure"
+    NEVER = "never"
+
+
+class BackoffKind(enum.StrEnum):
+    """When the next attempt comes after a failure."""
+
+    IMMEDIATE = "immediate"
+    FIXED = "fixed"
+    LINEAR = "linear"
+    EXPONENTIAL = "exponential"
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSpec:
+    """One `[services.NAME]` table, validated and with every default filled in."""
+
+    name: str
+    """The service's name: letters, digits, `-` and `_`, starting with a letter."""
+    argv: tuple[str, ...]
+    """The program and its arguments; `("/bin/sh", "-c", command)` when `shell = true`."""
+    command: str
+    """The command as the user wrote it, for display."""
+    cwd: Path
+    """Absolute working directory (relative paths are taken from the manifest's folder)."""
+    env: Mapping[str, str] = field(default_factory=dict)
+    """Variables added to tuisup's own environment: `env_file` first, then `env`."""
+    shell: bool = False
+    """Whether `command` runs through `/bin/sh -c`."""
+    env_file: Path | None = None
+    """The dotenv file the variables were read from, if any."""
+    autostart: bool = True
+    """Whether the service starts with the host."""
+    restart: RestartPolicy = RestartPolicy.ON_FAILURE
+    """Whether a run that ended by itself is followed by another."""
+    backoff: BackoffKind = BackoffKind.EXPONENTIAL
+    """The delay strategy between a failure and the next attempt."""
+    backoff_delay: float = 0.5
+    """Seconds: the first delay (and the step for `linear`)."""
+    backoff_max: float = 30.0
+    """Seconds: no delay is longer than this."""
+    jitter: float = 0.1
+    """Fraction of each delay added or taken away at random (0 to 1)."""
+    max_restarts: int = 5
+    """The restart budget: more failures than this within `restart_window` is `failed`."""
+    restart_window: float = 60.0
+    """Seconds over which failures are counted against `max_restarts`."""
+    success_exit_codes: frozenset[int] = frozenset({0})
+    """Exit codes that count as success (for `on-failure` and the final exit status)."""
+    stop_signal: signal.Signals = signal.SIGTERM
+    """The first signal a stop sends to the service's process group."""
+    stop_timeout: float = 10.0
+    """Seconds between `stop_signal` and SIGKILL."""
+    target: str | None = None
+    """Reserved for Python services (`module:attribute`); not runnable yet."""
+    line: int = 0
+    """The manifest line of the service's table, for messages."""
+
+
+@dataclass(frozen=True, slots=True)
+class HostSettings:
+    """The optional `[tuisup]` table."""
+
+    log_dir: Path | None
+    """Folder of per-service log files (`NAME.log`); None writes none."""
+    shutdown_timeout: float = 30.0
+    """Seconds a host shutdown may take before every remaining process is killed."""
+    log_lines: int = 10_000
+    """Lines kept in memory per service (the merged view keeps the same number)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """A validated manifest: where it came from, host settings and services in file order."""
+
+    path: Path
+    settings: HostSettings
+    services: Mapping[str, ServiceSpec]
+
+    @property
+    def root(self) -> Path:
+        """The folder the manifest lives in; relative paths start here."""
+        return self.path.parent
