@@ -12,7 +12,6 @@ import os
 import re
 import shlex
 import signal
-from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,14 +20,12 @@ from typing import Any
 import tomlkit
 import tomlkit.exceptions
 
+from tuisup.dotenv import parse_dotenv
 from tuisup.spec import BackoffKind, HostSettings, Manifest, RestartPolicy, ServiceSpec
+from tuisup.toml_locator import Key, Locator
 
 __all__ = ["ManifestError", "Problem", "load_manifest", "parse_dotenv", "parse_manifest"]
 
-_Key = tuple[str | int, ...]
-"""A path into the TOML document; ints index arrays."""
-_Pos = tuple[int, int]
-"""A 1-based (line, column); (0, 0) when unknown."""
 _Command = tuple[tuple[str, ...], str]
 """A command's argv and its display form."""
 
@@ -102,7 +99,7 @@ def parse_manifest(text: str, path: Path, display: str | None = None) -> Manifes
     path = Path(os.path.abspath(path))
     text = text.removeprefix("\ufeff")  # tomlkit rejects a byte-order mark
     document = _parse_toml(text, display)
-    where = _Locator(text)
+    where = Locator(text)
     where.run_safely()
     ck = _Checker(display, path.parent, where)
     for name in document:
@@ -117,39 +114,10 @@ def parse_manifest(text: str, path: Path, display: str | None = None) -> Manifes
     return Manifest(path=path, settings=settings, services=services)
 
 
-def parse_dotenv(text: str) -> tuple[dict[str, str], list[tuple[int, int, str]]]:
-    """Parse dotenv text: `KEY=VALUE`, `export KEY=VALUE`, comments and quoted values.
-
-    Args:
-        text: The file's contents.
-
-    Returns:
-        The variables, and a (line, column, message) for every line that isn't valid.
-    """
-    values: dict[str, str] = {}
-    errors: list[tuple[int, int, str]] = []
-    for number, raw in enumerate(text.removeprefix("\ufeff").split("\n"), start=1):
-        line = raw.rstrip("\r")
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        match = _ENV_ASSIGN.match(line)
-        if match is None:
-            errors.append((number, 1, f"expected KEY=VALUE, got {_quote(line.strip())}"))
-            continue
-        try:
-            values[match.group(1)] = _env_value(line, match.end())
-        except _EnvError as exc:
-            errors.append((number, exc.col, exc.message))
-    return values, errors
-
-
 # --- values and messages -------------------------------------------------------------------
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 _BARE = re.compile(r"[A-Za-z0-9_-]+")
-_ENV_ASSIGN = re.compile(r"[ \t]*(?:export[ \t]+)?([A-Za-z_][A-Za-z0-9_]*)[ \t]*=[ \t]*")
-_SCALAR = re.compile(r"[^,\]}#\r\n]+")
-_ESCAPES = {"n": "\n", '"': '"', "\\": "\\"}
 _SHELL_ARGV = ("/bin/sh", "-c")
 
 
@@ -194,7 +162,7 @@ def _did_you_mean(word: str, options: Sequence[str]) -> str:
     return f" (did you mean {_quote(close[0])}?)" if close else ""
 
 
-def _dotted(path: _Key) -> str:
+def _dotted(path: Key) -> str:
     text = ""
     for part in path:
         if isinstance(part, int):
@@ -203,215 +171,6 @@ def _dotted(path: _Key) -> str:
             name = part if _BARE.fullmatch(part) else _quote(part)
             text += f".{name}" if text else name
     return text
-
-
-# --- where things are ----------------------------------------------------------------------
-
-
-class _ScanError(Exception):
-    """The locator met text it doesn't understand."""
-
-
-class _Locator:
-    """Finds where each key and value starts in TOML text, since tomlkit keeps no positions.
-
-    It also spots the first key or table that is defined twice, which tomlkit reports
-    without a useful position.
-    """
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.i = 0
-        self.starts = [0] + [m.end() for m in re.finditer("\n", text)]
-        self.keys: dict[_Key, _Pos] = {}
-        self.values: dict[_Key, _Pos] = {}
-        self.duplicate: tuple[_Key, _Pos] | None = None
-        self._defined: set[_Key] = set()
-        self._dotted: set[_Key] = set()
-        self._arrays_of_tables: set[_Key] = set()
-        self._headers: set[_Key] = set()
-
-    def run_safely(self) -> None:
-        """Scan the whole text, keeping what was found before anything unexpected."""
-        try:
-            self._run()
-        except (_ScanError, RecursionError, ValueError):
-            pass
-
-    def find(self, path: _Key, *, key: bool = False) -> _Pos:
-        """Return where `path`'s value (or key) starts, else its nearest located parent's."""
-        tables = (self.keys, self.values) if key else (self.values, self.keys)
-        for size in range(len(path), 0, -1):
-            for table in tables:
-                if path[:size] in table:
-                    return table[path[:size]]
-        return (0, 0)
-
-    def _pos(self, i: int) -> _Pos:
-        line = bisect_right(self.starts, i)
-        return line, i - self.starts[line - 1] + 1
-
-    def _peek(self) -> str:
-        return self.text[self.i : self.i + 1]
-
-    def _expect(self, token: str) -> None:
-        if not self.text.startswith(token, self.i):
-            raise _ScanError(token)
-        self.i += len(token)
-
-    def _skip(self, *, newlines: bool = False) -> None:
-        while char := self._peek():
-            if char in " \t" or (newlines and char in "\r\n"):
-                self.i += 1
-            elif char == "#":
-                end = self.text.find("\n", self.i)
-                self.i = len(self.text) if end < 0 else end
-            else:
-                return
-
-    def _run(self) -> None:
-        table: _Key = ()
-        while True:
-            self._skip(newlines=True)
-            if not self._peek():
-                return
-            if self._peek() == "[":
-                table = self._header()
-            else:
-                self._pair(table)
-            self._skip()
-            if self._peek() not in ("", "\n", "\r"):
-                raise _ScanError("end of line")
-
-    def _header(self) -> _Key:
-        start = self.i
-        many = self.text.startswith("[[", start)
-        self.i += 2 if many else 1
-        parts = self._key()
-        self._expect("]]" if many else "]")
-        path = self._note_key((), parts)
-        if path not in self._headers:  # a header beats an earlier `[path.sub]` mention
-            self._headers.add(path)
-            self.keys[path] = self._pos(start)
-        if many:
-            self._arrays_of_tables.add(path)
-        else:
-            self._define(path, start)
-        return path
-
-    def _pair(self, table: _Key) -> None:
-        parts = self._key()
-        path = self._note_key(table, parts)
-        self.keys.setdefault(path, self._pos(parts[-1][1]))
-        self._dotted.update(path[:size] for size in range(len(table) + 1, len(path)))
-        self._define(path, parts[-1][1])
-        self._skip()
-        self._expect("=")
-        self._skip()
-        self._value(path)
-
-    def _note_key(self, table: _Key, parts: list[tuple[str, int]]) -> _Key:
-        path = table
-        for name, start in parts[:-1]:
-            path = (*path, name)
-            self.keys.setdefault(path, self._pos(start))
-        return (*path, parts[-1][0])
-
-    def _define(self, path: _Key, start: int) -> None:
-        if any(path[:size] in self._arrays_of_tables for size in range(1, len(path) + 1)):
-            return  # each [[table]] opens a fresh table, so keys under it repeat legally
-        if self.duplicate is None and (path in self._defined or path in self._dotted):
-            self.duplicate = (path, self._pos(start))
-        self._defined.add(path)
-
-    def _key(self) -> list[tuple[str, int]]:
-        parts: list[tuple[str, int]] = []
-        while True:
-            self._skip()
-            start = self.i
-            if self._peek() in ('"', "'"):
-                name = _decode_key(self._string())
-            elif match := _BARE.match(self.text, self.i):
-                name, self.i = match.group(), match.end()
-            else:
-                raise _ScanError("key")
-            parts.append((name, start))
-            self._skip()
-            if self._peek() != ".":
-                return parts
-            self.i += 1
-
-    def _value(self, path: _Key) -> None:
-        self.values.setdefault(path, self._pos(self.i))
-        char = self._peek()
-        if char == "{":
-            self._inline_table(path)
-        elif char == "[":
-            self._array(path)
-        elif char in ('"', "'"):
-            self._string()
-        elif match := _SCALAR.match(self.text, self.i):
-            self.i = match.end()
-        else:
-            raise _ScanError("value")
-
-    def _string(self) -> str:
-        start, text = self.i, self.text
-        quote = next(q for q in ('"""', "'''", '"', "'") if text.startswith(q, start))
-        i = start + len(quote)
-        while i < len(text):
-            if quote[0] == '"' and text[i] == "\\":
-                i += 2
-            elif text.startswith(quote, i):
-                end = i + len(quote)
-                while len(quote) == 3 and end - i < 5 and text[end : end + 1] == quote[0]:
-                    end += 1  # """a""""" ends with up to two quotes of content
-                self.i = end
-                return text[start:end]
-            elif len(quote) == 1 and text[i] == "\n":
-                break
-            else:
-                i += 1
-        raise _ScanError("string")
-
-    def _inline_table(self, path: _Key) -> None:
-        self.i += 1
-        self._skip(newlines=True)
-        while self._peek() != "}":
-            self._pair(path)
-            self._skip(newlines=True)
-            if self._peek() == ",":
-                self.i += 1
-                self._skip(newlines=True)
-            elif self._peek() != "}":
-                raise _ScanError("inline table")
-        self.i += 1
-
-    def _array(self, path: _Key) -> None:
-        self.i += 1
-        index = 0
-        while True:
-            self._skip(newlines=True)
-            if self._peek() == "]":
-                self.i += 1
-                return
-            self._value((*path, index))
-            index += 1
-            self._skip(newlines=True)
-            if self._peek() == ",":
-                self.i += 1
-            elif self._peek() != "]":
-                raise _ScanError("array")
-
-
-def _decode_key(raw: str) -> str:
-    """Unquote a quoted key, letting tomlkit deal with escapes."""
-    if raw.startswith("'"):
-        return raw[1:-1]
-    try:
-        return str(tomlkit.parse(f"k = {raw}").unwrap()["k"])
-    except Exception as exc:
-        raise _ScanError("quoted key") from exc
 
 
 # --- parsing -------------------------------------------------------------------------------
@@ -436,7 +195,7 @@ def _toml_problem(text: str, exc: Exception, display: str) -> Problem:
         s in message for s in ("already exists", "Redefinition")
     )
     if redefined:
-        where = _Locator(text)
+        where = Locator(text)
         where.run_safely()
         if where.duplicate is not None:
             path, (line, col) = where.duplicate
@@ -457,38 +216,38 @@ class _Checker:
 
     display: str
     root: Path
-    where: _Locator
+    where: Locator
     problems: list[Problem] = field(default_factory=list)
     env_files: dict[Path, dict[str, str] | None] = field(default_factory=dict)
 
-    def fail(self, path: _Key, message: str, *, key: bool = False) -> None:
+    def fail(self, path: Key, message: str, *, key: bool = False) -> None:
         """Record a problem at `path`'s value (or its key when `key` is set)."""
         line, col = self.where.find(path, key=key)
         self.problems.append(Problem(self.display, line, col, _dotted(path), message))
 
-    def unknown(self, path: _Key, known: Sequence[str]) -> None:
+    def unknown(self, path: Key, known: Sequence[str]) -> None:
         """Record an unknown key, suggesting the closest known one."""
         name = str(path[-1])
         self.fail(path, f"unknown key {_quote(name)}{_did_you_mean(name, known)}", key=True)
 
 
-_Check = Callable[[_Checker, _Key, object], Any]
+_Check = Callable[[_Checker, Key, object], Any]
 """Validates one raw value: returns it converted, or records a problem and returns None."""
 
 
-def _string(ck: _Checker, path: _Key, raw: object) -> str | None:
+def _string(ck: _Checker, path: Key, raw: object) -> str | None:
     if isinstance(raw, str):
         return raw
     return ck.fail(path, f"expected a string, got {_describe(raw)}")
 
 
-def _bool(ck: _Checker, path: _Key, raw: object) -> bool | None:
+def _bool(ck: _Checker, path: Key, raw: object) -> bool | None:
     if isinstance(raw, bool):
         return raw
     return ck.fail(path, f"expected a boolean, got {_describe(raw)}")
 
 
-def _table(ck: _Checker, path: _Key, raw: object) -> dict[str, Any] | None:
+def _table(ck: _Checker, path: Key, raw: object) -> dict[str, Any] | None:
     if isinstance(raw, dict):
         return raw
     return ck.fail(path, f"expected a table, got {_describe(raw)}")
@@ -499,7 +258,7 @@ def _number(low: float, *, above: bool = False, high: float | None = None) -> _C
         f"from {low:g} to {high:g}" if high is not None else f"{'>' if above else '>='} {low:g}"
     )
 
-    def check(ck: _Checker, path: _Key, raw: object) -> float | None:
+    def check(ck: _Checker, path: Key, raw: object) -> float | None:
         if isinstance(raw, bool) or not isinstance(raw, int | float):
             return ck.fail(path, f"expected a number, got {_describe(raw)}")
         value = float(raw) if isinstance(raw, float) or raw.bit_length() < 1000 else math.inf
@@ -512,7 +271,7 @@ def _number(low: float, *, above: bool = False, high: float | None = None) -> _C
 
 
 def _integer(low: int) -> _Check:
-    def check(ck: _Checker, path: _Key, raw: object) -> int | None:
+    def check(ck: _Checker, path: Key, raw: object) -> int | None:
         if isinstance(raw, bool) or not isinstance(raw, int):
             return ck.fail(path, f"expected an integer, got {_describe(raw)}")
         if raw < low:
@@ -522,7 +281,7 @@ def _integer(low: int) -> _Check:
     return check
 
 
-def _one_of(ck: _Checker, path: _Key, raw: object, options: Sequence[str]) -> str | None:
+def _one_of(ck: _Checker, path: Key, raw: object, options: Sequence[str]) -> str | None:
     if isinstance(raw, str) and raw in options:
         return raw
     listing = ", ".join(_quote(option) for option in options)
@@ -531,14 +290,14 @@ def _one_of(ck: _Checker, path: _Key, raw: object, options: Sequence[str]) -> st
 
 
 def _choice(kind: type[RestartPolicy] | type[BackoffKind]) -> _Check:
-    def check(ck: _Checker, path: _Key, raw: object) -> object:
+    def check(ck: _Checker, path: Key, raw: object) -> object:
         value = _one_of(ck, path, raw, [str(member) for member in kind])
         return None if value is None else kind(value)
 
     return check
 
 
-def _path(ck: _Checker, path: _Key, raw: object) -> Path | None:
+def _path(ck: _Checker, path: Key, raw: object) -> Path | None:
     """Check a path string and make it absolute, relative to the manifest's folder."""
     text = _string(ck, path, raw)
     if text is None:
@@ -553,7 +312,7 @@ def _path(ck: _Checker, path: _Key, raw: object) -> Path | None:
         return ck.fail(path, f"invalid path {_quote(text)}: {exc}")
 
 
-def _directory(ck: _Checker, path: _Key, raw: object) -> Path | None:
+def _directory(ck: _Checker, path: Key, raw: object) -> Path | None:
     directory = _path(ck, path, raw)
     if directory is None:
         return None
@@ -564,7 +323,7 @@ def _directory(ck: _Checker, path: _Key, raw: object) -> Path | None:
     return directory if found else ck.fail(path, f"no such directory: {directory}")
 
 
-def _signal(ck: _Checker, path: _Key, raw: object) -> signal.Signals | None:
+def _signal(ck: _Checker, path: Key, raw: object) -> signal.Signals | None:
     if isinstance(raw, bool) or not isinstance(raw, int | str):
         return ck.fail(path, f"expected a signal name or number, got {_describe(raw)}")
     if isinstance(raw, int):
@@ -587,7 +346,7 @@ def _signal(ck: _Checker, path: _Key, raw: object) -> signal.Signals | None:
     return sig
 
 
-def _exit_codes(ck: _Checker, path: _Key, raw: object) -> frozenset[int] | None:
+def _exit_codes(ck: _Checker, path: Key, raw: object) -> frozenset[int] | None:
     if not isinstance(raw, list):
         return ck.fail(path, f"expected an array of exit codes, got {_describe(raw)}")
     if not raw:
@@ -598,7 +357,7 @@ def _exit_codes(ck: _Checker, path: _Key, raw: object) -> frozenset[int] | None:
     return None if bad else frozenset(raw)
 
 
-def _env(ck: _Checker, path: _Key, raw: object) -> dict[str, str] | None:
+def _env(ck: _Checker, path: Key, raw: object) -> dict[str, str] | None:
     table = _table(ck, path, raw)
     if table is None:
         return None
@@ -621,7 +380,7 @@ def _env(ck: _Checker, path: _Key, raw: object) -> dict[str, str] | None:
     return env if len(env) == len(table) else None
 
 
-def _env_file(ck: _Checker, path: _Key, raw: object) -> tuple[Path, dict[str, str]] | None:
+def _env_file(ck: _Checker, path: Key, raw: object) -> tuple[Path, dict[str, str]] | None:
     file = _path(ck, path, raw)
     if file is None:
         return None
@@ -631,7 +390,7 @@ def _env_file(ck: _Checker, path: _Key, raw: object) -> tuple[Path, dict[str, st
     return None if env is None else (file, env)
 
 
-def _read_env_file(ck: _Checker, path: _Key, file: Path, written: str) -> dict[str, str] | None:
+def _read_env_file(ck: _Checker, path: Key, file: Path, written: str) -> dict[str, str] | None:
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -644,35 +403,6 @@ def _read_env_file(ck: _Checker, path: _Key, file: Path, written: str) -> dict[s
     display = os.path.join(os.path.dirname(ck.display), os.path.expanduser(written))
     ck.problems.extend(Problem(display, line, col, "env_file", msg) for line, col, msg in errors)
     return None if errors else values
-
-
-class _EnvError(Exception):
-    def __init__(self, col: int, message: str) -> None:
-        super().__init__(message)
-        self.col, self.message = col, message
-
-
-def _env_value(line: str, start: int) -> str:
-    """Return the value that starts at `line[start]`, unquoting it."""
-    rest = line[start:]
-    if not rest.startswith(('"', "'")):
-        return re.split(r"[ \t]#", rest, maxsplit=1)[0].strip()
-    value, end = [], 1
-    while end < len(rest) and rest[end] != rest[0]:
-        if rest[0] == '"' and rest[end] == "\\" and rest[end + 1 : end + 2] in _ESCAPES:
-            end += 1
-            value.append(_ESCAPES[rest[end]])
-        else:
-            value.append(rest[end])
-        end += 1
-    if end >= len(rest):
-        raise _EnvError(start + 1, f"missing closing {rest[0]} quote")
-    after = rest[end + 1 :]
-    tail = after.strip()
-    if tail and not tail.startswith("#"):
-        col = start + end + 2 + len(after) - len(after.lstrip())
-        raise _EnvError(col, f"unexpected text after the closing quote: {_quote(tail)}")
-    return "".join(value)
 
 
 # --- tables --------------------------------------------------------------------------------
@@ -706,7 +436,7 @@ _EXECUTORS = ("process", "thread", "async", "async-process")
 
 def _checked(
     ck: _Checker,
-    base: _Key,
+    base: Key,
     table: Mapping[str, Any],
     checks: Mapping[str, _Check],
     known: Sequence[str],
@@ -755,7 +485,7 @@ def _services(ck: _Checker, raw: object) -> dict[str, ServiceSpec]:
 
 
 def _service(ck: _Checker, name: str, raw: object) -> ServiceSpec | None:
-    base: _Key = ("services", name)
+    base: Key = ("services", name)
     before = len(ck.problems)
     if not _NAME.fullmatch(name):
         rule = 'letters, digits, "-" and "_", starting with a letter, at most 64 characters'
@@ -780,7 +510,7 @@ def _service(ck: _Checker, name: str, raw: object) -> ServiceSpec | None:
     )
 
 
-def _check_reserved(ck: _Checker, base: _Key, table: Mapping[str, Any]) -> None:
+def _check_reserved(ck: _Checker, base: Key, table: Mapping[str, Any]) -> None:
     """Reject the keys kept for Python services, which the next release will run."""
     executor = table.get("executor")
     if "executor" in table and _one_of(ck, (*base, "executor"), executor, _EXECUTORS):
@@ -798,7 +528,7 @@ def _check_reserved(ck: _Checker, base: _Key, table: Mapping[str, Any]) -> None:
 
 
 def _check_backoff(
-    ck: _Checker, base: _Key, table: Mapping[str, Any], values: Mapping[str, Any]
+    ck: _Checker, base: Key, table: Mapping[str, Any], values: Mapping[str, Any]
 ) -> None:
     """Check backoff_max >= backoff_delay, unless either already has a problem."""
     if any(key in table and key not in values for key in ("backoff_delay", "backoff_max")):
@@ -810,7 +540,7 @@ def _check_backoff(
         ck.fail((*base, key), f"expected backoff_max >= backoff_delay, got {most:g} < {delay:g}")
 
 
-def _command(ck: _Checker, path: _Key, raw: object, shell: bool) -> _Command | None:
+def _command(ck: _Checker, path: Key, raw: object, shell: bool) -> _Command | None:
     """Return (argv, display form) for a command string or array."""
     if isinstance(raw, str):
         if not raw.strip():
@@ -833,7 +563,7 @@ def _command(ck: _Checker, path: _Key, raw: object, shell: bool) -> _Command | N
     return None if bad else _argv(ck, path, raw, shlex.join(raw))
 
 
-def _argv(ck: _Checker, path: _Key, args: list[str], display: str) -> _Command | None:
+def _argv(ck: _Checker, path: Key, args: list[str], display: str) -> _Command | None:
     if not args[0]:
         return ck.fail(path, "the program name is empty")
     if any("\0" in arg for arg in args):
