@@ -63,7 +63,7 @@ class Tuisup:
 
 def write(tmp_path: Path, text: str, token: str = "") -> Path:
     path = tmp_path / "services.toml"
-    path.write_text(textwrap.dedent(text).replace("TOKEN", token))
+    path.write_text(textwrap.dedent(text).replace("@TOKEN@", token))
     return path
 
 
@@ -183,10 +183,10 @@ def test_sigint_stops_everything_and_exits_zero(tmp_path: Path, token: str) -> N
         [services.a]
         command = "sleep 60 & sleep 61; wait"
         shell = true
-        env = { TUISUP_TEST_TOKEN = "TOKEN" }
+        env = { TUISUP_TEST_TOKEN = "@TOKEN@" }
         [services.b]
         command = "sleep 62"
-        env = { TUISUP_TEST_TOKEN = "TOKEN" }
+        env = { TUISUP_TEST_TOKEN = "@TOKEN@" }
     """,
         token,
     )
@@ -207,7 +207,7 @@ def test_a_second_sigint_kills_at_once(tmp_path: Path, token: str) -> None:
         command = "trap '' TERM INT; echo ready; sleep 60"
         shell = true
         stop_timeout = 30
-        env = { TUISUP_TEST_TOKEN = "TOKEN" }
+        env = { TUISUP_TEST_TOKEN = "@TOKEN@" }
     """,
         token,
     )
@@ -222,25 +222,37 @@ def test_a_second_sigint_kills_at_once(tmp_path: Path, token: str) -> None:
     assert not list(tagged_pids(token))
 
 
-def test_sigkill_of_tuisup_takes_its_direct_children_with_it(tmp_path: Path, token: str) -> None:
+def test_sigkill_of_tuisup_takes_every_service_tree_with_it(tmp_path: Path, token: str) -> None:
+    (tmp_path / "daemon.py").write_text(
+        "import os, time\nif os.fork(): os._exit(0)\nos.setsid()\ntime.sleep(60)\n"
+    )
+    daemon = f"{sys.executable} daemon.py"
     write(
         tmp_path,
-        """
+        f"""
         [services.orphan]
         command = "sleep 60"
-        env = { TUISUP_TEST_TOKEN = "TOKEN" }
+        env = {{ TUISUP_TEST_TOKEN = "@TOKEN@" }}
+
+        [services.tree]
+        command = "sleep 61 & {daemon}; echo ready; sleep 62"
+        shell = true
+        env = {{ TUISUP_TEST_TOKEN = "@TOKEN@" }}
     """,
         token,
     )
-    tuisup = Tuisup("--no-tui", "--json", cwd=tmp_path)
-    line = tuisup.expect(lambda line: '"state": "running"' in line)
-    pid = json.loads(line)["pid"]
+    tuisup = Tuisup("--no-tui", cwd=tmp_path)
+    tuisup.expect(lambda line: line == "tree   | ready")
+    deadline = time.monotonic() + 5
+    while len(list(tagged_pids(token))) < 5:  # sleep 60, sh, sleep 61, daemon, sleep 62
+        assert time.monotonic() < deadline, list(tagged_pids(token))
+        time.sleep(0.01)
     tuisup.proc.kill()
     tuisup.finish()
-    deadline = time.monotonic() + 5
-    while pid in tagged_pids(token):
-        assert time.monotonic() < deadline, "the service outlived tuisup"
-        time.sleep(0.02)
+    deadline = time.monotonic() + 2
+    while list(tagged_pids(token)):
+        assert time.monotonic() < deadline, "a service process outlived tuisup"
+        time.sleep(0.01)
 
 
 def test_check_reports_ok_and_counts_services(tmp_path: Path) -> None:

@@ -193,3 +193,17 @@ async def test_host_shutdown_leaves_nothing_behind(
                 await anyio.sleep(0.01)
     assert not list(tagged_pids(token))
     assert zombie_children() == []
+
+
+async def test_a_killed_lifeline_is_replaced(make_manifest: Callable[..., Manifest]) -> None:
+    import os
+    import signal
+
+    async with Host(make_manifest(a="sleep 60")) as host:
+        first = host.lifeline.pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        with anyio.fail_after(5):
+            while host.lifeline.pid in (first, None):
+                await anyio.sleep(0.01)
+    assert zombie_children() == []

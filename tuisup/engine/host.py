@@ -24,6 +24,7 @@ from anyio.abc import TaskGroup
 from tuisup.engine.events import Bus, Event, HostStarted, HostStopped, HostStopping, Output
 from tuisup.engine.executors import ProcessExecutor
 from tuisup.engine.executors.base import KILL_GRACE
+from tuisup.engine.lifeline import Lifeline
 from tuisup.engine.logs import LogBatch, LogStore
 from tuisup.engine.reaper import Reaper, become_subreaper
 from tuisup.engine.supervisor import ACTIVE, ServiceStatus, Supervisor
@@ -56,6 +57,7 @@ class Host:
         settings = manifest.settings
         self.store = LogStore(settings.log_lines, settings.log_dir, self._announce)
         self.reaper = Reaper()
+        self.lifeline = Lifeline(self.reaper.tag, self.reaper.managed)
         executor = ProcessExecutor(self.reaper)
         self.supervisors = {
             name: Supervisor(spec, executor, self.bus, self.store, clock=clock)
@@ -71,6 +73,7 @@ class Host:
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         self._tg.start_soon(self._reap_adopted)
+        self._tg.start_soon(self.lifeline.run)
         for sup in self.supervisors.values():
             self._tg.start_soon(sup.serve, self._tg)
         self.bus.emit(
@@ -90,6 +93,7 @@ class Host:
     ) -> bool | None:
         with anyio.CancelScope(shield=True):
             await self.shutdown()
+            await self.lifeline.aclose()
         assert self._tg is not None
         self._tg.cancel_scope.cancel()
         return await self._tg.__aexit__(exc_type, exc, tb)

@@ -1,4 +1,4 @@
-"""Provides the process-tree guarantees: subreaper, parent-death signal, escapee sweeps.
+"""Provides the process-tree guarantees: the child subreaper and escapee sweeps.
 
 tuisup makes itself a child subreaper, so a service's descendant that leaves its process
 group (`setsid`, a double fork) is re-parented to tuisup instead of init. Every service
@@ -13,24 +13,15 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
-import shutil
+import secrets
 import signal
 import sys
 from collections.abc import Iterator
 
-PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 
 HOST_TAG = "TUISUP_HOST"
 SERVICE_TAG = "TUISUP_SERVICE"
-
-# Exec wrapper for machines without util-linux's setpriv: set the parent-death signal,
-# give up if the parent already died before that, then become the command.
-_PY_WRAPPER = (
-    "import ctypes,os,sys;ctypes.CDLL(None).prctl(1,9);"
-    "os.getppid()==int(sys.argv[1]) or os._exit(1);os.execvp(sys.argv[2],sys.argv[2:])"
-)
-
 
 def become_subreaper() -> bool:
     """Make this process adopt its orphaned descendants; return whether the kernel agreed."""
@@ -40,23 +31,13 @@ def become_subreaper() -> bool:
     return int(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
 
 
-def pdeathsig_prefix() -> list[str]:
-    """Return the argv prefix that makes a child die with SIGKILL when tuisup dies.
-
-    The parent-death signal follows the *thread* that forked, so children must be spawned
-    from the event-loop thread, which lives as long as the host.
-    """
-    if not sys.platform.startswith("linux"):
-        return []
-    setpriv = shutil.which("setpriv")
-    if setpriv:
-        return [setpriv, "--pdeathsig", "KILL", "--"]
-    return [sys.executable, "-I", "-S", "-c", _PY_WRAPPER, str(os.getpid())]
-
-
 def host_tag() -> str:
-    """The value of `TUISUP_HOST` that marks this host's processes."""
-    return str(os.getpid())
+    """Return a value of `TUISUP_HOST` that marks one host's processes.
+
+    The random part keeps a later tuisup that happens to get the same pid from being
+    mistaken for this one.
+    """
+    return f"{os.getpid()}-{secrets.token_hex(4)}"
 
 
 def children() -> set[int]:

@@ -1,7 +1,7 @@
 """Provides the process executor: a service as an OS process in its own session.
 
-Spawning uses `subprocess.Popen` from the event-loop thread (the parent-death signal follows
-the spawning thread) with pipes made here, read in large non-blocking chunks. The exit is
+Spawning uses `subprocess.Popen` from the event-loop thread with pipes made here, read in
+large non-blocking chunks. The exit is
 seen through a pidfd, so it is noticed at once even while a grandchild holds the pipes,
 and the leader is reaped only after its group was killed: while it is an unreaped zombie
 its pid, and so its process-group id, cannot be handed to anybody else.
@@ -23,7 +23,7 @@ from anyio.abc import TaskGroup
 
 from tuisup.engine.executors.base import KILL_GRACE, Executor, ExitStatus, Run, StartError
 from tuisup.engine.logs import LogStore, StreamSink
-from tuisup.engine.reaper import HOST_TAG, SERVICE_TAG, Reaper, pdeathsig_prefix
+from tuisup.engine.reaper import HOST_TAG, SERVICE_TAG, Reaper
 from tuisup.spec import ServiceSpec
 
 READ_SIZE = 1 << 20
@@ -41,7 +41,6 @@ class ProcessExecutor(Executor):
 
     def __init__(self, reaper: Reaper) -> None:
         self.reaper = reaper
-        self._prefix = pdeathsig_prefix()
 
     async def start(self, spec: ServiceSpec, logs: LogStore, tg: TaskGroup) -> Run:
         """Spawn the service; see `Executor.start`."""
@@ -52,10 +51,10 @@ class ProcessExecutor(Executor):
         try:
             with contextlib.suppress(OSError):
                 fcntl.fcntl(out_w, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
-            # Spawned in the loop thread on purpose: the parent-death signal follows the
-            # thread that forked. vfork+exec costs what asyncio's own spawn costs.
+            # A blocking call, but vfork+exec is what asyncio's own spawn costs, and it
+            # runs in the loop thread like asyncio's.
             popen = subprocess.Popen(  # noqa: ASYNC220
-                [*self._prefix, *spec.argv],
+                spec.argv,
                 cwd=spec.cwd,
                 env=env,
                 stdin=subprocess.DEVNULL,

@@ -1,0 +1,1064 @@
+"""Benchmark tuisup --no-tui against supervisord, honcho (and circus) on the same workloads.
+
+    uv run python bench/compare.py                  # everything (just bench)
+    uv run python bench/compare.py --quick          # fewer repetitions, 5 s of idle
+    uv run python bench/compare.py --only restart   # one scenario (or a comma list)
+
+The peers are installed into a throwaway venv, bench/.peers/ (git-ignored), on first use.
+Every manager is launched with `BENCH_TOKEN=<uuid>` in its environment, which its children
+inherit: processes are found (and, after each measurement, killed) by that token, read from
+/proc/PID/environ, never by name alone. Service processes are the `sleep ARG` processes that
+carry the token, seen in /proc, never taken from a manager's own output.
+
+The floor is a bare Python program that spawns the same processes with subprocess.Popen
+(and, for the restart, stop and idle rows, respawns them from an os.wait() loop and forwards
+SIGTERM); for the log ingest it is the writer with its stdout going straight to the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import statistics
+import string
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+PEERS = ROOT / "bench" / ".peers"
+TUISUP_PYTHON = ROOT / ".venv" / "bin" / "python"
+
+TOKEN_VAR = "BENCH_TOKEN"
+MIB = 1024 * 1024
+PAGE = os.sysconf("SC_PAGE_SIZE")
+POLL = 0.001
+"""Seconds between two looks at /proc (or at a log file) while waiting."""
+FAST_POLL = 0.0002
+"""Seconds between two looks at /proc while waiting for a restart."""
+SLEEP_BASE = 1_000_000
+"""Service k runs `sleep SLEEP_BASE+k`: distinct arguments, so each service is recognisable."""
+SETTLE = 2.0
+"""Seconds to let a manager settle after its services are up, before measuring it idle."""
+
+INGEST_LINES = 500_000
+LINE_BYTES = 100
+_LETTERS = (string.ascii_letters * 3).encode()
+
+WRITER = """\
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY)
+while True:
+    chunk = os.read(fd, 1 << 20)
+    if not chunk:
+        break
+    view = memoryview(chunk)
+    while view:
+        view = view[os.write(1, view):]
+time.sleep(3600)
+"""
+"""The log-ingest service: copies the prepared lines to stdout in 1 MiB chunks, then idles."""
+
+FLOOR = """\
+import os, signal, subprocess, sys
+
+class Stop(Exception):
+    pass
+
+def stop(signum, frame):
+    raise Stop
+
+signal.signal(signal.SIGTERM, stop)
+signal.signal(signal.SIGINT, stop)
+procs = {}
+try:
+    for arg in sys.argv[1:]:
+        p = subprocess.Popen(["sleep", arg])
+        procs[p.pid] = (arg, p)
+    while True:
+        pid, _ = os.wait()
+        arg, _ = procs.pop(pid)
+        p = subprocess.Popen(["sleep", arg])
+        procs[p.pid] = (arg, p)
+except Stop:
+    for _, p in procs.values():
+        p.terminate()
+    for _, p in procs.values():
+        p.wait()
+"""
+"""The floor: a bare Popen loop, then respawn on exit and forward SIGTERM; nothing else."""
+
+
+class Failed(Exception):
+    """A measurement could not be made (the manager exited, or a wait timed out)."""
+
+
+# -- /proc --------------------------------------------------------------------------------
+
+
+def proc_pids() -> set[int]:
+    return {int(name) for name in os.listdir("/proc") if name.isdigit()}
+
+
+def read_proc(pid: int, name: str) -> bytes:
+    """Return the whole of /proc/PID/NAME, or b"" if the process is gone or unreadable."""
+    try:
+        fd = os.open(f"/proc/{pid}/{name}", os.O_RDONLY)
+    except OSError:
+        return b""
+    try:
+        parts = []
+        while chunk := os.read(fd, 65536):
+            parts.append(chunk)
+        return b"".join(parts)
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` exists and is not a zombie."""
+    raw = read_proc(pid, "stat")
+    return bool(raw) and raw[raw.rfind(b")") + 2 : raw.rfind(b")") + 3] != b"Z"
+
+
+def needle(token: str) -> bytes:
+    return f"{TOKEN_VAR}={token}".encode()
+
+
+def tagged(token: str) -> list[int]:
+    """Every live process (but this one) whose environment carries `token`."""
+    mark, me = needle(token), os.getpid()
+    return [p for p in proc_pids() if p != me and mark in read_proc(p, "environ")]
+
+
+def rss_mib(pid: int) -> float:
+    raw = read_proc(pid, "statm").split()
+    return int(raw[1]) * PAGE / MIB if len(raw) > 1 else 0.0
+
+
+def thread_switches(pid: int) -> dict[int, int]:
+    """Voluntary + involuntary context switches of each thread of `pid`."""
+    out: dict[int, int] = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        total = 0
+        for line in read_proc(pid, f"task/{tid}/status").splitlines():
+            if line.startswith((b"voluntary_ctxt_switches", b"nonvoluntary_ctxt_switches")):
+                total += int(line.split()[1])
+        out[int(tid)] = total
+    return out
+
+
+def kill_tagged(token: str, timeout: float = 10.0) -> int:
+    """SIGKILL every process carrying `token` until none is left; return how many survived."""
+    deadline = time.perf_counter() + timeout
+    while True:
+        left = [p for p in tagged(token) if alive(p)]
+        if not left or time.perf_counter() > deadline:
+            return len(left)
+        for pid in left:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.01)
+
+
+class Scanner:
+    """Finds the `sleep ARG` processes of one run: its token in their environment, ARG theirs.
+
+    Processes that existed before the run are skipped (until their pid disappears: pids are
+    reused), and a process already recognised is not read again, so a scan is cheap.
+    """
+
+    def __init__(self, token: str, args: list[str]) -> None:
+        self.needle = needle(token)
+        self.args = {a.encode() for a in args}
+        self.before = proc_pids()
+        self.found: dict[int, bytes] = {}
+
+    def scan(self) -> dict[int, bytes]:
+        """Return {pid: arg} of the service processes seen now (zombies may linger)."""
+        pids = proc_pids()
+        self.before &= pids
+        for pid in [p for p in self.found if p not in pids]:
+            del self.found[pid]
+        for pid in pids - self.before - self.found.keys():
+            argv = read_proc(pid, "cmdline").split(b"\0")
+            if len(argv) < 2 or argv[0].rsplit(b"/", 1)[-1] != b"sleep":
+                continue
+            if argv[1] in self.args and self.needle in read_proc(pid, "environ"):
+                self.found[pid] = argv[1]
+        return self.found
+
+    def count(self) -> int:
+        return len(set(self.scan().values()))
+
+
+# -- runs -----------------------------------------------------------------------------------
+
+ACTIVE: set[str] = set()
+"""Tokens of runs not yet cleaned up: killed in main's `finally` whatever happens."""
+
+
+class Run:
+    """One launch of a manager, with its own token, folder and cleanup."""
+
+    counter = 0
+
+    def __init__(self, base: Path, tool: str) -> None:
+        Run.counter += 1
+        self.token = uuid.uuid4().hex
+        self.dir = base / f"{Run.counter:03d}-{tool}"
+        self.dir.mkdir()
+        self.popen: subprocess.Popen[bytes] | None = None
+        self.t0 = 0.0
+        self.leftovers = 0
+
+    def __enter__(self) -> Run:
+        ACTIVE.add(self.token)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def pid(self) -> int:
+        assert self.popen is not None
+        return self.popen.pid
+
+    def launch(self, argv: list[str], stdout: Path | None = None) -> None:
+        env = {**os.environ, TOKEN_VAR: self.token}
+        with open(stdout or self.dir / "stdout.txt", "wb") as out:
+            self.t0 = time.perf_counter()
+            self.popen = subprocess.Popen(
+                argv,
+                cwd=self.dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def check(self) -> None:
+        """Raise Failed if the manager has exited."""
+        if self.popen is not None and self.popen.poll() is not None:
+            tail = (self.dir / "stdout.txt").read_text(errors="replace")[-300:].strip()
+            raise Failed(f"exited with {self.popen.returncode}: {tail!r}")
+
+    def close(self) -> None:
+        self.leftovers = kill_tagged(self.token)
+        if self.popen is not None:
+            with contextlib.suppress(OSError):
+                self.popen.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(5)
+        if self.leftovers:
+            progress(f"    warning: {self.leftovers} tagged processes survived SIGKILL")
+        else:
+            ACTIVE.discard(self.token)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def wait_until(
+    cond: Callable[[], bool],
+    timeout: float,
+    *,
+    run: Run | None = None,
+    interval: float = POLL,
+    what: str = "wait",
+) -> float:
+    """Poll `cond`; return perf_counter() just after it first held (an upper bound)."""
+    deadline = time.perf_counter() + timeout
+    while True:
+        if cond():
+            return time.perf_counter()
+        if run is not None:
+            run.check()
+        if time.perf_counter() > deadline:
+            raise Failed(f"timeout ({what}, {timeout:g}s)")
+        time.sleep(interval)
+
+
+def sleep_args(n: int) -> list[str]:
+    return [str(SLEEP_BASE + k) for k in range(1, n + 1)]
+
+
+# -- the tools ----------------------------------------------------------------------------
+
+
+class Tool:
+    """How to run one manager: a config for N sleeps, a config for the log writer."""
+
+    name = ""
+    restarts = True
+    stop_signal = signal.SIGTERM
+
+    def sleeps(self, d: Path, args: list[str], *, fast_restart: bool) -> list[str]:
+        raise NotImplementedError
+
+    def ingest(self, d: Path, writer: list[str]) -> tuple[list[str], Path, Path | None]:
+        """Return (argv, the log file to watch, where to send the manager's stdout)."""
+        raise NotImplementedError
+
+    def parse_log(self, line: bytes) -> bytes | None:
+        """Return the service's own line from a log line; None to skip a manager's line."""
+        return line
+
+
+class Tuisup(Tool):
+    name = "tuisup"
+
+    def _argv(self, path: Path) -> list[str]:
+        return [str(TUISUP_PYTHON), "-m", "tuisup", "--no-tui", "-f", str(path)]
+
+    def sleeps(self, d: Path, args: list[str], *, fast_restart: bool) -> list[str]:
+        lines = ["[tuisup]", 'log_dir = "logs"']
+        for arg in args:
+            lines += ["", f"[services.s{arg}]", f'command = ["sleep", "{arg}"]']
+            if fast_restart:
+                lines += ['restart = "always"', 'backoff = "immediate"', "max_restarts = 1000"]
+        (d / "services.toml").write_text("\n".join(lines) + "\n")
+        return self._argv(d / "services.toml")
+
+    def ingest(self, d: Path, writer: list[str]) -> tuple[list[str], Path, Path | None]:
+        text = f'[tuisup]\nlog_dir = "logs"\n\n[services.w]\ncommand = {json.dumps(writer)}\n'
+        (d / "services.toml").write_text(text)
+        return self._argv(d / "services.toml"), d / "logs" / "w.log", None
+
+
+class Supervisord(Tool):
+    name = "supervisord"
+
+    def _head(self, d: Path) -> str:
+        return textwrap.dedent(f"""\
+            [supervisord]
+            nodaemon=true
+            logfile={d}/supervisord.log
+            pidfile={d}/supervisord.pid
+            childlogdir={d}
+            minfds=8192
+            """)
+
+    def _argv(self, d: Path, text: str) -> list[str]:
+        (d / "supervisord.conf").write_text(text)
+        return [str(PEERS / "bin" / "supervisord"), "-n", "-c", str(d / "supervisord.conf")]
+
+    def sleeps(self, d: Path, args: list[str], *, fast_restart: bool) -> list[str]:
+        parts = [self._head(d)]
+        for arg in args:
+            parts.append(f"[program:s{arg}]\ncommand=sleep {arg}\n")
+            if fast_restart:
+                parts.append("autorestart=true\nstartsecs=0\nstartretries=1000\n")
+        return self._argv(d, "\n".join(parts))
+
+    def ingest(self, d: Path, writer: list[str]) -> tuple[list[str], Path, Path | None]:
+        log = d / "w.log"
+        text = self._head(d) + textwrap.dedent(f"""
+            [program:w]
+            command={" ".join(writer)}
+            stdout_logfile={log}
+            stdout_logfile_maxbytes=0
+            """)
+        return self._argv(d, text), log, None
+
+
+class Honcho(Tool):
+    name = "honcho"
+    restarts = False
+    PREFIX = re.compile(rb"\d\d:\d\d:\d\d (\S+) *\| (.*)")
+
+    def _argv(self, d: Path, text: str) -> list[str]:
+        (d / "Procfile").write_text(text)
+        return [str(PEERS / "bin" / "honcho"), "start", "-f", str(d / "Procfile"), "--no-colour"]
+
+    def sleeps(self, d: Path, args: list[str], *, fast_restart: bool) -> list[str]:
+        return self._argv(d, "".join(f"s{arg}: sleep {arg}\n" for arg in args))
+
+    def ingest(self, d: Path, writer: list[str]) -> tuple[list[str], Path, Path | None]:
+        log = d / "honcho.out"
+        return self._argv(d, f"w: {' '.join(writer)}\n"), log, log
+
+    def parse_log(self, line: bytes) -> bytes | None:
+        match = self.PREFIX.fullmatch(line)
+        if match is None:
+            return b"<no prefix>"  # counted as mangled
+        return match[2] if match[1] == b"w.1" else None
+
+
+class Circus(Tool):
+    name = "circus"
+
+    def _head(self, d: Path, check_delay: float | None = None) -> str:
+        text = textwrap.dedent(f"""\
+            [circus]
+            endpoint = ipc://{d}/ctl.sock
+            pubsub_endpoint = ipc://{d}/pub.sock
+            stats_endpoint = ipc://{d}/stats.sock
+            statsd = false
+            """)
+        if check_delay is not None:
+            text += f"check_delay = {check_delay}\n"
+        return text
+
+    def _argv(self, d: Path, text: str) -> list[str]:
+        (d / "circus.ini").write_text(text)
+        return [str(PEERS / "bin" / "circusd"), str(d / "circus.ini")]
+
+    def sleeps(self, d: Path, args: list[str], *, fast_restart: bool) -> list[str]:
+        # circus notices a dead process only when it polls, every check_delay (1 s by default).
+        parts = [self._head(d, 0.01 if fast_restart else None)]
+        parts += [
+            f"[watcher:s{arg}]\ncmd = sleep {arg}\ncopy_env = true\nwarmup_delay = 0\n"
+            for arg in args
+        ]
+        return self._argv(d, "\n".join(parts))
+
+    def ingest(self, d: Path, writer: list[str]) -> tuple[list[str], Path, Path | None]:
+        log = d / "w.log"
+        text = self._head(d) + textwrap.dedent(f"""
+            [watcher:w]
+            cmd = {" ".join(writer)}
+            copy_env = true
+            stdout_stream.class = FileStream
+            stdout_stream.filename = {log}
+            """)
+        return self._argv(d, text), log, None
+
+
+class Floor(Tool):
+    name = "floor"
+
+    def __init__(self, script: Path) -> None:
+        self.script = script
+
+    def sleeps(self, d: Path, args: list[str], *, fast_restart: bool) -> list[str]:
+        return [sys.executable, str(self.script), *args]
+
+    def ingest(self, d: Path, writer: list[str]) -> tuple[list[str], Path, Path | None]:
+        return writer, d / "w.log", d / "w.log"
+
+
+# -- results --------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    key: str
+    label: str
+    unit: str = ""
+    digits: int = 0
+    target: str = ""
+    met: Callable[[dict[str, Any]], bool] | None = None
+    floor_ratio: bool = False
+    ratios: bool = True
+
+
+@dataclass
+class Results:
+    values: dict[tuple[str, str], Any] = field(default_factory=dict)
+    samples: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def put(self, row: str, tool: str, value: Any) -> None:
+        self.values[row, tool] = value
+
+    def keep(self, row: str, tool: str, samples: list[float]) -> None:
+        self.samples[row, tool] = samples
+
+
+def _below(limit: float) -> Callable[[dict[str, Any]], bool]:
+    return lambda v: isinstance(v.get("tuisup"), float | int) and v["tuisup"] < limit
+
+
+def _within_floor(v: dict[str, Any]) -> bool:
+    tui, floor = v.get("tuisup"), v.get("floor")
+    return isinstance(tui, float) and isinstance(floor, float) and tui <= 2 * floor
+
+
+def _clean(v: dict[str, Any]) -> bool:
+    return v.get("tuisup") == (0, 0, 0)
+
+
+def rows(idle_seconds: float) -> list[Row]:
+    idle = f"{idle_seconds:g} s"
+    return [
+        Row("start100", "startup, 100 sleeps", "ms", 0, "≤ 2× floor", _within_floor, True),
+        Row("start500", "startup, 500 sleeps", "ms", 0, "≤ 2× floor", _within_floor, True),
+        Row("restart50", "crash→restart, median", "ms", 2, "< 5 ms", _below(5.0), True),
+        Row("restart90", "crash→restart, p90", "ms", 2, "", None, True),
+        Row("idle_cpu", f"idle CPU over {idle}", "% core", 3, "< 0.1 %", _below(0.1)),
+        Row("idle_wake", f"idle wake-ups over {idle}", "", 0, "0", _below(1)),
+        Row("idle_rss", "idle RSS, 100 sleeps", "MiB", 1, "< 35 MiB", _below(35.0)),
+        Row("idle_other", "helper procs (n / MiB)", "", 0, "", None, ratios=False),
+        Row("ingest", "ingest 500k lines", "s", 3, "< 0.2 s", _below(0.2), True),
+        Row("ingest_ok", "lost / dup / mangled", "", 0, "0 / 0 / 0", _clean, ratios=False),
+        Row("ingest_rss", "peak RSS during ingest", "MiB", 1),
+        Row("stop100", "stop, 100 sleeps", "ms", 0, "< 200 ms", _below(200.0), True),
+    ]
+
+
+def fmt(value: Any, digits: int) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, tuple):
+        return " / ".join(fmt(v, digits) for v in value)
+    if isinstance(value, float | int):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def ratio(a: Any, b: Any) -> str:
+    if not isinstance(a, float | int) or not isinstance(b, float | int):
+        return ""
+    if b == 0:
+        return "—" if a == 0 else "∞"
+    return f"{a / b:.2f}×"
+
+
+def table(results: Results, tools: list[str], idle_seconds: float) -> str:
+    peers = [t for t in tools if t not in ("tuisup", "floor")]
+    head = ["scenario", "unit", *tools]
+    if "tuisup" in tools:
+        head += [f"{p}/tuisup" for p in peers]
+        if "floor" in tools:
+            head.append("tuisup/floor")
+        head += ["target (tuisup)", "met?"]
+    body: list[list[str]] = []
+    for row in rows(idle_seconds):
+        values = {t: results.values.get((row.key, t)) for t in tools}
+        if all(v is None for v in values.values()):
+            continue
+        cells = [row.label, row.unit] + [fmt(values[t], row.digits) or "n/a" for t in tools]
+        if "tuisup" in tools:
+            tui = values["tuisup"]
+            cells += [ratio(values[p], tui) if row.ratios else "" for p in peers]
+            if "floor" in tools:
+                cells.append(ratio(tui, values["floor"]) if row.floor_ratio else "")
+            verdict = ""
+            if row.met is not None:
+                verdict = "met" if row.met(values) else "NOT met"
+            cells += [row.target, verdict]
+        body.append(cells)
+    widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
+    rule = "-" * len(line(head))
+    return "\n".join([line(head), rule, *(line(r) for r in body)])
+
+
+def progress(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def summary(samples: list[float]) -> str:
+    if not samples:
+        return "-"
+    return ", ".join(f"{s:.2f}" if s < 10 else f"{s:.0f}" for s in samples)
+
+
+def p90(samples: list[float]) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(round(0.9 * (len(ordered) - 1))))]
+
+
+# -- scenarios ------------------------------------------------------------------------------
+
+
+@dataclass
+class Context:
+    base: Path
+    tools: list[Tool]
+    results: Results
+    quick: bool
+    idle_seconds: float
+    data: Path | None = None
+    writer: Path | None = None
+
+    def each(self, names: tuple[str, ...] | None = None) -> Iterator[Tool]:
+        return (t for t in self.tools if names is None or t.name in names)
+
+
+def start_sleeps(ctx: Context, tool: Tool, run: Run, n: int, *, fast_restart: bool) -> Scanner:
+    """Launch `tool` with n sleeps and wait until all of them run; return the scanner."""
+    args = sleep_args(n)
+    argv = tool.sleeps(run.dir, args, fast_restart=fast_restart)
+    scanner = Scanner(run.token, args)
+    run.launch(argv)
+    wait_until(lambda: scanner.count() >= n, 120, run=run, what=f"{n} sleeps running")
+    return scanner
+
+
+def measure(ctx: Context, row: str, tool: Tool, fn: Callable[[Run], Any]) -> Any:
+    """Run one measurement in a fresh Run; a Failed is recorded in `row` and returns None."""
+    try:
+        with Run(ctx.base, tool.name) as run:
+            return fn(run)
+    except Failed as exc:
+        progress(f"    {tool.name}: {exc}")
+        ctx.results.put(row, tool.name, "timeout" if "timeout" in str(exc) else "failed")
+        ctx.results.notes.append(f"{row} / {tool.name}: {exc}")
+        return None
+
+
+def scenario_startup(ctx: Context) -> None:
+    """Launch → every sleep seen running in /proc, for 100 and for 500 services."""
+    for n, key, reps in (
+        (100, "start100", 2 if ctx.quick else 5),
+        (500, "start500", 1 if ctx.quick else 3),
+    ):
+        progress(f"startup, {n} services, {reps} runs each")
+        samples: dict[str, list[float]] = {t.name: [] for t in ctx.tools}
+
+        def once(run: Run, tool: Tool, n: int = n) -> float:
+            start_sleeps(ctx, tool, run, n, fast_restart=False)
+            return (time.perf_counter() - run.t0) * 1000
+
+        for rep in range(reps):
+            for tool in ctx.tools:
+                if (key, tool.name) in ctx.results.values and not samples[tool.name]:
+                    continue  # failed once: do not try again
+                value = measure(ctx, key, tool, lambda r, t=tool: once(r, t))
+                if value is not None:
+                    samples[tool.name].append(value)
+                    progress(f"  {rep + 1}/{reps} {tool.name:12} {value:8.1f} ms")
+        for name, got in samples.items():
+            if got:
+                ctx.results.put(key, name, statistics.median(got))
+                ctx.results.keep(key, name, got)
+
+
+def scenario_restart(ctx: Context) -> None:
+    """SIGKILL one of 5 services → a new process for it in /proc; median and p90."""
+    kills = 10 if ctx.quick else 20
+    progress(f"crash-to-restart, 5 services, {kills} kills each")
+    for tool in ctx.tools:
+        if not tool.restarts:
+            ctx.results.put("restart50", tool.name, "n/a")
+            ctx.results.put("restart90", tool.name, "n/a")
+            continue
+
+        def once(run: Run, tool: Tool = tool) -> list[float]:
+            scanner = start_sleeps(ctx, tool, run, 5, fast_restart=True)
+            time.sleep(0.5)
+            args = [a.encode() for a in sleep_args(5)]
+            latencies: list[float] = []
+            for k in range(kills):
+                arg = args[k % len(args)]
+                before = {p for p, a in scanner.scan().items() if a == arg}
+                victims = [p for p in before if alive(p)]
+                if not victims:
+                    raise Failed(f"no live process for sleep {arg.decode()}")
+                time.sleep(0.05)
+                t0 = time.perf_counter()
+                os.kill(victims[0], signal.SIGKILL)
+
+                def restarted(arg: bytes = arg, before: set[int] = before) -> bool:
+                    return any(a == arg and p not in before for p, a in scanner.scan().items())
+
+                t1 = wait_until(restarted, 10, run=run, interval=FAST_POLL, what="restart")
+                latencies.append((t1 - t0) * 1000)
+            return latencies
+
+        got = measure(ctx, "restart50", tool, once)
+        if got:
+            progress(
+                f"  {tool.name:12} median {statistics.median(got):7.2f} ms, p90 {p90(got):7.2f}"
+            )
+            ctx.results.put("restart50", tool.name, statistics.median(got))
+            ctx.results.put("restart90", tool.name, p90(got))
+            ctx.results.keep("restart50", tool.name, got)
+        elif ("restart50", tool.name) in ctx.results.values:
+            ctx.results.put("restart90", tool.name, ctx.results.values["restart50", tool.name])
+
+
+def scenario_idle(ctx: Context) -> None:
+    """100 services up and quiet: the manager's CPU, wake-ups and RSS over a window."""
+    seconds = ctx.idle_seconds
+    progress(f"idle, 100 services, {seconds:g} s each")
+    for tool in ctx.tools:
+
+        def once(run: Run, tool: Tool = tool) -> None:
+            scanner = start_sleeps(ctx, tool, run, 100, fast_restart=False)
+            time.sleep(SETTLE)
+            proc = psutil.Process(run.pid)
+            cpu0, wake0, t0 = (
+                sum(proc.cpu_times()[:2]),
+                thread_switches(run.pid),
+                time.perf_counter(),
+            )
+            time.sleep(seconds)
+            cpu1, wake1, t1 = (
+                sum(proc.cpu_times()[:2]),
+                thread_switches(run.pid),
+                time.perf_counter(),
+            )
+            run.check()
+            cpu = (cpu1 - cpu0) / (t1 - t0) * 100
+            per_thread = {tid: n - wake0.get(tid, 0) for tid, n in wake1.items()}
+            wakeups = sum(per_thread.values())
+            rss = proc.memory_info().rss / MIB
+            services = set(scanner.scan())
+            others = [p for p in tagged(run.token) if p != run.pid and p not in services]
+            other_rss = sum(rss_mib(p) for p in others)
+            name = tool.name
+            ctx.results.put("idle_cpu", name, cpu)
+            ctx.results.put("idle_wake", name, wakeups)
+            ctx.results.put("idle_rss", name, rss)
+            ctx.results.put("idle_other", name, (len(others), round(other_rss)))
+            threads = ", ".join(f"{tid}:{n}" for tid, n in sorted(per_thread.items()))
+            ctx.results.notes.append(f"idle / {name}: wake-ups by thread {threads}")
+            progress(
+                f"  {name:12} cpu {cpu:.3f}%  wake-ups {wakeups}  rss {rss:.1f} MiB"
+                f"  helpers {len(others)} ({other_rss:.0f} MiB)"
+            )
+
+        measure(ctx, "idle_cpu", tool, once)
+
+
+def make_data(base: Path) -> Path:
+    """Write the 500,000 lines once: `%08d ` + 90 letters that depend on the index, + LF."""
+    path = base / "lines.txt"
+    with open(path, "wb") as f:
+        step = 50_000
+        for start in range(0, INGEST_LINES, step):
+            f.write(b"".join(expected_line(i) for i in range(start, start + step)))
+    assert path.stat().st_size == INGEST_LINES * LINE_BYTES
+    return path
+
+
+def expected_line(i: int) -> bytes:
+    k = i % 26
+    return b"%08d " % i + _LETTERS[k : k + 90] + b"\n"
+
+
+def verify(path: Path, tool: Tool) -> tuple[int, int, int]:
+    """Return (lost, duplicated, mangled) lines of the writer's output in the log file."""
+    counts = [0] * INGEST_LINES
+    mangled = 0
+    data = path.read_bytes() if path.exists() else b""
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    for raw in lines:
+        line = tool.parse_log(raw)
+        if line is None:
+            continue
+        if len(line) == LINE_BYTES - 1 and line[:8].isdigit():
+            i = int(line[:8])
+            if i < INGEST_LINES and line + b"\n" == expected_line(i):
+                counts[i] += 1
+                continue
+        mangled += 1
+    lost = counts.count(0)
+    duplicated = sum(c - 1 for c in counts if c > 1)
+    return lost, duplicated, mangled
+
+
+class TailWatch:
+    """Tells when a log file holds the writer's last line (order is kept, so: all lines)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.last = expected_line(INGEST_LINES - 1)
+        self.size = -1
+
+    def done(self) -> bool:
+        try:
+            size = os.stat(self.path).st_size
+        except OSError:
+            return False
+        if size == self.size or size < INGEST_LINES * LINE_BYTES:
+            return False
+        self.size = size
+        with open(self.path, "rb") as f:
+            f.seek(max(0, size - 4096))
+            return self.last in f.read()
+
+
+def scenario_ingest(ctx: Context) -> None:
+    """One service writes 500,000 lines of 100 bytes; launch → all of them in the log file."""
+    reps = 1 if ctx.quick else 3
+    progress(f"log ingest, {INGEST_LINES:,} lines of {LINE_BYTES} bytes, {reps} runs each")
+    assert ctx.data is not None and ctx.writer is not None
+    writer = [sys.executable, "-I", "-S", str(ctx.writer), str(ctx.data)]
+    samples: dict[str, list[float]] = {t.name: [] for t in ctx.tools}
+    peaks: dict[str, list[float]] = {t.name: [] for t in ctx.tools}
+    for rep in range(reps):
+        for tool in ctx.tools:
+
+            def once(run: Run, tool: Tool = tool) -> tuple[float, tuple[int, int, int], float]:
+                argv, log, stdout = tool.ingest(run.dir, writer)
+                watch = TailWatch(log)
+                peak = 0.0
+
+                def complete() -> bool:
+                    nonlocal peak
+                    peak = max(peak, rss_mib(run.pid))
+                    return watch.done()
+
+                run.launch(argv, stdout)
+                t1 = wait_until(complete, 120, run=run, what="all lines in the log")
+                # Keep watching the memory a little: the manager may still be digesting.
+                while time.perf_counter() < t1 + 0.5:
+                    peak = max(peak, rss_mib(run.pid))
+                    time.sleep(POLL)
+                run.check()
+                return t1 - run.t0, verify(log, tool), peak
+
+            got = measure(ctx, "ingest", tool, once)
+            if got is None:
+                continue
+            seconds, bad, peak = got
+            samples[tool.name].append(seconds)
+            if tool.name != "floor":
+                peaks[tool.name].append(peak)
+            worst = ctx.results.values.get(("ingest_ok", tool.name), (0, 0, 0))
+            ctx.results.put("ingest_ok", tool.name, tuple(map(max, worst, bad)))
+            progress(
+                f"  {rep + 1}/{reps} {tool.name:12} {seconds:7.3f} s"
+                f"  lost/dup/mangled {bad}  peak RSS {peak:.1f} MiB"
+            )
+    for name, got_samples in samples.items():
+        if got_samples:
+            ctx.results.put("ingest", name, statistics.median(got_samples))
+            ctx.results.keep("ingest", name, got_samples)
+        if peaks[name]:
+            ctx.results.put("ingest_rss", name, max(peaks[name]))
+
+
+def scenario_stop(ctx: Context) -> None:
+    """100 services up; SIGTERM the manager → manager gone and no tagged process left."""
+    reps = 2 if ctx.quick else 5
+    progress(f"stop, 100 services, {reps} runs each")
+    samples: dict[str, list[float]] = {t.name: [] for t in ctx.tools}
+    for rep in range(reps):
+        for tool in ctx.tools:
+
+            def once(run: Run, tool: Tool = tool) -> float:
+                start_sleeps(ctx, tool, run, 100, fast_restart=False)
+                time.sleep(0.5)
+                live = set(tagged(run.token))
+                assert run.popen is not None
+                popen = run.popen
+                t0 = time.perf_counter()
+                os.kill(run.pid, tool.stop_signal)
+
+                def gone() -> bool:
+                    nonlocal live
+                    if popen.poll() is None:
+                        return False
+                    live = {p for p in live if alive(p)}
+                    if live:
+                        return False
+                    live = {p for p in tagged(run.token) if alive(p)}
+                    return not live
+
+                t1 = wait_until(gone, 60, what="manager and services gone")
+                return (t1 - t0) * 1000
+
+            value = measure(ctx, "stop100", tool, once)
+            if value is not None:
+                samples[tool.name].append(value)
+                progress(f"  {rep + 1}/{reps} {tool.name:12} {value:8.1f} ms")
+    for name, got in samples.items():
+        if got:
+            ctx.results.put("stop100", name, statistics.median(got))
+            ctx.results.keep("stop100", name, got)
+
+
+SCENARIOS: dict[str, Callable[[Context], None]] = {
+    "startup": scenario_startup,
+    "restart": scenario_restart,
+    "idle": scenario_idle,
+    "ingest": scenario_ingest,
+    "stop": scenario_stop,
+}
+
+
+# -- setup ----------------------------------------------------------------------------------
+
+
+def ensure_peers(want_circus: bool) -> list[str]:
+    """Install supervisor and honcho (and circus, if it installs) into bench/.peers."""
+    uv = os.environ.get("UV") or shutil.which("uv")
+    bin_dir = PEERS / "bin"
+    python = bin_dir / "python"
+    wanted = (("supervisor", "supervisord"), ("honcho", "honcho"))
+    missing = [pkg for pkg, exe in wanted if not (bin_dir / exe).exists()]
+    if missing or (want_circus and not (bin_dir / "circusd").exists()):
+        if uv is None:
+            raise SystemExit("bench: uv is needed to install the peers into bench/.peers")
+        if not python.exists():
+            progress(f"creating {PEERS}")
+            subprocess.run([uv, "venv", "--quiet", str(PEERS)], check=True)
+    if missing:
+        progress(f"installing {', '.join(missing)} into {PEERS}")
+        subprocess.run(
+            [uv, "pip", "install", "--quiet", "--python", str(python), *missing], check=True
+        )
+    available = ["supervisord", "honcho"]
+    if want_circus:
+        if not (bin_dir / "circusd").exists():
+            progress("installing circus (optional)")
+            subprocess.run(
+                [str(uv), "pip", "install", "--quiet", "--python", str(python), "circus"],
+                check=False,
+            )
+        probe = (
+            subprocess.run(
+                [str(bin_dir / "circusd"), "--version"], capture_output=True, check=False
+            )
+            if (bin_dir / "circusd").exists()
+            else None
+        )
+        if probe is not None and probe.returncode == 0:
+            available.append("circus")
+        else:
+            progress("circus is not available: skipped")
+    return available
+
+
+def versions(names: list[str]) -> str:
+    out = []
+    for name in names:
+        exe = {"circus": "circusd"}.get(name, name)
+        path = PEERS / "bin" / exe
+        probe = subprocess.run(
+            [str(path), "--version"], capture_output=True, text=True, check=False
+        )
+        out.append(f"{name} {(probe.stdout or probe.stderr).strip().split()[-1]}")
+    return ", ".join(out)
+
+
+def raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions, 5 s idle")
+    parser.add_argument(
+        "--only",
+        metavar="NAME",
+        help=f"run these scenarios only (comma list of {', '.join(SCENARIOS)})",
+    )
+    parser.add_argument("--idle-seconds", type=float, help="the idle window (default 20, quick 5)")
+    parser.add_argument(
+        "--tools",
+        help="run these tools only (comma list of tuisup, supervisord, honcho, circus, floor)",
+    )
+    parser.add_argument("--no-circus", action="store_true", help="do not try circus")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    options = parser.parse_args(argv)
+    options.scenarios = list(SCENARIOS)
+    if options.only:
+        options.scenarios = [s.strip() for s in options.only.split(",")]
+        unknown = [s for s in options.scenarios if s not in SCENARIOS]
+        if unknown:
+            parser.error(
+                f"unknown scenario {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}"
+            )
+    if options.idle_seconds is None:
+        options.idle_seconds = 5.0 if options.quick else 20.0
+    return options
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse_args(argv)
+    if not TUISUP_PYTHON.exists():
+        raise SystemExit(f"bench: {TUISUP_PYTHON} is missing: run `uv sync` first")
+    wanted = options.tools.split(",") if options.tools else None
+    peers = ensure_peers(not options.no_circus and (wanted is None or "circus" in wanted))
+    raise_fd_limit()
+    signal.signal(signal.SIGTERM, _terminated)
+    base = Path(tempfile.mkdtemp(prefix="tuisup-bench-"))
+    (base / "floor.py").write_text(FLOOR)
+    (base / "writer.py").write_text(WRITER)
+    catalogue: list[Tool] = [Tuisup(), Supervisord(), Honcho(), Circus(), Floor(base / "floor.py")]
+    tools = [
+        t
+        for t in catalogue
+        if (t.name in ("tuisup", "floor") or t.name in peers)
+        and (wanted is None or t.name in wanted)
+    ]
+    ctx = Context(base, tools, Results(), options.quick, options.idle_seconds)
+    progress(f"tools: {', '.join(t.name for t in tools)}; scratch: {base}")
+    try:
+        if "ingest" in options.scenarios:
+            ctx.data = make_data(base)
+            ctx.writer = base / "writer.py"
+        for name in options.scenarios:
+            SCENARIOS[name](ctx)
+    except KeyboardInterrupt:
+        progress("interrupted: cleaning up")
+        return 130
+    finally:
+        for token in list(ACTIVE):
+            kill_tagged(token)
+        if not options.keep:
+            shutil.rmtree(base, ignore_errors=True)
+    report(ctx, [t.name for t in tools], peers, options)
+    return 0
+
+
+def report(ctx: Context, tools: list[str], peers: list[str], options: argparse.Namespace) -> None:
+    results = ctx.results
+    print()
+    print(
+        f"tuisup --no-tui vs {versions([p for p in peers if p in tools])}; "
+        f"{os.cpu_count()} cores, Python {sys.version.split()[0]}"
+        f"{', quick' if options.quick else ''}"
+    )
+    print()
+    print(table(results, tools, options.idle_seconds))
+    print()
+    print("Ratios are peer / tuisup (above 1: tuisup is faster or lighter) and tuisup / floor.")
+    print("Times are launch (or kill, or signal) → seen in /proc, polled every 1 ms (0.2 ms for")
+    print("restarts): each is an upper bound by up to one poll. Startup, ingest and stop are")
+    print("medians over runs; CPU is psutil's user+system of the manager (10 ms ticks); wake-ups")
+    print("are voluntary+involuntary context switches summed over the manager's threads.")
+    if results.samples:
+        print()
+        print("samples:")
+        for (row, tool), got in results.samples.items():
+            print(f"  {row:10} {tool:12} {summary(got)}")
+    if results.notes:
+        print()
+        print("notes:")
+        for note in results.notes:
+            print(f"  {note}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""Provides the lifeline: what kills every service's process tree if tuisup itself dies.
+
+The lifeline is a tiny child process in a session of its own, blocked reading a pipe whose
+only write end tuisup holds. However tuisup ends (even by SIGKILL) the kernel closes that
+end, the read returns, and the lifeline SIGKILLs every process tagged with this host's
+`TUISUP_HOST`, again and again until none is left: direct children, grandchildren and
+escapees alike. A parent-death signal would cover only direct children, and would cost an
+exec wrapper on every spawn; the lifeline costs one process per host and nothing per spawn.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import anyio
+
+from tuisup.engine.reaper import HOST_TAG, SERVICE_TAG
+
+_SCRIPT = """
+import os, signal, sys, time
+needle = sys.argv[1].encode()
+while os.read(0, 4096):
+    pass
+me = os.getpid()
+for _ in range(500):
+    found = False
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            with open("/proc/" + entry + "/environ", "rb") as f:
+                if needle not in f.read().split(b"\\0"):
+                    continue
+            os.kill(int(entry), signal.SIGKILL)
+            found = True
+        except OSError:
+            pass
+    if not found:
+        break
+    time.sleep(0.01)
+"""
+
+
+class Lifeline:
+    """One lifeline process for a host whose processes carry `TUISUP_HOST=tag`.
+
+    Its pid is kept in `managed`, so the reaper never mistakes it for an adopted escapee.
+    """
+
+    def __init__(self, tag: str, managed: set[int]) -> None:
+        self.tag = tag
+        self._managed = managed
+        self._write_end: int | None = None
+        self._popen: subprocess.Popen[bytes] | None = None
+        self._done = anyio.Event()
+
+    @property
+    def pid(self) -> int | None:
+        """The lifeline's pid while it runs."""
+        return self._popen.pid if self._popen is not None else None
+
+    def _spawn(self) -> None:
+        read_end, self._write_end = os.pipe2(os.O_CLOEXEC)
+        env = {k: v for k, v in os.environ.items() if k not in (HOST_TAG, SERVICE_TAG)}
+        try:
+            self._popen = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-c", _SCRIPT, f"{HOST_TAG}={self.tag}"],
+                stdin=read_end,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,  # a Ctrl-C in the terminal must not reach it
+                close_fds=True,
+            )
+        finally:
+            os.close(read_end)
+        self._managed.add(self._popen.pid)
+
+    async def run(self) -> None:
+        """Keep a lifeline alive until `close`, starting a new one if it is ever killed."""
+        try:
+            while True:
+                self._spawn()
+                assert self._popen is not None
+                pidfd = os.pidfd_open(self._popen.pid)
+                try:
+                    await anyio.wait_readable(pidfd)
+                finally:
+                    os.close(pidfd)
+                self._popen.wait()
+                self._managed.discard(self._popen.pid)
+                if self._write_end is None:
+                    return
+                os.close(self._write_end)
+        finally:
+            self._done.set()
+
+    async def aclose(self, timeout: float = 2.0) -> None:
+        """Release the lifeline (it finds nothing left to kill and exits) and reap it."""
+        if self._write_end is not None:
+            fd, self._write_end = self._write_end, None
+            os.close(fd)
+        with anyio.move_on_after(timeout):
+            await self._done.wait()
