@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import os
+import queue
+import subprocess
+import sys
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -107,3 +112,62 @@ async def wait_gone(token: str, timeout: float = 5.0) -> None:
     with anyio.fail_after(timeout):
         while list(tagged_pids(token)):
             await anyio.sleep(0.02)
+
+
+class Tuisup:
+    """A `python -m tuisup` subprocess whose stdout lines are read in a thread.
+
+    Every one started is SIGKILLed when its test ends (its lifeline then kills its
+    services), so a failing test leaves nothing running.
+    """
+
+    started: list[Tuisup] = []
+
+    def __init__(self, *args: str, cwd: Path, env: dict[str, str] | None = None) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tuisup", *args],
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+        Tuisup.started.append(self)
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._queue.put(line.rstrip("\n"))
+        self._queue.put(None)
+
+    def expect(self, predicate, timeout: float = 10.0) -> str:  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"timed out; saw: {self.lines[-20:]}") from None
+            if line is None:
+                raise AssertionError(f"exited first; saw: {self.lines[-20:]}")
+            self.lines.append(line)
+            if predicate(line):
+                return line
+
+    def finish(self, timeout: float = 15.0) -> int:
+        code = self.proc.wait(timeout=timeout)
+        while (line := self._queue.get(timeout=5)) is not None:
+            self.lines.append(line)
+        return code
+
+
+@pytest.fixture(autouse=True)
+def _kill_leftover_tuisups() -> Iterator[None]:
+    yield
+    while Tuisup.started:
+        proc = Tuisup.started.pop().proc
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -3,62 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-import queue
 import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import tagged_pids
+from tests.conftest import Tuisup, tagged_pids
 from tuisup.headless import neutralise
-
-
-class Tuisup:
-    """A `python -m tuisup` subprocess whose stdout lines are read in a thread."""
-
-    def __init__(self, *args: str, cwd: Path, env: dict[str, str] | None = None) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tuisup", *args],
-            cwd=cwd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, **(env or {})},
-        )
-        self.lines: list[str] = []
-        self._queue: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self._queue.put(line.rstrip("\n"))
-        self._queue.put(None)
-
-    def expect(self, predicate, timeout: float = 10.0) -> str:  # type: ignore[no-untyped-def]
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                raise AssertionError(f"timed out; saw: {self.lines[-20:]}") from None
-            if line is None:
-                raise AssertionError(f"exited first; saw: {self.lines[-20:]}")
-            self.lines.append(line)
-            if predicate(line):
-                return line
-
-    def finish(self, timeout: float = 15.0) -> int:
-        code = self.proc.wait(timeout=timeout)
-        while (line := self._queue.get(timeout=5)) is not None:
-            self.lines.append(line)
-        return code
 
 
 def write(tmp_path: Path, text: str, token: str = "") -> Path:

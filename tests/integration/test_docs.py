@@ -1,0 +1,55 @@
+"""The README and the demo manifest tell the truth: they load, run and name what exists."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import Tuisup
+from tuisup.manifest import load_manifest, parse_manifest
+
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text()
+
+
+def test_the_demo_manifest_is_valid() -> None:
+    manifest = load_manifest(ROOT / "services.toml")
+    assert {"web", "chatty", "flaky", "greeter"} <= set(manifest.services)
+
+
+def test_every_key_the_demo_uses_is_documented_in_the_readme() -> None:
+    keys = set(re.findall(r"^(\w+) =", (ROOT / "services.toml").read_text(), re.M))
+    documented = set(re.findall(r"^\| `(\w+)` \|", README, re.M))
+    assert keys and keys <= documented, keys - documented
+
+
+def test_the_readme_reference_example_loads(tmp_path: Path) -> None:
+    block = README.split("## services.toml reference", 1)[1].split("```toml", 1)[1].split("```")[0]
+    (tmp_path / "backend").mkdir()
+    (tmp_path / "backend" / ".env").write_text("A=1\n")
+    (tmp_path / ".env").write_text("A=1\n")
+    manifest = parse_manifest(block, tmp_path / "services.toml")
+    assert list(manifest.services) == ["web", "worker"]
+
+
+def test_every_flag_the_readme_names_exists() -> None:
+    help_text = subprocess.run(
+        [sys.executable, "-m", "tuisup", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for flag in set(re.findall(r"`(--?[a-z][a-z-]*)", README)):
+        assert flag in help_text, flag
+
+
+def test_the_demo_runs_and_stops_cleanly() -> None:
+    tuisup = Tuisup("--no-tui", cwd=ROOT)
+    tuisup.expect(lambda line: line.startswith("flaky exited with code 3 after "), timeout=15)
+    assert any(
+        line.startswith("web     | Serving HTTP on 127.0.0.1 port 8765") for line in tuisup.lines
+    )
+    assert any(line.startswith("greeter | hello from ") for line in tuisup.lines)
+    tuisup.proc.send_signal(signal.SIGINT)
+    assert tuisup.finish() == 0
+    assert tuisup.lines[-1] == "tuisup: every service stopped"
