@@ -33,7 +33,7 @@ import tempfile
 import textwrap
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,6 +153,14 @@ def rss_mib(pid: int) -> float:
     return int(raw[1]) * PAGE / MIB if len(raw) > 1 else 0.0
 
 
+def pss_mib(pid: int) -> float:
+    """Proportional set size: shared pages count once across the processes sharing them."""
+    for line in read_proc(pid, "smaps_rollup").splitlines():
+        if line.startswith(b"Pss:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def thread_switches(pid: int) -> dict[int, int]:
     """Voluntary + involuntary context switches of each thread of `pid`."""
     out: dict[int, int] = {}
@@ -169,6 +177,16 @@ def thread_switches(pid: int) -> dict[int, int]:
     return out
 
 
+def thread_cpu_ns(pid: int) -> int:
+    """Nanoseconds on CPU summed over the live threads of `pid` (schedstat; 0 if missing)."""
+    total = 0
+    with contextlib.suppress(OSError):
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            raw = read_proc(pid, f"task/{tid}/schedstat").split()
+            total += int(raw[0]) if raw else 0
+    return total
+
+
 def kill_tagged(token: str, timeout: float = 10.0) -> int:
     """SIGKILL every process carrying `token` until none is left; return how many survived."""
     deadline = time.perf_counter() + timeout
@@ -183,30 +201,29 @@ def kill_tagged(token: str, timeout: float = 10.0) -> int:
 
 
 class Scanner:
-    """Finds the `sleep ARG` processes of one run: its token in their environment, ARG theirs.
+    """Finds the processes of one run that `match` recognises and that carry its token.
 
+    `match` gets a process's argv and returns its key (for a sleep: its argument) or None.
     Processes that existed before the run are skipped (until their pid disappears: pids are
     reused), and a process already recognised is not read again, so a scan is cheap.
     """
 
-    def __init__(self, token: str, args: list[str]) -> None:
+    def __init__(self, token: str, match: Callable[[list[bytes]], bytes | None]) -> None:
         self.needle = needle(token)
-        self.args = {a.encode() for a in args}
+        self.match = match
         self.before = proc_pids()
         self.found: dict[int, bytes] = {}
 
     def scan(self) -> dict[int, bytes]:
-        """Return {pid: arg} of the service processes seen now (zombies may linger)."""
+        """Return {pid: key} of the processes seen now (zombies may linger)."""
         pids = proc_pids()
         self.before &= pids
         for pid in [p for p in self.found if p not in pids]:
             del self.found[pid]
         for pid in pids - self.before - self.found.keys():
-            argv = read_proc(pid, "cmdline").split(b"\0")
-            if len(argv) < 2 or argv[0].rsplit(b"/", 1)[-1] != b"sleep":
-                continue
-            if argv[1] in self.args and self.needle in read_proc(pid, "environ"):
-                self.found[pid] = argv[1]
+            key = self.match(read_proc(pid, "cmdline").split(b"\0"))
+            if key is not None and self.needle in read_proc(pid, "environ"):
+                self.found[pid] = key
         return self.found
 
     def count(self) -> int:
@@ -214,6 +231,9 @@ class Scanner:
 
 
 # -- runs -----------------------------------------------------------------------------------
+
+MANAGER_ENV: dict[str, str] = dict(os.environ)
+"""The environment every manager (and the floor) starts with; see `manager_env`."""
 
 ACTIVE: set[str] = set()
 """Tokens of runs not yet cleaned up: killed in main's `finally` whatever happens."""
@@ -230,6 +250,7 @@ class Run:
         self.dir = base / f"{Run.counter:03d}-{tool}"
         self.dir.mkdir()
         self.popen: subprocess.Popen[bytes] | None = None
+        self.stdout = self.dir / "stdout.txt"
         self.t0 = 0.0
         self.leftovers = 0
 
@@ -246,8 +267,9 @@ class Run:
         return self.popen.pid
 
     def launch(self, argv: list[str], stdout: Path | None = None) -> None:
-        env = {**os.environ, TOKEN_VAR: self.token}
-        with open(stdout or self.dir / "stdout.txt", "wb") as out:
+        env = {**MANAGER_ENV, TOKEN_VAR: self.token}
+        self.stdout = stdout or self.stdout
+        with open(self.stdout, "wb") as out:
             self.t0 = time.perf_counter()
             self.popen = subprocess.Popen(
                 argv,
@@ -262,7 +284,9 @@ class Run:
     def check(self) -> None:
         """Raise Failed if the manager has exited."""
         if self.popen is not None and self.popen.poll() is not None:
-            tail = (self.dir / "stdout.txt").read_text(errors="replace")[-300:].strip()
+            with open(self.stdout, "rb") as f:
+                f.seek(max(0, os.fstat(f.fileno()).st_size - 300))
+                tail = f.read().decode(errors="replace").strip()
             raise Failed(f"exited with {self.popen.returncode}: {tail!r}")
 
     def close(self) -> None:
@@ -301,6 +325,18 @@ def wait_until(
 
 def sleep_args(n: int) -> list[str]:
     return [str(SLEEP_BASE + k) for k in range(1, n + 1)]
+
+
+def sleep_matcher(args: list[str]) -> Callable[[list[bytes]], bytes | None]:
+    """Recognise `sleep ARG` (after its exec: not a wrapper about to become it)."""
+    wanted = {a.encode() for a in args}
+
+    def match(argv: list[bytes]) -> bytes | None:
+        if len(argv) > 1 and argv[0].rsplit(b"/", 1)[-1] == b"sleep" and argv[1] in wanted:
+            return argv[1]
+        return None
+
+    return match
 
 
 # -- the tools ----------------------------------------------------------------------------
@@ -349,14 +385,16 @@ class Tuisup(Tool):
 class Supervisord(Tool):
     name = "supervisord"
 
-    def _head(self, d: Path) -> str:
+    def _head(self, d: Path, services: int = 1) -> str:
+        # Each child closes every fd up to minfds in a Python loop before its exec: keep the
+        # default (1024) unless the services need more (about 5 fds each: pipes, log files).
         return textwrap.dedent(f"""\
             [supervisord]
             nodaemon=true
             logfile={d}/supervisord.log
             pidfile={d}/supervisord.pid
             childlogdir={d}
-            minfds=8192
+            minfds={max(1024, 6 * services + 64)}
             """)
 
     def _argv(self, d: Path, text: str) -> list[str]:
@@ -364,7 +402,7 @@ class Supervisord(Tool):
         return [str(PEERS / "bin" / "supervisord"), "-n", "-c", str(d / "supervisord.conf")]
 
     def sleeps(self, d: Path, args: list[str], *, fast_restart: bool) -> list[str]:
-        parts = [self._head(d)]
+        parts = [self._head(d, len(args))]
         for arg in args:
             parts.append(f"[program:s{arg}]\ncommand=sleep {arg}\n")
             if fast_restart:
@@ -509,8 +547,9 @@ def rows(idle_seconds: float) -> list[Row]:
         Row("idle_cpu", f"idle CPU over {idle}", "% core", 3, "< 0.1 %", _below(0.1)),
         Row("idle_wake", f"idle wake-ups over {idle}", "", 0, "0", _below(1)),
         Row("idle_rss", "idle RSS, 100 sleeps", "MiB", 1, "< 35 MiB", _below(35.0)),
-        Row("idle_other", "helper procs (n / MiB)", "", 0, "", None, ratios=False),
+        Row("idle_other", "other processes, n / PSS", "MiB", 1, "", None, ratios=False),
         Row("ingest", "ingest 500k lines", "s", 3, "< 0.2 s", _below(0.2), True),
+        Row("ingest_w", "  from writer start", "s", 3, "< 0.2 s", _below(0.2), True),
         Row("ingest_ok", "lost / dup / mangled", "", 0, "0 / 0 / 0", _clean, ratios=False),
         Row("ingest_rss", "peak RSS during ingest", "MiB", 1),
         Row("stop100", "stop, 100 sleeps", "ms", 0, "< 200 ms", _below(200.0), True),
@@ -599,15 +638,12 @@ class Context:
     data: Path | None = None
     writer: Path | None = None
 
-    def each(self, names: tuple[str, ...] | None = None) -> Iterator[Tool]:
-        return (t for t in self.tools if names is None or t.name in names)
-
 
 def start_sleeps(ctx: Context, tool: Tool, run: Run, n: int, *, fast_restart: bool) -> Scanner:
     """Launch `tool` with n sleeps and wait until all of them run; return the scanner."""
     args = sleep_args(n)
     argv = tool.sleeps(run.dir, args, fast_restart=fast_restart)
-    scanner = Scanner(run.token, args)
+    scanner = Scanner(run.token, sleep_matcher(args))
     run.launch(argv)
     wait_until(lambda: scanner.count() >= n, 120, run=run, what=f"{n} sleeps running")
     return scanner
@@ -706,17 +742,11 @@ def scenario_idle(ctx: Context) -> None:
             scanner = start_sleeps(ctx, tool, run, 100, fast_restart=False)
             time.sleep(SETTLE)
             proc = psutil.Process(run.pid)
-            cpu0, wake0, t0 = (
-                sum(proc.cpu_times()[:2]),
-                thread_switches(run.pid),
-                time.perf_counter(),
-            )
+            ns0, wake0 = thread_cpu_ns(run.pid), thread_switches(run.pid)
+            cpu0, t0 = sum(proc.cpu_times()[:2]), time.perf_counter()
             time.sleep(seconds)
-            cpu1, wake1, t1 = (
-                sum(proc.cpu_times()[:2]),
-                thread_switches(run.pid),
-                time.perf_counter(),
-            )
+            cpu1, t1 = sum(proc.cpu_times()[:2]), time.perf_counter()
+            ns, wake1 = thread_cpu_ns(run.pid) - ns0, thread_switches(run.pid)
             run.check()
             cpu = (cpu1 - cpu0) / (t1 - t0) * 100
             per_thread = {tid: n - wake0.get(tid, 0) for tid, n in wake1.items()}
@@ -724,17 +754,20 @@ def scenario_idle(ctx: Context) -> None:
             rss = proc.memory_info().rss / MIB
             services = set(scanner.scan())
             others = [p for p in tagged(run.token) if p != run.pid and p not in services]
-            other_rss = sum(rss_mib(p) for p in others)
+            other_pss = sum(pss_mib(p) for p in others)
             name = tool.name
             ctx.results.put("idle_cpu", name, cpu)
             ctx.results.put("idle_wake", name, wakeups)
             ctx.results.put("idle_rss", name, rss)
-            ctx.results.put("idle_other", name, (len(others), round(other_rss)))
+            ctx.results.put("idle_other", name, f"{len(others)} / {other_pss:.1f}")
             threads = ", ".join(f"{tid}:{n}" for tid, n in sorted(per_thread.items()))
-            ctx.results.notes.append(f"idle / {name}: wake-ups by thread {threads}")
+            ctx.results.notes.append(
+                f"idle / {name}: {ns / 1e6:.2f} ms on CPU by schedstat"
+                f" ({ns / 1e7 / (t1 - t0):.4f} % core); wake-ups by thread {threads}"
+            )
             progress(
                 f"  {name:12} cpu {cpu:.3f}%  wake-ups {wakeups}  rss {rss:.1f} MiB"
-                f"  helpers {len(others)} ({other_rss:.0f} MiB)"
+                f"  helpers {len(others)} (PSS {other_pss:.1f} MiB)"
             )
 
         measure(ctx, "idle_cpu", tool, once)
@@ -806,19 +839,31 @@ def scenario_ingest(ctx: Context) -> None:
     progress(f"log ingest, {INGEST_LINES:,} lines of {LINE_BYTES} bytes, {reps} runs each")
     assert ctx.data is not None and ctx.writer is not None
     writer = [sys.executable, "-I", "-S", str(ctx.writer), str(ctx.data)]
+    path = str(ctx.writer).encode()
+
+    def is_writer(argv: list[bytes]) -> bytes | None:
+        ok = path in argv and argv[0].rsplit(b"/", 1)[-1].startswith(b"python")
+        return b"writer" if ok else None
+
     samples: dict[str, list[float]] = {t.name: [] for t in ctx.tools}
+    from_writer: dict[str, list[float]] = {t.name: [] for t in ctx.tools}
     peaks: dict[str, list[float]] = {t.name: [] for t in ctx.tools}
     for rep in range(reps):
         for tool in ctx.tools:
 
-            def once(run: Run, tool: Tool = tool) -> tuple[float, tuple[int, int, int], float]:
+            def once(
+                run: Run, tool: Tool = tool
+            ) -> tuple[float, float, tuple[int, int, int], float]:
                 argv, log, stdout = tool.ingest(run.dir, writer)
                 watch = TailWatch(log)
-                peak = 0.0
+                scanner = Scanner(run.token, is_writer)
+                peak, started = 0.0, 0.0
 
                 def complete() -> bool:
-                    nonlocal peak
+                    nonlocal peak, started
                     peak = max(peak, rss_mib(run.pid))
+                    if not started and scanner.scan():
+                        started = time.perf_counter()
                     return watch.done()
 
                 run.launch(argv, stdout)
@@ -828,25 +873,28 @@ def scenario_ingest(ctx: Context) -> None:
                     peak = max(peak, rss_mib(run.pid))
                     time.sleep(POLL)
                 run.check()
-                return t1 - run.t0, verify(log, tool), peak
+                return t1 - run.t0, t1 - (started or t1), verify(log, tool), peak
 
             got = measure(ctx, "ingest", tool, once)
             if got is None:
                 continue
-            seconds, bad, peak = got
+            seconds, after_writer, bad, peak = got
             samples[tool.name].append(seconds)
+            from_writer[tool.name].append(after_writer)
             if tool.name != "floor":
                 peaks[tool.name].append(peak)
             worst = ctx.results.values.get(("ingest_ok", tool.name), (0, 0, 0))
             ctx.results.put("ingest_ok", tool.name, tuple(map(max, worst, bad)))
             progress(
-                f"  {rep + 1}/{reps} {tool.name:12} {seconds:7.3f} s"
-                f"  lost/dup/mangled {bad}  peak RSS {peak:.1f} MiB"
+                f"  {rep + 1}/{reps} {tool.name:12} {seconds:7.3f} s ({after_writer:.3f} s after"
+                f" the writer started)  lost/dup/mangled {bad}  peak RSS {peak:.1f} MiB"
             )
     for name, got_samples in samples.items():
         if got_samples:
             ctx.results.put("ingest", name, statistics.median(got_samples))
             ctx.results.keep("ingest", name, got_samples)
+            ctx.results.put("ingest_w", name, statistics.median(from_writer[name]))
+            ctx.results.keep("ingest_w", name, from_writer[name])
         if peaks[name]:
             ctx.results.put("ingest_rss", name, max(peaks[name]))
 
@@ -955,6 +1003,46 @@ def versions(names: list[str]) -> str:
     return ", ".join(out)
 
 
+def revision() -> str:
+    """The commit of the work tree, with `+dirty` when tuisup/ has changes."""
+    git = ["git", "-C", str(ROOT)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run([*git, "status", "--porcelain", "--", "tuisup"], capture_output=True)
+    return (head.stdout.strip() or "?") + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def manager_env(cold: bool) -> dict[str, str]:
+    """The managers' environment: with a warm bytecode cache unless `cold`.
+
+    This project's sessions export PYTHONDONTWRITEBYTECODE=1, which makes every Python
+    manager compile its (uv-installed, uncompiled) dependencies from source at each launch.
+    By default the managers instead share a bytecode cache under bench/.peers/pycache, as
+    an ordinary install would have, and do not get PYTHONUNBUFFERED either.
+    """
+    env = dict(os.environ)
+    if cold:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        env.pop("PYTHONPYCACHEPREFIX", None)
+        return env
+    for name in ("PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED"):
+        env.pop(name, None)
+    env["PYTHONPYCACHEPREFIX"] = str(PEERS / "pycache")
+    return env
+
+
+def warm_up(ctx: Context) -> None:
+    """Start and kill each tool once, unmeasured, so that caches are as for any later run."""
+    progress("warming up (one unmeasured start of each tool)")
+    for tool in ctx.tools:
+        measure(
+            ctx,
+            "warm-up",
+            tool,
+            lambda run, t=tool: start_sleeps(ctx, t, run, 3, fast_restart=False),
+        )
+    ctx.results.values = {k: v for k, v in ctx.results.values.items() if k[0] != "warm-up"}
+
+
 def raise_fd_limit() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != hard:
@@ -979,6 +1067,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="run these tools only (comma list of tuisup, supervisord, honcho, circus, floor)",
     )
     parser.add_argument("--no-circus", action="store_true", help="do not try circus")
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="run the managers with PYTHONDONTWRITEBYTECODE=1 (no bytecode cache)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     options = parser.parse_args(argv)
     options.scenarios = list(SCENARIOS)
@@ -1001,6 +1094,8 @@ def main(argv: list[str] | None = None) -> int:
     wanted = options.tools.split(",") if options.tools else None
     peers = ensure_peers(not options.no_circus and (wanted is None or "circus" in wanted))
     raise_fd_limit()
+    MANAGER_ENV.clear()
+    MANAGER_ENV.update(manager_env(options.cold))
     signal.signal(signal.SIGTERM, _terminated)
     base = Path(tempfile.mkdtemp(prefix="tuisup-bench-"))
     (base / "floor.py").write_text(FLOOR)
@@ -1013,11 +1108,13 @@ def main(argv: list[str] | None = None) -> int:
         and (wanted is None or t.name in wanted)
     ]
     ctx = Context(base, tools, Results(), options.quick, options.idle_seconds)
+    ctx.results.notes.append("load average at start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     progress(f"tools: {', '.join(t.name for t in tools)}; scratch: {base}")
     try:
         if "ingest" in options.scenarios:
             ctx.data = make_data(base)
             ctx.writer = base / "writer.py"
+        warm_up(ctx)
         for name in options.scenarios:
             SCENARIOS[name](ctx)
     except KeyboardInterrupt:
@@ -1028,6 +1125,7 @@ def main(argv: list[str] | None = None) -> int:
             kill_tagged(token)
         if not options.keep:
             shutil.rmtree(base, ignore_errors=True)
+    ctx.results.notes.append("load average at end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     report(ctx, [t.name for t in tools], peers, options)
     return 0
 
@@ -1036,9 +1134,10 @@ def report(ctx: Context, tools: list[str], peers: list[str], options: argparse.N
     results = ctx.results
     print()
     print(
-        f"tuisup --no-tui vs {versions([p for p in peers if p in tools])}; "
+        f"tuisup {revision()} --no-tui vs {versions([p for p in peers if p in tools]) or '-'}; "
         f"{os.cpu_count()} cores, Python {sys.version.split()[0]}"
         f"{', quick' if options.quick else ''}"
+        f"{', cold (no bytecode cache)' if options.cold else ', warm bytecode cache'}"
     )
     print()
     print(table(results, tools, options.idle_seconds))
@@ -1048,6 +1147,11 @@ def report(ctx: Context, tools: list[str], peers: list[str], options: argparse.N
     print("restarts): each is an upper bound by up to one poll. Startup, ingest and stop are")
     print("medians over runs; CPU is psutil's user+system of the manager (10 ms ticks); wake-ups")
     print("are voluntary+involuntary context switches summed over the manager's threads.")
+    print("'other processes' are the manager's tagged processes that are not services (PSS).")
+    if not options.cold:
+        print(
+            "Managers share a warm bytecode cache (bench/.peers/pycache); --cold measures without."
+        )
     if results.samples:
         print()
         print("samples:")
