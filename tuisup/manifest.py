@@ -21,7 +21,14 @@ import tomlkit
 import tomlkit.exceptions
 
 from tuisup.dotenv import parse_dotenv
-from tuisup.spec import BackoffKind, HostSettings, Manifest, RestartPolicy, ServiceSpec
+from tuisup.spec import (
+    BackoffKind,
+    ExecutorKind,
+    HostSettings,
+    Manifest,
+    RestartPolicy,
+    ServiceSpec,
+)
 from tuisup.toml_locator import Key, Locator
 
 __all__ = ["ManifestError", "Problem", "load_manifest", "parse_dotenv", "parse_manifest"]
@@ -431,7 +438,8 @@ _SERVICE_CHECKS: dict[str, _Check] = {
 }
 _SERVICE_KEYS = ("command", *_SERVICE_CHECKS, "target", "executor")
 _DEFAULT = ServiceSpec(name="", argv=("",), command="", cwd=Path("/"))
-_EXECUTORS = ("process", "thread", "async", "async-process")
+_EXECUTORS = tuple(kind.value for kind in ExecutorKind)
+_TARGET = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 
 
 def _checked(
@@ -494,13 +502,18 @@ def _service(ck: _Checker, name: str, raw: object) -> ServiceSpec | None:
     if table is None:
         return None
     values = _checked(ck, base, table, _SERVICE_CHECKS, _SERVICE_KEYS)
-    _check_reserved(ck, base, table)
-    command = None
+    executor = _check_kind(ck, base, table)
+    command: _Command | None = None
     if "command" in table:
         command = _command(ck, (*base, "command"), table["command"], table.get("shell") is True)
+    elif "target" in table:
+        target = _target(ck, (*base, "target"), table["target"])
+        command = ((), target) if target else None
+        values["target"] = target
     _check_backoff(ck, base, table, values)
     if command is None or len(ck.problems) > before:
         return None
+    values["executor"] = executor
     env_file, file_env = values.pop("env_file", (None, {}))
     values["env"] = {**file_env, **values.get("env", {})}
     values.setdefault("cwd", ck.root)
@@ -510,21 +523,44 @@ def _service(ck: _Checker, name: str, raw: object) -> ServiceSpec | None:
     )
 
 
-def _check_reserved(ck: _Checker, base: Key, table: Mapping[str, Any]) -> None:
-    """Reject the keys kept for Python services, which the next release will run."""
-    executor = table.get("executor")
-    if "executor" in table and _one_of(ck, (*base, "executor"), executor, _EXECUTORS):
-        if executor != "process":
-            ck.fail((*base, "executor"), 'only "process" is supported yet')
-    if "target" in table:
-        if "command" in table:
+def _check_kind(ck: _Checker, base: Key, table: Mapping[str, Any]) -> ExecutorKind | None:
+    """Check `command` against `target` and `executor`; return the executor (None: auto)."""
+    executor = None
+    if "executor" in table:
+        raw = _one_of(ck, (*base, "executor"), table["executor"], _EXECUTORS)
+        executor = ExecutorKind(raw) if raw is not None else None
+    if "command" in table:
+        if "target" in table:
             ck.fail((*base, "target"), "command and target are mutually exclusive", key=True)
-        else:
-            ck.fail(
-                (*base, "target"), "Python targets are not supported yet (use command)", key=True
-            )
-    elif "command" not in table:
-        ck.fail(base, 'missing required key "command"', key=True)
+        if executor not in (None, ExecutorKind.PROCESS):
+            ck.fail((*base, "executor"), f'a command always runs as "process", got "{executor}"')
+        return ExecutorKind.PROCESS
+    if "target" not in table:
+        ck.fail(base, 'missing required key "command" (or "target")', key=True)
+        return ExecutorKind.PROCESS
+    if "shell" in table:
+        ck.fail((*base, "shell"), "shell applies to a command, not to a target", key=True)
+    if executor is None or executor.in_process:
+        where = f'executor = "{executor}"' if executor else "an in-process service"
+        for key in ("env", "env_file", "stop_signal"):
+            if key in table:
+                ck.fail(
+                    (*base, key),
+                    f"{key} cannot apply to {where}: it shares tuisup's process; "
+                    'use executor = "process" or "async-process"',
+                    key=True,
+                )
+    return executor
+
+
+def _target(ck: _Checker, path: Key, raw: object) -> str | None:
+    """Return a `module:attribute` string."""
+    text = _string(ck, path, raw)
+    if text is None:
+        return None
+    if not _TARGET.fullmatch(text):
+        return ck.fail(path, f'expected "module:attribute", got {_quote(text)}')
+    return text
 
 
 def _check_backoff(

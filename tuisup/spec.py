@@ -26,6 +26,20 @@ class BackoffKind(enum.StrEnum):
     EXPONENTIAL = "exponential"
 
 
+class ExecutorKind(enum.StrEnum):
+    """How a service runs (see DESIGN.md, "The four executors")."""
+
+    PROCESS = "process"
+    THREAD = "thread"
+    ASYNC = "async"
+    ASYNC_PROCESS = "async-process"
+
+    @property
+    def in_process(self) -> bool:
+        """Whether the service runs inside tuisup's own process."""
+        return self in (ExecutorKind.THREAD, ExecutorKind.ASYNC)
+
+
 @dataclass(frozen=True, slots=True)
 class ServiceSpec:
     """One `[services.NAME]` table, validated and with every default filled in."""
@@ -33,9 +47,10 @@ class ServiceSpec:
     name: str
     """The service's name: letters, digits, `-` and `_`, starting with a letter."""
     argv: tuple[str, ...]
-    """The program and its arguments; `("/bin/sh", "-c", command)` when `shell = true`."""
+    """The program and its arguments; `("/bin/sh", "-c", command)` when `shell = true`;
+    empty for a Python `target`."""
     command: str
-    """The command as the user wrote it, for display."""
+    """The command (or the target) as the user wrote it, for display."""
     cwd: Path
     """Absolute working directory (relative paths are taken from the manifest's folder)."""
     env: Mapping[str, str] = field(default_factory=dict)
@@ -67,7 +82,9 @@ class ServiceSpec:
     stop_timeout: float = 10.0
     """Seconds between `stop_signal` and SIGKILL."""
     target: str | None = None
-    """Reserved for Python services (`module:attribute`); not runnable yet."""
+    """A Python service's `module:attribute`; None for a command."""
+    executor: ExecutorKind | None = ExecutorKind.PROCESS
+    """How the service runs; None for a target whose kind decides (async or thread)."""
     line: int = 0
     """The manifest line of the service's table, for messages."""
 

@@ -255,7 +255,10 @@ SERVICE_PROBLEMS = [
         '2:1: services.web.restrat: unknown key "restrat" (did you mean "restart"?)',
     ),
     ("colour = 1", '2:1: services.web.colour: unknown key "colour"'),
-    ('executor = "thread"', '2:12: services.web.executor: only "process" is supported yet'),
+    (
+        'executor = "thread"',
+        '2:12: services.web.executor: a command always runs as "process", got "thread"',
+    ),
     (
         'executor = "green"',
         '2:12: services.web.executor: expected one of "process", "thread", "async", '
@@ -287,11 +290,7 @@ COMMAND_PROBLEMS = [
         'command = ["a"]\nshell = true',
         "2:11: services.web.command: expected a string with shell = true, got array",
     ),
-    (
-        'target = "app:main"',
-        "2:1: services.web.target: Python targets are not supported yet (use command)",
-    ),
-    ("autostart = false", '1:1: services.web: missing required key "command"'),
+    ("autostart = false", '1:1: services.web: missing required key "command" (or "target")'),
 ]
 
 
@@ -412,7 +411,7 @@ autostart = "no"
         'services.toml:3:1: services.web.restrat: unknown key "restrat" (did you mean "restart"?)',
         "services.toml:4:16: services.web.max_restarts: expected an integer >= 0, got -1",
         "services.toml:7:13: tuisup.log_lines: expected an integer >= 100, got 5",
-        'services.toml:9:1: services.api: missing required key "command"',
+        'services.toml:9:1: services.api: missing required key "command" (or "target")',
         'services.toml:10:13: services.api.autostart: expected a boolean, got string "no"',
     ]
 
@@ -559,3 +558,68 @@ def test_directory_name_too_long(here: Path) -> None:
     [problem] = problems(text)
     assert problem.startswith("services.toml:3:7: services.web.cwd: cannot use ")
     assert problem.endswith(": File name too long")
+
+
+# Python targets: one problem each, the body on lines 2 and on.
+TARGET_PROBLEMS = [
+    ('target = "app"', '2:10: services.py.target: expected "module:attribute", got "app"'),
+    ('target = "app:"', '2:10: services.py.target: expected "module:attribute", got "app:"'),
+    (
+        'target = "1app:run"',
+        '2:10: services.py.target: expected "module:attribute", got "1app:run"',
+    ),
+    ("target = 5", "2:10: services.py.target: expected a string, got integer 5"),
+    (
+        'target = "app:run"\nexecutor = "fiber"',
+        '3:12: services.py.executor: expected one of "process", "thread", "async", '
+        '"async-process", got "fiber"',
+    ),
+    (
+        'target = "app:run"\nshell = true',
+        "3:1: services.py.shell: shell applies to a command, not to a target",
+    ),
+    (
+        'target = "app:run"\nenv = { A = "1" }',
+        "3:1: services.py.env: env cannot apply to an in-process service: it shares tuisup's "
+        'process; use executor = "process" or "async-process"',
+    ),
+    (
+        'target = "app:run"\nexecutor = "thread"\nstop_signal = "INT"',
+        '4:1: services.py.stop_signal: stop_signal cannot apply to executor = "thread": it '
+        'shares tuisup\'s process; use executor = "process" or "async-process"',
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "expected"), TARGET_PROBLEMS)
+def test_target_problem(here: Path, body: str, expected: str) -> None:
+    assert problems(f"[services.py]\n{body}\n") == [f"services.toml:{expected}"]
+
+
+def test_targets_load_with_their_executor(here: Path) -> None:
+    from tuisup.spec import ExecutorKind
+
+    manifest = load_manifest(
+        write(
+            "[services.auto]\n"
+            'target = "demo.ticker:run"\n'
+            "[services.child]\n"
+            'target = "pkg.mod:Worker.main"\n'
+            'executor = "async-process"\n'
+            'env = { A = "1" }\n'
+            'stop_signal = "INT"\n'
+            "[services.cmd]\n"
+            'command = "true"\n'
+            'executor = "process"\n'
+        )
+    )
+    auto, child, cmd = manifest.services.values()
+    assert (auto.target, auto.executor, auto.argv, auto.command) == (
+        "demo.ticker:run",
+        None,
+        (),
+        "demo.ticker:run",
+    )
+    assert child.executor is ExecutorKind.ASYNC_PROCESS and child.env["A"] == "1"
+    assert child.stop_signal == signal.SIGINT
+    assert (cmd.target, cmd.executor) == (None, ExecutorKind.PROCESS)

@@ -19,6 +19,7 @@ def test_the_table_is_the_documented_machine() -> None:
         ("backoff", "starting"),
         ("backoff", "stopped"),
         ("stopping", "stopped"),
+        ("stopping", "failed"),
         ("exited", "starting"),
         ("failed", "starting"),
     }

@@ -22,13 +22,14 @@ import anyio
 from anyio.abc import TaskGroup
 
 from tuisup.engine.events import Bus, Event, HostStarted, HostStopped, HostStopping, Output
-from tuisup.engine.executors import ProcessExecutor
+from tuisup.engine.executors import Executor, ProcessExecutor
 from tuisup.engine.executors.base import KILL_GRACE
+from tuisup.engine.executors.inprocess import InProcessExecutor
 from tuisup.engine.lifeline import Lifeline
 from tuisup.engine.logs import LogBatch, LogStore
 from tuisup.engine.reaper import Reaper, become_subreaper
 from tuisup.engine.supervisor import ACTIVE, ServiceStatus, Supervisor
-from tuisup.spec import Manifest
+from tuisup.spec import Manifest, ServiceSpec
 
 
 class UnknownService(KeyError):
@@ -58,13 +59,19 @@ class Host:
         self.store = LogStore(settings.log_lines, settings.log_dir, self._announce)
         self.reaper = Reaper()
         self.lifeline = Lifeline(self.reaper.tag, self.reaper.managed)
-        executor = ProcessExecutor(self.reaper)
+        self._process = ProcessExecutor(self.reaper, manifest.root)
+        self._in_process = InProcessExecutor(manifest.root)
         self.supervisors = {
-            name: Supervisor(spec, executor, self.bus, self.store, clock=clock)
+            name: Supervisor(spec, self._executor(spec), self.bus, self.store, clock=clock)
             for name, spec in manifest.services.items()
         }
         self._tg: TaskGroup | None = None
         self._shutdown: anyio.Event | None = None
+
+    def _executor(self, spec: ServiceSpec) -> Executor:
+        if spec.target is not None and (spec.executor is None or spec.executor.in_process):
+            return self._in_process
+        return self._process
 
     # -- lifetime -------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ PR_SET_CHILD_SUBREAPER = 36
 HOST_TAG = "TUISUP_HOST"
 SERVICE_TAG = "TUISUP_SERVICE"
 
+
 def become_subreaper() -> bool:
     """Make this process adopt its orphaned descendants; return whether the kernel agreed."""
     if not sys.platform.startswith("linux"):

@@ -31,7 +31,7 @@ TRANSITIONS: dict[ServiceState, frozenset[ServiceState]] = {
     S.STARTING: frozenset({S.RUNNING, S.FAILED}),
     S.RUNNING: frozenset({S.STOPPING, S.BACKOFF, S.EXITED, S.FAILED}),
     S.BACKOFF: frozenset({S.STARTING, S.STOPPED}),
-    S.STOPPING: frozenset({S.STOPPED}),
+    S.STOPPING: frozenset({S.STOPPED, S.FAILED}),
     S.EXITED: frozenset({S.STARTING}),
     S.FAILED: frozenset({S.STARTING}),
 }
@@ -196,7 +196,10 @@ class Supervisor:
             self._transition(S.STOPPING, pid=run.pid)
             status = await run.stop(self.spec.stop_signal, self.spec.stop_timeout)
             record = self._record(status, requested=True)
-            self._transition(S.STOPPED, **_exit_fields(record))
+            if status.stuck:
+                self._transition(S.FAILED, reason=status.error, **_exit_fields(record))
+            else:
+                self._transition(S.STOPPED, **_exit_fields(record))
 
     async def _do_restart(self) -> None:
         if self.state is S.RUNNING:
@@ -217,11 +220,14 @@ class Supervisor:
         assert self._tg is not None
         try:
             run = await self._executor.start(self.spec, self._logs, self._tg)
+            self._run = run
+            await run.started()
         except StartError as exc:
+            if exc.details:
+                self._logs.add(self.spec.name, "stderr", exc.details.rstrip("\n").split("\n"))
             self._logs.marker(self.spec.name, f"tuisup: {exc}")
             self._transition(S.FAILED, reason=str(exc))
             return
-        self._run = run
         self._started_mono = self._clock()
         self._started_wall = time.time()
         self._transition(S.RUNNING, pid=run.pid)

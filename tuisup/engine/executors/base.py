@@ -22,6 +22,9 @@ class ExitStatus:
     code: int | None = None
     signal: int | None = None
     error: str | None = None
+    """Why it could not start, or the exception that ended it (`ValueError: boom`)."""
+    stuck: bool = False
+    """The run did not end when forced (a thread that ignores its token); it is abandoned."""
 
     def succeeded(self, success_codes: frozenset[int]) -> bool:
         """Return whether this exit counts as success."""
@@ -41,7 +44,14 @@ class ExitStatus:
 
 
 class StartError(Exception):
-    """A service could not be started at all (no such executable, bad cwd...)."""
+    """A service could not be started at all (no such executable, bad cwd, import error).
+
+    `details` (a traceback, say) goes to the service's log under the one-line message.
+    """
+
+    def __init__(self, message: str, details: str | None = None) -> None:
+        super().__init__(message)
+        self.details = details
 
 
 class Run(ABC):
@@ -49,6 +59,13 @@ class Run(ABC):
 
     pid: int | None = None
     """The OS process id, for process-backed runs."""
+
+    async def started(self) -> None:  # noqa: B027 - most runs are up once started
+        """Return once the service is up (a Python target imported in its child).
+
+        Raises:
+            StartError: It could not start; the run ends by itself.
+        """
 
     @abstractmethod
     async def wait(self) -> ExitStatus:

@@ -16,7 +16,10 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import anyio
 from anyio.abc import TaskGroup
@@ -37,15 +40,26 @@ SWEEP_TIME = 1.0
 
 
 class ProcessExecutor(Executor):
-    """Starts `command` services as process-group leaders under the parent-death signal."""
+    """Starts commands, and Python targets in a child interpreter, as group leaders."""
 
-    def __init__(self, reaper: Reaper) -> None:
+    def __init__(self, reaper: Reaper, root: Path) -> None:
         self.reaper = reaper
+        self.root = root
 
     async def start(self, spec: ServiceSpec, logs: LogStore, tg: TaskGroup) -> Run:
         """Spawn the service; see `Executor.start`."""
         env = {**os.environ, **spec.env, HOST_TAG: self.reaper.tag, SERVICE_TAG: spec.name}
-        _preflight(spec, env.get("PATH", os.defpath))
+        status_r = status_w = -1
+        if spec.target is None:
+            argv = spec.argv
+            _preflight(spec, env.get("PATH", os.defpath))
+        else:
+            if not spec.cwd.is_dir():
+                raise StartError(f"cannot start: no such directory: '{spec.cwd}'")
+            status_r, status_w = os.pipe2(os.O_CLOEXEC)
+            argv = _child_argv(spec, status_w, self.root)
+            paths = [_PACKAGE_ROOT, env.get("PYTHONPATH", "")]
+            env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         try:
@@ -54,7 +68,7 @@ class ProcessExecutor(Executor):
             # A blocking call, but vfork+exec is what asyncio's own spawn costs, and it
             # runs in the loop thread like asyncio's.
             popen = subprocess.Popen(  # noqa: ASYNC220
-                spec.argv,
+                argv,
                 cwd=spec.cwd,
                 env=env,
                 stdin=subprocess.DEVNULL,
@@ -62,16 +76,19 @@ class ProcessExecutor(Executor):
                 stderr=err_w,
                 start_new_session=True,
                 close_fds=True,
+                pass_fds=(status_w,) if status_w >= 0 else (),
             )
         except OSError as exc:
-            for fd in (out_r, err_r):
-                os.close(fd)
+            for fd in (out_r, err_r, status_r):
+                if fd >= 0:
+                    os.close(fd)
             raise StartError(f"cannot start: {exc}") from exc
         finally:
-            os.close(out_w)
-            os.close(err_w)
+            for fd in (out_w, err_w, status_w):
+                if fd >= 0:
+                    os.close(fd)
         self.reaper.managed.add(popen.pid)
-        run = ProcessRun(spec.name, popen, self.reaper)
+        run = ProcessRun(spec.name, popen, self.reaper, status_r if status_r >= 0 else None)
         tg.start_soon(
             run.watch,
             StreamSink(logs, spec.name, "stdout"),
@@ -80,6 +97,25 @@ class ProcessExecutor(Executor):
             err_r,
         )
         return run
+
+
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[3])
+"""The folder holding the tuisup package, so that a child interpreter imports it."""
+
+
+def _child_argv(spec: ServiceSpec, status_fd: int, root: Path) -> tuple[str, ...]:
+    assert spec.target is not None and spec.executor is not None
+    return (
+        sys.executable,
+        "-m",
+        "tuisup.child",
+        spec.name,
+        spec.target,
+        spec.executor.value,
+        str(int(spec.stop_signal)),
+        str(status_fd),
+        str(root),
+    )
 
 
 def _preflight(spec: ServiceSpec, path: str) -> None:
@@ -102,10 +138,20 @@ def _preflight(spec: ServiceSpec, path: str) -> None:
 class ProcessRun(Run):
     """One process-group-leading OS process and everything it starts."""
 
-    def __init__(self, service: str, popen: subprocess.Popen[bytes], reaper: Reaper) -> None:
+    def __init__(
+        self,
+        service: str,
+        popen: subprocess.Popen[bytes],
+        reaper: Reaper,
+        status_fd: int | None = None,
+    ) -> None:
         self.service = service
+        self._status_fd = status_fd
+        self._ready = anyio.Event()
+        self._ready_ok = False
+        self._start_error: str | None = None
+        self._exception: str | None = None
         self.pid = popen.pid
-        self.started = time.monotonic()
         self._popen = popen
         self._reaper = reaper
         self._pidfd = os.pidfd_open(popen.pid)
@@ -144,18 +190,43 @@ class ProcessRun(Run):
         with anyio.move_on_after(DRAIN_GRACE):
             await drained.wait()
         if code < 0:
-            self._status = ExitStatus(signal=-code)
+            self._status = ExitStatus(signal=-code, error=self._exception)
         else:
-            self._status = ExitStatus(code=code)
+            self._status = ExitStatus(code=code, error=self._exception)
         self._ended.set()
 
     async def _drain_both(
         self, out: StreamSink, out_fd: int, err: StreamSink, err_fd: int, drained: anyio.Event
     ) -> None:
         async with anyio.create_task_group() as tg:
-            tg.start_soon(_drain, out_fd, out)
-            tg.start_soon(_drain, err_fd, err)
+            tg.start_soon(_drain, out_fd, out.write, out.close)
+            tg.start_soon(_drain, err_fd, err.write, err.close)
+            if self._status_fd is not None:
+                status = _StatusReader(self)
+                tg.start_soon(_drain, self._status_fd, status.write, self._ready.set)
         drained.set()
+
+    def on_status(self, line: str) -> None:
+        """Take one line from a Python child's status pipe."""
+        word, _, rest = line.partition(" ")
+        if word == "ready":
+            self._ready_ok = True
+            self._ready.set()
+        elif word == "error":
+            self._start_error = rest
+            self._ready.set()
+        elif word == "exception":
+            self._exception = rest
+
+    async def started(self) -> None:
+        """For a Python child, wait until its target is imported; see `Run.started`."""
+        if self._status_fd is None:
+            return
+        await self._ready.wait()
+        if not self._ready_ok:
+            status = await self.wait()
+            reason = self._start_error or f"exited with {status.describe()} before it was ready"
+            raise StartError(f"cannot start: {reason}")
 
     async def _sweep(self) -> None:
         """Kill and reap what is left of the tree: group members and tagged escapees."""
@@ -211,8 +282,21 @@ class ProcessRun(Run):
         self._reaper.sweep(self.service, signal.SIGKILL)
 
 
-async def _drain(fd: int, sink: StreamSink) -> None:
-    """Read `fd` until end of file, handing every chunk to `sink`; close both."""
+class _StatusReader:
+    """Splits a Python child's status pipe into lines for its run."""
+
+    def __init__(self, run: ProcessRun) -> None:
+        self._run = run
+        self._buffer = b""
+
+    def write(self, data: bytes) -> None:
+        *lines, self._buffer = (self._buffer + data).split(b"\n")
+        for line in lines:
+            self._run.on_status(line.decode("utf-8", "replace"))
+
+
+async def _drain(fd: int, write: Callable[[bytes], None], close: Callable[[], None]) -> None:
+    """Read `fd` until end of file, handing every chunk to `write`; then close both."""
     os.set_blocking(fd, False)
     try:
         while True:
@@ -223,7 +307,7 @@ async def _drain(fd: int, sink: StreamSink) -> None:
                 continue
             if not data:
                 break
-            sink.write(data)
+            write(data)
     finally:
         os.close(fd)
-        sink.close()
+        close()

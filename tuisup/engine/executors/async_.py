@@ -1,0 +1,168 @@
+"""Provides the async executor's run, and the watchdog that names who blocks the loop.
+
+An async service is a coroutine run as a task on tuisup's own event loop.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from types import FrameType
+from typing import Any
+
+import anyio
+
+from tuisup.engine.capture import CURRENT, ServiceOutput
+from tuisup.engine.executors.base import KILL_GRACE, ExitStatus, Run
+from tuisup.engine.executors.crash import crash_status
+from tuisup.service import Context
+
+STALL = 1.0
+"""Seconds the loop may be blocked before the watchdog names the service responsible."""
+PING_EVERY = 0.5
+"""Seconds between two checks, while async services run (and only then)."""
+
+
+class TaskRun(Run):
+    """One run of a coroutine function as a task of the host's task group."""
+
+    def __init__(
+        self,
+        name: str,
+        call: Callable[[], Awaitable[Any]],
+        ctx: Context,
+        output: ServiceOutput,
+        watchdog: LoopWatchdog,
+    ) -> None:
+        self.name = name
+        self.ctx = ctx
+        self.output = output
+        self._call = call
+        self._watchdog = watchdog
+        self._scope: anyio.CancelScope | None = None
+        self._status: ExitStatus | None = None
+        self._ended = anyio.Event()
+
+    async def main(self) -> None:
+        """Run the coroutine to its end, recording how it ended."""
+        CURRENT.set(self.output)
+        self._watchdog.attach(self)
+        try:
+            with anyio.CancelScope() as self._scope:
+                try:
+                    await self._call()
+                    self._status = ExitStatus(code=0)
+                except anyio.get_cancelled_exc_class():
+                    raise
+                except BaseException as exc:  # noqa: BLE001 - a crash is data
+                    self._status = crash_status(exc, self.output)
+            if self._scope.cancelled_caught:
+                self._status = ExitStatus(error="cancelled: it did not stop by itself")
+        finally:
+            self._watchdog.detach(self)
+            self.output.close()
+            if self._status is None:
+                self._status = ExitStatus(error="cancelled with tuisup")
+            self._ended.set()
+
+    async def wait(self) -> ExitStatus:
+        """Return once the task has ended."""
+        await self._ended.wait()
+        assert self._status is not None
+        return self._status
+
+    async def stop(self, sig: signal.Signals, timeout: float) -> ExitStatus:
+        """Set the token, then cancel the task after `timeout`."""
+        self.ctx.token.cancel()
+        with anyio.CancelScope(shield=True):
+            with anyio.move_on_after(timeout):
+                await self._ended.wait()
+            if not self._ended.is_set():
+                self.kill()
+                with anyio.move_on_after(KILL_GRACE):
+                    await self._ended.wait()
+        if self._status is None:
+            return ExitStatus(error="did not end when cancelled", stuck=True)
+        return self._status
+
+    def kill(self) -> None:
+        """Cancel the task now."""
+        self.ctx.token.cancel()
+        if self._scope is not None:
+            self._scope.cancel()
+
+
+class LoopWatchdog:
+    """Notices the event loop blocked for over STALL seconds and says where, and by whom.
+
+    A thread, started while async services run, pings the loop; when a ping goes
+    unanswered, it writes to the guilty service's log where its code held the loop.
+
+    It exists only while an async service runs, so an idle host has no periodic wake-ups.
+    """
+
+    def __init__(self) -> None:
+        self._runs: set[TaskRun] = set()
+        self._quit = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def attach(self, run: TaskRun) -> None:
+        """Watch the loop for as long as `run` runs (called in the loop)."""
+        self._runs.add(run)
+        if self._thread is None or not self._thread.is_alive():
+            import asyncio
+
+            loop = asyncio.get_running_loop()
+            self._quit = threading.Event()
+            self._thread = threading.Thread(
+                target=self._watch,
+                args=(loop, threading.get_ident(), self._quit),
+                name="tuisup:watchdog",
+                daemon=True,
+            )
+            self._thread.start()
+
+    def detach(self, run: TaskRun) -> None:
+        """Stop watching for `run`; the thread ends with the last run."""
+        self._runs.discard(run)
+        if not self._runs:
+            self._quit.set()
+
+    def _watch(self, loop: Any, loop_thread: int, quit_: threading.Event) -> None:
+        while not quit_.is_set():
+            pong = threading.Event()
+            try:
+                loop.call_soon_threadsafe(pong.set)
+            except RuntimeError:
+                return  # the loop is closed
+            if pong.wait(STALL):
+                quit_.wait(PING_EVERY)
+                continue
+            began = time.monotonic() - STALL
+            culprit = _culprit(sys._current_frames().get(loop_thread))
+            while not pong.wait(0.1) and not quit_.is_set():
+                pass
+            if culprit is not None:
+                run, where = culprit
+                seconds = time.monotonic() - began
+                note = (
+                    f"tuisup: {run.name} blocked the event loop for {seconds:.1f}s at {where}; "
+                    "an async service must await, not block (run blocking code in a thread)\n"
+                )
+                run.output.write("stderr", note.encode())
+
+
+def _culprit(frame: FrameType | None) -> tuple[TaskRun, str] | None:
+    """Find the TaskRun whose coroutine holds the loop, and where it is."""
+    innermost = frame
+    while frame is not None:
+        if frame.f_code is TaskRun.main.__code__:
+            run = frame.f_locals.get("self")
+            if isinstance(run, TaskRun) and innermost is not None:
+                code = innermost.f_code
+                return run, f"{code.co_filename}:{innermost.f_lineno} in {code.co_name}"
+        frame = frame.f_back
+    return None

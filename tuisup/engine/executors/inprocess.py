@@ -1,0 +1,72 @@
+"""Provides the executor for Python targets that run inside tuisup: `thread` and `async`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+from pathlib import Path
+
+from anyio.abc import TaskGroup
+
+from tuisup.engine.capture import LogHandler, ServiceOutput, install
+from tuisup.engine.executors.async_ import LoopWatchdog, TaskRun
+from tuisup.engine.executors.base import Executor, Run, StartError
+from tuisup.engine.executors.thread import ThreadRun
+from tuisup.engine.logs import LogStore
+from tuisup.service import Context, TargetError, load_target
+from tuisup.spec import ExecutorKind, ServiceSpec
+
+
+class InProcessExecutor(Executor):
+    """Imports a target in tuisup's process and runs it in a thread or as a task.
+
+    With no `executor` in the manifest, a coroutine function (or a Service with
+    `run_async`) runs as a task on the event loop, anything else in a thread.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.watchdog = LoopWatchdog()
+        self._stuck: dict[str, ThreadRun] = {}
+
+    async def start(self, spec: ServiceSpec, logs: LogStore, tg: TaskGroup) -> Run:
+        """Import the target and start it; see `Executor.start`."""
+        assert spec.target is not None
+        stuck = self._stuck.get(spec.name)
+        if stuck is not None and stuck.thread.is_alive():
+            raise StartError(
+                f"cannot start: the thread of an earlier run ({stuck.thread.name}) is still running"
+            )
+        try:
+            target = load_target(spec.target, [self.root, spec.cwd])
+        except TargetError as exc:
+            details = "".join(traceback.format_exception(exc.__cause__ or exc))
+            raise StartError(f"cannot start: {exc}", details) from exc
+        kind = spec.executor or (ExecutorKind.ASYNC if target.is_async else ExecutorKind.THREAD)
+        if kind is ExecutorKind.ASYNC and not target.is_async:
+            raise StartError(f'cannot start: executor "async" needs a coroutine: {spec.target}')
+        if kind is ExecutorKind.THREAD and target.is_async:
+            raise StartError(f'cannot start: executor "thread" runs sync code: {spec.target}')
+        install()
+        loop = asyncio.get_running_loop()
+        output = ServiceOutput(logs, spec.name, loop)
+        ctx = Context(spec.name, cwd=spec.cwd)
+        _route_log(ctx.log, output)
+        call = target.bind(ctx)
+        if kind is ExecutorKind.ASYNC:
+            run: Run = TaskRun(spec.name, call, ctx, output, self.watchdog)
+            tg.start_soon(run.main)  # type: ignore[attr-defined]
+            return run
+        thread_run = ThreadRun(spec.name, call, ctx, output, loop, self._stuck)
+        thread_run.thread.start()
+        return thread_run
+
+
+def _route_log(logger: logging.Logger, output: ServiceOutput) -> None:
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    logger.addHandler(LogHandler(output))
+    logger.propagate = False
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)

@@ -1,0 +1,193 @@
+"""Provides what a Python service is written against: Service, Context, CancellationToken.
+
+A service is a callable `run(ctx)` (or `run()`), sync or async, or a `Service` subclass
+with `run` or `run_async`. tuisup asks it to stop through its cancellation token; a thread
+polls `token.is_cancellation_requested` or blocks in `token.wait(timeout)`, a coroutine
+awaits `token.wait_async(timeout)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import logging
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class CancellationToken:
+    """Tells a service that it has been asked to stop. Safe to use from any thread or loop."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+
+    @property
+    def is_cancellation_requested(self) -> bool:
+        """Whether the service has been asked to stop."""
+        return self._event.is_set()
+
+    def cancel(self) -> None:
+        """Ask the service to stop (tuisup calls this; a service may too, to end itself)."""
+        with self._lock:
+            self._event.set()
+            waiters, self._waiters = self._waiters, []
+        for loop, future in waiters:
+            loop.call_soon_threadsafe(_resolve, future)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until cancellation is requested or `timeout` passes.
+
+        Returns:
+            True if cancellation was requested, False on timeout. A thread's loop reads
+            `while not ctx.token.wait(1.0): ...`.
+        """
+        return self._event.wait(timeout)
+
+    async def wait_async(self, timeout: float | None = None) -> bool:
+        """Await cancellation, or `timeout` seconds; the awaitable form of `wait`."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        with self._lock:
+            if self._event.is_set():
+                return True
+            self._waiters.append((loop, future))
+        try:
+            await asyncio.wait_for(asyncio.shield(future), timeout)
+        except TimeoutError:
+            return False
+        finally:
+            with self._lock:
+                if (loop, future) in self._waiters:
+                    self._waiters.remove((loop, future))
+        return True
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+@dataclass
+class Context:
+    """What tuisup hands a running service."""
+
+    name: str
+    """The service's name in the manifest."""
+    token: CancellationToken = field(default_factory=CancellationToken)
+    """Set when the service is asked to stop."""
+    cwd: Path = field(default_factory=Path.cwd)
+    """The service's `cwd` (for in-process services, not the process's working directory)."""
+    log: logging.Logger = field(init=False)
+    """A logger whose records land in this service's log."""
+
+    def __post_init__(self) -> None:
+        self.log = logging.getLogger(f"tuisup.service.{self.name}")
+
+    @property
+    def cancelled(self) -> bool:
+        """Shorthand for `token.is_cancellation_requested`."""
+        return self.token.is_cancellation_requested
+
+    def sleep(self, seconds: float) -> bool:
+        """Sleep in a thread, waking early on cancellation; return True if cancelled."""
+        return self.token.wait(seconds)
+
+    async def sleep_async(self, seconds: float) -> bool:
+        """Sleep in a coroutine, waking early on cancellation; return True if cancelled."""
+        return await self.token.wait_async(seconds)
+
+
+class Service:
+    """Base class for a service written as a class: override `run` or `run_async`.
+
+    `self.ctx`, `self.cancellation_token` and `self.log` are ready in `__init__` already.
+    """
+
+    ctx: Context
+    cancellation_token: CancellationToken
+    log: logging.Logger
+
+    def _bind(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.cancellation_token = ctx.token
+        self.log = ctx.log
+
+    def run(self) -> None:
+        """The service's body, run in a thread (or a child process's main thread)."""
+        raise NotImplementedError(f"{type(self).__name__} defines neither run nor run_async")
+
+    async def run_async(self) -> None:
+        """The service's body as a coroutine."""
+        raise NotImplementedError(f"{type(self).__name__} defines neither run nor run_async")
+
+
+class TargetError(Exception):
+    """A target could not be loaded: bad module, missing attribute, not callable."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A loaded `module:attribute`, and whether calling it gives a coroutine."""
+
+    spec: str
+    obj: Any
+    is_async: bool
+
+    def bind(self, ctx: Context) -> Callable[[], Any]:
+        """Return a no-argument callable that runs the service with `ctx`."""
+        obj = self.obj
+        if isinstance(obj, type) and issubclass(obj, Service):
+            instance = obj.__new__(obj)
+            instance._bind(ctx)
+            instance.__init__()  # type: ignore[misc]
+            return instance.run_async if self.is_async else instance.run
+        if _wants_argument(obj):
+            return lambda: obj(ctx)
+        return obj  # type: ignore[no-any-return]
+
+
+def load_target(spec: str, paths: list[Path]) -> Target:
+    """Import `module:attribute` with `paths` importable.
+
+    Raises:
+        TargetError: With a one-line reason; the cause carries the traceback.
+    """
+    module_name, _, attribute = spec.partition(":")
+    for path in reversed(paths):
+        if str(path) not in sys.path:
+            sys.path.insert(0, str(path))
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise TargetError(f"cannot import {module_name}: {type(exc).__name__}: {exc}") from exc
+    obj: Any = module
+    for part in attribute.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError as exc:
+            raise TargetError(f"module {module_name} has no attribute {attribute}") from exc
+    if isinstance(obj, type) and issubclass(obj, Service):
+        has_async = obj.run_async is not Service.run_async
+        if not has_async and obj.run is Service.run:
+            raise TargetError(f"{spec}: a Service subclass must define run or run_async")
+        return Target(spec, obj, has_async)
+    if not callable(obj):
+        raise TargetError(f"{spec} is not callable (it is {type(obj).__name__})")
+    return Target(spec, obj, inspect.iscoroutinefunction(obj))
+
+
+def _wants_argument(obj: Callable[..., Any]) -> bool:
+    try:
+        parameters = inspect.signature(obj).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(
+        p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in parameters
+    )
