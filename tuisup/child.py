@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from tuisup.service import Context, TargetError, load_target
+from tuisup.service import Context, TargetError, format_crash, load_target
 
 EXIT_CANNOT_LOAD = 78
 """The child's exit code when its target cannot be imported (EX_CONFIG)."""
@@ -58,7 +58,7 @@ def main(argv: list[str]) -> int:
     except SystemExit:
         raise
     except BaseException as exc:  # noqa: BLE001 - report any crash, then exit 1
-        traceback.print_exception(exc)
+        sys.stderr.write(format_crash(exc))
         _say(status, f"exception {type(exc).__name__}: {exc}")
         return 1
     return 0

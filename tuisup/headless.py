@@ -144,7 +144,8 @@ class Printer:
             ended = f"{name} exited with {status.describe()} after {event.runtime:.1f}s"
         match event.state:
             case ServiceState.RUNNING:
-                yield self._say(f"{name} started (pid {event.pid})")
+                how = f"pid {event.pid}" if event.pid else f"{event.executor} in tuisup"
+                yield self._say(f"{name} started ({how})")
             case ServiceState.BACKOFF:
                 self._pending_exit[name] = ended or f"{name} exited"
             case ServiceState.EXITED:

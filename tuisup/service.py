@@ -14,6 +14,7 @@ import inspect
 import logging
 import sys
 import threading
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,3 +192,14 @@ def _wants_argument(obj: Callable[..., Any]) -> bool:
     return any(
         p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in parameters
     )
+
+
+_PACKAGE = str(Path(__file__).resolve().parent)
+
+
+def format_crash(exc: BaseException) -> str:
+    """Return the traceback of a service's exception, without tuisup's own frames on top."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE):
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,16 @@ README = (ROOT / "README.md").read_text()
 
 def test_the_demo_manifest_is_valid() -> None:
     manifest = load_manifest(ROOT / "services.toml")
-    assert {"web", "chatty", "flaky", "greeter"} <= set(manifest.services)
+    assert list(manifest.services) == [
+        "web",
+        "chatty",
+        "flaky",
+        "greeter",
+        "ticker",
+        "echo",
+        "crunch",
+        "moody",
+    ]
 
 
 def test_every_key_the_demo_uses_is_documented_in_the_readme() -> None:
@@ -45,7 +55,15 @@ def test_every_flag_the_readme_names_exists() -> None:
 
 def test_the_demo_runs_and_stops_cleanly() -> None:
     tuisup = Tuisup("--no-tui", cwd=ROOT)
+    tuisup.expect(lambda line: line == "echo    | echoing on 127.0.0.1:8766")
+    with socket.create_connection(("127.0.0.1", 8766), timeout=5) as conn:
+        conn.sendall(b"ping\n")
+        assert conn.makefile("rb").readline() == b"ping\n"
     tuisup.expect(lambda line: line.startswith("flaky exited with code 3 after "), timeout=15)
+    tuisup.expect(lambda line: line.startswith("crunch  | ") and "hashes/s" in line)
+    assert "ticker started (async in tuisup)" in tuisup.lines
+    assert "moody started (thread in tuisup)" in tuisup.lines
+    assert "ticker  | tick 1" in tuisup.lines
     assert any(
         line.startswith("web     | Serving HTTP on 127.0.0.1 port 8765") for line in tuisup.lines
     )

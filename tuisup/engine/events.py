@@ -79,8 +79,9 @@ class HostStopped(Event):
 class StateChanged(Event):
     """A service moved from one state to another.
 
-    `exit_code`, `signal` and `runtime` describe the run that just ended, when the change
-    is due to an exit.
+    `pid` and `executor` (the kind the run uses) come with `running`; `exit_code`,
+    `signal`, `runtime` and `error` describe the run that just ended, when the change is
+    due to an exit.
     """
 
     kind: ClassVar[str] = "state"
@@ -88,6 +89,7 @@ class StateChanged(Event):
     old: ServiceState
     state: ServiceState
     pid: int | None = None
+    executor: str | None = None
     exit_code: int | None = None
     signal: int | None = None
     runtime: float | None = None

@@ -230,7 +230,7 @@ class Supervisor:
             return
         self._started_mono = self._clock()
         self._started_wall = time.time()
-        self._transition(S.RUNNING, pid=run.pid)
+        self._transition(S.RUNNING, pid=run.pid, executor=run.kind.value)
         self._tg.start_soon(self._watch, run)
 
     async def _watch(self, run: Run) -> None:

@@ -19,6 +19,7 @@ from tuisup.engine.capture import CURRENT, ServiceOutput
 from tuisup.engine.executors.base import KILL_GRACE, ExitStatus, Run
 from tuisup.engine.executors.crash import crash_status
 from tuisup.service import Context
+from tuisup.spec import ExecutorKind
 
 STALL = 1.0
 """Seconds the loop may be blocked before the watchdog names the service responsible."""
@@ -38,6 +39,7 @@ class TaskRun(Run):
         watchdog: LoopWatchdog,
     ) -> None:
         self.name = name
+        self.kind = ExecutorKind.ASYNC
         self.ctx = ctx
         self.output = output
         self._call = call

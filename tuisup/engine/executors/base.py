@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from anyio.abc import TaskGroup
 
 from tuisup.engine.logs import LogStore
-from tuisup.spec import ServiceSpec
+from tuisup.spec import ExecutorKind, ServiceSpec
 
 KILL_GRACE = 2.0
 """Seconds a stop may take after SIGKILL before it gives up waiting."""
@@ -59,6 +59,8 @@ class Run(ABC):
 
     pid: int | None = None
     """The OS process id, for process-backed runs."""
+    kind: ExecutorKind = ExecutorKind.PROCESS
+    """The executor running it (for a target, after the default was resolved)."""
 
     async def started(self) -> None:  # noqa: B027 - most runs are up once started
         """Return once the service is up (a Python target imported in its child).

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import traceback
-
 from tuisup.engine.capture import ServiceOutput
 from tuisup.engine.executors.base import ExitStatus
+from tuisup.service import format_crash
 
 
 def crash_status(exc: BaseException, output: ServiceOutput) -> ExitStatus:
@@ -20,6 +19,6 @@ def crash_status(exc: BaseException, output: ServiceOutput) -> ExitStatus:
             return ExitStatus(code=code or 0)
         output.write("stderr", f"{code}\n".encode())
         return ExitStatus(code=1)
-    text = "".join(traceback.format_exception(exc))
+    text = format_crash(exc)
     output.write("stderr", text.encode("utf-8", "replace"))
     return ExitStatus(code=1, error=f"{type(exc).__name__}: {exc}")

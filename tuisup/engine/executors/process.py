@@ -27,7 +27,7 @@ from anyio.abc import TaskGroup
 from tuisup.engine.executors.base import KILL_GRACE, Executor, ExitStatus, Run, StartError
 from tuisup.engine.logs import LogStore, StreamSink
 from tuisup.engine.reaper import HOST_TAG, SERVICE_TAG, Reaper
-from tuisup.spec import ServiceSpec
+from tuisup.spec import ExecutorKind, ServiceSpec
 
 READ_SIZE = 1 << 20
 """Bytes asked for per read: one pipe's worth, so a fast writer costs few wake-ups."""
@@ -89,6 +89,7 @@ class ProcessExecutor(Executor):
                     os.close(fd)
         self.reaper.managed.add(popen.pid)
         run = ProcessRun(spec.name, popen, self.reaper, status_r if status_r >= 0 else None)
+        run.kind = spec.executor or ExecutorKind.PROCESS
         tg.start_soon(
             run.watch,
             StreamSink(logs, spec.name, "stdout"),

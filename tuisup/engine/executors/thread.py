@@ -14,6 +14,7 @@ from tuisup.engine.capture import CURRENT, ServiceOutput
 from tuisup.engine.executors.base import ExitStatus, Run
 from tuisup.engine.executors.crash import crash_status
 from tuisup.service import Context
+from tuisup.spec import ExecutorKind
 
 
 class ThreadRun(Run):
@@ -35,6 +36,7 @@ class ThreadRun(Run):
         stuck: dict[str, ThreadRun],
     ) -> None:
         self.name = name
+        self.kind = ExecutorKind.THREAD
         self.ctx = ctx
         self._call = call
         self._output = output
