@@ -1,4 +1,4 @@
-"""Provides where every key and value of a TOML text starts: tomlkit keeps no positions.
+"""Provides where every key and value of a TOML text starts: TOML parsers keep no positions.
 
 `Locator` walks the text once and records the (line, column) of every key and value by its
 path, so that a problem found after parsing can point at the offending text. It also notices
@@ -8,9 +8,8 @@ a table or key defined twice, which tomlkit reports at the wrong place or nowher
 from __future__ import annotations
 
 import re
+import tomllib
 from bisect import bisect_right
-
-import tomlkit
 
 Key = tuple[str | int, ...]
 """A path into the TOML document; ints index arrays."""
@@ -218,10 +217,10 @@ class Locator:
 
 
 def decode_key(raw: str) -> str:
-    """Unquote a quoted key, letting tomlkit deal with escapes."""
+    """Unquote a quoted key, letting tomllib deal with escapes."""
     if raw.startswith("'"):
         return raw[1:-1]
     try:
-        return str(tomlkit.parse(f"k = {raw}").unwrap()["k"])
+        return str(tomllib.loads(f"k = {raw}")["k"])
     except Exception as exc:
         raise ScanError("quoted key") from exc

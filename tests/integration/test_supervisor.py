@@ -199,7 +199,9 @@ async def test_start_failure_is_failed_with_the_errno_in_the_log(
     assert snap["bad"].reason is not None and "[Errno 2]" in snap["bad"].reason
     assert "no-such-program-xyz" in snap["bad"].reason
     assert any("[Errno 2]" in line for line in log)
-    assert any("no such directory" in line for line in nodir_log)
+    assert any(
+        f"No such file or directory: '{tmp_path / 'missing'}'" in line for line in nodir_log
+    ), nodir_log
     assert (tmp_path / "logs" / "bad.log").read_text().count("Errno 2") == 1
 
 

@@ -10,10 +10,8 @@ its pid, and so its process-group id, cannot be handed to anybody else.
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -52,10 +50,7 @@ class ProcessExecutor(Executor):
         status_r = status_w = -1
         if spec.target is None:
             argv = spec.argv
-            _preflight(spec, env.get("PATH", os.defpath))
         else:
-            if not spec.cwd.is_dir():
-                raise StartError(f"cannot start: no such directory: '{spec.cwd}'")
             status_r, status_w = os.pipe2(os.O_CLOEXEC)
             argv = _child_argv(spec, status_w, self.root)
             paths = [_PACKAGE_ROOT, env.get("PYTHONPATH", "")]
@@ -69,7 +64,7 @@ class ProcessExecutor(Executor):
             # runs in the loop thread like asyncio's.
             popen = subprocess.Popen(  # noqa: ASYNC220
                 argv,
-                cwd=spec.cwd,
+                cwd=str(spec.cwd),
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=out_w,
@@ -117,23 +112,6 @@ def _child_argv(spec: ServiceSpec, status_fd: int, root: Path) -> tuple[str, ...
         str(status_fd),
         str(root),
     )
-
-
-def _preflight(spec: ServiceSpec, path: str) -> None:
-    """Raise StartError for what would otherwise fail inside the exec wrapper, errno and all."""
-    if not spec.cwd.is_dir():
-        raise StartError(f"cannot start: [Errno {errno.ENOENT}] no such directory: '{spec.cwd}'")
-    program = spec.argv[0]
-    if "/" in program:
-        found = os.path.join(spec.cwd, program)
-        if not os.path.exists(found):
-            raise StartError(f"cannot start: [Errno {errno.ENOENT}] no such file: '{program}'")
-        if os.path.isdir(found) or not os.access(found, os.X_OK):
-            raise StartError(f"cannot start: [Errno {errno.EACCES}] permission denied: '{program}'")
-    elif shutil.which(program, path=path) is None:
-        raise StartError(
-            f"cannot start: [Errno {errno.ENOENT}] command not found: '{program}' (PATH={path})"
-        )
 
 
 class ProcessRun(Run):
