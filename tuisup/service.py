@@ -8,7 +8,6 @@ awaits `token.wait_async(timeout)`.
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import inspect
 import logging
@@ -18,7 +17,11 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    # Imported where used: a child running sync code starts 40 ms sooner without asyncio.
+    import asyncio
 
 
 class CancellationToken:
@@ -53,6 +56,8 @@ class CancellationToken:
 
     async def wait_async(self, timeout: float | None = None) -> bool:
         """Await cancellation, or `timeout` seconds; the awaitable form of `wait`."""
+        import asyncio
+
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         with self._lock:
@@ -190,7 +195,8 @@ def _wants_argument(obj: Callable[..., Any]) -> bool:
     except (TypeError, ValueError):
         return True
     return any(
-        p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in parameters
+        p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
+        for p in parameters
     )
 
 
