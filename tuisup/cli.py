@@ -67,8 +67,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if manifest is None:
         return 1
     if not options.no_tui:
-        print("tuisup: the console is not built yet; running headless.", file=sys.stderr)  # noqa: T201
+        return _console(manifest)
     return _headless(manifest, json_mode=options.json)
+
+
+def _console(manifest: Manifest) -> int:
+    import anyio
+
+    from tuisup.tui.app import run_console  # Textual is imported only here
+
+    return anyio.run(run_console, manifest)
 
 
 def _headless(manifest: Manifest, *, json_mode: bool) -> int:

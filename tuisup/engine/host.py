@@ -154,6 +154,10 @@ class Host:
         """Stop a service (signal, grace, kill), or cancel its pending restart."""
         await self._supervisor(name).stop()
 
+    def kill(self, name: str) -> None:
+        """SIGKILL a service's process group now; its restart policy then applies."""
+        self._supervisor(name).kill()
+
     async def restart(self, name: str) -> None:
         """Restart a service; not counted against its restart budget."""
         await self._supervisor(name).restart()

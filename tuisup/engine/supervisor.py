@@ -40,6 +40,9 @@ TRANSITIONS: dict[ServiceState, frozenset[ServiceState]] = {
 ACTIVE = frozenset({S.STARTING, S.RUNNING, S.BACKOFF, S.STOPPING})
 """States in which a service is alive or will be again without being asked."""
 
+LIVE = frozenset({S.STARTING, S.RUNNING, S.STOPPING})
+"""States in which the service has a run."""
+
 RESET_AFTER = 10.0
 """Seconds a run must last for the next failure to start the backoff from its first delay."""
 
@@ -69,6 +72,8 @@ class ServiceStatus:
     name: str
     state: ServiceState
     pid: int | None
+    executor: str | None
+    """How the current (or last) run runs: `process`, `thread`, `async`, `async-process`."""
     restarts: int
     started: float | None
     """Unix time the current run started, while it runs."""
@@ -144,7 +149,8 @@ class Supervisor:
         return ServiceStatus(
             name=self.spec.name,
             state=self.state,
-            pid=self._run.pid if self._run is not None and self.state in ACTIVE else None,
+            pid=self._run.pid if self._run is not None and self.state in LIVE else None,
+            executor=self._run.kind.value if self._run is not None else None,
             restarts=self.restarts,
             started=self._started_wall if self.state in (S.RUNNING, S.STOPPING) else None,
             next_start=self._next_start if self.state is S.BACKOFF else None,

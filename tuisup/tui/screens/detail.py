@@ -1,0 +1,105 @@
+"""Provides DetailScreen: one service's spec, restart state, exit history and environment."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from tuisup.engine import ServiceStatus
+
+SECRET = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD|PASS|KEY|AUTH|CREDENTIAL|PRIVATE", re.I)
+
+
+def masked(name: str, value: str) -> str:
+    """Hide the value of a secret-looking variable."""
+    return "••••••••" if SECRET.search(name) and value else value
+
+
+def describe(status: ServiceStatus) -> Table:
+    """Return the service's detail as a two-column table."""
+    spec = status.spec
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold cyan", no_wrap=True)
+    table.add_column()
+    rows = [
+        ("state", f"{status.state.value}" + (f" — {status.reason}" if status.reason else "")),
+        ("command" if spec.target is None else "target", spec.command),
+        ("executor", spec.executor.value if spec.executor else "python (async or thread)"),
+        ("cwd", str(spec.cwd)),
+        ("restart", f"{spec.restart.value}; success exit codes {sorted(spec.success_exit_codes)}"),
+        (
+            "backoff",
+            f"{spec.backoff.value} from {spec.backoff_delay:g}s up to "
+            f"{spec.backoff_max:g}s, jitter ±{spec.jitter:.0%}",
+        ),
+        ("budget", f"{spec.max_restarts} restarts in {spec.restart_window:g}s"),
+        ("restarts", str(status.restarts)),
+        ("stop", f"{spec.stop_signal.name}, SIGKILL after {spec.stop_timeout:g}s"),
+    ]
+    for key, value in rows:
+        table.add_row(key, value)
+    return table
+
+
+def history(status: ServiceStatus) -> Table:
+    """Return the exit history, newest first."""
+    table = Table(box=None, header_style="bold", padding=(0, 1))
+    for column in ("started", "ran", "ended"):
+        table.add_column(column)
+    for record in reversed(status.history):
+        ended = "stopped" if record.requested else record.status.describe()
+        table.add_row(
+            time.strftime("%H:%M:%S", time.localtime(record.started)),
+            f"{record.runtime:.1f}s",
+            Text(ended, "bright_black" if record.requested else "red"),
+        )
+    return table
+
+
+def environment(status: ServiceStatus) -> Table:
+    """Return the service's own variables (on top of tuisup's), secrets masked."""
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="green", no_wrap=True)
+    table.add_column()
+    for name, value in sorted(status.spec.env.items()):
+        table.add_row(name, masked(name, value))
+    return table
+
+
+class DetailScreen(ModalScreen[None]):
+    """A service's detail; escape, enter or q closes it."""
+
+    DEFAULT_CSS = """
+    DetailScreen { align: center middle; }
+    DetailScreen > VerticalScroll {
+        width: 90%; height: 85%; border: thick $accent; background: $panel; padding: 1 2;
+    }
+    DetailScreen .heading { text-style: bold; color: $accent; margin-top: 1; }
+    """
+    BINDINGS = [
+        ("escape", "dismiss", "Close"),
+        ("enter", "dismiss", "Close"),
+        ("q", "dismiss", "Close"),
+    ]
+
+    def __init__(self, status: ServiceStatus) -> None:
+        super().__init__()
+        self.status = status
+
+    def compose(self) -> ComposeResult:
+        """The spec, the exit history and the environment."""
+        status = self.status
+        with VerticalScroll():
+            yield Static(Text(status.name, "bold"))
+            yield Static(describe(status))
+            yield Static("exit history", classes="heading")
+            yield Static(history(status) if status.history else Text("no exit yet", "dim"))
+            yield Static("environment (added to tuisup's)", classes="heading")
+            yield Static(environment(status) if status.spec.env else Text("none", "dim"))

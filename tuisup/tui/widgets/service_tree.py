@@ -1,0 +1,153 @@
+"""Provides ServiceTree: the host, its services, and under each the live OS process tree."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.widgets import Tree
+from textual.widgets.tree import TreeNode
+
+from tuisup.engine import ServiceState, ServiceStatus
+
+S = ServiceState
+GLYPHS: dict[ServiceState, tuple[str, str]] = {
+    S.RUNNING: ("●", "green"),
+    S.STARTING: ("◐", "yellow"),
+    S.BACKOFF: ("↻", "yellow"),
+    S.STOPPING: ("◑", "yellow"),
+    S.EXITED: ("○", "bright_black"),
+    S.FAILED: ("✘", "bold red"),
+    S.STOPPED: ("○", "bright_black"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Proc:
+    """One OS process under a service, as the process-stats worker saw it."""
+
+    pid: int
+    depth: int
+    command: str
+    cpu: float
+    rss: int
+    escaped: bool
+    """It left the service's process group (setsid, a double fork)."""
+
+
+def duration(seconds: float) -> str:
+    """Return `45s`, `3m12s` or `2h05m`."""
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def megabytes(rss: int) -> str:
+    """Return an RSS in MiB, one decimal."""
+    return f"{rss / 1048576:.1f}M"
+
+
+def service_label(status: ServiceStatus, width: int, now: float | None = None) -> Text:
+    """Return a service's fixed-width tree label: glyph, name, state, how, restarts, time."""
+    now = time.time() if now is None else now
+    glyph, colour = GLYPHS[status.state]
+    last = status.last_exit
+    if status.state is S.EXITED and last is not None and last.status.error is None:
+        if last.status.code in status.spec.success_exit_codes:
+            colour = "green"
+    kind = status.executor or (status.spec.executor.value if status.spec.executor else "python")
+    how = f"pid {status.pid}" if status.pid else kind
+    label = Text.assemble(
+        (f"{glyph} ", colour),
+        (f"{status.name:<{width}} ", "bold"),
+        (f"{status.state.value:<8} ", colour),
+        (f"{how:<13} ", "bright_black" if not status.pid else ""),
+        (f"↻{status.restarts:<3} ", "yellow" if status.restarts else "bright_black"),
+    )
+    if status.state is S.BACKOFF and status.next_start is not None:
+        label.append(f"restart in {max(0.0, status.next_start - now):.1f}s", "yellow")
+    elif status.started is not None:
+        label.append(f"up {duration(now - status.started)}", "bright_black")
+    elif status.reason and status.state is S.FAILED:
+        label.append(status.reason, "red")
+    elif last is not None:
+        style = "red" if status.state is not S.STOPPED and last.status.code != 0 else "bright_black"
+        what = "stopped" if last.requested else last.status.describe()
+        label.append(what, style)
+    return label
+
+
+def proc_label(proc: Proc) -> Text:
+    """Return a process row: pid, CPU, RSS, command; escapees are marked."""
+    label = Text.assemble(
+        (f"{proc.pid:>7} ", "bright_black"),
+        (f"{proc.cpu:5.1f}% ", "cyan"),
+        (f"{megabytes(proc.rss):>7} ", "magenta"),
+        (proc.command[:60], ""),
+    )
+    if proc.escaped:
+        label.append("  escaped its group", "bold yellow")
+    return label
+
+
+class ServiceTree(Tree[str | int]):
+    """The host at the root, a node per service, the service's processes under it."""
+
+    DEFAULT_CSS = """
+    ServiceTree {
+        width: 66;
+        border-right: vkey $panel;
+        background: $surface;
+    }
+    """
+
+    def __init__(self, title: str, names: list[str], *, id: str | None = None) -> None:
+        super().__init__(Text(title, "bold"), id=id)
+        self.show_root = True
+        self.guide_depth = 2
+        self.width_of_names = max((len(n) for n in names), default=8)
+        self.nodes_by_name: dict[str, TreeNode[str | int]] = {}
+        self._procs: dict[str, tuple[Proc, ...]] = {}
+        for name in names:
+            self.nodes_by_name[name] = self.root.add(Text(name), data=name, allow_expand=False)
+        self.root.expand()
+
+    def show(self, status: ServiceStatus) -> None:
+        """Redraw one service's label."""
+        node = self.nodes_by_name.get(status.name)
+        if node is not None:
+            node.set_label(service_label(status, self.width_of_names))
+
+    def show_processes(self, service: str, procs: tuple[Proc, ...]) -> None:
+        """Replace a service's process rows (in place when the pids did not change)."""
+        node = self.nodes_by_name.get(service)
+        if node is None:
+            return
+        old = self._procs.get(service, ())
+        self._procs[service] = procs
+        if [p.pid for p in old] == [p.pid for p in procs]:
+            for child, proc in zip(node.children, procs, strict=False):
+                child.set_label(_indent(proc))
+            return
+        node.remove_children()
+        for proc in procs:
+            node.add_leaf(_indent(proc), data=proc.pid)
+        node.allow_expand = bool(procs)
+        if procs and not old:
+            node.expand()
+
+    @property
+    def selected_service(self) -> str | None:
+        """The service under the cursor (or whose process is), None on the root."""
+        node = self.cursor_node
+        while node is not None and not isinstance(node.data, str):
+            node = node.parent
+        return node.data if node is not None and isinstance(node.data, str) else None
+
+
+def _indent(proc: Proc) -> Text:
+    return Text("  " * proc.depth) + proc_label(proc)
