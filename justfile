@@ -16,18 +16,26 @@ test *args:
 
 # Lint, check formatting and type-check.
 lint:
-    uv run ruff check tuisup tests bench
-    uv run ruff format --check tuisup tests bench
+    uv run ruff check tuisup tests bench screenshots
+    uv run ruff format --check tuisup tests bench screenshots
     uv run mypy
 
 # Reformat the code.
 fmt:
-    uv run ruff format tuisup tests bench
-    uv run ruff check --fix tuisup tests bench
+    uv run ruff format tuisup tests bench screenshots
+    uv run ruff check --fix tuisup tests bench screenshots
 
 # Benchmark tuisup against supervisord and honcho (installs them in bench/.peers).
 bench *args:
     uv run python bench/compare.py {{args}}
+
+# Regenerate screenshots/*.svg (and .png) from the real console on the demo manifest.
+screenshots:
+    uv run python screenshots/take.py --png
+
+# Rewrite the snapshot tests' pictures after a deliberate UI change.
+snapshot-update:
+    uv run pytest tests/tui/test_snapshots.py --snapshot-update
 
 # Validate a manifest.
 check file="services.toml":

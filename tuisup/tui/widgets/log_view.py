@@ -222,7 +222,9 @@ class LogView(ScrollView, can_focus=True):
         if self.source is None:
             name = f"{entry.service:<{self.name_width}} │ "
             prefix.append(name, style=name_colour(entry.service))
-        return prefix + text if prefix else text
+        line = prefix + text if prefix else text
+        line.stylize_before(self.rich_style)  # the pane's own background under the text
+        return line
 
     def _strips(self, entry: Entry) -> list[Strip]:
         key = (entry.seq, self._generation, self._width if self.wrap else 0)

@@ -15,7 +15,7 @@ S = ServiceState
 GLYPHS: dict[ServiceState, tuple[str, str]] = {
     S.RUNNING: ("●", "green"),
     S.STARTING: ("◐", "yellow"),
-    S.BACKOFF: ("↻", "yellow"),
+    S.BACKOFF: ("◷", "yellow"),
     S.STOPPING: ("◑", "yellow"),
     S.EXITED: ("○", "bright_black"),
     S.FAILED: ("✘", "bold red"),
@@ -66,9 +66,11 @@ def service_label(status: ServiceStatus, width: int, now: float | None = None) -
         (f"{status.name:<{width}} ", "bold"),
         (f"{status.state.value:<8} ", colour),
         (f"{how:<13} ", "bright_black" if not status.pid else ""),
-        (f"↻{status.restarts:<3} ", "yellow" if status.restarts else "bright_black"),
+        (f"×{status.restarts:<3} ", "yellow" if status.restarts else "bright_black"),
     )
     if status.state is S.BACKOFF and status.next_start is not None:
+        if last is not None:
+            label.append(f"{last.status.describe()} → ", "red")
         label.append(f"restart in {max(0.0, status.next_start - now):.1f}s", "yellow")
     elif status.started is not None:
         label.append(f"up {duration(now - status.started)}", "bright_black")
@@ -100,6 +102,7 @@ class ServiceTree(Tree[str | int]):
     DEFAULT_CSS = """
     ServiceTree {
         width: 66;
+        overflow-x: hidden;
         border-right: vkey $panel;
         background: $surface;
     }

@@ -1,0 +1,138 @@
+"""The console over a real Host with real processes, driven with Textual's Pilot."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import anyio
+import psutil
+
+from tests.conftest import tagged_pids, wait_until
+from tuisup.engine import Host, ServiceState
+from tuisup.spec import Manifest
+from tuisup.tui.app import TuisupApp
+from tuisup.tui.screens.detail import DetailScreen
+from tuisup.tui.widgets.log_view import LogView
+from tuisup.tui.widgets.service_tree import ServiceTree
+
+S = ServiceState
+
+
+@asynccontextmanager
+async def console(manifest: Manifest) -> AsyncIterator[tuple[Host, TuisupApp, object]]:
+    host = Host(manifest)
+    async with host:
+        app = TuisupApp(host)
+        async with app.run_test(size=(140, 40)) as pilot:
+            yield host, app, pilot
+
+
+async def until(pilot: object, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Let the app run until `predicate` holds."""
+    with anyio.fail_after(timeout):
+        while not predicate():
+            await pilot.pause(0.05)  # type: ignore[attr-defined]
+
+
+def label(app: TuisupApp, name: str) -> str:
+    return app.query_one(ServiceTree).nodes_by_name[name].label.plain  # type: ignore[union-attr]
+
+
+async def test_keys_stop_start_restart_and_kill_the_selected_service(
+    make_manifest: Callable[..., Manifest], token: str
+) -> None:
+    manifest = make_manifest(web="exec sleep 60", other="exec sleep 61")
+    async with console(manifest) as (host, app, pilot):
+        await wait_until(host, lambda s: all(x.state is S.RUNNING for x in s.values()))
+        await pilot.press("down")  # from the host to the first service
+        assert app.query_one(ServiceTree).selected_service == "web"
+        first = host.snapshot()["web"].pid
+        assert first is not None
+
+        await pilot.press("x")
+        await wait_until(host, lambda s: s["web"].state is S.STOPPED)
+        assert not psutil.pid_exists(first) or psutil.Process(first).status() == "zombie"
+        await until(pilot, lambda: "stopped" in label(app, "web"))
+
+        await pilot.press("s")
+        await wait_until(host, lambda s: s["web"].state is S.RUNNING)
+        second = host.snapshot()["web"].pid
+        assert second not in (None, first)
+        await until(pilot, lambda: f"pid {second}" in label(app, "web"))
+
+        await pilot.press("r")
+        await wait_until(host, lambda s: s["web"].restarts == 1 and s["web"].state is S.RUNNING)
+        third = host.snapshot()["web"].pid
+        assert third not in (None, second)
+        await until(pilot, lambda: "×1" in label(app, "web"))
+
+        await pilot.press("k")
+        await wait_until(host, lambda s: s["web"].history[-1].status.signal == 9)
+        assert host.snapshot()["other"].state is S.RUNNING
+
+
+async def test_quit_stops_everything_and_leaves_nothing_running(
+    make_manifest: Callable[..., Manifest], token: str
+) -> None:
+    manifest = make_manifest(
+        a="sleep 60 & sleep 61; wait", b=("trap '' TERM; sleep 62", {"stop_timeout": 0.5})
+    )
+    async with console(manifest) as (host, app, pilot):
+        await wait_until(host, lambda s: all(x.state is S.RUNNING for x in s.values()))
+        await until(pilot, lambda: len(list(tagged_pids(token))) >= 4)
+        await pilot.press("q")
+        await until(pilot, lambda: app.return_code is not None or not app.is_running)
+    assert not list(tagged_pids(token))
+    assert app.return_code == 0
+
+
+async def test_the_merged_view_has_every_services_lines(
+    make_manifest: Callable[..., Manifest],
+) -> None:
+    manifest = make_manifest(one="echo from-one; sleep 60", two="echo from-two; sleep 60")
+    async with console(manifest) as (host, app, pilot):
+        view = app.query_one(LogView)
+        assert view.source is None  # the host is selected: every service
+        await until(pilot, lambda: len(view.visible_text()) >= 2)
+        shown = view.visible_text()
+        assert any(line.startswith("one") and line.endswith("from-one") for line in shown)
+        assert any(line.startswith("two") and line.endswith("from-two") for line in shown)
+        await pilot.press("down")  # one's own log has no prefix and nothing of two's
+        await until(pilot, lambda: view.source == "one" and view.visible_text() == ["from-one"])
+        await pilot.press("a")
+        await until(pilot, lambda: view.source is None and len(view.visible_text()) == 2)
+
+
+async def test_search_highlights_and_the_filter_hides_what_does_not_match(
+    make_manifest: Callable[..., Manifest],
+) -> None:
+    manifest = make_manifest(fruit="printf 'apple\\nbanana\\napple pie\\ncherry\\n'; sleep 60")
+    async with console(manifest) as (host, app, pilot):
+        await pilot.press("down")
+        view = app.query_one(LogView)
+        await until(pilot, lambda: len(view.visible_text()) == 4)
+        await pilot.press("slash", *"apple", "enter")
+        await until(pilot, lambda: view.query_ is not None)
+        assert view.count_matches() == 2
+        assert "2 matches" in str(app.query_one("#log-title").render())
+        await pilot.press("F")
+        await until(pilot, lambda: view.visible_text() == ["apple", "apple pie"])
+        await pilot.press("F")
+        await until(pilot, lambda: len(view.visible_text()) == 4)
+        await pilot.press("slash", *"/^b.n/", "enter")
+        await until(pilot, lambda: view.count_matches() == 1)
+
+
+async def test_enter_opens_the_detail_with_secrets_masked(
+    make_manifest: Callable[..., Manifest],
+) -> None:
+    manifest = make_manifest(api=("sleep 60", {"env": {"API_TOKEN": "hunter2", "PORT": "8000"}}))
+    async with console(manifest) as (host, app, pilot):
+        await pilot.press("down", "enter")
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen))
+        picture = app.export_screenshot()  # what the terminal shows, as SVG text
+        assert "API_TOKEN" in picture and "8000" in picture
+        assert "hunter2" not in picture
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, DetailScreen))
