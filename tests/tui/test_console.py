@@ -136,3 +136,18 @@ async def test_enter_opens_the_detail_with_secrets_masked(
         assert "hunter2" not in picture
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, DetailScreen))
+
+
+async def test_progress_lines_show_their_last_state_and_colours_render(
+    make_manifest: Callable[..., Manifest],
+) -> None:
+    manifest = make_manifest(
+        bar="printf '10%%\\r50%%\\r100%%\\n\\033[31mred\\033[0m \\033[2Jcleared\\n'; sleep 60"
+    )
+    async with console(manifest) as (host, app, pilot):
+        await pilot.press("down")
+        view = app.query_one(LogView)
+        await until(pilot, lambda: len(view.visible_text()) == 2)
+        assert view.visible_text() == ["100%", "red cleared"]
+        strip = view.render_line(1)
+        assert any(seg.text == "red" and seg.style and seg.style.color for seg in strip)

@@ -41,11 +41,20 @@ def describe(status: ServiceStatus) -> Table:
         ),
         ("budget", f"{spec.max_restarts} restarts in {spec.restart_window:g}s"),
         ("restarts", str(status.restarts)),
-        ("stop", f"{spec.stop_signal.name}, SIGKILL after {spec.stop_timeout:g}s"),
+        ("stop", _stop(status)),
     ]
     for key, value in rows:
         table.add_row(key, value)
     return table
+
+
+def _stop(status: ServiceStatus) -> str:
+    spec = status.spec
+    if status.executor in ("thread", "async") or (spec.target and spec.executor is None):
+        return (
+            f"sets the token; after {spec.stop_timeout:g}s a task is cancelled, a thread abandoned"
+        )
+    return f"{spec.stop_signal.name} to the group, SIGKILL after {spec.stop_timeout:g}s"
 
 
 def history(status: ServiceStatus) -> Table:

@@ -206,7 +206,10 @@ class LogView(ScrollView, can_focus=True):
             self._restyle()
 
     def _render_text(self, entry: Entry) -> Text:
-        text = Text.from_ansi(entry.text.expandtabs(), no_wrap=not self.wrap)
+        raw = entry.text
+        if "\r" in raw:  # a progress line: show its last state, as a terminal would
+            raw = raw.rstrip("\r").rsplit("\r", 1)[-1]
+        text = Text.from_ansi(raw.expandtabs(), no_wrap=not self.wrap)
         if entry.stream == MARKER_STREAM:
             text.stylize("bold " + ("red" if "exited" in entry.text else "bright_black"))
         elif entry.stream == "stderr":
