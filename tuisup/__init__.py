@@ -7,9 +7,22 @@ A Python service is written against three names from here::
             ctx.log.info("tick")
 """
 
-from tuisup.service import CancellationToken as CancellationToken
-from tuisup.service import Context as Context
-from tuisup.service import Service as Service
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tuisup.service import CancellationToken, Context, Service
 
 __version__ = "0.1.0"
 __all__ = ["CancellationToken", "Context", "Service"]
+
+
+def __getattr__(name: str) -> Any:
+    # Loaded on first use: `tuisup --no-tui` running only commands never needs them, and
+    # importing them (logging, inspect) is a tenth of its start-up.
+    if name in __all__:
+        from tuisup import service
+
+        return getattr(service, name)
+    raise AttributeError(f"module 'tuisup' has no attribute {name!r}")

@@ -24,7 +24,6 @@ from anyio.abc import TaskGroup
 from tuisup.engine.events import Bus, Event, HostStarted, HostStopped, HostStopping, Output
 from tuisup.engine.executors import Executor, ProcessExecutor
 from tuisup.engine.executors.base import KILL_GRACE
-from tuisup.engine.executors.inprocess import InProcessExecutor
 from tuisup.engine.lifeline import Lifeline
 from tuisup.engine.logs import LogBatch, LogStore
 from tuisup.engine.reaper import Reaper, become_subreaper
@@ -60,7 +59,7 @@ class Host:
         self.reaper = Reaper()
         self.lifeline = Lifeline(self.reaper.tag, self.reaper.managed)
         self._process = ProcessExecutor(self.reaper, manifest.root)
-        self._in_process = InProcessExecutor(manifest.root)
+        self._in_process: Executor | None = None
         self.supervisors = {
             name: Supervisor(spec, self._executor(spec), self.bus, self.store, clock=clock)
             for name, spec in manifest.services.items()
@@ -69,9 +68,13 @@ class Host:
         self._shutdown: anyio.Event | None = None
 
     def _executor(self, spec: ServiceSpec) -> Executor:
-        if spec.target is not None and (spec.executor is None or spec.executor.in_process):
-            return self._in_process
-        return self._process
+        if spec.target is None or (spec.executor is not None and not spec.executor.in_process):
+            return self._process
+        if self._in_process is None:
+            # Imported only for in-process services: commands alone start sooner.
+
+            self._in_process = InProcessExecutor(self.manifest.root)
+        return self._in_process
 
     # -- lifetime -------------------------------------------------------------------------
 
@@ -86,10 +89,9 @@ class Host:
         self.bus.emit(
             HostStarted, manifest=str(self.manifest.path), services=tuple(self.supervisors)
         )
-        async with anyio.create_task_group() as starting:
-            for sup in self.supervisors.values():
-                if sup.spec.autostart:
-                    starting.start_soon(sup.start)
+        started = [sup.post("start") for sup in self.supervisors.values() if sup.spec.autostart]
+        for done in started:
+            await done.wait()
         return self
 
     async def __aexit__(

@@ -169,9 +169,13 @@ class Supervisor:
     # -- the actor ------------------------------------------------------------------------
 
     async def _ask(self, command: str) -> None:
+        await self.post(command).wait()
+
+    def post(self, command: str) -> anyio.Event:
+        """Queue `start`, `stop` or `restart` without waiting; the event is set once done."""
         done = anyio.Event()
         self._send.send_nowait((command, done))
-        await done.wait()
+        return done
 
     async def _handle(self, command: str, arg: Any, *more: Any) -> None:
         if command == "exited":

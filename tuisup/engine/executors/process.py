@@ -9,6 +9,7 @@ its pid, and so its process-group id, cannot be handed to anybody else.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import os
@@ -85,8 +86,8 @@ class ProcessExecutor(Executor):
         self.reaper.managed.add(popen.pid)
         run = ProcessRun(spec.name, popen, self.reaper, status_r if status_r >= 0 else None)
         run.kind = spec.executor or ExecutorKind.PROCESS
-        tg.start_soon(
-            run.watch,
+        run.attach(
+            tg,
             StreamSink(logs, spec.name, "stdout"),
             out_r,
             StreamSink(logs, spec.name, "stderr"),
@@ -137,53 +138,79 @@ class ProcessRun(Run):
         self._reaped = False
         self._status: ExitStatus | None = None
         self._ended = anyio.Event()
+        self._drained = anyio.Event()
+        self._open: set[int] = set()
+        self._loop: asyncio.AbstractEventLoop
+        self._tg: TaskGroup
 
-    async def watch(self, out: StreamSink, out_fd: int, err: StreamSink, err_fd: int) -> None:
-        """Drain both pipes, notice the exit, clean up the tree; `wait()` returns after."""
-        drained = anyio.Event()
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._drain_both, out, out_fd, err, err_fd, drained)
-            try:
-                await anyio.wait_readable(self._pidfd)
-            finally:
-                with anyio.CancelScope(shield=True):
-                    # The leader is a zombie (or, if the host is being torn down, about to
-                    # be one): its pgid is still ours to kill. Leftovers in the group die
-                    # with it, since a service's exit is the end of its whole tree.
-                    self._signal_group(signal.SIGKILL)
-                    with anyio.move_on_after(KILL_GRACE):
-                        await anyio.wait_readable(self._pidfd)
-                    await self._finish(drained)
-
-    async def _finish(self, drained: anyio.Event) -> None:
-        code = self._popen.poll()
-        if code is None:
-            # Stuck in the kernel (state D) even after SIGKILL: nothing more can be done.
-            self._status = ExitStatus(error="did not end after SIGKILL")
-            self._ended.set()
-            return
-        self._reaped = True
-        self._reaper.managed.discard(self.pid or 0)
-        os.close(self._pidfd)
-        await self._sweep()
-        with anyio.move_on_after(DRAIN_GRACE):
-            await drained.wait()
-        if code < 0:
-            self._status = ExitStatus(signal=-code, error=self._exception)
-        else:
-            self._status = ExitStatus(code=code, error=self._exception)
-        self._ended.set()
-
-    async def _drain_both(
-        self, out: StreamSink, out_fd: int, err: StreamSink, err_fd: int, drained: anyio.Event
+    def attach(
+        self, tg: TaskGroup, out: StreamSink, out_fd: int, err: StreamSink, err_fd: int
     ) -> None:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_drain, out_fd, out.write, out.close)
-            tg.start_soon(_drain, err_fd, err.write, err.close)
-            if self._status_fd is not None:
-                status = _StatusReader(self)
-                tg.start_soon(_drain, self._status_fd, status.write, self._ready.set)
-        drained.set()
+        """Watch the pipes and the exit with the loop's reader callbacks.
+
+        Callbacks, not a task per pipe: a spawn then costs no task at all, and a read no
+        registration of its own; only the end of a run starts a task (`_finish`).
+        """
+        self._loop = asyncio.get_running_loop()
+        self._tg = tg
+        self._watch(out_fd, out.write, out.close)
+        self._watch(err_fd, err.write, err.close)
+        if self._status_fd is not None:
+            status = _StatusReader(self)
+            self._watch(self._status_fd, status.write, self._ready.set)
+        self._loop.add_reader(self._pidfd, self._on_exit)
+
+    def _watch(self, fd: int, write: Callable[[bytes], None], close: Callable[[], None]) -> None:
+        os.set_blocking(fd, False)
+        self._open.add(fd)
+        self._loop.add_reader(fd, self._on_readable, fd, write, close)
+
+    def _on_readable(
+        self, fd: int, write: Callable[[bytes], None], close: Callable[[], None]
+    ) -> None:
+        try:
+            data = os.read(fd, READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if data:
+            write(data)
+            return
+        self._loop.remove_reader(fd)
+        os.close(fd)
+        self._open.discard(fd)
+        close()
+        if not self._open:
+            self._drained.set()
+
+    def _on_exit(self) -> None:
+        self._loop.remove_reader(self._pidfd)
+        self._tg.start_soon(self._finish)
+
+    async def _finish(self) -> None:
+        """The leader is a zombie: kill what is left of its tree, reap, and report."""
+        with anyio.CancelScope(shield=True):
+            # Its pgid is still ours to kill while it is unreaped. Leftovers in the group
+            # die with it, since a service's exit is the end of its whole tree.
+            self._signal_group(signal.SIGKILL)
+            code = self._popen.poll()
+            if code is None:
+                # Stuck in the kernel (state D) even after SIGKILL: nothing more to do.
+                self._status = ExitStatus(error="did not end after SIGKILL")
+                self._ended.set()
+                return
+            self._reaped = True
+            self._reaper.managed.discard(self.pid or 0)
+            os.close(self._pidfd)
+            await self._sweep()
+            with anyio.move_on_after(DRAIN_GRACE):
+                await self._drained.wait()
+            if code < 0:
+                self._status = ExitStatus(signal=-code, error=self._exception)
+            else:
+                self._status = ExitStatus(code=code, error=self._exception)
+            self._ended.set()
 
     def on_status(self, line: str) -> None:
         """Take one line from a Python child's status pipe."""
@@ -272,21 +299,3 @@ class _StatusReader:
         *lines, self._buffer = (self._buffer + data).split(b"\n")
         for line in lines:
             self._run.on_status(line.decode("utf-8", "replace"))
-
-
-async def _drain(fd: int, write: Callable[[bytes], None], close: Callable[[], None]) -> None:
-    """Read `fd` until end of file, handing every chunk to `write`; then close both."""
-    os.set_blocking(fd, False)
-    try:
-        while True:
-            await anyio.wait_readable(fd)
-            try:
-                data = os.read(fd, READ_SIZE)
-            except BlockingIOError:
-                continue
-            if not data:
-                break
-            write(data)
-    finally:
-        os.close(fd)
-        close()

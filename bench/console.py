@@ -1,0 +1,161 @@
+"""The console under load (issue 4): key latency, idle CPU, view switching, memory.
+
+Runs the real app headless (Textual's run_test) over a real Host in this process:
+
+1. one service writes 50,000 lines/s for 10 s: p50/p99 of the event loop's lag (a 10 ms
+   heartbeat, the proxy TEXTUAL.md uses for key latency), p99 of key press → action, and
+   whether the service's kept log holds exactly its last lines (none lost in between);
+2. 20 idle services: the whole process's CPU over 10 s, as % of one core;
+3. switching the log view to a service holding 10,000 lines: switch + drawing a screen;
+4. RSS before and after the flood: memory stays bounded.
+
+    uv run python bench/console.py [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import anyio
+import psutil
+
+from tuisup.engine import Host, ServiceState
+from tuisup.spec import HostSettings, Manifest, RestartPolicy, ServiceSpec
+from tuisup.tui.app import TuisupApp
+from tuisup.tui.widgets.log_view import LogView
+from tuisup.tui.widgets.service_tree import ServiceTree
+
+WRITER = """
+import sys, time
+rate, seconds = int(sys.argv[1]), float(sys.argv[2])
+out = sys.stdout
+n, start = 0, time.monotonic()
+while (elapsed := time.monotonic() - start) < seconds:
+    due = int(elapsed * rate)
+    if n < due:
+        out.write("".join(f"line {i:08d} " + "x" * 60 + "\\n" for i in range(n, due)))
+        out.flush()
+        n = due
+    time.sleep(0.002)
+print(f"done {n}", flush=True)
+"""
+
+
+def service(root: Path, name: str, argv: tuple[str, ...], **options: object) -> ServiceSpec:
+    return ServiceSpec(name=name, argv=argv, command=" ".join(argv), cwd=root, **options)  # type: ignore[arg-type]
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
+
+
+async def flood(root: Path, seconds: float) -> None:
+    (root / "writer.py").write_text(WRITER)
+    argv = (sys.executable, "writer.py", "50000", str(seconds))
+    specs = {"flood": service(root, "flood", argv, restart=RestartPolicy.NEVER)}
+    specs |= {f"idle{i}": service(root, f"idle{i}", ("sleep", "600")) for i in range(3)}
+    manifest = Manifest(root / "services.toml", HostSettings(log_dir=root / "logs"), specs)
+    process = psutil.Process()
+    async with Host(manifest) as host:
+        app = TuisupApp(host)
+        async with app.run_test(size=(160, 45)) as pilot:
+            lags: list[float] = []
+            expected = time.perf_counter() + 0.01
+
+            def heartbeat() -> None:
+                nonlocal expected
+                now = time.perf_counter()
+                lags.append(max(0.0, now - expected))
+                expected = now + 0.01
+
+            app.set_interval(0.01, heartbeat)
+            keys: list[float] = []
+            view = app.query_one(LogView)
+            rss_before = process.memory_info().rss
+            await pilot.press("down")  # select the flood's own log
+            with anyio.fail_after(seconds + 30):
+                while host.snapshot()["flood"].state is not ServiceState.EXITED:
+                    began = time.perf_counter()
+                    flag = view.timestamps
+                    await pilot.press("t")
+                    while view.timestamps == flag:
+                        await anyio.sleep(0)
+                    keys.append(time.perf_counter() - began)
+                    await pilot.pause(0.2)
+            await pilot.pause(0.3)
+            rss_after = process.memory_info().rss
+            lines = [line for b in host.logs("flood") for line in b.lines]
+            total = int(lines[-1].split()[1])
+            kept = lines[:-1]
+            exact = kept == [f"line {i:08d} " + "x" * 60 for i in range(total - len(kept), total)]
+            print(f"flood: {total:,} lines in {seconds:g}s ({total / seconds:,.0f}/s)")
+            print(
+                f"  loop lag p50 {statistics.median(lags) * 1000:.1f} ms, "
+                f"p99 {percentile(lags, 0.99) * 1000:.1f} ms (target: key answered < 100 ms p99)"
+            )
+            print(
+                f"  key press → action p50 {statistics.median(keys) * 1000:.1f} ms, "
+                f"p99 {percentile(keys, 0.99) * 1000:.1f} ms over {len(keys)} presses"
+            )
+            print(f"  kept log: last {len(kept):,} lines, consecutive and intact: {exact}")
+            print(f"  RSS {rss_before / 2**20:.1f} → {rss_after / 2**20:.1f} MiB")
+            await switch_time(pilot, app, view)
+            await pilot.press("q")
+
+
+async def switch_time(pilot: object, app: TuisupApp, view: LogView) -> None:
+    tree = app.query_one(ServiceTree)
+    times = []
+    for _ in range(10):
+        tree.move_cursor(tree.nodes_by_name["idle0"])
+        await pilot.pause()  # type: ignore[attr-defined]
+        began = time.perf_counter()
+        view.switch("flood")
+        for y in range(view.size.height):
+            view.render_line(y)
+        times.append(time.perf_counter() - began)
+        view.switch("idle0")
+    print(
+        f"  switch to a service with {len(view._entries):,} lines and draw a screen: "
+        f"median {statistics.median(times) * 1000:.1f} ms (target < 50 ms)"
+    )
+
+
+async def idle(root: Path, seconds: float) -> None:
+    specs = {f"svc{i:02d}": service(root, f"svc{i:02d}", ("sleep", "600")) for i in range(20)}
+    manifest = Manifest(root / "idle.toml", HostSettings(log_dir=None), specs)
+    process = psutil.Process()
+    async with Host(manifest) as host:
+        app = TuisupApp(host)
+        async with app.run_test(size=(160, 45)) as pilot:
+            await pilot.pause(2.0)
+            before = process.cpu_times()
+            began = time.perf_counter()
+            await anyio.sleep(seconds)
+            after = process.cpu_times()
+            used = (after.user - before.user) + (after.system - before.system)
+            share = used / (time.perf_counter() - began) * 100
+            print(
+                f"idle: 20 services, console and host together {share:.2f}% of one core "
+                f"over {seconds:g}s (target < 2%)"
+            )
+            await pilot.press("q")
+
+
+async def main(seconds: float) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        await flood(root, seconds)
+        await idle(root, seconds)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    anyio.run(main, parser.parse_args().seconds)
