@@ -72,6 +72,7 @@ class Host:
             return self._process
         if self._in_process is None:
             # Imported only for in-process services: commands alone start sooner.
+            from tuisup.engine.executors.inprocess import InProcessExecutor
 
             self._in_process = InProcessExecutor(self.manifest.root)
         return self._in_process
