@@ -41,16 +41,16 @@ def host_tag() -> str:
     return f"{os.getpid()}-{secrets.token_hex(4)}"
 
 
-def children() -> set[int]:
-    """Return the pids of this process's direct children (all threads)."""
+def children(pid: int | str = "self") -> set[int]:
+    """Return the pids of a process's direct children (of all its threads)."""
     pids: set[int] = set()
     try:
-        tasks = os.listdir("/proc/self/task")
+        tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return pids
     for tid in tasks:
         try:
-            with open(f"/proc/self/task/{tid}/children", "rb") as f:
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
                 pids.update(int(p) for p in f.read().split())
         except OSError:
             continue

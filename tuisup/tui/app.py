@@ -23,7 +23,7 @@ from textual.widgets import Footer, Input, Static, Tree
 
 from tuisup.engine import Host, ServiceState
 from tuisup.engine.capture import install as route_service_output
-from tuisup.engine.events import HostStopped, RestartScheduled, StateChanged
+from tuisup.engine.events import HostStopped, Output, RestartScheduled, StateChanged
 from tuisup.spec import Manifest
 from tuisup.tui.commands import ServiceCommands
 from tuisup.tui.procstats import ProcessStats
@@ -69,6 +69,7 @@ class TuisupApp(App[int]):
         self.stats = ProcessStats(host.reaper.tag, set())
         self._cpu = 0.0
         self._rss = 0
+        self._summary = ""
 
     # -- building ---------------------------------------------------------------------------
 
@@ -100,14 +101,17 @@ class TuisupApp(App[int]):
         self._show_log_title()
         tree.focus()
         self.follow_events(subscription)
-        self.set_interval(0.5, self._tick)
+        self.set_interval(1.0, self._tick)
         self.set_interval(1.0, self.collect_stats)
 
     @work(exclusive=True, group="events", exit_on_error=False)
     async def follow_events(self, subscription: object) -> None:
         """Move the tree and header as events arrive."""
         tree = self.query_one(ServiceTree)
+        view = self.query_one(LogView)
         async for batch in subscription:  # type: ignore[attr-defined]
+            for service in {e.service for e in batch if isinstance(e, Output)}:
+                view.lines_arrived(service)
             changed = {e.service for e in batch if isinstance(e, StateChanged | RestartScheduled)}
             if changed:
                 snapshot = self.host.snapshot()
@@ -156,7 +160,9 @@ class TuisupApp(App[int]):
                 glyph, colour = GLYPHS[state]
                 summary.append(f"{glyph} {counts[state]} {state.value}  ", colour)
         summary.append(f"│ CPU {self._cpu:.1f}%  MEM {megabytes(self._rss)}", "cyan")
-        self.query_one("#summary", Static).update(summary)
+        if summary.plain != self._summary:
+            self._summary = summary.plain
+            self.query_one("#summary", Static).update(summary)
 
     def _show_log_title(self) -> None:
         view = self.query_one(LogView)

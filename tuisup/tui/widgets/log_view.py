@@ -2,8 +2,9 @@
 
 A Line-API widget (after toolong's LogLines): kept lines are plain strings in a bounded
 deque; a line becomes a Strip only when it is on screen, through an LRU cache keyed by
-its sequence number. A timer owned by the widget pulls new lines from the Host ten times
-a second, never one message per line.
+its sequence number. When the Host announces output, a one-shot timer owned by the widget
+pulls the new lines a tenth of a second later: batches at most ten times a second, never
+one message per line, and no wake-up while nothing is written.
 """
 
 from __future__ import annotations
@@ -100,15 +101,30 @@ class LogView(ScrollView, can_focus=True):
         """Display rows: (index into the shown entries, row within a wrapped entry)."""
         self._shown: list[Entry] = []
         self._last_seq = 0
+        self._pull_due = False
         self._cache: LRUCache[tuple[int, int, int], list[Strip]] = LRUCache(2048)
         self._generation = 0
         """Bumped whenever the way lines are drawn changes, so cached strips go stale."""
         self._width = 0
 
     def on_mount(self) -> None:
-        """Pull what is kept, then keep pulling."""
+        """Pull what is kept so far."""
         self.pull()
-        self.set_interval(PULL_EVERY, self.pull)
+
+    def lines_arrived(self, service: str) -> None:
+        """The Host kept new lines of `service`: pull them soon, batched.
+
+        At most one pull per PULL_EVERY, and none at all while nothing is written: a quiet
+        console has no timer ticking for its log.
+        """
+        if self._pull_due or (self.source is not None and service != self.source):
+            return
+        self._pull_due = True
+        self.set_timer(PULL_EVERY, self._due)
+
+    def _due(self) -> None:
+        self._pull_due = False
+        self.pull()
 
     # -- data -------------------------------------------------------------------------------
 

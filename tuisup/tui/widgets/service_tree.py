@@ -37,12 +37,15 @@ class Proc:
 
 
 def duration(seconds: float) -> str:
-    """Return `45s`, `3m12s` or `2h05m`."""
+    """Return `45s`, `3m` or `2h05m`.
+
+    Seconds only while they matter: a long-running service's label changes once a minute.
+    """
     seconds = max(0, int(seconds))
     if seconds < 60:
         return f"{seconds}s"
     if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
+        return f"{seconds // 60}m"
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
@@ -120,10 +123,10 @@ class ServiceTree(Tree[str | int]):
         self.root.expand()
 
     def show(self, status: ServiceStatus) -> None:
-        """Redraw one service's label."""
+        """Redraw one service's label, if it changed."""
         node = self.nodes_by_name.get(status.name)
         if node is not None:
-            node.set_label(service_label(status, self.width_of_names))
+            _relabel(node, service_label(status, self.width_of_names))
 
     def show_processes(self, service: str, procs: tuple[Proc, ...]) -> None:
         """Replace a service's process rows (in place when the pids did not change)."""
@@ -134,7 +137,7 @@ class ServiceTree(Tree[str | int]):
         self._procs[service] = procs
         if [p.pid for p in old] == [p.pid for p in procs]:
             for child, proc in zip(node.children, procs, strict=False):
-                child.set_label(_indent(proc))
+                _relabel(child, _indent(proc))
             return
         node.remove_children()
         for proc in procs:
@@ -150,6 +153,13 @@ class ServiceTree(Tree[str | int]):
         while node is not None and not isinstance(node.data, str):
             node = node.parent
         return node.data if node is not None and isinstance(node.data, str) else None
+
+
+def _relabel(node: TreeNode[str | int], label: Text) -> None:
+    """Set a label only when it changed: an unchanged tree costs no repaint."""
+    old = node.label
+    if not isinstance(old, Text) or old.plain != label.plain or old.spans != label.spans:
+        node.set_label(label)
 
 
 def _indent(proc: Proc) -> Text:
