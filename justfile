@@ -25,9 +25,17 @@ fmt:
     uv run ruff format tuisup tests bench screenshots
     uv run ruff check --fix tuisup tests bench screenshots
 
-# Benchmark tuisup against supervisord and honcho (installs them in bench/.peers).
+# Benchmark tuisup against supervisord, honcho and circus (installs them in bench/.peers).
 bench *args:
     uv run python bench/compare.py {{args}}
+
+# Start and restart latency of each executor kind.
+bench-executors:
+    uv run python bench/executors.py
+
+# The console under load: key latency, idle CPU, view switching, memory.
+bench-console:
+    uv run python bench/console.py
 
 # Regenerate screenshots/*.svg (and .png) from the real console on the demo manifest.
 screenshots:

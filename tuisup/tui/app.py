@@ -174,11 +174,13 @@ class TuisupApp(App[int]):
             ("filter", view.filtering),
         ]
         title.append("  " + "  ".join(name for name, on_ in flags if on_), "dim")
-        if view.query_ is not None:
+        query = view.query_
+        if query is not None and query.error is not None:
+            title.append(f"  search {query.text}: {query.error}", "red")
+        elif query is not None:
             found = view.count_matches()
             title.append(
-                f"  /{view.query_.text}/ {found} match{'es' if found != 1 else ''}",
-                "yellow" if view.query_.error is None else "red",
+                f"  search {query.text}: {found} match{'es' if found != 1 else ''}", "yellow"
             )
         self.query_one("#log-title", Static).update(title)
 
