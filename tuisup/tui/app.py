@@ -42,10 +42,10 @@ class TuisupApp(App[int]):
     TITLE = "tuisup"
     COMMANDS = App.COMMANDS | {ServiceCommands}
     BINDINGS = [
-        Binding("s", "start", "Start"),
-        Binding("x", "stop", "Stop"),
-        Binding("r", "restart", "Restart"),
-        Binding("k", "kill", "Kill"),
+        Binding("s", "command('start')", "Start"),
+        Binding("x", "command('stop')", "Stop"),
+        Binding("r", "command('restart')", "Restart"),
+        Binding("k", "command('kill')", "Kill"),
         Binding("R", "restart_all", "Restart all"),
         Binding("a", "toggle_merged", "All logs"),
         Binding("slash", "search", "Search"),
@@ -218,25 +218,10 @@ class TuisupApp(App[int]):
             return
         await getattr(self.host, verb)(name)
 
-    def action_start(self) -> None:
-        """Start the selected service."""
+    def action_command(self, verb: str) -> None:
+        """Start, stop, restart or kill (SIGKILL its group) the selected service."""
         if (name := self._service()) is not None:
-            self.command("start", name)
-
-    def action_stop(self) -> None:
-        """Stop the selected service."""
-        if (name := self._service()) is not None:
-            self.command("stop", name)
-
-    def action_restart(self) -> None:
-        """Restart the selected service."""
-        if (name := self._service()) is not None:
-            self.command("restart", name)
-
-    def action_kill(self) -> None:
-        """SIGKILL the selected service's process group."""
-        if (name := self._service()) is not None:
-            self.command("kill", name)
+            self.command(verb, name)
 
     def action_restart_all(self) -> None:
         """Restart every service."""

@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 
 from tuisup.engine.capture import CURRENT, ServiceOutput
-from tuisup.engine.executors.base import KILL_GRACE, ExitStatus, Run
+from tuisup.engine.executors.base import ExitStatus, Run
 from tuisup.engine.executors.crash import crash_status
 from tuisup.service import Context
 from tuisup.spec import ExecutorKind
@@ -38,6 +38,7 @@ class TaskRun(Run):
         output: ServiceOutput,
         watchdog: LoopWatchdog,
     ) -> None:
+        super().__init__()
         self.name = name
         self.kind = ExecutorKind.ASYNC
         self.ctx = ctx
@@ -45,8 +46,6 @@ class TaskRun(Run):
         self._call = call
         self._watchdog = watchdog
         self._scope: anyio.CancelScope | None = None
-        self._status: ExitStatus | None = None
-        self._ended = anyio.Event()
 
     async def main(self) -> None:
         """Run the coroutine to its end, recording how it ended."""
@@ -70,22 +69,10 @@ class TaskRun(Run):
                 self._status = ExitStatus(error="cancelled with tuisup")
             self._ended.set()
 
-    async def wait(self) -> ExitStatus:
-        """Return once the task has ended."""
-        await self._ended.wait()
-        assert self._status is not None
-        return self._status
-
     async def stop(self, sig: signal.Signals, timeout: float) -> ExitStatus:
         """Set the token, then cancel the task after `timeout`."""
         self.ctx.token.cancel()
-        with anyio.CancelScope(shield=True):
-            with anyio.move_on_after(timeout):
-                await self._ended.wait()
-            if not self._ended.is_set():
-                self.kill()
-                with anyio.move_on_after(KILL_GRACE):
-                    await self._ended.wait()
+        await self._escalate(timeout)
         if self._status is None:
             return ExitStatus(error="did not end when cancelled", stuck=True)
         return self._status

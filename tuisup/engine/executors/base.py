@@ -6,6 +6,7 @@ import signal
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+import anyio
 from anyio.abc import TaskGroup
 
 from tuisup.engine.logs import LogStore
@@ -55,12 +56,38 @@ class StartError(Exception):
 
 
 class Run(ABC):
-    """One incarnation of a service, from its start until it has ended and been cleaned up."""
+    """One incarnation of a service, from its start until it has ended and been cleaned up.
+
+    A subclass sets `_status` and then `_ended` when the run is over.
+    """
 
     pid: int | None = None
     """The OS process id, for process-backed runs."""
     kind: ExecutorKind = ExecutorKind.PROCESS
     """The executor running it (for a target, after the default was resolved)."""
+
+    def __init__(self) -> None:
+        self._status: ExitStatus | None = None
+        self._ended = anyio.Event()
+
+    async def wait(self) -> ExitStatus:
+        """Return once the run has ended and nothing of it is left running."""
+        await self._ended.wait()
+        assert self._status is not None
+        return self._status
+
+    async def _escalate(self, timeout: float) -> None:
+        """After a stop was asked for: wait `timeout`, then `kill` and wait KILL_GRACE more.
+
+        Shielded: a stop that was begun is finished, even if the caller is cancelled.
+        """
+        with anyio.CancelScope(shield=True):
+            with anyio.move_on_after(timeout):
+                await self._ended.wait()
+            if not self._ended.is_set():
+                self.kill()
+                with anyio.move_on_after(KILL_GRACE):
+                    await self._ended.wait()
 
     async def started(self) -> None:  # noqa: B027 - most runs are up once started
         """Return once the service is up (a Python target imported in its child).
@@ -68,10 +95,6 @@ class Run(ABC):
         Raises:
             StartError: It could not start; the run ends by itself.
         """
-
-    @abstractmethod
-    async def wait(self) -> ExitStatus:
-        """Return once the run has ended and nothing of it is left running."""
 
     @abstractmethod
     async def stop(self, sig: signal.Signals, timeout: float) -> ExitStatus:

@@ -23,7 +23,7 @@ from pathlib import Path
 import anyio
 from anyio.abc import TaskGroup
 
-from tuisup.engine.executors.base import KILL_GRACE, Executor, ExitStatus, Run, StartError
+from tuisup.engine.executors.base import Executor, ExitStatus, Run, StartError
 from tuisup.engine.logs import LogStore, StreamSink
 from tuisup.engine.reaper import HOST_TAG, SERVICE_TAG, Reaper
 from tuisup.spec import ExecutorKind, ServiceSpec
@@ -125,6 +125,7 @@ class ProcessRun(Run):
         reaper: Reaper,
         status_fd: int | None = None,
     ) -> None:
+        super().__init__()
         self.service = service
         self._status_fd = status_fd
         self._ready = anyio.Event()
@@ -136,8 +137,6 @@ class ProcessRun(Run):
         self._reaper = reaper
         self._pidfd = os.pidfd_open(popen.pid)
         self._reaped = False
-        self._status: ExitStatus | None = None
-        self._ended = anyio.Event()
         self._drained = anyio.Event()
         self._open: set[int] = set()
         self._loop: asyncio.AbstractEventLoop
@@ -258,25 +257,13 @@ class ProcessRun(Run):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, sig)
 
-    async def wait(self) -> ExitStatus:
-        """Return once the run has ended and its tree is gone."""
-        await self._ended.wait()
-        assert self._status is not None
-        return self._status
-
     async def stop(self, sig: signal.Signals, timeout: float) -> ExitStatus:
         """Signal the group (and escapees), then SIGKILL after `timeout`."""
-        with anyio.CancelScope(shield=True):
-            if not self._ended.is_set():
-                self._signal_group(sig)
-                self._signal_group(signal.SIGCONT)
-                self._reaper.sweep(self.service, sig)
-                with anyio.move_on_after(timeout):
-                    await self._ended.wait()
-            if not self._ended.is_set():
-                self.kill()
-                with anyio.move_on_after(KILL_GRACE):
-                    await self._ended.wait()
+        if not self._ended.is_set():
+            self._signal_group(sig)
+            self._signal_group(signal.SIGCONT)
+            self._reaper.sweep(self.service, sig)
+            await self._escalate(timeout)
         if self._status is None:
             # Only a process stuck in the kernel (state D) gets here; report what we know.
             return ExitStatus(error="did not end after SIGKILL")

@@ -35,6 +35,7 @@ class ThreadRun(Run):
         loop: asyncio.AbstractEventLoop,
         stuck: dict[str, ThreadRun],
     ) -> None:
+        super().__init__()
         self.name = name
         self.kind = ExecutorKind.THREAD
         self.ctx = ctx
@@ -42,8 +43,6 @@ class ThreadRun(Run):
         self._output = output
         self._loop = loop
         self._stuck = stuck
-        self._status: ExitStatus | None = None
-        self._ended = anyio.Event()
         self.thread = threading.Thread(target=self._main, name=f"tuisup:{name}", daemon=True)
 
     def _main(self) -> None:
@@ -65,12 +64,6 @@ class ThreadRun(Run):
         if self._stuck.get(self.name) is self:
             del self._stuck[self.name]
         self._ended.set()
-
-    async def wait(self) -> ExitStatus:
-        """Return once the callable has returned or raised."""
-        await self._ended.wait()
-        assert self._status is not None
-        return self._status
 
     async def stop(self, sig: signal.Signals, timeout: float) -> ExitStatus:
         """Set the token and wait; a thread still running after `timeout` is abandoned."""
