@@ -25,6 +25,8 @@ from tuisup.engine import Event, Host, ServiceState
 from tuisup.engine.events import (
     HostStopped,
     HostStopping,
+    ManifestInvalid,
+    ManifestReloaded,
     Missed,
     Output,
     RestartScheduled,
@@ -75,9 +77,16 @@ class Printer:
         self.host = host
         self.json_mode = json_mode
         self.colour = colour
-        width = max((len(n) for n in host.supervisors), default=6)
-        self._prefix = {name: self._paint(name, f"{name:<{width}} | ") for name in host.supervisors}
+        self._width = max((len(n) for n in host.supervisors), default=6)
+        self._prefixes: dict[str, str] = {}
         self._pending_exit: dict[str, str] = {}
+
+    def _prefix(self, name: str) -> str:
+        """`name | ` padded to the longest name, coloured; services may come with a reload."""
+        prefix = self._prefixes.get(name)
+        if prefix is None:
+            prefix = self._prefixes[name] = self._paint(name, f"{name:<{self._width}} | ")
+        return prefix
 
     def _paint(self, name: str, text: str) -> str:
         if not self.colour:
@@ -119,7 +128,7 @@ class Printer:
         return json.dumps(data, ensure_ascii=False)
 
     def _output(self, service: str, lines: list[str], dropped: int) -> Iterable[str]:
-        prefix = self._prefix[service]
+        prefix = self._prefix(service)
         if dropped:
             yield f"{prefix}[tuisup: {dropped} lines not shown: the printer fell behind]"
         if not lines:
@@ -139,6 +148,20 @@ class Printer:
             yield self._say(f"tuisup: stopping {count} services ({event.reason})")
         elif isinstance(event, HostStopped):
             yield self._say("tuisup: every service stopped")
+        elif isinstance(event, ManifestReloaded):
+            parts = [
+                f"{what} {', '.join(names)}"
+                for what, names in (
+                    ("added", event.added),
+                    ("removed", event.removed),
+                    ("restarted", event.changed),
+                )
+                if names
+            ]
+            yield self._say(f"tuisup: manifest reloaded: {'; '.join(parts) or 'nothing changed'}")
+        elif isinstance(event, ManifestInvalid):
+            yield self._say("tuisup: manifest not applied, every service left as it was:")
+            yield from (self._say(f"  {line}") for line in event.error.splitlines())
         elif isinstance(event, Missed):
             yield self._say(f"tuisup: {event.count} events not shown: the printer fell behind")
 
@@ -236,10 +259,15 @@ def _final_status(host: Host) -> int:
 
 
 async def _on_signals(host: Host, tg: TaskGroup) -> None:
-    """SIGINT or SIGTERM stops every service; a second SIGINT kills them at once."""
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    """SIGINT or SIGTERM stops every service; a second SIGINT kills them at once.
+
+    SIGHUP reads the manifest again and applies what changed.
+    """
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
         async for signum in signals:
-            if not host.stopping:
+            if signum == signal.SIGHUP:
+                tg.start_soon(host.reload)
+            elif not host.stopping:
                 name = signal.Signals(signum).name
                 tg.start_soon(host.shutdown, f"{name}; Ctrl-C again to kill")
             elif signum == signal.SIGINT:

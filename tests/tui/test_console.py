@@ -151,3 +151,30 @@ async def test_progress_lines_show_their_last_state_and_colours_render(
         assert view.visible_text() == ["100%", "red cleared"]
         strip = view.render_line(1)
         assert any(seg.text == "red" and seg.style and seg.style.color for seg in strip)
+
+
+async def test_reload_key_applies_an_edit_and_the_tree_follows(
+    tmp_path: object, token: str
+) -> None:
+    from pathlib import Path
+
+    from tuisup.manifest import load_manifest
+
+    path = Path(str(tmp_path)) / "services.toml"
+    path.write_text('[services.one]\ncommand = "sleep 60"\n[services.two]\ncommand = "sleep 61"\n')
+    async with console(load_manifest(path)) as (host, app, pilot):
+        tree = app.query_one(ServiceTree)
+        await wait_until(host, lambda s: all(x.state is S.RUNNING for x in s.values()))
+        path.write_text(
+            '[services.one]\ncommand = "sleep 60"\n[services.three]\ncommand = "sleep 62"\n'
+        )
+        await pilot.press("L")
+        await until(pilot, lambda: set(tree.nodes_by_name) == {"one", "three"})
+        await wait_until(
+            host, lambda s: s.get("three") is not None and s["three"].state is S.RUNNING
+        )
+        await until(pilot, lambda: "running" in label(app, "three"))
+        path.write_text('[services.one]\ncommand = "sleep 60"\nrestart = "yes"\n')
+        await pilot.press("L")
+        await until(pilot, lambda: len(app._notifications) > 0)
+        assert set(tree.nodes_by_name) == {"one", "three"}  # nothing changed

@@ -120,6 +120,26 @@ class Output(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ManifestReloaded(Event):
+    """A changed manifest was applied: services added, removed, and restarted for a change."""
+
+    kind: ClassVar[str] = "manifest_reloaded"
+    manifest: str
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    changed: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ManifestInvalid(Event):
+    """A changed manifest could not be applied; every service keeps running as it was."""
+
+    kind: ClassVar[str] = "manifest_invalid"
+    manifest: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Missed(Event):
     """The subscriber fell so far behind that `count` events left the ring unread."""
 

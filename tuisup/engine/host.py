@@ -11,17 +11,28 @@ Front-ends (the console, the headless printer, later a remote client) use only t
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from types import TracebackType
 
 import anyio
 from anyio.abc import TaskGroup
 
-from tuisup.engine.events import Bus, Event, HostStarted, HostStopped, HostStopping, Output
+from tuisup.engine.events import (
+    Bus,
+    Event,
+    HostStarted,
+    HostStopped,
+    HostStopping,
+    ManifestInvalid,
+    ManifestReloaded,
+    Output,
+)
 from tuisup.engine.executors import Executor, ProcessExecutor
 from tuisup.engine.executors.base import KILL_GRACE
 from tuisup.engine.lifeline import Lifeline
@@ -66,6 +77,8 @@ class Host:
         }
         self._tg: TaskGroup | None = None
         self._shutdown: anyio.Event | None = None
+        self._clock = clock
+        self._reloading = anyio.Lock()
 
     def _executor(self, spec: ServiceSpec) -> Executor:
         if spec.target is None or (spec.executor is not None and not spec.executor.in_process):
@@ -165,11 +178,72 @@ class Host:
         """Restart a service; not counted against its restart budget."""
         await self._supervisor(name).restart()
 
+    async def reload(self) -> bool:
+        """Read the manifest again and apply what changed; return whether it was applied.
+
+        Services added are started (if autostart), removed ones are stopped and dropped,
+        changed ones (any field of their spec) are restarted under the new spec, and the
+        others are not touched at all. An invalid manifest changes nothing: the error is
+        announced as a `manifest_invalid` event. `[tuisup]` settings apply at next start.
+        """
+        from tuisup.manifest import ManifestError
+
+        async with self._reloading:
+            try:
+                # Off the loop: it reads files and checks folders.
+                new = await anyio.to_thread.run_sync(_reread, self.manifest.path)
+            except ManifestError as exc:
+                self.bus.emit(ManifestInvalid, manifest=str(self.manifest.path), error=str(exc))
+                return False
+            if self._shutdown is not None:
+                return False
+            await self._apply(new)
+            return True
+
+    async def _apply(self, new: Manifest) -> None:
+        old = self.supervisors
+        removed = [name for name in old if name not in new.services]
+        added = [name for name in new.services if name not in old]
+        changed = [
+            name
+            for name, spec in new.services.items()
+            if name in old and replace(spec, line=0) != replace(old[name].spec, line=0)
+        ]
+        async with anyio.create_task_group() as tg:
+            for name in removed:
+                tg.start_soon(old[name].stop)
+            for name in changed:
+                spec = new.services[name]
+                tg.start_soon(old[name].respec, spec, self._executor(spec))
+        for name in removed:
+            old[name].close()
+            self.store.forget(name)
+        fresh = {
+            name: Supervisor(spec, self._executor(spec), self.bus, self.store, clock=self._clock)
+            for name, spec in new.services.items()
+            if name in added
+        }
+        self.supervisors = {name: old.get(name) or fresh[name] for name in new.services}
+        self.manifest = replace(new, settings=self.manifest.settings)
+        assert self._tg is not None
+        for sup in fresh.values():
+            self._tg.start_soon(sup.serve, self._tg)
+        starting = [sup.post("start") for sup in fresh.values() if sup.spec.autostart]
+        self.bus.emit(
+            ManifestReloaded,
+            manifest=str(new.path),
+            added=tuple(added),
+            removed=tuple(removed),
+            changed=tuple(changed),
+        )
+        for done in starting:
+            await done.wait()
+
     # -- observing ------------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, ServiceStatus]:
         """Return every service's current status, in manifest order."""
-        return {name: sup.status() for name, sup in self.supervisors.items()}
+        return {name: sup.status() for name, sup in list(self.supervisors.items())}
 
     def subscribe(self) -> Subscription:
         """Return the current snapshot and an iterator over every event after it."""
@@ -200,3 +274,11 @@ class Host:
             with anyio.open_signal_receiver(signal.SIGCHLD) as signals:
                 async for _ in signals:
                     self.reaper.reap_zombies()
+
+
+def _reread(path: Path) -> Manifest:
+    """Load the manifest again, naming it in problems as a user would (relative)."""
+    from tuisup.manifest import load_manifest
+
+    shown = os.path.relpath(path)
+    return load_manifest(path if shown.startswith("..") else shown)

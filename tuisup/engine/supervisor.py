@@ -139,6 +139,14 @@ class Supervisor:
         """Stop the service if it runs, then start it again; not counted as a failure."""
         await self._ask("restart")
 
+    async def respec(self, spec: ServiceSpec, executor: Executor) -> None:
+        """Take a changed spec: a live service is stopped and started again under it."""
+        await self.post("respec", spec, executor).wait()
+
+    def close(self) -> None:
+        """End `serve` once the inbox is empty (the service left the manifest)."""
+        self._send.close()
+
     def kill(self) -> None:
         """SIGKILL the current run now, bypassing the queue (the second Ctrl-C)."""
         if self._run is not None:
@@ -171,10 +179,10 @@ class Supervisor:
     async def _ask(self, command: str) -> None:
         await self.post(command).wait()
 
-    def post(self, command: str) -> anyio.Event:
+    def post(self, command: str, *args: Any) -> anyio.Event:
         """Queue `start`, `stop` or `restart` without waiting; the event is set once done."""
         done = anyio.Event()
-        self._send.send_nowait((command, done))
+        self._send.send_nowait((command, done, *args))
         return done
 
     async def _handle(self, command: str, arg: Any, *more: Any) -> None:
@@ -185,7 +193,7 @@ class Supervisor:
                 await self._spawn(restart=True)
         else:
             try:
-                await getattr(self, f"_do_{command}")()
+                await getattr(self, f"_do_{command}")(*more)
             finally:
                 arg.set()
 
@@ -210,6 +218,16 @@ class Supervisor:
                 self._transition(S.FAILED, reason=status.error, **_exit_fields(record))
             else:
                 self._transition(S.STOPPED, **_exit_fields(record))
+
+    async def _do_respec(self, spec: ServiceSpec, executor: Executor) -> None:
+        live = self.state in ACTIVE
+        await self._do_stop()
+        self.spec = spec
+        self._executor = executor
+        self._backoff = Backoff(spec.backoff, spec.backoff_delay, spec.backoff_max, spec.jitter)
+        self._failures.clear()
+        if live:
+            await self._spawn(restart=True)
 
     async def _do_restart(self) -> None:
         if self.state is S.RUNNING:

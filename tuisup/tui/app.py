@@ -23,7 +23,14 @@ from textual.widgets import Footer, Input, Static, Tree
 
 from tuisup.engine import Host, ServiceState
 from tuisup.engine.capture import install as route_service_output
-from tuisup.engine.events import HostStopped, Output, RestartScheduled, StateChanged
+from tuisup.engine.events import (
+    HostStopped,
+    ManifestInvalid,
+    ManifestReloaded,
+    Output,
+    RestartScheduled,
+    StateChanged,
+)
 from tuisup.spec import Manifest
 from tuisup.tui.commands import ServiceCommands
 from tuisup.tui.procstats import ProcessStats
@@ -58,6 +65,7 @@ class TuisupApp(App[int]):
         Binding("w", "toggle_wrap", "Wrap"),
         Binding("c", "clear_view", "Clear", show=False),
         Binding("e", "export", "Export", show=False),
+        Binding("L", "reload", "Reload manifest", show=False),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
     ]
@@ -115,12 +123,50 @@ class TuisupApp(App[int]):
             changed = {e.service for e in batch if isinstance(e, StateChanged | RestartScheduled)}
             if changed:
                 snapshot = self.host.snapshot()
-                for name in changed:
+                for name in changed & snapshot.keys():
                     tree.show(snapshot[name])
                 self._show_summary()
+            for event in batch:
+                if isinstance(event, ManifestReloaded):
+                    self._reloaded(event)
+                elif isinstance(event, ManifestInvalid):
+                    self.clear_notifications()
+                    self.notify(
+                        event.error,
+                        title="services.toml not applied",
+                        severity="error",
+                        timeout=3600,
+                    )
             if any(isinstance(e, HostStopped) for e in batch):
                 self.exit(0)
                 return
+
+    def _reloaded(self, event: ManifestReloaded) -> None:
+        names = list(self.host.supervisors)
+        tree = self.query_one(ServiceTree)
+        tree.sync(names)
+        view = self.query_one(LogView)
+        view.name_width = max((len(n) for n in names), default=6)
+        if view.source is not None and view.source not in names:
+            view.switch(None)
+        for status in self.host.snapshot().values():
+            tree.show(status)
+        self._show_summary()
+        parts = [
+            f"{what}: {', '.join(names)}"
+            for what, names in (
+                ("added", event.added),
+                ("removed", event.removed),
+                ("restarted", event.changed),
+            )
+            if names
+        ]
+        self.clear_notifications()
+        self.notify("; ".join(parts) or "nothing changed", title="services.toml reloaded")
+
+    def action_reload(self) -> None:
+        """Read services.toml again and apply what changed."""
+        self.run_worker(self.host.reload(), group="reload", exit_on_error=False)
 
     def _tick(self) -> None:
         """Uptimes and backoff countdowns move on their own."""

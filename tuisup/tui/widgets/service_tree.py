@@ -122,6 +122,18 @@ class ServiceTree(Tree[str | int]):
             self.nodes_by_name[name] = self.root.add(Text(name), data=name, allow_expand=False)
         self.root.expand()
 
+    def sync(self, names: list[str]) -> None:
+        """Follow a reloaded manifest: drop the nodes of removed services, add new ones."""
+        for name in list(self.nodes_by_name):
+            if name not in names:
+                self.nodes_by_name.pop(name).remove()
+                self._procs.pop(name, None)
+        self.width_of_names = max((len(n) for n in names), default=8)
+        for name in names:
+            if name not in self.nodes_by_name:
+                node = self.root.add(Text(name), data=name, allow_expand=False)
+                self.nodes_by_name[name] = node
+
     def show(self, status: ServiceStatus) -> None:
         """Redraw one service's label, if it changed."""
         node = self.nodes_by_name.get(status.name)

@@ -1,0 +1,124 @@
+"""Manifest edits applied live: added, removed, changed, untouched; invalid ones change nothing."""
+
+from __future__ import annotations
+
+import signal
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Tuisup, tagged_pids, wait_until
+from tuisup.engine import Host, ServiceState
+from tuisup.engine.events import ManifestInvalid, ManifestReloaded
+from tuisup.manifest import load_manifest
+
+S = ServiceState
+
+
+def write(path: Path, text: str, token: str) -> None:
+    path.write_text(textwrap.dedent(text).replace("@TOKEN@", token))
+
+
+BEFORE = """
+[services.keep]
+command = "sleep 60"
+env = { TUISUP_TEST_TOKEN = "@TOKEN@" }
+
+[services.change]
+command = "sleep 61"
+env = { TUISUP_TEST_TOKEN = "@TOKEN@" }
+
+[services.drop]
+command = "sleep 62"
+env = { TUISUP_TEST_TOKEN = "@TOKEN@" }
+"""
+
+AFTER = """
+# a comment that moves every line down: not a change
+[services.keep]
+command = "sleep 60"
+env = { TUISUP_TEST_TOKEN = "@TOKEN@" }
+
+[services.change]
+command = "sleep 71"
+env = { TUISUP_TEST_TOKEN = "@TOKEN@" }
+
+[services.new]
+command = "sleep 63"
+env = { TUISUP_TEST_TOKEN = "@TOKEN@" }
+"""
+
+
+async def test_a_valid_edit_touches_only_what_changed(tmp_path: Path, token: str) -> None:
+    path = tmp_path / "services.toml"
+    write(path, BEFORE, token)
+    async with Host(load_manifest(path)) as host:
+        before = await wait_until(host, lambda s: all(x.state is S.RUNNING for x in s.values()))
+        write(path, AFTER, token)
+        after_seq = host.bus.last_seq
+        assert await host.reload()
+        now = host.snapshot()
+        events = [e for e in host.bus.since(after_seq) if isinstance(e, ManifestReloaded)]
+        assert [(e.added, e.removed, e.changed) for e in events] == [
+            (("new",), ("drop",), ("change",))
+        ]
+        assert list(now) == ["keep", "change", "new"]
+        # Untouched: same process, same start, same counter.
+        assert now["keep"].pid == before["keep"].pid
+        assert now["keep"].started == before["keep"].started and now["keep"].restarts == 0
+        # Changed: a new process under the new spec.
+        assert now["change"].state is S.RUNNING and now["change"].pid != before["change"].pid
+        assert now["change"].spec.command == "sleep 71"
+        assert now["new"].state is S.RUNNING
+        drop_pid = before["drop"].pid
+        assert drop_pid not in tagged_pids(token)
+        assert sorted(tagged_pids(token)) == sorted(p.pid for p in now.values())  # type: ignore[type-var]
+
+
+async def test_an_invalid_edit_changes_nothing_and_the_next_valid_one_applies(
+    tmp_path: Path, token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # problems name the file as the user would: services.toml
+    path = tmp_path / "services.toml"
+    write(path, BEFORE, token)
+    async with Host(load_manifest(path)) as host:
+        before = await wait_until(host, lambda s: all(x.state is S.RUNNING for x in s.values()))
+        path.write_text(
+            path.read_text().replace(
+                'command = "sleep 61"', 'command = "sleep 61"\nrestart = "yes"'
+            )
+        )
+        after_seq = host.bus.last_seq
+        assert not await host.reload()
+        invalid = [e for e in host.bus.since(after_seq) if isinstance(e, ManifestInvalid)]
+        assert len(invalid) == 1 and "services.change.restart: expected one of" in invalid[0].error
+        assert invalid[0].error.startswith("services.toml:8:11: services.change.restart"), invalid[
+            0
+        ].error
+        assert {n: s.pid for n, s in host.snapshot().items()} == {
+            n: s.pid for n, s in before.items()
+        }
+        path.unlink()
+        assert not await host.reload()  # deleted: keep running
+        assert all(s.state is S.RUNNING for s in host.snapshot().values())
+        write(path, AFTER, token)
+        assert await host.reload()
+        assert list(host.snapshot()) == ["keep", "change", "new"]
+
+
+def test_sighup_reloads_the_manifest_in_headless_mode(tmp_path: Path, token: str) -> None:
+    path = tmp_path / "services.toml"
+    write(path, BEFORE, token)
+    tuisup = Tuisup("--no-tui", cwd=tmp_path)
+    for name in ("keep", "change", "drop"):
+        tuisup.expect(lambda line, name=name: line.startswith(f"{name} started"))  # type: ignore[misc]
+    write(path, AFTER, token)
+    tuisup.proc.send_signal(signal.SIGHUP)
+    tuisup.expect(
+        lambda line: line == "tuisup: manifest reloaded: added new; removed drop; restarted change"
+    )
+    tuisup.expect(lambda line: line.startswith("new started"))
+    tuisup.proc.send_signal(signal.SIGINT)
+    assert tuisup.finish() == 0
+    assert not list(tagged_pids(token))
