@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 
 from tuisup.manifest import ManifestError, load_manifest
 from tuisup.spec import Manifest
@@ -26,6 +27,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--json", action="store_true", help="with --no-tui: print one JSON event per line"
+    )
+    parser.add_argument(
+        "--no-reload",
+        action="store_true",
+        help="do not apply edits to the manifest when it is saved (SIGHUP and L still do)",
     )
     return parser
 
@@ -66,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     manifest = _load(options.file)
     if manifest is None:
         return 1
+    if options.no_reload:
+        manifest = replace(manifest, settings=replace(manifest.settings, reload=False))
     if not options.no_tui:
         return _console(manifest)
     return _headless(manifest, json_mode=options.json)

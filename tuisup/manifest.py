@@ -438,6 +438,7 @@ def _read_env_file(ck: _Checker, path: Key, file: Path, written: str) -> dict[st
 _HOST_CHECKS: dict[str, _Check] = {
     "shutdown_timeout": _number(0, above=True),
     "log_lines": _integer(100),
+    "reload": _bool,
 }
 
 _SERVICE_CHECKS: dict[str, _Check] = {

@@ -99,6 +99,8 @@ class HostSettings:
     """Seconds a host shutdown may take before every remaining process is killed."""
     log_lines: int = 10_000
     """Lines kept in memory per service (the merged view keeps the same number)."""
+    reload: bool = True
+    """Whether edits to the manifest are applied as soon as it is saved."""
 
 
 @dataclass(frozen=True, slots=True)

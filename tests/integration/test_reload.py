@@ -6,6 +6,7 @@ import signal
 import textwrap
 from pathlib import Path
 
+import anyio
 import pytest
 
 from tests.conftest import Tuisup, tagged_pids, wait_until
@@ -122,3 +123,40 @@ def test_sighup_reloads_the_manifest_in_headless_mode(tmp_path: Path, token: str
     tuisup.proc.send_signal(signal.SIGINT)
     assert tuisup.finish() == 0
     assert not list(tagged_pids(token))
+
+
+async def test_saving_the_manifest_applies_it_and_a_burst_of_saves_applies_once(
+    tmp_path: Path, token: str
+) -> None:
+    path = tmp_path / "services.toml"
+    write(path, BEFORE, token)
+    async with Host(load_manifest(path)) as host:
+        await wait_until(host, lambda s: all(x.state is S.RUNNING for x in s.values()))
+        after_seq = host.bus.last_seq
+        # An editor's save: write a temporary file, rename it over the manifest; three times.
+        for _ in range(3):
+            temporary = tmp_path / ".services.toml.swp"
+            write(temporary, AFTER, token)
+            temporary.rename(path)
+        await wait_until(host, lambda s: "new" in s and s["new"].state is S.RUNNING)
+        (tmp_path / "unrelated.txt").write_text("not the manifest")
+        path.write_text(path.read_text() + '\n[services.extra]\ncommand = "sleep 64"\n')
+        with anyio.fail_after(5):
+            async for _ in host.bus.stream(after_seq):
+                reloads = [e for e in host.bus.since(after_seq) if isinstance(e, ManifestReloaded)]
+                if len(reloads) == 2:
+                    break
+        assert [(e.added, e.removed, e.changed) for e in reloads] == [
+            (("new",), ("drop",), ("change",)),
+            (("extra",), (), ()),  # a second reload for the burst would stand here
+        ]
+
+
+async def test_no_reload_leaves_a_saved_manifest_alone(tmp_path: Path, token: str) -> None:
+    path = tmp_path / "services.toml"
+    write(path, BEFORE, token)
+    async with Host(load_manifest(path), watch=False) as host:
+        await wait_until(host, lambda s: all(x.state is S.RUNNING for x in s.values()))
+        write(path, AFTER, token)
+        assert host._watcher is None
+        assert list(host.snapshot()) == ["keep", "change", "drop"]

@@ -39,6 +39,7 @@ from tuisup.engine.lifeline import Lifeline
 from tuisup.engine.logs import LogBatch, LogStore
 from tuisup.engine.reaper import Reaper, become_subreaper
 from tuisup.engine.supervisor import ACTIVE, ServiceStatus, Supervisor
+from tuisup.engine.watch import FileWatcher
 from tuisup.spec import Manifest, ServiceSpec
 
 
@@ -62,8 +63,17 @@ class Subscription:
 class Host:
     """Runs a manifest's services, each under its own supervisor."""
 
-    def __init__(self, manifest: Manifest, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        manifest: Manifest,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        watch: bool | None = None,
+    ) -> None:
         self.manifest = manifest
+        self.watch = manifest.settings.reload if watch is None else watch
+        """Whether saving the manifest applies it (`[tuisup] reload`, `--no-reload`)."""
+        self._watcher: FileWatcher | None = None
         self.bus = Bus()
         settings = manifest.settings
         self.store = LogStore(settings.log_lines, settings.log_dir, self._announce)
@@ -98,6 +108,9 @@ class Host:
         await self._tg.__aenter__()
         self._tg.start_soon(self._reap_adopted)
         self._tg.start_soon(self.lifeline.run)
+        if self.watch:
+            self._watcher = FileWatcher(self.manifest.path, self._saved)
+            self._watcher.start()
         for sup in self.supervisors.values():
             self._tg.start_soon(sup.serve, self._tg)
         self.bus.emit(
@@ -114,6 +127,8 @@ class Host:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool | None:
+        if self._watcher is not None:
+            self._watcher.close()
         with anyio.CancelScope(shield=True):
             await self.shutdown()
             await self.lifeline.aclose()
@@ -199,6 +214,11 @@ class Host:
                 return False
             await self._apply(new)
             return True
+
+    def _saved(self) -> None:
+        """The manifest file changed and has been quiet since: apply it."""
+        if self._tg is not None and self._shutdown is None:
+            self._tg.start_soon(self.reload)
 
     async def _apply(self, new: Manifest) -> None:
         old = self.supervisors
