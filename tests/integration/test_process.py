@@ -207,3 +207,17 @@ async def test_a_killed_lifeline_is_replaced(make_manifest: Callable[..., Manife
             while host.lifeline.pid in (first, None):
                 await anyio.sleep(0.01)
     assert zombie_children() == []
+
+
+async def test_an_adopted_escapee_that_exits_by_itself_is_reaped_at_once(
+    make_manifest: Callable[..., Manifest], token: str
+) -> None:
+    short_daemon = DAEMON.replace("time.sleep(60)", "time.sleep(0.3)")
+    manifest = make_manifest(svc=f"{short_daemon}; sleep 60")
+    async with Host(manifest) as host:
+        await running(host, "svc", 2, token)
+        # The daemon was adopted by tuisup (the subreaper); when it exits, SIGCHLD reaps it.
+        with anyio.fail_after(5):
+            while len(list(tagged_pids(token))) > 2 or zombie_children():
+                await anyio.sleep(0.02)
+        assert zombie_children() == []

@@ -178,3 +178,56 @@ async def test_reload_key_applies_an_edit_and_the_tree_follows(
         await pilot.press("L")
         await until(pilot, lambda: len(app._notifications) > 0)
         assert set(tree.nodes_by_name) == {"one", "three"}  # nothing changed
+
+
+async def test_a_second_q_kills_what_is_still_stopping(
+    make_manifest: Callable[..., Manifest], token: str
+) -> None:
+    manifest = make_manifest(stubborn=("trap '' TERM; sleep 62", {"stop_timeout": 30.0}))
+    async with console(manifest) as (host, app, pilot):
+        await wait_until(host, lambda s: s["stubborn"].state is S.RUNNING)
+        await until(pilot, lambda: len(list(tagged_pids(token))) >= 2)
+        await pilot.press("q")
+        await wait_until(host, lambda s: s["stubborn"].state is S.STOPPING)
+        await pilot.press("q")
+        await until(pilot, lambda: not app.is_running, timeout=5)
+    assert not list(tagged_pids(token))
+
+
+def test_processes_that_left_their_group_are_marked(
+    make_manifest: Callable[..., Manifest], token: str
+) -> None:
+    import subprocess
+    import sys
+    import time
+
+    from tuisup.tui.procstats import ProcessStats
+
+    leader = subprocess.Popen(
+        [
+            "sh",
+            "-c",
+            f"sleep 60 & {sys.executable} -c 'import os, time; os.setsid(); time.sleep(60)' & wait",
+        ],
+        start_new_session=True,
+    )
+    try:
+        stats = ProcessStats("no-host", set())
+        deadline = time.monotonic() + 5
+        while True:
+            trees, _, _ = stats.collect({"svc": leader.pid})
+            procs = trees["svc"]
+            if len(procs) == 3 or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        assert [p.depth for p in procs] == [0, 1, 1]
+        escaped = [p for p in procs if p.escaped]
+        assert len(escaped) == 1 and "setsid" in escaped[0].command
+    finally:
+        import os
+        import signal
+
+        for proc in psutil.Process(leader.pid).children(recursive=True):
+            proc.kill()
+        os.killpg(leader.pid, signal.SIGKILL)
+        leader.wait()
