@@ -23,6 +23,7 @@ from anyio.abc import TaskGroup
 
 from tuisup.engine import Event, Host, ServiceState
 from tuisup.engine.events import (
+    FilesChanged,
     HostStopped,
     HostStopping,
     ManifestInvalid,
@@ -148,6 +149,14 @@ class Printer:
             yield self._say(f"tuisup: stopping {count} services ({event.reason})")
         elif isinstance(event, HostStopped):
             yield self._say("tuisup: every service stopped")
+        elif isinstance(event, FilesChanged):
+            shown = ", ".join(event.paths[:3])
+            if len(event.paths) > 3:
+                shown += f" and {len(event.paths) - 3} more"
+            if event.paused:
+                yield self._say(f"{event.service}: {event.paused}")
+            else:
+                yield self._say(f"{event.service} restarting: {shown} changed")
         elif isinstance(event, ManifestReloaded):
             parts = [
                 f"{what} {', '.join(names)}"

@@ -385,6 +385,19 @@ def _exit_codes(ck: _Checker, path: Key, raw: object) -> frozenset[int] | None:
     return None if bad else frozenset(raw)
 
 
+def _patterns(ck: _Checker, path: Key, raw: object) -> tuple[str, ...] | None:
+    """An array of paths or globs, relative to the service's cwd."""
+    if not isinstance(raw, list):
+        return ck.fail(path, f"expected an array of paths or globs, got {_describe(raw)}")
+    bad = [i for i, item in enumerate(raw) if not isinstance(item, str) or not item.strip()]
+    for i in bad:
+        ck.fail((*path, i), f"expected a path or glob, got {_describe(raw[i])}")
+    absolute = [i for i, item in enumerate(raw) if i not in bad and item.startswith("/")]
+    for i in absolute:
+        ck.fail((*path, i), f"expected a path relative to cwd, got {_quote(raw[i])}")
+    return None if bad or absolute else tuple(raw)
+
+
 def _env(ck: _Checker, path: Key, raw: object) -> dict[str, str] | None:
     table = _table(ck, path, raw)
     if table is None:
@@ -457,6 +470,9 @@ _SERVICE_CHECKS: dict[str, _Check] = {
     "success_exit_codes": _exit_codes,
     "stop_signal": _signal,
     "stop_timeout": _number(0, above=True),
+    "watch": _patterns,
+    "watch_ignore": _patterns,
+    "watch_debounce": _integer(0),
 }
 _SERVICE_KEYS = ("command", *_SERVICE_CHECKS, "target", "executor")
 _DEFAULT = ServiceSpec(name="", argv=("",), command="", cwd=Path("/"))

@@ -81,6 +81,12 @@ class ServiceSpec:
     """The first signal a stop sends to the service's process group."""
     stop_timeout: float = 10.0
     """Seconds between `stop_signal` and SIGKILL."""
+    watch: tuple[str, ...] = ()
+    """Files, folders and globs (relative to `cwd`) whose changes restart the service."""
+    watch_ignore: tuple[str, ...] = ()
+    """Paths and globs among those that never restart it."""
+    watch_debounce: int = 200
+    """Milliseconds of quiet after the last change before the restart (trailing edge)."""
     target: str | None = None
     """A Python service's `module:attribute`; None for a command."""
     executor: ExecutorKind | None = ExecutorKind.PROCESS

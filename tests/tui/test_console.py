@@ -217,8 +217,10 @@ def test_processes_that_left_their_group_are_marked(
         while True:
             trees, _, _ = stats.collect({"svc": leader.pid})
             procs = trees["svc"]
-            if len(procs) == 3 or time.monotonic() > deadline:
+            # Until the python child has started and called setsid().
+            if any(p.escaped and "setsid" in p.command for p in procs):
                 break
+            assert time.monotonic() < deadline, procs
             time.sleep(0.02)
         assert [p.depth for p in procs] == [0, 1, 1]
         escaped = [p for p in procs if p.escaped]

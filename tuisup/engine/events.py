@@ -120,6 +120,17 @@ class Output(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class FilesChanged(Event):
+    """Files a service watches changed; it is restarted (unless `paused` says why not)."""
+
+    kind: ClassVar[str] = "files_changed"
+    service: str
+    paths: tuple[str, ...]
+    paused: str | None = None
+    """Set when watching this service was paused instead (a restart loop)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ManifestReloaded(Event):
     """A changed manifest was applied: services added, removed, and restarted for a change."""
 

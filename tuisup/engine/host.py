@@ -26,6 +26,7 @@ from anyio.abc import TaskGroup
 from tuisup.engine.events import (
     Bus,
     Event,
+    FilesChanged,
     HostStarted,
     HostStopped,
     HostStopping,
@@ -39,8 +40,13 @@ from tuisup.engine.lifeline import Lifeline
 from tuisup.engine.logs import LogBatch, LogStore
 from tuisup.engine.reaper import Reaper, become_subreaper
 from tuisup.engine.supervisor import ACTIVE, ServiceStatus, Supervisor
-from tuisup.engine.watch import FileWatcher
+from tuisup.engine.watch import FileWatcher, ServiceWatch
 from tuisup.spec import Manifest, ServiceSpec
+
+LOOP_RESTARTS = 3
+"""Restarts for the same changed paths, each soon after the last, that make a loop."""
+LOOP_WINDOW = 2.0
+"""Seconds after a service's start within which a change counts towards a loop."""
 
 
 class UnknownService(KeyError):
@@ -74,6 +80,9 @@ class Host:
         self.watch = manifest.settings.reload if watch is None else watch
         """Whether saving the manifest applies it (`[tuisup] reload`, `--no-reload`)."""
         self._watcher: FileWatcher | None = None
+        self._service_watch: ServiceWatch | None = None
+        self._service_watch_scope: anyio.CancelScope | None = None
+        self._loops: dict[str, tuple[tuple[str, ...], int]] = {}
         self.bus = Bus()
         settings = manifest.settings
         self.store = LogStore(settings.log_lines, settings.log_dir, self._announce)
@@ -111,6 +120,7 @@ class Host:
         if self.watch:
             self._watcher = FileWatcher(self.manifest.path, self._saved)
             self._watcher.start()
+        self._watch_services()
         for sup in self.supervisors.values():
             self._tg.start_soon(sup.serve, self._tg)
         self.bus.emit(
@@ -129,6 +139,10 @@ class Host:
     ) -> bool | None:
         if self._watcher is not None:
             self._watcher.close()
+        if self._service_watch is not None:
+            self._service_watch.close()
+        if self._service_watch_scope is not None:
+            self._service_watch_scope.cancel()
         with anyio.CancelScope(shield=True):
             await self.shutdown()
             await self.lifeline.aclose()
@@ -215,6 +229,67 @@ class Host:
             await self._apply(new)
             return True
 
+    def _watch_services(self) -> None:
+        """(Re)start the one watcher of every service's `watch` paths."""
+        if self._service_watch is not None:
+            self._service_watch.close()
+        if self._service_watch_scope is not None:
+            self._service_watch_scope.cancel()
+        specs = [sup.spec for sup in self.supervisors.values()]
+        log_dir = self.manifest.settings.log_dir
+        ignore = [log_dir] if log_dir is not None else []
+        watch = self._service_watch = ServiceWatch(specs, ignore, self._files_changed)
+        if not watch.rules or self._tg is None:
+            return
+        scope = self._service_watch_scope = anyio.CancelScope()
+
+        async def run() -> None:
+            with scope:
+                await watch.run()
+
+        self._tg.start_soon(run)
+
+    def _files_changed(self, service: str, paths: list[str]) -> None:
+        """Restart a service for its changed files, unless it is restarting itself in a loop."""
+        sup = self.supervisors.get(service)
+        if sup is None or self._shutdown is not None:
+            return
+        # A loop: the same paths changing again and again, each time soon after the
+        # service (re)started, as when a service writes into the tree it watches.
+        key, started = tuple(paths), sup.status().started
+        early = started is not None and time.time() - started < LOOP_WINDOW
+        last_key, count = self._loops.get(service, ((), 0))
+        count = count + 1 if early and key == last_key else 1
+        self._loops[service] = (key, count)
+        if count >= LOOP_RESTARTS:
+            assert self._service_watch is not None
+            self._service_watch.pause(service)
+            reason = (
+                f"{', '.join(paths)} changed after each of its last {count} restarts: "
+                "watching paused (add it to watch_ignore)"
+            )
+            self.store.marker(service, f"tuisup: {reason}")
+            self.bus.emit(FilesChanged, service=service, paths=key, paused=reason)
+            return
+        self.bus.emit(FilesChanged, service=service, paths=key)
+        sup.files_changed([sup.spec.cwd / p for p in paths])
+
+    def watching(self, name: str) -> bool | None:
+        """Whether saving a service's files restarts it (None: it watches nothing)."""
+        return self._service_watch.watching(name) if self._service_watch else None
+
+    def toggle_watch(self, name: str) -> bool | None:
+        """Pause or resume restarting a service for its changed files; return the new state."""
+        watch = self._service_watch
+        if watch is None or watch.watching(name) is None:
+            return None
+        if name in watch.paused:
+            watch.paused.discard(name)
+            self._loops.pop(name, None)
+        else:
+            watch.pause(name)
+        return watch.watching(name)
+
     def _saved(self) -> None:
         """The manifest file changed and has been quiet since: apply it."""
         if self._tg is not None and self._shutdown is None:
@@ -256,6 +331,7 @@ class Host:
             removed=tuple(removed),
             changed=tuple(changed),
         )
+        self._watch_services()
         for done in starting:
             await done.wait()
 

@@ -14,6 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -122,6 +123,7 @@ class Supervisor:
         self._started_wall: float | None = None
         self._next_start: float | None = None
         self._timer: anyio.CancelScope | None = None
+        self._changed: list[Path] | None = None
         self._send, self._inbox = anyio.create_memory_object_stream[tuple[Any, ...]](math.inf)
         self._tg: TaskGroup | None = None
 
@@ -142,6 +144,13 @@ class Supervisor:
     async def respec(self, spec: ServiceSpec, executor: Executor) -> None:
         """Take a changed spec: a live service is stopped and started again under it."""
         await self.post("respec", spec, executor).wait()
+
+    def files_changed(self, paths: list[Path]) -> None:
+        """Restart for changed files: at most one such restart in flight, the last wins."""
+        queued = self._changed is not None
+        self._changed = paths
+        if not queued:
+            self.post("changed")
 
     def close(self) -> None:
         """End `serve` once the inbox is empty (the service left the manifest)."""
@@ -228,6 +237,24 @@ class Supervisor:
         self._failures.clear()
         if live:
             await self._spawn(restart=True)
+
+    async def _do_changed(self) -> None:
+        paths, self._changed = self._changed or [], None
+        if self.state in (S.STOPPED, S.STOPPING):
+            return  # stopped on purpose: a save does not start it
+        shown = ", ".join(p.name for p in paths[:3]) + (
+            f" and {len(paths) - 3} more" if len(paths) > 3 else ""
+        )
+        self._logs.marker(self.spec.name, f"── {shown} changed: restarting ──")
+        self._executor.refresh(self.spec, paths)
+        if self.state is S.RUNNING:
+            await self._do_stop()
+        self._cancel_timer()
+        if self.state is S.BACKOFF:
+            self._transition(S.STOPPED, reason="restarting for changed files")
+        self._backoff.reset()
+        self._failures.clear()  # a fix saved is a fresh start, like a manual one
+        await self._spawn(restart=True)
 
     async def _do_restart(self) -> None:
         if self.state is S.RUNNING:

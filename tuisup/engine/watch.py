@@ -1,4 +1,6 @@
-"""Provides FileWatcher: inotify on a folder, read by a loop callback, debounced.
+"""Provides the file watchers: the manifest's (inotify) and the services' (watchfiles).
+
+FileWatcher is inotify on a folder, read by a loop callback, debounced.
 
 watchfiles polls its event buffer every `step` milliseconds (50 by default) from a thread,
 so an idle host would wake twenty times a second. Watching one manifest needs none of
@@ -12,10 +14,14 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import os
+import re
 import struct
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+
+from tuisup.spec import ServiceSpec
 
 IN_MODIFY = 0x002
 IN_CLOSE_WRITE = 0x008
@@ -88,3 +94,175 @@ class FileWatcher:
     def _settled(self) -> None:
         self._timer = None
         self.on_change()
+
+
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    """Compile a watch pattern relative to a service's cwd.
+
+    `*` and `?` stay within one folder, `**/` spans any number of them, and a pattern
+    without wildcards names a file or a whole folder (`templates/`).
+    """
+    pattern = pattern.strip("/").removeprefix("./")
+    if not any(c in pattern for c in "*?["):
+        return re.compile(re.escape(pattern) + r"(/.*)?")
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out))
+
+
+def static_root(cwd: Path, pattern: str) -> Path:
+    """The folder (or file) a pattern can only match inside: its part before any wildcard."""
+    parts: list[str] = []
+    for part in pattern.strip("/").removeprefix("./").split("/"):
+        if any(c in part for c in "*?["):
+            break
+        parts.append(part)
+    return cwd.joinpath(*parts) if parts else cwd
+
+
+@dataclass(frozen=True, slots=True)
+class WatchRule:
+    """What one service watches, compiled."""
+
+    service: str
+    cwd: Path
+    include: tuple[re.Pattern[str], ...]
+    exclude: tuple[re.Pattern[str], ...]
+    debounce: float
+    sources: tuple[Path, ...]
+    """Where the patterns can match: what the watcher is pointed at."""
+
+    @classmethod
+    def of(cls, spec: ServiceSpec) -> WatchRule:
+        """Compile a service's `watch`, `watch_ignore` and `watch_debounce`."""
+        return cls(
+            spec.name,
+            spec.cwd,
+            tuple(glob_regex(p) for p in spec.watch),
+            tuple(glob_regex(p) for p in spec.watch_ignore),
+            spec.watch_debounce / 1000,
+            tuple(static_root(spec.cwd, p) for p in spec.watch),
+        )
+
+    def matches(self, path: Path) -> str | None:
+        """Return the path relative to the service's cwd if this service watches it."""
+        try:
+            relative = path.relative_to(self.cwd).as_posix()
+        except ValueError:
+            return None
+        if any(p.fullmatch(relative) for p in self.exclude):
+            return None
+        return relative if any(p.fullmatch(relative) for p in self.include) else None
+
+
+class ServiceWatch:
+    """One watchfiles watcher for every service's `watch` paths, dispatching changes.
+
+    Each service gets its own trailing-edge debounce; when it fires, `on_change(service,
+    paths)` is called with the relative paths that changed. tuisup's own log folder and
+    the usual noise (VCS folders, caches, virtualenvs, node_modules, editor files) never
+    count.
+    """
+
+    def __init__(
+        self,
+        specs: list[ServiceSpec],
+        ignore: list[Path],
+        on_change: Callable[[str, list[str]], None],
+    ) -> None:
+        self.rules = [WatchRule.of(spec) for spec in specs if spec.watch]
+        self.paused: set[str] = set()
+        """Services whose changes are ignored for now (by the user, or a restart loop)."""
+        self.ignore = [p.resolve() for p in ignore]
+        self.on_change = on_change
+        self._pending: dict[str, set[str]] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+
+    async def run(self) -> None:
+        """Watch until cancelled."""
+        import watchfiles
+
+        paths = self.paths()
+        if not paths:
+            return
+        noise = watchfiles.DefaultFilter(ignore_paths=[str(p) for p in self.ignore])
+        async for changes in watchfiles.awatch(*paths, watch_filter=noise, debounce=50, step=20):
+            self.take({Path(path) for _, path in changes})
+
+    def paths(self) -> list[Path]:
+        """Every folder or file some rule's patterns can match inside.
+
+        A path that does not exist yet is watched through its nearest existing folder
+        (within the service's cwd), so that creating it later counts too.
+        """
+        found: set[Path] = set()
+        for rule in self.rules:
+            for source in rule.sources:
+                while not source.exists() and source != rule.cwd and rule.cwd in source.parents:
+                    source = source.parent
+                if source.exists():
+                    found.add(source)
+        # A folder watched recursively covers everything below it.
+        return sorted(p for p in found if not any(q in p.parents for q in found))
+
+    def take(self, paths: set[Path]) -> None:
+        """Route changed paths to the services watching them, and (re)arm their debounce."""
+        loop = asyncio.get_running_loop()
+        for path in paths:
+            if any(path == i or i in path.parents for i in self.ignore):
+                continue
+            for rule in self.rules:
+                if rule.service in self.paused:
+                    continue
+                relative = rule.matches(path)
+                if relative is None:
+                    continue
+                self._pending.setdefault(rule.service, set()).add(relative)
+                timer = self._timers.pop(rule.service, None)
+                if timer is not None:
+                    timer.cancel()
+                self._timers[rule.service] = loop.call_later(
+                    rule.debounce, self._settled, rule.service
+                )
+
+    def _settled(self, service: str) -> None:
+        self._timers.pop(service, None)
+        paths = sorted(self._pending.pop(service, set()))
+        if paths:
+            self.on_change(service, paths)
+
+    def watching(self, service: str) -> bool | None:
+        """True if the service's changes restart it, False if paused, None if it watches nothing."""
+        if not any(rule.service == service for rule in self.rules):
+            return None
+        return service not in self.paused
+
+    def pause(self, service: str) -> None:
+        """Stop acting on one service's changes; the others go on."""
+        self.paused.add(service)
+        self._pending.pop(service, None)
+        timer = self._timers.pop(service, None)
+        if timer is not None:
+            timer.cancel()
+
+    def close(self) -> None:
+        """Forget pending changes."""
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        self._pending.clear()

@@ -21,9 +21,10 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Input, Static, Tree
 
-from tuisup.engine import Host, ServiceState
+from tuisup.engine import Host, ServiceState, ServiceStatus
 from tuisup.engine.capture import install as route_service_output
 from tuisup.engine.events import (
+    FilesChanged,
     HostStopped,
     ManifestInvalid,
     ManifestReloaded,
@@ -66,6 +67,7 @@ class TuisupApp(App[int]):
         Binding("c", "clear_view", "Clear", show=False),
         Binding("e", "export", "Export", show=False),
         Binding("L", "reload", "Reload manifest", show=False),
+        Binding("W", "toggle_watch", "Watch on/off", show=False),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
     ]
@@ -103,7 +105,7 @@ class TuisupApp(App[int]):
         subscription = self.host.subscribe()
         tree = self.query_one(ServiceTree)
         for status in subscription.snapshot.values():
-            tree.show(status)
+            self._show(tree, status)
         self.query_one("#search").display = False
         self._show_summary()
         self._show_log_title()
@@ -124,10 +126,18 @@ class TuisupApp(App[int]):
             if changed:
                 snapshot = self.host.snapshot()
                 for name in changed & snapshot.keys():
-                    tree.show(snapshot[name])
+                    self._show(tree, snapshot[name])
                 self._show_summary()
             for event in batch:
-                if isinstance(event, ManifestReloaded):
+                if isinstance(event, FilesChanged):
+                    shown = ", ".join(event.paths[:3]) + ("…" if len(event.paths) > 3 else "")
+                    if event.paused:
+                        self.notify(event.paused, title=event.service, severity="warning")
+                    else:
+                        self.notify(f"{shown} changed", title=f"{event.service} reloading")
+                    if event.service in self.host.supervisors:
+                        self._show(tree, self.host.snapshot()[event.service])
+                elif isinstance(event, ManifestReloaded):
                     self._reloaded(event)
                 elif isinstance(event, ManifestInvalid):
                     self.clear_notifications()
@@ -141,6 +151,9 @@ class TuisupApp(App[int]):
                 self.exit(0)
                 return
 
+    def _show(self, tree: ServiceTree, status: ServiceStatus) -> None:
+        tree.show(status, watching=self.host.watching(status.name))
+
     def _reloaded(self, event: ManifestReloaded) -> None:
         names = list(self.host.supervisors)
         tree = self.query_one(ServiceTree)
@@ -150,7 +163,7 @@ class TuisupApp(App[int]):
         if view.source is not None and view.source not in names:
             view.switch(None)
         for status in self.host.snapshot().values():
-            tree.show(status)
+            self._show(tree, status)
         self._show_summary()
         parts = [
             f"{what}: {', '.join(names)}"
@@ -164,6 +177,18 @@ class TuisupApp(App[int]):
         self.clear_notifications()
         self.notify("; ".join(parts) or "nothing changed", title="services.toml reloaded")
 
+    def action_toggle_watch(self) -> None:
+        """Pause or resume restarting the selected service when its files change."""
+        name = self._service()
+        if name is None:
+            return
+        watching = self.host.toggle_watch(name)
+        if watching is None:
+            self.notify(f"{name} watches no files (set watch in services.toml)", severity="warning")
+            return
+        self._show(self.query_one(ServiceTree), self.host.snapshot()[name])
+        self.notify(f"{name}: {'watching its files again' if watching else 'watching paused'}")
+
     def action_reload(self) -> None:
         """Read services.toml again and apply what changed."""
         self.run_worker(self.host.reload(), group="reload", exit_on_error=False)
@@ -173,7 +198,7 @@ class TuisupApp(App[int]):
         tree = self.query_one(ServiceTree)
         for status in self.host.snapshot().values():
             if status.state in (S.RUNNING, S.BACKOFF):
-                tree.show(status)
+                self._show(tree, status)
 
     @work(thread=True, exclusive=True, group="stats", exit_on_error=False)
     def collect_stats(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 
 import anyio
 from anyio.abc import TaskGroup
@@ -110,6 +111,12 @@ class Run(ABC):
 
 class Executor(ABC):
     """Knows how to start one kind of service."""
+
+    def refresh(self, spec: ServiceSpec, changed: list[Path]) -> None:  # noqa: B027
+        """Before a restart for changed files: make the next start use the new code.
+
+        A child process reads its files afresh anyway; in-process executors reload modules.
+        """
 
     @abstractmethod
     async def start(self, spec: ServiceSpec, logs: LogStore, tg: TaskGroup) -> Run:

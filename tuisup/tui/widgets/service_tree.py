@@ -54,8 +54,13 @@ def megabytes(rss: int) -> str:
     return f"{rss / 1048576:.1f}M"
 
 
-def service_label(status: ServiceStatus, width: int, now: float | None = None) -> Text:
-    """Return a service's fixed-width tree label: glyph, name, state, how, restarts, time."""
+def service_label(
+    status: ServiceStatus, width: int, now: float | None = None, watching: bool | None = None
+) -> Text:
+    """Return a service's fixed-width tree label: glyph, name, state, how, restarts, time.
+
+    A service that watches its files shows ⟳ after its restarts (dim while paused).
+    """
     now = time.time() if now is None else now
     glyph, colour = GLYPHS[status.state]
     last = status.last_exit
@@ -70,6 +75,7 @@ def service_label(status: ServiceStatus, width: int, now: float | None = None) -
         (f"{status.state.value:<8} ", colour),
         (f"{how:<13} ", "bright_black" if not status.pid else ""),
         (f"×{status.restarts:<3} ", "yellow" if status.restarts else "bright_black"),
+        ("⟳ " if watching is not None else "  ", "cyan" if watching else "bright_black"),
     )
     if status.state is S.BACKOFF and status.next_start is not None:
         if last is not None:
@@ -134,11 +140,11 @@ class ServiceTree(Tree[str | int]):
                 node = self.root.add(Text(name), data=name, allow_expand=False)
                 self.nodes_by_name[name] = node
 
-    def show(self, status: ServiceStatus) -> None:
+    def show(self, status: ServiceStatus, watching: bool | None = None) -> None:
         """Redraw one service's label, if it changed."""
         node = self.nodes_by_name.get(status.name)
         if node is not None:
-            _relabel(node, service_label(status, self.width_of_names))
+            _relabel(node, service_label(status, self.width_of_names, watching=watching))
 
     def show_processes(self, service: str, procs: tuple[Proc, ...]) -> None:
         """Replace a service's process rows (in place when the pids did not change)."""

@@ -1,0 +1,171 @@
+"""Services restart when their own files change: real files, the real watcher, real processes."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import anyio
+
+from tests.conftest import wait_until
+from tuisup.engine import Host, ServiceState
+from tuisup.engine.events import FilesChanged
+from tuisup.spec import ExecutorKind, HostSettings, Manifest, ServiceSpec
+
+S = ServiceState
+
+
+def spec(tmp_path: Path, name: str, command: str, **options: object) -> ServiceSpec:
+    return ServiceSpec(
+        name=name,
+        argv=("/bin/sh", "-c", command),
+        command=command,
+        cwd=tmp_path,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def manifest(tmp_path: Path, *specs: ServiceSpec) -> Manifest:
+    settings = HostSettings(log_dir=tmp_path / "logs")  # inside the watched tree, on purpose
+    return Manifest(tmp_path / "services.toml", settings, {s.name: s for s in specs})
+
+
+def changes(host: Host, service: str) -> list[FilesChanged]:
+    return [e for e in host.bus.since(0) if isinstance(e, FilesChanged) and e.service == service]
+
+
+async def settle(host: Host, tmp_path: Path) -> None:
+    """Touch the sentinel service's file and wait for its restart: every change made before
+    it has been dispatched by then (same watcher, same debounce)."""
+    before = len(changes(host, "sentinel"))
+    (tmp_path / "sentinel.txt").write_text(str(before))
+    await wait_until(host, lambda s: len(changes(host, "sentinel")) > before)
+
+
+def sentinel(tmp_path: Path) -> ServiceSpec:
+    return spec(tmp_path, "sentinel", "sleep 60", watch=("sentinel.txt",))
+
+
+async def armed(host: Host, tmp_path: Path) -> None:
+    """Wait until the watcher sees changes: it starts in a thread, after the services."""
+    with anyio.fail_after(10):
+        while not changes(host, "sentinel"):
+            (tmp_path / "sentinel.txt").write_text("armed?")
+            with anyio.move_on_after(1.0):
+                await wait_until(host, lambda s: bool(changes(host, "sentinel")))
+
+
+async def test_an_edit_restarts_only_the_service_that_watches_it(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "app.py").write_text("v = 1\n")
+    web = spec(tmp_path, "web", "sleep 60", watch=("src/**/*.py",))
+    other = spec(tmp_path, "other", "sleep 61", watch=("docs/",))
+    async with Host(manifest(tmp_path, web, other, sentinel(tmp_path))) as host:
+        await armed(host, tmp_path)
+        before = await wait_until(host, lambda s: all(x.state is S.RUNNING for x in s.values()))
+        (tmp_path / "src" / "app.py").write_text("v = 2\n")
+        after = await wait_until(
+            host, lambda s: s["web"].restarts == 1 and s["web"].state is S.RUNNING
+        )
+        await settle(host, tmp_path)
+        assert [e.paths for e in changes(host, "web")] == [("src/app.py",)]
+        assert after["web"].pid != before["web"].pid
+        assert host.snapshot()["other"].pid == before["other"].pid
+        assert host.snapshot()["web"].restarts == 1
+        lines = [line for b in host.logs("web") for line in b.lines]
+        assert "── app.py changed: restarting ──" in lines
+
+
+async def test_ignored_paths_and_tuisups_own_logs_never_restart_anything(tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    app.mkdir()
+    chatty = replace(
+        spec(tmp_path, "chatty", "while :; do echo tick; sleep 0.01; done"),
+        cwd=app,
+        watch=(".",),
+        watch_ignore=("build/", "*.tmp"),
+    )
+    settings = HostSettings(log_dir=app / "logs")  # its own log file is inside what it watches
+    services = {"chatty": chatty, "sentinel": sentinel(tmp_path)}
+    async with Host(Manifest(tmp_path / "services.toml", settings, services)) as host:
+        await wait_until(host, lambda s: all(x.state is S.RUNNING for x in s.values()))
+        await wait_until(host, lambda s: (app / "logs" / "chatty.log").exists())
+        await armed(host, tmp_path)
+        (app / "build").mkdir()
+        (app / "build" / "out.o").write_text("x")
+        (app / "scratch.tmp").write_text("x")
+        (app / "__pycache__").mkdir()
+        (app / "__pycache__" / "m.cpython-311.pyc").write_bytes(b"x")
+        (app / ".git").mkdir()
+        (app / ".git" / "index").write_text("x")
+        await settle(host, tmp_path)
+        assert changes(host, "chatty") == []
+        assert host.snapshot()["chatty"].restarts == 0
+
+
+async def test_an_editors_save_and_a_burst_are_one_restart_each(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    web = spec(tmp_path, "web", "sleep 60", watch=("src/",))
+    async with Host(manifest(tmp_path, web, sentinel(tmp_path))) as host:
+        await armed(host, tmp_path)
+        await wait_until(host, lambda s: all(x.state is S.RUNNING for x in s.values()))
+        swap = tmp_path / "src" / ".app.py.swp"
+        swap.write_text("v = 3\n")
+        swap.rename(tmp_path / "src" / "app.py")  # an editor's write-temp-and-rename
+        await wait_until(host, lambda s: s["web"].restarts == 1 and s["web"].state is S.RUNNING)
+        for i in range(300):  # a git checkout
+            (tmp_path / "src" / f"m{i}.py").write_text(str(i))
+        await wait_until(host, lambda s: s["web"].restarts == 2 and s["web"].state is S.RUNNING)
+        await settle(host, tmp_path)
+        assert host.snapshot()["web"].restarts == 2
+        burst = changes(host, "web")[1]
+        assert len(burst.paths) == 300
+
+
+async def test_an_in_process_service_runs_the_new_code_after_an_edit(tmp_path: Path) -> None:
+    module = tmp_path / "svc_reloaded.py"
+    module.write_text(
+        "VERSION = 1\n\ndef run(ctx):\n    print('version', VERSION)\n    ctx.token.wait()\n"
+    )
+    for kind in (ExecutorKind.THREAD, ExecutorKind.PROCESS):
+        name = f"py-{kind.value}"
+        service = replace(
+            spec(tmp_path, name, ""),
+            argv=(),
+            target="svc_reloaded:run",
+            executor=kind,
+            watch=("svc_reloaded.py",),
+        )
+        module.write_text(module.read_text().replace("VERSION = 2", "VERSION = 1"))
+        async with Host(manifest(tmp_path, service, sentinel(tmp_path))) as host:
+            await armed(host, tmp_path)
+            await wait_until(
+                host, lambda s, n=name: any("version 1" in b.lines for b in host.logs(n))
+            )
+            module.write_text(module.read_text().replace("VERSION = 1", "VERSION = 2"))
+            await wait_until(
+                host, lambda s, n=name: any("version 2" in b.lines for b in host.logs(n))
+            )
+
+
+async def test_a_service_that_writes_into_its_own_watched_tree_is_paused_not_looped(
+    tmp_path: Path,
+) -> None:
+    looper = spec(
+        tmp_path,
+        "looper",
+        "date +%s%N > state.txt; sleep 60",
+        watch=("state.txt",),
+        watch_debounce=50,
+    )
+    async with Host(manifest(tmp_path, looper)) as host:
+        with anyio.fail_after(15):
+            while not any(e.paused for e in changes(host, "looper")):
+                await wait_until(host, lambda s: True, timeout=1)
+                await anyio.sleep(0.05)
+        paused = [e for e in changes(host, "looper") if e.paused]
+        assert len(paused) == 1 and "state.txt" in (paused[0].paused or "")
+        restarts = host.snapshot()["looper"].restarts
+        (tmp_path / "state.txt").write_text("by hand")
+        await anyio.sleep(0.5)
+        assert host.snapshot()["looper"].restarts == restarts
