@@ -103,6 +103,20 @@ async def test_ignored_paths_and_tuisups_own_logs_never_restart_anything(tmp_pat
         assert host.snapshot()["chatty"].restarts == 0
 
 
+async def test_a_chmod_is_not_a_change(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    script = tmp_path / "src" / "run.sh"
+    script.write_text("echo hi\n")
+    web = spec(tmp_path, "web", "sleep 60", watch=("src/",))
+    async with Host(manifest(tmp_path, web, sentinel(tmp_path))) as host:
+        await armed(host, tmp_path)
+        script.chmod(0o755)
+        await settle(host, tmp_path)
+        assert changes(host, "web") == []
+        script.write_text("echo bye\n")
+        await wait_until(host, lambda s: s["web"].restarts == 1)
+
+
 async def test_an_editors_save_and_a_burst_are_one_restart_each(tmp_path: Path) -> None:
     (tmp_path / "src").mkdir()
     web = spec(tmp_path, "web", "sleep 60", watch=("src/",))
@@ -154,18 +168,21 @@ async def test_a_service_that_writes_into_its_own_watched_tree_is_paused_not_loo
     looper = spec(
         tmp_path,
         "looper",
-        "date +%s%N > state.txt; sleep 60",
+        "sleep 0.2; date +%s%N > state.txt; sleep 60",
         watch=("state.txt",),
         watch_debounce=50,
     )
-    async with Host(manifest(tmp_path, looper)) as host:
-        with anyio.fail_after(15):
-            while not any(e.paused for e in changes(host, "looper")):
-                await wait_until(host, lambda s: True, timeout=1)
-                await anyio.sleep(0.05)
+    async with Host(manifest(tmp_path, looper, sentinel(tmp_path))) as host:
+        await armed(host, tmp_path)
+        (tmp_path / "state.txt").write_text("a first change, by hand")
+        with anyio.fail_after(20):
+            async for _ in host.bus.stream(0):
+                if any(e.paused for e in changes(host, "looper")):
+                    break
         paused = [e for e in changes(host, "looper") if e.paused]
         assert len(paused) == 1 and "state.txt" in (paused[0].paused or "")
         restarts = host.snapshot()["looper"].restarts
-        (tmp_path / "state.txt").write_text("by hand")
-        await anyio.sleep(0.5)
+        (tmp_path / "state.txt").write_text("by hand, while paused")
+        await settle(host, tmp_path)
         assert host.snapshot()["looper"].restarts == restarts
+        assert host.toggle_watch("looper") is True  # W resumes it

@@ -20,6 +20,9 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import anyio
 
 from tuisup.spec import ServiceSpec
 
@@ -192,6 +195,8 @@ class ServiceWatch:
         self.on_change = on_change
         self._pending: dict[str, set[str]] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._seen: dict[Path, tuple[int, int, int]] = {}
+        """(mtime, size, inode) of watched files: a change that keeps them is a chmod."""
 
     async def run(self) -> None:
         """Watch until cancelled."""
@@ -201,8 +206,35 @@ class ServiceWatch:
         if not paths:
             return
         noise = watchfiles.DefaultFilter(ignore_paths=[str(p) for p in self.ignore])
+        await anyio.to_thread.run_sync(self._remember, paths, noise)
         async for changes in watchfiles.awatch(*paths, watch_filter=noise, debounce=50, step=20):
             self.take({Path(path) for _, path in changes})
+
+    def _remember(self, roots: list[Path], noise: Callable[[Any, str], bool]) -> None:
+        """Note every watched file's signature, so that a chmod later is not a change."""
+        import watchfiles
+
+        for root in roots:
+            if root.is_file():
+                self._changed(root)
+                continue
+            for folder, dirs, files in os.walk(root):
+                dirs[:] = [d for d in dirs if noise(watchfiles.Change.added, f"{folder}/{d}")]
+                for name in files:
+                    self._changed(Path(folder, name))
+
+    def _changed(self, path: Path) -> bool:
+        """Whether the file's content may have changed since last seen (not just its mode)."""
+        try:
+            st = path.stat()
+        except OSError:
+            self._seen.pop(path, None)
+            return True  # removed: that is a change
+        signature = (st.st_mtime_ns, st.st_size, st.st_ino)
+        if self._seen.get(path) == signature:
+            return False
+        self._seen[path] = signature
+        return True
 
     def paths(self) -> list[Path]:
         """Every folder or file some rule's patterns can match inside.
@@ -225,6 +257,8 @@ class ServiceWatch:
         loop = asyncio.get_running_loop()
         for path in paths:
             if any(path == i or i in path.parents for i in self.ignore):
+                continue
+            if not self._changed(path):
                 continue
             for rule in self.rules:
                 if rule.service in self.paused:
