@@ -169,6 +169,10 @@ class Host:
             async with anyio.create_task_group() as tg:
                 for sup in self.supervisors.values():
                     tg.start_soon(sup.stop)
+        # Escapees of services that ended by themselves are swept at their exit; one that
+        # slipped through (re-parented only after that sweep) is caught here.
+        for name in self.supervisors:
+            self.reaper.sweep(name, signal.SIGKILL)
         if scope.cancelled_caught:
             self.kill_all()
             with anyio.move_on_after(KILL_GRACE):

@@ -237,17 +237,21 @@ class ProcessRun(Run):
         """Kill and reap what is left of the tree: group members and tagged escapees."""
         reaper = self._reaper
         deadline = time.monotonic() + SWEEP_TIME
-        while True:
+        clean = 0
+        killed = False
+        while time.monotonic() < deadline:
             reaper.reap_zombies()
             left = reaper.sweep(self.service, signal.SIGKILL)
+            killed = killed or bool(left)
             try:
                 os.killpg(self.pid or 0, 0)
-            except (ProcessLookupError, PermissionError):
-                if not left:
-                    return
-            else:
                 left += 1
-            if time.monotonic() > deadline:
+            except (ProcessLookupError, PermissionError):
+                pass
+            # Killing a daemon re-parents its own children to us a moment later: after a
+            # kill, only a second empty look means the tree is really gone.
+            clean = clean + 1 if not left else 0
+            if clean >= (2 if killed else 1):
                 return
             await anyio.sleep(0.005)
 
