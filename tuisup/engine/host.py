@@ -43,10 +43,11 @@ from tuisup.engine.supervisor import ACTIVE, ServiceStatus, Supervisor
 from tuisup.engine.watch import FileWatcher, ServiceWatch
 from tuisup.spec import Manifest, ServiceSpec
 
-LOOP_RESTARTS = 3
-"""Restarts for the same changed paths, each soon after the last, that make a loop."""
-LOOP_WINDOW = 2.0
-"""Seconds after a service's start within which a change counts towards a loop."""
+LOOP_RESTARTS = 5
+"""Restarts for the same changed paths, each soon after a start, that make a loop."""
+LOOP_WINDOW = 1.0
+"""Seconds after a service's start within which a change counts towards a loop: a
+service writing into its own tree does it at once, a person saving again rarely."""
 
 
 class UnknownService(KeyError):

@@ -1,4 +1,4 @@
-"""Provides the file watchers: the manifest's (inotify) and the services' (watchfiles).
+"""Provides the file watchers: the manifest's and the services', both inotify on the loop.
 
 FileWatcher is inotify on a folder, read by a loop callback, debounced.
 
@@ -27,13 +27,39 @@ import anyio
 from tuisup.spec import ServiceSpec
 
 IN_MODIFY = 0x002
+IN_ATTRIB = 0x004
 IN_CLOSE_WRITE = 0x008
 IN_MOVED_FROM = 0x040
 IN_MOVED_TO = 0x080
 IN_CREATE = 0x100
 IN_DELETE = 0x200
 CHANGES = IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MODIFY
+TREE_CHANGES = CHANGES | IN_ATTRIB  # a touch counts; a chmod is told apart by its mtime
+IN_Q_OVERFLOW = 0x4000
+IN_IGNORED = 0x8000
+IN_ISDIR = 0x40000000
 _HEADER = struct.Struct("iIII")
+
+
+def _inotify() -> tuple[Any, int] | None:
+    """Return (libc, a non-blocking inotify descriptor), or None where there is none."""
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = int(libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC))
+    return (libc, fd) if fd >= 0 else None
+
+
+def _events(data: bytes) -> list[tuple[int, int, bytes]]:
+    """Split what inotify read into (watch descriptor, mask, name)."""
+    out, offset = [], 0
+    while offset + _HEADER.size <= len(data):
+        wd, mask, _, size = _HEADER.unpack_from(data, offset)
+        name = data[offset + _HEADER.size : offset + _HEADER.size + size].rstrip(b"\0")
+        out.append((wd, mask, name))
+        offset += _HEADER.size + size
+    return out
+
 
 DEBOUNCE = 0.2
 """Seconds of quiet after the last change before it is acted on (trailing edge)."""
@@ -52,12 +78,10 @@ class FileWatcher:
 
     def start(self) -> bool:
         """Begin watching; return False where inotify is not available (then nothing is)."""
-        if not sys.platform.startswith("linux"):
+        found = _inotify()
+        if found is None:
             return False
-        libc = ctypes.CDLL(None, use_errno=True)
-        fd = int(libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC))
-        if fd < 0:
-            return False
+        libc, fd = found
         folder = os.fsencode(self.path.parent)
         if int(libc.inotify_add_watch(fd, folder, CHANGES)) < 0:
             os.close(fd)
@@ -83,13 +107,7 @@ class FileWatcher:
         except BlockingIOError:
             return
         name = os.fsencode(self.path.name)
-        offset, touched = 0, False
-        while offset + _HEADER.size <= len(data):
-            _, _, _, size = _HEADER.unpack_from(data, offset)
-            raw = data[offset + _HEADER.size : offset + _HEADER.size + size]
-            touched = touched or raw.rstrip(b"\0") == name
-            offset += _HEADER.size + size
-        if touched:
+        if any(raw == name for _, _, raw in _events(data)):
             if self._timer is not None:
                 self._timer.cancel()
             self._timer = self._loop.call_later(self.debounce, self._settled)
@@ -97,6 +115,75 @@ class FileWatcher:
     def _settled(self) -> None:
         self._timer = None
         self.on_change()
+
+
+class TreeWatcher:
+    """inotify on folder trees, read by a loop callback: `on_paths(paths)` for each read.
+
+    Folders created later are watched as they appear (with what they already hold);
+    `keep(path)` decides which folders are worth watching at all.
+    """
+
+    def __init__(self, on_paths: Callable[[set[Path]], None], keep: Callable[[Path], bool]):
+        self.on_paths = on_paths
+        self.keep = keep
+        self._folders: dict[int, Path] = {}
+        self._libc: Any = None
+        self._fd: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self, roots: list[Path]) -> bool:
+        """Watch `roots` (folders recursively, files through their folder)."""
+        found = _inotify()
+        if found is None:
+            return False
+        self._libc, self._fd = found
+        for root in roots:
+            self._add_tree(root if root.is_dir() else root.parent, recursive=root.is_dir())
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(self._fd, self._read)
+        return True
+
+    def _add_tree(self, top: Path, recursive: bool = True) -> set[Path]:
+        """Watch `top` (and below); return the files found there."""
+        files: set[Path] = set()
+        for folder, dirs, names in os.walk(top) if recursive else [(str(top), [], [])]:
+            here = Path(folder)
+            dirs[:] = [d for d in dirs if self.keep(here / d)]
+            wd = int(self._libc.inotify_add_watch(self._fd, os.fsencode(here), TREE_CHANGES))
+            if wd >= 0:
+                self._folders[wd] = here
+            files.update(here / name for name in names)
+        return files
+
+    def _read(self) -> None:
+        assert self._fd is not None
+        try:
+            data = os.read(self._fd, 1 << 16)
+        except BlockingIOError:
+            return
+        paths: set[Path] = set()
+        for wd, mask, name in _events(data):
+            if mask & IN_IGNORED:
+                self._folders.pop(wd, None)
+                continue
+            folder = self._folders.get(wd)
+            if folder is None or not name:
+                continue
+            path = folder / os.fsdecode(name)
+            paths.add(path)
+            if mask & IN_ISDIR and mask & (IN_CREATE | IN_MOVED_TO) and self.keep(path):
+                paths.update(self._add_tree(path))  # and what was written before we looked
+        if paths:
+            self.on_paths(paths)
+
+    def close(self) -> None:
+        """Stop watching."""
+        if self._fd is not None:
+            if self._loop is not None:
+                self._loop.remove_reader(self._fd)
+            os.close(self._fd)
+            self._fd = None
 
 
 def glob_regex(pattern: str) -> re.Pattern[str]:
@@ -174,7 +261,7 @@ class WatchRule:
 
 
 class ServiceWatch:
-    """One watchfiles watcher for every service's `watch` paths, dispatching changes.
+    """One inotify watcher for every service's `watch` paths, dispatching changes.
 
     Each service gets its own trailing-edge debounce; when it fires, `on_change(service,
     paths)` is called with the relative paths that changed. tuisup's own log folder and
@@ -207,8 +294,17 @@ class ServiceWatch:
             return
         noise = watchfiles.DefaultFilter(ignore_paths=[str(p) for p in self.ignore])
         await anyio.to_thread.run_sync(self._remember, paths, noise)
-        async for changes in watchfiles.awatch(*paths, watch_filter=noise, debounce=50, step=20):
-            self.take({Path(path) for _, path in changes})
+
+        def keep(folder: Path) -> bool:
+            return bool(noise(watchfiles.Change.added, str(folder)))
+
+        watcher = TreeWatcher(lambda changed: self.take({p for p in changed if keep(p)}), keep)
+        if not watcher.start(paths):
+            return
+        try:
+            await anyio.sleep_forever()
+        finally:
+            watcher.close()
 
     def _remember(self, roots: list[Path], noise: Callable[[Any, str], bool]) -> None:
         """Note every watched file's signature, so that a chmod later is not a change."""
