@@ -136,21 +136,25 @@ async def test_an_editors_save_and_a_burst_are_one_restart_each(tmp_path: Path) 
         assert len(burst.paths) == 300
 
 
-async def test_an_in_process_service_runs_the_new_code_after_an_edit(tmp_path: Path) -> None:
-    module = tmp_path / "svc_reloaded.py"
-    module.write_text(
-        "VERSION = 1\n\ndef run(ctx):\n    print('version', VERSION)\n    ctx.token.wait()\n"
+async def test_each_kind_of_python_service_runs_the_new_code_after_an_edit(tmp_path: Path) -> None:
+    sync = "VERSION = 1\n\ndef run(ctx):\n    print('version', VERSION)\n    ctx.token.wait()\n"
+    coroutine = (
+        "VERSION = 1\n\nasync def run(ctx):\n    print('version', VERSION)\n"
+        "    await ctx.token.wait_async()\n"
     )
-    for kind in (ExecutorKind.THREAD, ExecutorKind.PROCESS):
+    for kind in (ExecutorKind.THREAD, ExecutorKind.ASYNC, ExecutorKind.PROCESS):
         name = f"py-{kind.value}"
+        module = (
+            tmp_path / f"svc_{kind.value}.py"
+        )  # one module per kind: in-process ones stay imported
+        module.write_text(coroutine if kind is ExecutorKind.ASYNC else sync)
         service = replace(
             spec(tmp_path, name, ""),
             argv=(),
-            target="svc_reloaded:run",
+            target=f"{module.stem}:run",
             executor=kind,
-            watch=("svc_reloaded.py",),
+            watch=(module.name,),
         )
-        module.write_text(module.read_text().replace("VERSION = 2", "VERSION = 1"))
         async with Host(manifest(tmp_path, service, sentinel(tmp_path))) as host:
             await armed(host, tmp_path)
             await wait_until(

@@ -233,3 +233,26 @@ def test_processes_that_left_their_group_are_marked(
             proc.kill()
         os.killpg(leader.pid, signal.SIGKILL)
         leader.wait()
+
+
+async def test_a_save_shows_reloading_then_the_new_run(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from tuisup.spec import HostSettings, ServiceSpec
+
+    root = Path(str(tmp_path))
+    (root / "app.py").write_text("1")
+    spec = ServiceSpec(
+        name="web", argv=("sleep", "60"), command="sleep 60", cwd=root, watch=("app.py",)
+    )
+    manifest = Manifest(root / "services.toml", HostSettings(log_dir=None), {"web": spec})
+    async with console(manifest) as (host, app, pilot):
+        await wait_until(host, lambda s: s["web"].state is S.RUNNING)
+        await until(pilot, lambda: "⟳" in label(app, "web"))
+        with anyio.fail_after(10):
+            while host.snapshot()["web"].restarts == 0:
+                (root / "app.py").write_text(str(host.bus.last_seq))  # until the watcher is up
+                await pilot.pause(0.5)
+        await until(pilot, lambda: "running" in label(app, "web") and "×1" in label(app, "web"))
+        await pilot.press("down", "W")
+        await until(pilot, lambda: host.watching("web") is False)

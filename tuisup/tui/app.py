@@ -80,6 +80,8 @@ class TuisupApp(App[int]):
         self._cpu = 0.0
         self._rss = 0
         self._summary = ""
+        self._reloading: dict[str, int] = {}
+        """Services restarting for changed files, with their restart count before it."""
 
     # -- building ---------------------------------------------------------------------------
 
@@ -135,6 +137,9 @@ class TuisupApp(App[int]):
                         self.notify(event.paused, title=event.service, severity="warning")
                     else:
                         self.notify(f"{shown} changed", title=f"{event.service} reloading")
+                        status = self.host.snapshot().get(event.service)
+                        if status is not None:  # "reloading" until the next run is up
+                            self._reloading[event.service] = status.restarts
                     if event.service in self.host.supervisors:
                         self._show(tree, self.host.snapshot()[event.service])
                 elif isinstance(event, ManifestReloaded):
@@ -152,7 +157,14 @@ class TuisupApp(App[int]):
                 return
 
     def _show(self, tree: ServiceTree, status: ServiceStatus) -> None:
-        tree.show(status, watching=self.host.watching(status.name))
+        since = self._reloading.get(status.name)
+        if since is not None and status.state is S.RUNNING and status.restarts > since:
+            del self._reloading[status.name]  # the new run is up
+        tree.show(
+            status,
+            watching=self.host.watching(status.name),
+            reloading=status.name in self._reloading,
+        )
 
     def _reloaded(self, event: ManifestReloaded) -> None:
         names = list(self.host.supervisors)

@@ -55,7 +55,11 @@ def megabytes(rss: int) -> str:
 
 
 def service_label(
-    status: ServiceStatus, width: int, now: float | None = None, watching: bool | None = None
+    status: ServiceStatus,
+    width: int,
+    now: float | None = None,
+    watching: bool | None = None,
+    reloading: bool = False,
 ) -> Text:
     """Return a service's fixed-width tree label: glyph, name, state, how, restarts, time.
 
@@ -72,7 +76,10 @@ def service_label(
     label = Text.assemble(
         (f"{glyph} ", colour),
         (f"{status.name:<{width}} ", "bold"),
-        (f"{status.state.value:<8} ", colour),
+        (
+            "reloading " if reloading else f"{status.state.value:<8} ",
+            "cyan" if reloading else colour,
+        ),
         (f"{how:<13} ", "bright_black" if not status.pid else ""),
         (f"×{status.restarts:<3} ", "yellow" if status.restarts else "bright_black"),
         ("⟳ " if watching is not None else "  ", "cyan" if watching else "bright_black"),
@@ -140,11 +147,16 @@ class ServiceTree(Tree[str | int]):
                 node = self.root.add(Text(name), data=name, allow_expand=False)
                 self.nodes_by_name[name] = node
 
-    def show(self, status: ServiceStatus, watching: bool | None = None) -> None:
+    def show(
+        self, status: ServiceStatus, watching: bool | None = None, reloading: bool = False
+    ) -> None:
         """Redraw one service's label, if it changed."""
         node = self.nodes_by_name.get(status.name)
         if node is not None:
-            _relabel(node, service_label(status, self.width_of_names, watching=watching))
+            label = service_label(
+                status, self.width_of_names, watching=watching, reloading=reloading
+            )
+            _relabel(node, label)
 
     def show_processes(self, service: str, procs: tuple[Proc, ...]) -> None:
         """Replace a service's process rows (in place when the pids did not change)."""
