@@ -39,8 +39,9 @@ from tuisup.engine.executors.base import KILL_GRACE
 from tuisup.engine.lifeline import Lifeline
 from tuisup.engine.logs import LogBatch, LogStore
 from tuisup.engine.reaper import Reaper, become_subreaper
+from tuisup.engine.service_watch import ServiceWatch
 from tuisup.engine.supervisor import ACTIVE, ServiceStatus, Supervisor
-from tuisup.engine.watch import FileWatcher, ServiceWatch
+from tuisup.engine.watch import FileWatcher
 from tuisup.spec import Manifest, ServiceSpec
 
 LOOP_RESTARTS = 5

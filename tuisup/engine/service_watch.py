@@ -1,0 +1,242 @@
+"""Provides ServiceWatch: restarting services when the files they watch change.
+
+Each service's `watch` globs are compiled into a WatchRule; one TreeWatcher (inotify on the
+loop) serves them all, and every service gets its own trailing-edge debounce.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from tuisup.engine.watch import TreeWatcher
+from tuisup.spec import ServiceSpec
+
+
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    """Compile a watch pattern relative to a service's cwd.
+
+    `*` and `?` stay within one folder, `**/` spans any number of them, and a pattern
+    without wildcards names a file or a whole folder (`templates/`).
+    """
+    pattern = pattern.strip("/").removeprefix("./")
+    if not any(c in pattern for c in "*?["):
+        return re.compile(re.escape(pattern) + r"(/.*)?")
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out))
+
+
+def static_root(cwd: Path, pattern: str) -> Path:
+    """The folder (or file) a pattern can only match inside: its part before any wildcard."""
+    parts: list[str] = []
+    for part in pattern.strip("/").removeprefix("./").split("/"):
+        if any(c in part for c in "*?["):
+            break
+        parts.append(part)
+    return cwd.joinpath(*parts) if parts else cwd
+
+
+@dataclass(frozen=True, slots=True)
+class WatchRule:
+    """What one service watches, compiled."""
+
+    service: str
+    cwd: Path
+    include: tuple[re.Pattern[str], ...]
+    exclude: tuple[re.Pattern[str], ...]
+    debounce: float
+    sources: tuple[Path, ...]
+    """Where the patterns can match: what the watcher is pointed at."""
+
+    @classmethod
+    def of(cls, spec: ServiceSpec) -> WatchRule:
+        """Compile a service's `watch`, `watch_ignore` and `watch_debounce`."""
+        return cls(
+            spec.name,
+            spec.cwd,
+            tuple(glob_regex(p) for p in spec.watch),
+            tuple(glob_regex(p) for p in spec.watch_ignore),
+            spec.watch_debounce / 1000,
+            tuple(static_root(spec.cwd, p) for p in spec.watch),
+        )
+
+    def matches(self, path: Path) -> str | None:
+        """Return the path relative to the service's cwd if this service watches it."""
+        try:
+            relative = path.relative_to(self.cwd).as_posix()
+        except ValueError:
+            return None
+        if any(p.fullmatch(relative) for p in self.exclude):
+            return None
+        return relative if any(p.fullmatch(relative) for p in self.include) else None
+
+
+class ServiceWatch:
+    """One inotify watcher for every service's `watch` paths, dispatching changes.
+
+    Each service gets its own trailing-edge debounce; when it fires, `on_change(service,
+    paths)` is called with the relative paths that changed. tuisup's own log folder and
+    the usual noise (VCS folders, caches, virtualenvs, node_modules, editor files) never
+    count.
+    """
+
+    def __init__(
+        self,
+        specs: list[ServiceSpec],
+        ignore: list[Path],
+        on_change: Callable[[str, list[str]], None],
+    ) -> None:
+        self.rules = [WatchRule.of(spec) for spec in specs if spec.watch]
+        self.paused: set[str] = set()
+        """Services whose changes are ignored for now (by the user, or a restart loop)."""
+        self.ignore = [p.resolve() for p in ignore]
+        self.on_change = on_change
+        self._pending: dict[str, set[str]] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._seen: dict[Path, tuple[int, int, int]] = {}
+        """(mtime, size, inode) of watched files: a change that keeps them is a chmod."""
+
+    async def run(self) -> None:
+        """Watch until cancelled."""
+        import watchfiles
+
+        paths = self.paths()
+        if not paths:
+            return
+        noise = watchfiles.DefaultFilter(ignore_paths=[str(p) for p in self.ignore])
+        await anyio.to_thread.run_sync(self._remember, paths, noise)
+
+        def keep(folder: Path) -> bool:
+            return bool(noise(watchfiles.Change.added, str(folder)))
+
+        watcher = TreeWatcher(
+            lambda changed: self.take({p for p in changed if keep(p)}), keep, self.overflowed
+        )
+        if not watcher.start(paths):
+            return
+        try:
+            await anyio.sleep_forever()
+        finally:
+            watcher.close()
+
+    def _remember(self, roots: list[Path], noise: Callable[[Any, str], bool]) -> None:
+        """Note every watched file's signature, so that a chmod later is not a change."""
+        import watchfiles
+
+        for root in roots:
+            if root.is_file():
+                self._changed(root)
+                continue
+            for folder, dirs, files in os.walk(root):
+                dirs[:] = [d for d in dirs if noise(watchfiles.Change.added, f"{folder}/{d}")]
+                for name in files:
+                    self._changed(Path(folder, name))
+
+    def _changed(self, path: Path) -> bool:
+        """Whether the file's content may have changed since last seen (not just its mode)."""
+        try:
+            st = path.stat()
+        except OSError:
+            self._seen.pop(path, None)
+            return True  # removed: that is a change
+        signature = (st.st_mtime_ns, st.st_size, st.st_ino)
+        if self._seen.get(path) == signature:
+            return False
+        self._seen[path] = signature
+        return True
+
+    def paths(self) -> list[Path]:
+        """Every folder or file some rule's patterns can match inside.
+
+        A path that does not exist yet is watched through its nearest existing folder
+        (within the service's cwd), so that creating it later counts too.
+        """
+        found: set[Path] = set()
+        for rule in self.rules:
+            for source in rule.sources:
+                while not source.exists() and source != rule.cwd and rule.cwd in source.parents:
+                    source = source.parent
+                if source.exists():
+                    found.add(source)
+        # A folder watched recursively covers everything below it.
+        return sorted(p for p in found if not any(q in p.parents for q in found))
+
+    def take(self, paths: set[Path]) -> None:
+        """Route changed paths to the services watching them, and (re)arm their debounce."""
+        loop = asyncio.get_running_loop()
+        for path in paths:
+            if any(path == i or i in path.parents for i in self.ignore):
+                continue
+            if not self._changed(path):
+                continue
+            for rule in self.rules:
+                if rule.service in self.paused:
+                    continue
+                relative = rule.matches(path)
+                if relative is not None:
+                    self._arm(loop, rule, relative)
+
+    def overflowed(self) -> None:
+        """The kernel dropped events: restart every watching service, as after a change."""
+        loop = asyncio.get_running_loop()
+        for rule in self.rules:
+            if rule.service not in self.paused:
+                self._arm(loop, rule, "(more files than were counted)")
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, rule: WatchRule, relative: str) -> None:
+        """Note a change for a service and restart its debounce (trailing edge)."""
+        self._pending.setdefault(rule.service, set()).add(relative)
+        timer = self._timers.pop(rule.service, None)
+        if timer is not None:
+            timer.cancel()
+        self._timers[rule.service] = loop.call_later(rule.debounce, self._settled, rule.service)
+
+    def _settled(self, service: str) -> None:
+        self._timers.pop(service, None)
+        paths = sorted(self._pending.pop(service, set()))
+        if paths:
+            self.on_change(service, paths)
+
+    def watching(self, service: str) -> bool | None:
+        """True if the service's changes restart it, False if paused, None if it watches nothing."""
+        if not any(rule.service == service for rule in self.rules):
+            return None
+        return service not in self.paused
+
+    def pause(self, service: str) -> None:
+        """Stop acting on one service's changes; the others go on."""
+        self.paused.add(service)
+        self._pending.pop(service, None)
+        timer = self._timers.pop(service, None)
+        if timer is not None:
+            timer.cancel()
+
+    def close(self) -> None:
+        """Forget pending changes."""
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        self._pending.clear()
