@@ -158,16 +158,7 @@ class Printer:
             else:
                 yield self._say(f"{event.service} restarting: {shown} changed")
         elif isinstance(event, ManifestReloaded):
-            parts = [
-                f"{what} {', '.join(names)}"
-                for what, names in (
-                    ("added", event.added),
-                    ("removed", event.removed),
-                    ("restarted", event.changed),
-                )
-                if names
-            ]
-            yield self._say(f"tuisup: manifest reloaded: {'; '.join(parts) or 'nothing changed'}")
+            yield self._say(f"tuisup: manifest reloaded: {event.summary()}")
         elif isinstance(event, ManifestInvalid):
             yield self._say("tuisup: manifest not applied, every service left as it was:")
             yield from (self._say(f"  {line}") for line in event.error.splitlines())

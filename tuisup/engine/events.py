@@ -140,6 +140,19 @@ class ManifestReloaded(Event):
     removed: tuple[str, ...]
     changed: tuple[str, ...]
 
+    def summary(self) -> str:
+        """Return e.g. `added api; removed old; restarted web`, or `nothing changed`."""
+        parts = [
+            f"{what} {', '.join(names)}"
+            for what, names in (
+                ("added", self.added),
+                ("removed", self.removed),
+                ("restarted", self.changed),
+            )
+            if names
+        ]
+        return "; ".join(parts) or "nothing changed"
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ManifestInvalid(Event):

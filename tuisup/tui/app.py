@@ -177,17 +177,8 @@ class TuisupApp(App[int]):
         for status in self.host.snapshot().values():
             self._show(tree, status)
         self._show_summary()
-        parts = [
-            f"{what}: {', '.join(names)}"
-            for what, names in (
-                ("added", event.added),
-                ("removed", event.removed),
-                ("restarted", event.changed),
-            )
-            if names
-        ]
         self.clear_notifications()
-        self.notify("; ".join(parts) or "nothing changed", title="services.toml reloaded")
+        self.notify(event.summary(), title="services.toml reloaded")
 
     def action_toggle_watch(self) -> None:
         """Pause or resume restarting the selected service when its files change."""
