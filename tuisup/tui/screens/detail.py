@@ -31,7 +31,7 @@ def describe(status: ServiceStatus) -> Table:
     rows = [
         ("state", f"{status.state.value}" + (f" — {status.reason}" if status.reason else "")),
         ("command" if spec.target is None else "target", spec.command),
-        ("executor", spec.executor.value if spec.executor else "python (async or thread)"),
+        ("executor", _executor(status)),
         ("cwd", str(spec.cwd)),
         ("restart", f"{spec.restart.value}; success exit codes {sorted(spec.success_exit_codes)}"),
         (
@@ -46,6 +46,15 @@ def describe(status: ServiceStatus) -> Table:
     for key, value in rows:
         table.add_row(key, value)
     return table
+
+
+def _executor(status: ServiceStatus) -> str:
+    spec = status.spec
+    if spec.executor is not None:
+        return spec.executor.value
+    if status.executor is not None:
+        return f"{status.executor} (the default for this target)"
+    return "async for a coroutine, thread otherwise (decided at start)"
 
 
 def _stop(status: ServiceStatus) -> str:
