@@ -206,11 +206,13 @@ class Bus:
         first = ring[0].seq
         if seq + 1 < first:
             yield Missed(seq=seq + 1, ts=time.time(), count=first - seq - 1)
-            seq = first - 1
-        start = seq + 1 - first
-        # A deque indexes fastest from its nearer end; readers are usually near the end.
-        for i in range(start, len(ring)):
-            yield ring[i]
+        # Readers are near the end: walk back to their cursor, O(new events), not O(ring).
+        newer: list[Event] = []
+        for event in reversed(ring):
+            if event.seq <= seq:
+                break
+            newer.append(event)
+        yield from reversed(newer)
 
     async def wait_after(self, seq: int) -> None:
         """Return once an event newer than `seq` exists."""

@@ -92,14 +92,14 @@ class Host:
         self.lifeline = Lifeline(self.reaper.tag, self.reaper.managed)
         self._process = ProcessExecutor(self.reaper, manifest.root)
         self._in_process: Executor | None = None
-        self.supervisors = {
-            name: Supervisor(spec, self._executor(spec), self.bus, self.store, clock=clock)
-            for name, spec in manifest.services.items()
-        }
+        self._clock = clock
+        self.supervisors = {name: self._supervise(spec) for name, spec in manifest.services.items()}
         self._tg: TaskGroup | None = None
         self._shutdown: anyio.Event | None = None
-        self._clock = clock
         self._reloading = anyio.Lock()
+
+    def _supervise(self, spec: ServiceSpec) -> Supervisor:
+        return Supervisor(spec, self._executor(spec), self.bus, self.store, clock=self._clock)
 
     def _executor(self, spec: ServiceSpec) -> Executor:
         if spec.target is None or (spec.executor is not None and not spec.executor.in_process):
@@ -319,11 +319,7 @@ class Host:
         for name in removed:
             old[name].close()
             self.store.forget(name)
-        fresh = {
-            name: Supervisor(spec, self._executor(spec), self.bus, self.store, clock=self._clock)
-            for name, spec in new.services.items()
-            if name in added
-        }
+        fresh = {name: self._supervise(new.services[name]) for name in added}
         self.supervisors = {name: old.get(name) or fresh[name] for name in new.services}
         self.manifest = replace(new, settings=self.manifest.settings)
         assert self._tg is not None

@@ -14,7 +14,7 @@ import time
 import zlib
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from rich.text import Text
 from textual.cache import LRUCache
@@ -31,8 +31,7 @@ PULL_EVERY = 0.1
 NAME_COLOURS = ("cyan", "yellow", "green", "magenta", "blue", "bright_red", "bright_cyan")
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
     """One kept line as the view shows it."""
 
     seq: int
@@ -97,8 +96,9 @@ class LogView(ScrollView, can_focus=True):
         self.name_width = max((len(n) for n in host.supervisors), default=6)
         self.query_: Query | None = None
         self._entries: deque[Entry] = deque(maxlen=max_lines)
-        self._rows: list[tuple[int, int]] = []
-        """Display rows: (index into the shown entries, row within a wrapped entry)."""
+        self._rows: list[tuple[int, int]] | None = None
+        """With wrap on: display rows as (index into the shown entries, row within the
+        entry). With wrap off a row is an entry, and no such list is built per pull."""
         self._shown: list[Entry] = []
         self._last_seq = 0
         self._pull_due = False
@@ -207,11 +207,12 @@ class LogView(ScrollView, can_focus=True):
             self._rows = [
                 (i, r) for i, e in enumerate(self._shown) for r in range(len(self._strips(e)))
             ]
-            longest = width
+            longest, height = width, len(self._rows)
         else:
-            self._rows = [(i, 0) for i in range(len(self._shown))]
+            self._rows = None
             longest = max((len(e.text) for e in self._shown[-2000:]), default=0) + 24
-        self.virtual_size = Size(longest, len(self._rows))
+            height = len(self._shown)
+        self.virtual_size = Size(longest, height)
         if at_end:
             self.scroll_end(animate=False, immediate=True, x_axis=False)
         self.refresh()
@@ -264,9 +265,9 @@ class LogView(ScrollView, can_focus=True):
         scroll_x, scroll_y = self.scroll_offset
         row = scroll_y + y
         style = self.rich_style
-        if row >= len(self._rows):
+        if row >= self.virtual_size.height:
             return Strip.blank(self.size.width, style)
-        index, part = self._rows[row]
+        index, part = self._rows[row] if self._rows is not None else (row, 0)
         strips = self._strips(self._shown[index])
         strip = strips[part] if part < len(strips) else Strip.blank(self.size.width, style)
         return strip.crop_extend(scroll_x, scroll_x + self.size.width, style)
@@ -286,7 +287,8 @@ class LogView(ScrollView, can_focus=True):
         query = self.query_
         if query is None or query.regex is None:
             return
-        for row, (index, part) in enumerate(self._rows):
+        rows = self._rows if self._rows is not None else ((i, 0) for i in range(len(self._shown)))
+        for row, (index, part) in enumerate(rows):
             if part == 0 and query.matches(self._shown[index].text):
                 yield row
 
