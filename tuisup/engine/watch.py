@@ -27,8 +27,10 @@ IN_MOVED_FROM = 0x040
 IN_MOVED_TO = 0x080
 IN_CREATE = 0x100
 IN_DELETE = 0x200
-CHANGES = IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MODIFY
-TREE_CHANGES = CHANGES | IN_ATTRIB  # a touch counts; a chmod is told apart by its mtime
+# IN_ATTRIB too: a touch counts (a chmod is told apart by its unchanged mtime).
+CHANGES = (
+    IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MODIFY | IN_ATTRIB
+)
 IN_Q_OVERFLOW = 0x4000
 IN_IGNORED = 0x8000
 IN_ISDIR = 0x40000000
@@ -60,51 +62,37 @@ DEBOUNCE = 0.2
 
 
 class FileWatcher:
-    """Calls `on_change()` once a burst of changes to `path` has settled."""
+    """Calls `on_change()` once a burst of changes to one file has settled.
+
+    A TreeWatcher on the file's folder (not recursive: editors save by renaming a temporary
+    file over the original), keeping only the events that name the file.
+    """
 
     def __init__(self, path: Path, on_change: Callable[[], None], debounce: float = DEBOUNCE):
         self.path = path
         self.on_change = on_change
         self.debounce = debounce
-        self._fd: int | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tree = TreeWatcher(self._changed, keep=lambda folder: False, on_overflow=self._arm)
 
     def start(self) -> bool:
         """Begin watching; return False where inotify is not available (then nothing is)."""
-        found = _inotify()
-        if found is None:
-            return False
-        libc, fd = found
-        folder = os.fsencode(self.path.parent)
-        if int(libc.inotify_add_watch(fd, folder, CHANGES)) < 0:
-            os.close(fd)
-            return False
-        self._fd = fd
-        self._loop = asyncio.get_running_loop()
-        self._loop.add_reader(fd, self._read)
-        return True
+        return self._tree.start([self.path])
 
     def close(self) -> None:
         """Stop watching."""
         if self._timer is not None:
             self._timer.cancel()
-        if self._fd is not None and self._loop is not None:
-            self._loop.remove_reader(self._fd)
-            os.close(self._fd)
-            self._fd = None
+        self._tree.close()
 
-    def _read(self) -> None:
-        assert self._fd is not None and self._loop is not None
-        try:
-            data = os.read(self._fd, 65536)
-        except BlockingIOError:
-            return
-        name = os.fsencode(self.path.name)
-        if any(raw == name for _, _, raw in _events(data)):
-            if self._timer is not None:
-                self._timer.cancel()
-            self._timer = self._loop.call_later(self.debounce, self._settled)
+    def _changed(self, paths: set[Path]) -> None:
+        if self.path in paths:
+            self._arm()
+
+    def _arm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_later(self.debounce, self._settled)
 
     def _settled(self) -> None:
         self._timer = None
@@ -140,7 +128,10 @@ class TreeWatcher:
             return False
         self._libc, self._fd = found
         for root in roots:
-            self._add_tree(root if root.is_dir() else root.parent, recursive=root.is_dir())
+            if root.is_dir():
+                self._add_tree(root)
+            else:  # a file, there or not yet: its folder, not what is beside it
+                self._add_tree(root.parent, recursive=False)
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(self._fd, self._read)
         return True
@@ -151,7 +142,7 @@ class TreeWatcher:
         for folder, dirs, names in os.walk(top) if recursive else [(str(top), [], [])]:
             here = Path(folder)
             dirs[:] = [d for d in dirs if self.keep(here / d)]
-            wd = int(self._libc.inotify_add_watch(self._fd, os.fsencode(here), TREE_CHANGES))
+            wd = int(self._libc.inotify_add_watch(self._fd, os.fsencode(here), CHANGES))
             if wd >= 0:
                 self._folders[wd] = here
             files.update(here / name for name in names)
