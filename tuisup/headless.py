@@ -34,7 +34,7 @@ from tuisup.engine.events import (
     StateChanged,
 )
 from tuisup.engine.executors import ExitStatus
-from tuisup.engine.logs import MARKER_STREAM, LogBatch
+from tuisup.engine.logs import MARKER_STREAM, LogBatch, last_state
 from tuisup.engine.supervisor import ACTIVE
 from tuisup.spec import Manifest
 
@@ -60,8 +60,7 @@ def neutralise(line: str, *, keep_colour: bool) -> str:
     A carriage return shows the line's last state, as a terminal would; sequences that move
     the cursor, clear the screen or set the title are removed, as are other control bytes.
     """
-    if "\r" in line:
-        line = line.rsplit("\r", 1)[-1]
+    line = last_state(line)
 
     def escape(m: re.Match[str]) -> str:
         seq = m.group()

@@ -121,3 +121,11 @@ def test_a_failing_log_file_never_stops_the_kept_lines(tmp_path: Path) -> None:
     sink.write(b"still kept\n")
     assert store.file("svc") is not None and store.file("svc").error  # type: ignore[union-attr]
     assert [line for b in store.since("svc", 0) for line in b.lines] == ["still kept"]
+
+
+def test_last_state_is_what_a_terminal_shows_of_a_progress_line() -> None:
+    from tuisup.engine.logs import last_state
+
+    assert last_state("plain") == "plain"
+    assert last_state("10%\r50%\r100%") == "100%"
+    assert last_state("done\r") == "done"

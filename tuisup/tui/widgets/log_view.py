@@ -24,7 +24,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from tuisup.engine import Host
-from tuisup.engine.logs import MARKER_STREAM
+from tuisup.engine.logs import MARKER_STREAM, last_state
 
 PULL_EVERY = 0.1
 """Seconds between two pulls of new lines from the Host."""
@@ -178,7 +178,9 @@ class LogView(ScrollView, can_focus=True):
 
     def visible_text(self) -> list[str]:
         """The shown lines as plain text (what export writes)."""
-        return [Text.from_ansi(self._prefix_plain(e) + e.text).plain for e in self._shown]
+        return [
+            Text.from_ansi(self._prefix_plain(e) + last_state(e.text)).plain for e in self._shown
+        ]
 
     def _prefix_plain(self, entry: Entry) -> str:
         parts = []
@@ -223,10 +225,7 @@ class LogView(ScrollView, can_focus=True):
             self._restyle()
 
     def _render_text(self, entry: Entry) -> Text:
-        raw = entry.text
-        if "\r" in raw:  # a progress line: show its last state, as a terminal would
-            raw = raw.rstrip("\r").rsplit("\r", 1)[-1]
-        text = Text.from_ansi(raw.expandtabs(), no_wrap=not self.wrap)
+        text = Text.from_ansi(last_state(entry.text).expandtabs(), no_wrap=not self.wrap)
         if entry.stream == MARKER_STREAM:
             text.stylize("bold " + ("red" if "exited" in entry.text else "bright_black"))
         elif entry.stream == "stderr":
