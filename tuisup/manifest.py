@@ -37,6 +37,7 @@ from tuisup.manifest_checks import (
     _string,
     _table,
 )
+from tuisup.manifest_deps import check_graph, depends_on, healthcheck
 from tuisup.spec import (
     BackoffKind,
     ExecutorKind,
@@ -203,6 +204,10 @@ _SERVICE_CHECKS: dict[str, _Check] = {
     "watch": _patterns,
     "watch_ignore": _patterns,
     "watch_debounce": _integer(0),
+    "depends_on": depends_on,
+    "healthcheck": healthcheck,
+    "restart_on_unhealthy": _bool,
+    "restart_dependents": _bool,
 }
 _SERVICE_KEYS = ("command", *_SERVICE_CHECKS, "target", "executor")
 _DEFAULT = ServiceSpec(name="", argv=("",), command="", cwd=Path("/"))
@@ -257,7 +262,9 @@ def _services(ck: _Checker, raw: object) -> dict[str, ServiceSpec]:
     table = _table(ck, ("services",), raw)
     specs = [_service(ck, str(name), value) for name, value in (table or {}).items()]
     ordered = sorted((spec for spec in specs if spec is not None), key=lambda spec: spec.line)
-    return {spec.name: spec for spec in ordered}
+    services = {spec.name: spec for spec in ordered}
+    check_graph(ck, table or {})
+    return services
 
 
 def _service(ck: _Checker, name: str, raw: object) -> ServiceSpec | None:
@@ -279,6 +286,7 @@ def _service(ck: _Checker, name: str, raw: object) -> ServiceSpec | None:
         command = ((), target) if target else None
         values["target"] = target
     _check_backoff(ck, base, table, values)
+    _check_unhealthy(ck, base, table, values)
     if command is None or len(ck.problems) > before:
         return None
     values["executor"] = executor
@@ -342,6 +350,20 @@ def _check_backoff(
     if most < delay:
         key = "backoff_max" if "backoff_max" in table else "backoff_delay"
         ck.fail((*base, key), f"expected backoff_max >= backoff_delay, got {most:g} < {delay:g}")
+
+
+def _check_unhealthy(
+    ck: _Checker, base: Key, table: Mapping[str, Any], values: Mapping[str, Any]
+) -> None:
+    """restart_on_unhealthy needs a health check, and a policy that restarts failures."""
+    if not values.get("restart_on_unhealthy"):
+        return
+    path = (*base, "restart_on_unhealthy")
+    if "healthcheck" not in table:
+        ck.fail(path, "needs a healthcheck", key=True)
+    elif values.get("restart") is RestartPolicy.NEVER:
+        message = 'an unhealthy run is a failure, and restart = "never" restarts none'
+        ck.fail(path, message, key=True)
 
 
 def _command(ck: _Checker, path: Key, raw: object, shell: bool) -> _Command | None:

@@ -40,6 +40,52 @@ class ExecutorKind(enum.StrEnum):
         return self in (ExecutorKind.THREAD, ExecutorKind.ASYNC)
 
 
+class Condition(enum.StrEnum):
+    """What a dependent waits for in a dependency (`depends_on`, compose's words)."""
+
+    STARTED = "started"
+    """It runs (or ran and ended cleanly)."""
+    HEALTHY = "healthy"
+    """It runs and its health check passed."""
+    COMPLETED = "completed"
+    """It ran to the end with a success exit code: a one-shot job such as a migration."""
+
+
+class HealthKind(enum.StrEnum):
+    """How a health check probes its service."""
+
+    COMMAND = "command"
+    TCP = "tcp"
+    HTTP = "http"
+
+
+@dataclass(frozen=True, slots=True)
+class HealthCheck:
+    """A service's `healthcheck` table."""
+
+    kind: HealthKind
+    target: str
+    """The command, `host:port` or URL, as written (for display)."""
+    argv: tuple[str, ...] = ()
+    """The command's program and arguments (`/bin/sh -c` for a string)."""
+    host: str = "127.0.0.1"
+    port: int = 0
+    path: str = "/"
+    """The HTTP request target: path and query."""
+    tls: bool = False
+    """Whether the URL is `https`."""
+    status: int | None = None
+    """The HTTP status that passes; None: any 2xx."""
+    interval: float = 5.0
+    """Seconds between checks (0.5 s until the first pass, so dependents start at once)."""
+    timeout: float = 2.0
+    """Seconds one check may take before it counts as failed (and is killed)."""
+    retries: int = 3
+    """Consecutive failures that make a service unhealthy."""
+    start_period: float = 0.0
+    """Seconds after each start in which failures do not count."""
+
+
 @dataclass(frozen=True, slots=True)
 class ServiceSpec:
     """One `[services.NAME]` table, validated and with every default filled in."""
@@ -87,6 +133,14 @@ class ServiceSpec:
     """Paths and globs among those that never restart it."""
     watch_debounce: int = 200
     """Milliseconds of quiet after the last change before the restart (trailing edge)."""
+    depends_on: Mapping[str, Condition] = field(default_factory=dict)
+    """Services this one needs, and what it waits for in each, in the order written."""
+    healthcheck: HealthCheck | None = None
+    """How to tell that the running service works; None: its health stays unknown."""
+    restart_on_unhealthy: bool = False
+    """Whether an unhealthy run is restarted, as a failure (policy, backoff, budget)."""
+    restart_dependents: bool = False
+    """Whether this service starting again restarts its running dependents."""
     target: str | None = None
     """A Python service's `module:attribute`; None for a command."""
     executor: ExecutorKind | None = ExecutorKind.PROCESS

@@ -10,6 +10,21 @@ def test_the_table_is_the_documented_machine() -> None:
     edges = {(a.value, b.value) for a, targets in TRANSITIONS.items() for b in targets}
     assert edges == {
         ("stopped", "starting"),
+        ("stopped", "waiting"),
+        ("waiting", "waiting"),
+        ("waiting", "starting"),
+        ("waiting", "stopped"),
+        ("backoff", "waiting"),
+        ("exited", "waiting"),
+        ("failed", "waiting"),
+        # a dependency failed for good
+        ("stopped", "failed"),
+        ("waiting", "failed"),
+        ("backoff", "failed"),
+        ("exited", "failed"),
+        ("failed", "failed"),
+        # an unhealthy run, restarted as a failure
+        ("stopping", "backoff"),
         ("starting", "running"),
         ("starting", "failed"),
         ("running", "stopping"),

@@ -22,12 +22,22 @@ class ServiceState(enum.StrEnum):
     """Where a service is in its life (see the supervisor's transition table)."""
 
     STOPPED = "stopped"
+    WAITING = "waiting"
+    """Asked to start, but its dependencies do not hold yet; the reason says which."""
     STARTING = "starting"
     RUNNING = "running"
     BACKOFF = "backoff"
     STOPPING = "stopping"
     EXITED = "exited"
     FAILED = "failed"
+
+
+class Health(enum.StrEnum):
+    """A running service's health, by its health check; every run starts `unknown`."""
+
+    UNKNOWN = "unknown"
+    HEALTHY = "healthy"
+    UNHEALTHY = "unhealthy"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -96,6 +106,22 @@ class StateChanged(Event):
     error: str | None = None
     reason: str | None = None
     restarts: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HealthChanged(Event):
+    """A service's health flag changed (back to `unknown` when its run ends).
+
+    `reason` is the last check's failure (`connection refused`, `HTTP 503`, `exit code 1:
+    …`); `failures` how many counted in a row.
+    """
+
+    kind: ClassVar[str] = "health"
+    service: str
+    old: Health
+    health: Health
+    reason: str | None = None
+    failures: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

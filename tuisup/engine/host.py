@@ -23,6 +23,7 @@ from types import TracebackType
 import anyio
 from anyio.abc import TaskGroup
 
+from tuisup.engine.deps import STARTED_AFTER, Graph, Verdict
 from tuisup.engine.events import (
     Bus,
     Event,
@@ -33,6 +34,7 @@ from tuisup.engine.events import (
     ManifestInvalid,
     ManifestReloaded,
     Output,
+    ServiceState,
 )
 from tuisup.engine.executors import Executor, ProcessExecutor
 from tuisup.engine.executors.base import KILL_GRACE
@@ -93,13 +95,23 @@ class Host:
         self._process = ProcessExecutor(self.reaper, manifest.root)
         self._in_process: Executor | None = None
         self._clock = clock
+        self.graph = Graph(manifest.services)
         self.supervisors = {name: self._supervise(spec) for name, spec in manifest.services.items()}
         self._tg: TaskGroup | None = None
         self._shutdown: anyio.Event | None = None
         self._reloading = anyio.Lock()
 
     def _supervise(self, spec: ServiceSpec) -> Supervisor:
-        return Supervisor(spec, self._executor(spec), self.bus, self.store, clock=self._clock)
+        return Supervisor(
+            spec,
+            self._executor(spec),
+            self.bus,
+            self.store,
+            clock=self._clock,
+            gate=self._gate,
+            on_change=self._state_changed,
+            reaper=self.reaper,
+        )
 
     def _executor(self, spec: ServiceSpec) -> Executor:
         if spec.target is None or (spec.executor is not None and not spec.executor.in_process):
@@ -128,9 +140,7 @@ class Host:
         self.bus.emit(
             HostStarted, manifest=str(self.manifest.path), services=tuple(self.supervisors)
         )
-        started = [sup.post("start") for sup in self.supervisors.values() if sup.spec.autostart]
-        for done in started:
-            await done.wait()
+        await self._start_all([name for name, s in self.supervisors.items() if s.spec.autostart])
         return self
 
     async def __aexit__(
@@ -158,7 +168,10 @@ class Host:
         return self._shutdown is not None
 
     async def shutdown(self, reason: str = "shutdown") -> None:
-        """Stop every service concurrently, bounded by `[tuisup] shutdown_timeout`.
+        """Stop every service, dependents first, bounded by `[tuisup] shutdown_timeout`.
+
+        Each service stops as soon as the services that depend on it have stopped, so
+        independent branches stop in parallel.
 
         Calling it again, or while it runs, waits for the same shutdown.
         """
@@ -168,9 +181,7 @@ class Host:
         self._shutdown = anyio.Event()
         self.bus.emit(HostStopping, reason=reason)
         with anyio.move_on_after(self.manifest.settings.shutdown_timeout) as scope:
-            async with anyio.create_task_group() as tg:
-                for sup in self.supervisors.values():
-                    tg.start_soon(sup.stop)
+            await self._stop_in_order(self.supervisors, self.graph)
         # Escapees of services that ended by themselves are swept at their exit; one that
         # slipped through (re-parented only after that sweep) is caught here.
         for name in self.supervisors:
@@ -183,6 +194,23 @@ class Host:
         self.store.close()
         self.bus.emit(HostStopped)
         self._shutdown.set()
+
+    async def _stop_in_order(self, supervisors: dict[str, Supervisor], graph: Graph) -> None:
+        """Stop `supervisors` concurrently, each once its dependents among them stopped."""
+        done = {name: anyio.Event() for name in supervisors}
+
+        async def stop(name: str) -> None:
+            for dependent in graph.dependents.get(name, ()):
+                if dependent in done:
+                    await done[dependent].wait()
+            try:
+                await supervisors[name].stop()
+            finally:
+                done[name].set()
+
+        async with anyio.create_task_group() as tg:
+            for name in supervisors:
+                tg.start_soon(stop, name)
 
     def kill_all(self) -> None:
         """SIGKILL every running service now (a second Ctrl-C)."""
@@ -198,8 +226,23 @@ class Host:
             raise UnknownService(name) from None
 
     async def start(self, name: str) -> None:
-        """Start a service; resets its backoff and restart budget."""
-        await self._supervisor(name).start()
+        """Start a service, and first the dependencies it needs that are not up.
+
+        Resets its backoff and restart budget. It waits for its dependencies, if they do
+        not hold yet.
+        """
+        self._supervisor(name)
+        await self._start_all([name])
+
+    async def _start_all(self, names: list[str]) -> None:
+        """Start `names`, and every dependency of theirs that neither runs nor completed."""
+        posted = [
+            self.supervisors[name].post("start")
+            for name in self.graph.with_dependencies(names)
+            if name in names or _needs_start(self.supervisors[name])
+        ]
+        for done in posted:
+            await done.wait()
 
     async def stop(self, name: str) -> None:
         """Stop a service (signal, grace, kill), or cancel its pending restart."""
@@ -210,8 +253,45 @@ class Host:
         self._supervisor(name).kill()
 
     async def restart(self, name: str) -> None:
-        """Restart a service; not counted against its restart budget."""
-        await self._supervisor(name).restart()
+        """Restart a service; not counted against its restart budget.
+
+        Its dependencies that are not up are started first, as for `start`.
+        """
+        sup = self._supervisor(name)
+        await self._start_all(self.graph.with_dependencies([name])[:-1])
+        await sup.restart()
+
+    def _gate(self, name: str) -> Verdict:
+        return self.graph.verdict(name, self.supervisors)
+
+    def _state_changed(self, sup: Supervisor) -> None:
+        """A service's state or health changed: tell its dependents."""
+        if self._shutdown is not None:
+            return
+        name = sup.spec.name
+        for dependent in self.graph.dependents.get(name, ()):
+            other = self.supervisors.get(dependent)
+            if other is None:
+                continue
+            if other.state is ServiceState.WAITING:
+                other.post("dependencies")
+            elif (
+                sup.spec.restart_dependents
+                and sup.state is ServiceState.STARTING
+                and other.state is ServiceState.RUNNING
+            ):
+                self.store.marker(dependent, f"tuisup: {name} restarts: restarting its dependents")
+                other.post("restart")
+        if sup.state is ServiceState.RUNNING and self.graph.waits_started(name):
+            assert self._tg is not None
+            self._tg.start_soon(self._look_again, sup, STARTED_AFTER)
+
+    async def _look_again(self, sup: Supervisor, delay: float) -> None:
+        """Once a dependency has run long enough to count as `started`, tell its dependents."""
+        started = sup.status().started
+        await anyio.sleep(delay)
+        if sup.state is ServiceState.RUNNING and sup.status().started == started:
+            self._state_changed(sup)
 
     async def reload(self) -> bool:
         """Read the manifest again and apply what changed; return whether it was applied.
@@ -302,30 +382,30 @@ class Host:
             self._tg.start_soon(self.reload)
 
     async def _apply(self, new: Manifest) -> None:
-        old = self.supervisors
-        removed = [name for name in old if name not in new.services]
+        old, old_graph = self.supervisors, self.graph
+        removed = {name: sup for name, sup in old.items() if name not in new.services}
         added = [name for name in new.services if name not in old]
         changed = [
             name
             for name, spec in new.services.items()
             if name in old and replace(spec, line=0) != replace(old[name].spec, line=0)
         ]
-        async with anyio.create_task_group() as tg:
-            for name in removed:
-                tg.start_soon(old[name].stop)
-            for name in changed:
-                spec = new.services[name]
-                tg.start_soon(old[name].respec, spec, self._executor(spec))
-        for name in removed:
-            old[name].close()
-            self.store.forget(name)
+        # The new graph and supervisors first: a changed service may now need an added one.
         fresh = {name: self._supervise(new.services[name]) for name in added}
         self.supervisors = {name: old.get(name) or fresh[name] for name in new.services}
+        self.graph = Graph(new.services)
         self.manifest = replace(new, settings=self.manifest.settings)
         assert self._tg is not None
         for sup in fresh.values():
             self._tg.start_soon(sup.serve, self._tg)
-        starting = [sup.post("start") for sup in fresh.values() if sup.spec.autostart]
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._stop_in_order, removed, old_graph)
+            for name in changed:
+                spec = new.services[name]
+                tg.start_soon(old[name].respec, spec, self._executor(spec))
+        for name, sup in removed.items():
+            sup.close()
+            self.store.forget(name)
         self.bus.emit(
             ManifestReloaded,
             manifest=str(new.path),
@@ -334,8 +414,7 @@ class Host:
             changed=tuple(changed),
         )
         self._watch_services()
-        for done in starting:
-            await done.wait()
+        await self._start_all([name for name in added if fresh[name].spec.autostart])
 
     # -- observing ------------------------------------------------------------------------
 
@@ -372,6 +451,15 @@ class Host:
             with anyio.open_signal_receiver(signal.SIGCHLD) as signals:
                 async for _ in signals:
                     self.reaper.reap_zombies()
+
+
+def _needs_start(sup: Supervisor) -> bool:
+    """Whether a dependency must be started for a dependent: it is not up, nor completed."""
+    if sup.state in ACTIVE:
+        return False
+    last = sup.status().last_exit
+    succeeded = last is not None and last.status.succeeded(sup.spec.success_exit_codes)
+    return not (sup.state is ServiceState.EXITED and succeeded)
 
 
 def _reread(path: Path) -> Manifest:

@@ -1,9 +1,12 @@
 """Provides the Supervisor: one service's state machine, restart policy, backoff and budget.
 
 A supervisor is an actor. Commands (start, stop, restart) and what happens to its service
-(a run ended, a backoff delay elapsed) arrive as messages in one inbox and are handled one
-at a time, so two commands to one service never overlap and a service never has two live
-incarnations.
+(a run ended, a backoff delay elapsed, its dependencies changed, it turned unhealthy) arrive
+as messages in one inbox and are handled one at a time, so two commands to one service
+never overlap and a service never has two live incarnations.
+
+Every start, first or again, passes the dependency gate the host gives: a service whose
+dependencies do not hold is `waiting` until the host says they changed.
 """
 
 from __future__ import annotations
@@ -21,24 +24,39 @@ import anyio
 from anyio.abc import TaskGroup
 
 from tuisup.engine.backoff import Backoff
-from tuisup.engine.events import Bus, RestartScheduled, ServiceState, StateChanged
+from tuisup.engine.deps import READY, Verdict
+from tuisup.engine.events import (
+    Bus,
+    Health,
+    HealthChanged,
+    RestartScheduled,
+    ServiceState,
+    StateChanged,
+)
 from tuisup.engine.executors import Executor, ExitStatus, Run, StartError
+from tuisup.engine.health import HealthMonitor
 from tuisup.engine.logs import LogStore
+from tuisup.engine.reaper import Reaper
 from tuisup.spec import RestartPolicy, ServiceSpec
 
 S = ServiceState
 TRANSITIONS: dict[ServiceState, frozenset[ServiceState]] = {
-    S.STOPPED: frozenset({S.STARTING}),
+    S.STOPPED: frozenset({S.WAITING, S.STARTING, S.FAILED}),
+    S.WAITING: frozenset({S.WAITING, S.STARTING, S.STOPPED, S.FAILED}),
     S.STARTING: frozenset({S.RUNNING, S.FAILED}),
     S.RUNNING: frozenset({S.STOPPING, S.BACKOFF, S.EXITED, S.FAILED}),
-    S.BACKOFF: frozenset({S.STARTING, S.STOPPED}),
-    S.STOPPING: frozenset({S.STOPPED, S.FAILED}),
-    S.EXITED: frozenset({S.STARTING}),
-    S.FAILED: frozenset({S.STARTING}),
+    S.BACKOFF: frozenset({S.WAITING, S.STARTING, S.STOPPED, S.FAILED}),
+    S.STOPPING: frozenset({S.STOPPED, S.BACKOFF, S.FAILED}),
+    S.EXITED: frozenset({S.WAITING, S.STARTING, S.FAILED}),
+    S.FAILED: frozenset({S.WAITING, S.STARTING, S.FAILED}),
 }
-"""Every allowed edge of the state machine; anything else is a bug and raises."""
+"""Every allowed edge of the state machine; anything else is a bug and raises.
 
-ACTIVE = frozenset({S.STARTING, S.RUNNING, S.BACKOFF, S.STOPPING})
+`waiting → waiting` says what it waits for changed; `stopping → backoff` is an unhealthy
+run restarted; `→ failed` from a non-running state is a dependency that failed for good.
+"""
+
+ACTIVE = frozenset({S.WAITING, S.STARTING, S.RUNNING, S.BACKOFF, S.STOPPING})
 """States in which a service is alive or will be again without being asked."""
 
 LIVE = frozenset({S.STARTING, S.RUNNING, S.STOPPING})
@@ -81,6 +99,9 @@ class ServiceStatus:
     next_start: float | None
     """Unix time of the next attempt, while in backoff."""
     reason: str | None
+    """Why it is in this state: what it waits for, why it failed, ..."""
+    health: Health | None
+    """While it runs with a health check: its health; otherwise None."""
     history: tuple[ExitRecord, ...]
     spec: ServiceSpec
 
@@ -102,9 +123,14 @@ class Supervisor:
         *,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        gate: Callable[[str], Verdict] | None = None,
+        on_change: Callable[[Supervisor], None] | None = None,
+        reaper: Reaper | None = None,
     ) -> None:
         self.spec = spec
         self.state = S.STOPPED
+        self.health = Health.UNKNOWN
+        """The current run's health (unknown without a health check)."""
         self.restarts = 0
         """Restarts made, automatic or asked for."""
         self.history: deque[ExitRecord] = deque(maxlen=HISTORY)
@@ -126,6 +152,12 @@ class Supervisor:
         self._changed: list[Path] | None = None
         self._send, self._inbox = anyio.create_memory_object_stream[tuple[Any, ...]](math.inf)
         self._tg: TaskGroup | None = None
+        self._gate = gate or (lambda name: READY)
+        self._on_change = on_change or (lambda sup: None)
+        self._reaper = reaper or Reaper()
+        self._health_scope: anyio.CancelScope | None = None
+        self._waiting_restart = False
+        """Whether the start a `waiting` service waits to make is a restart."""
 
     # -- the public commands ------------------------------------------------------------
 
@@ -161,6 +193,10 @@ class Supervisor:
         if self._run is not None:
             self._run.kill()
 
+    def uptime(self) -> float:
+        """Seconds the current run has been running (0 when it does not run)."""
+        return self._clock() - self._started_mono if self.state is S.RUNNING else 0.0
+
     def status(self) -> ServiceStatus:
         """Return a snapshot of this service."""
         return ServiceStatus(
@@ -172,6 +208,9 @@ class Supervisor:
             started=self._started_wall if self.state in (S.RUNNING, S.STOPPING) else None,
             next_start=self._next_start if self.state is S.BACKOFF else None,
             reason=self.reason,
+            health=self.health
+            if self.state is S.RUNNING and self.spec.healthcheck is not None
+            else None,
             history=tuple(self.history),
             spec=self.spec,
         )
@@ -197,9 +236,11 @@ class Supervisor:
     async def _handle(self, command: str, arg: Any, *more: Any) -> None:
         if command == "exited":
             await self._on_exit(arg, *more)
+        elif command == "unhealthy":
+            await self._on_unhealthy(arg, *more)
         elif command == "retry":
             if self.state is S.BACKOFF and arg is self._timer:
-                await self._spawn(restart=True)
+                await self._launch(restart=True)
         else:
             try:
                 await getattr(self, f"_do_{command}")(*more)
@@ -212,12 +253,19 @@ class Supervisor:
         self._cancel_timer()
         self._backoff.reset()
         self._failures.clear()
-        await self._spawn(restart=False)
+        await self._launch(restart=self._waiting_restart if self.state is S.WAITING else False)
+
+    async def _do_dependencies(self) -> None:
+        """Its dependencies changed: a waiting service looks again."""
+        if self.state is S.WAITING:
+            await self._launch(restart=self._waiting_restart)
 
     async def _do_stop(self) -> None:
         if self.state is S.BACKOFF:
             self._cancel_timer()
             self._transition(S.STOPPED, reason="stopped during backoff")
+        elif self.state is S.WAITING:
+            self._transition(S.STOPPED, reason="stopped while waiting")
         elif self.state is S.RUNNING and self._run is not None:
             run = self._run
             self._transition(S.STOPPING, pid=run.pid)
@@ -236,12 +284,15 @@ class Supervisor:
         self._backoff = Backoff(spec.backoff, spec.backoff_delay, spec.backoff_max, spec.jitter)
         self._failures.clear()
         if live:
-            await self._spawn(restart=True)
+            await self._launch(restart=True)
 
     async def _do_changed(self) -> None:
         paths, self._changed = self._changed or [], None
         if self.state in (S.STOPPED, S.STOPPING):
             return  # stopped on purpose: a save does not start it
+        if self.state is S.WAITING:
+            self._executor.refresh(self.spec, paths)
+            return  # it starts with the new files once its dependencies hold
         shown = ", ".join(p.name for p in paths[:3]) + (
             f" and {len(paths) - 3} more" if len(paths) > 3 else ""
         )
@@ -254,14 +305,31 @@ class Supervisor:
             self._transition(S.STOPPED, reason="restarting for changed files")
         self._backoff.reset()
         self._failures.clear()  # a fix saved is a fresh start, like a manual one
-        await self._spawn(restart=True)
+        await self._launch(restart=True)
 
     async def _do_restart(self) -> None:
         if self.state is S.RUNNING:
             await self._do_stop()
-            await self._spawn(restart=True)
+            await self._launch(restart=True)
         else:
             await self._do_start()
+
+    async def _launch(self, *, restart: bool) -> None:
+        """Start a run if the dependencies hold; otherwise wait for them, or fail."""
+        self._cancel_timer()
+        verdict = self._gate(self.spec.name)
+        if verdict.blocked is not None:
+            self._waiting_restart = False
+            if self.state is not S.FAILED or self.reason != verdict.blocked:
+                self._logs.marker(self.spec.name, f"tuisup: not started: {verdict.blocked}")
+                self._transition(S.FAILED, reason=verdict.blocked)
+        elif verdict.waiting is not None:
+            self._waiting_restart = restart
+            reason = f"waiting for {verdict.waiting}"
+            if self.state is not S.WAITING or self.reason != reason:
+                self._transition(S.WAITING, reason=reason)
+        else:
+            await self._spawn(restart=restart)
 
     async def _spawn(self, *, restart: bool) -> None:
         self._cancel_timer()
@@ -287,6 +355,31 @@ class Supervisor:
         self._started_wall = time.time()
         self._transition(S.RUNNING, pid=run.pid, executor=run.kind.value)
         self._tg.start_soon(self._watch, run)
+        if self.spec.healthcheck is not None:
+            self._health_scope = anyio.CancelScope()
+            self._tg.start_soon(self._check_health, run, self._health_scope)
+
+    async def _check_health(self, run: Run, scope: anyio.CancelScope) -> None:
+        def report(health: Health, reason: str | None, failures: int) -> None:
+            if run is self._run and self.state is S.RUNNING:
+                self._set_health(health, reason, failures)
+                if health is Health.UNHEALTHY and self.spec.restart_on_unhealthy:
+                    self._send.send_nowait(("unhealthy", run, reason))
+
+        with scope:
+            await HealthMonitor(self.spec, self._reaper, report, self._clock).run()
+
+    def _set_health(self, health: Health, reason: str | None = None, failures: int = 0) -> None:
+        old, self.health = self.health, health
+        self._bus.emit(
+            HealthChanged,
+            service=self.spec.name,
+            old=old,
+            health=health,
+            reason=reason,
+            failures=failures,
+        )
+        self._on_change(self)
 
     async def _watch(self, run: Run) -> None:
         status = await run.wait()
@@ -296,17 +389,36 @@ class Supervisor:
         if run is not self._run or self.state is not S.RUNNING:
             return  # a run that was stopped on purpose; _do_stop recorded it
         record = self._record(status, requested=False)
-        fields = _exit_fields(record)
         spec = self.spec
         success = status.succeeded(spec.success_exit_codes)
         if spec.restart is RestartPolicy.NEVER or (
             spec.restart is RestartPolicy.ON_FAILURE and success
         ):
-            self._transition(S.EXITED, **fields)
+            self._transition(S.EXITED, **_exit_fields(record))
             return
+        await self._again(record, failed=not success)
+
+    async def _on_unhealthy(self, run: Run, reason: str | None) -> None:
+        """Restart an unhealthy run as a failure: stop it, then policy, budget and backoff."""
+        if run is not self._run or self.state is not S.RUNNING:
+            return
+        why = f"unhealthy ({reason})" if reason else "unhealthy"
+        self._logs.marker(self.spec.name, f"tuisup: {why}: restarting")
+        self._transition(S.STOPPING, pid=run.pid, reason=why)
+        status = await run.stop(self.spec.stop_signal, self.spec.stop_timeout)
+        record = self._record(status, requested=False)
+        if status.stuck:
+            self._transition(S.FAILED, reason=status.error, **_exit_fields(record))
+            return
+        await self._again(record, failed=True, reason=why)
+
+    async def _again(self, record: ExitRecord, *, failed: bool, reason: str | None = None) -> None:
+        """After a run ended by itself: give up if the budget is spent, else back off."""
+        fields = _exit_fields(record)
+        spec = self.spec
         if record.runtime >= RESET_AFTER:
             self._backoff.reset()
-        if not success:
+        if failed:
             now = self._clock()
             while self._failures and now - self._failures[0] > spec.restart_window:
                 self._failures.popleft()
@@ -317,12 +429,12 @@ class Supervisor:
             self._failures.append(now)
         delay = self._backoff.next_delay()
         self._next_start = time.time() + delay
-        self._transition(S.BACKOFF, **fields)
+        self._transition(S.BACKOFF, reason=reason, **fields)
         self._bus.emit(
             RestartScheduled, service=spec.name, attempt=self._backoff.attempt, delay=delay
         )
         if delay <= 0:
-            await self._spawn(restart=True)
+            await self._launch(restart=True)
         else:
             assert self._tg is not None
             self._timer = anyio.CancelScope()
@@ -363,6 +475,13 @@ class Supervisor:
             restarts=self.restarts,
             **fields,
         )
+        if old is S.RUNNING:
+            if self._health_scope is not None:
+                self._health_scope.cancel()
+                self._health_scope = None
+            if self.health is not Health.UNKNOWN:
+                self._set_health(Health.UNKNOWN, "not running")
+        self._on_change(self)
 
 
 def _exit_fields(record: ExitRecord) -> dict[str, Any]:

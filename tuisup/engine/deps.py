@@ -1,0 +1,118 @@
+"""Provides the dependency graph: whether a service may start, and in which order to stop.
+
+The manifest guarantees the graph names only services it has and has no cycle. A
+dependency's condition is judged from its supervisor alone:
+
+- `started`: it has been running for STARTED_AFTER seconds (one that dies at once does
+  not count), or it ran and ended with success;
+- `healthy`: it runs and its health check passed;
+- `completed`: it ended by itself with a success exit code.
+
+A condition that can no longer hold without someone starting the dependency again (it
+`failed`, or ended in a way that rules the condition out) blocks the dependent for good.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from tuisup.engine.events import Health, ServiceState
+from tuisup.spec import Condition, ServiceSpec
+
+if TYPE_CHECKING:
+    from tuisup.engine.supervisor import Supervisor
+
+STARTED_AFTER = 1.0
+"""Seconds a dependency must stay up to count as `started` (supervisord's `startsecs`)."""
+
+S = ServiceState
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Whether a service may start now: it may, it must wait (and for what), or it cannot."""
+
+    waiting: str | None = None
+    """What it waits for, e.g. `db to be healthy (starting)`."""
+    blocked: str | None = None
+    """Why it cannot start until a dependency is started again."""
+
+
+READY = Verdict()
+
+
+class Graph:
+    """Who depends on whom, built from the manifest's specs."""
+
+    def __init__(self, specs: Mapping[str, ServiceSpec]) -> None:
+        self.needs = {name: dict(spec.depends_on) for name, spec in specs.items()}
+        self.dependents: dict[str, list[str]] = {name: [] for name in specs}
+        for name, needs in self.needs.items():
+            for dep in needs:
+                self.dependents[dep].append(name)
+
+    def verdict(self, name: str, supervisors: Mapping[str, Supervisor]) -> Verdict:
+        """Judge `name`'s dependencies, in the order they were written."""
+        waits: list[str] = []
+        for dep, condition in self.needs.get(name, {}).items():
+            holds, why = judge(condition, supervisors[dep])
+            if holds is None:
+                return Verdict(blocked=f"dependency {why}")
+            if not holds:
+                waits.append(why)
+        return Verdict(waiting=", ".join(waits)) if waits else READY
+
+    def with_dependencies(self, names: Iterable[str]) -> list[str]:
+        """Return `names` and everything they depend on, dependencies before dependents."""
+        order: list[str] = []
+        seen: set[str] = set()
+
+        def visit(name: str) -> None:
+            if name in seen:
+                return
+            seen.add(name)
+            for dep in self.needs.get(name, {}):
+                visit(dep)
+            order.append(name)
+
+        for name in names:
+            visit(name)
+        return order
+
+    def waits_started(self, name: str) -> bool:
+        """Whether a dependent waits for `name` to be `started` (which takes time to hold)."""
+        return any(self.needs[d][name] is Condition.STARTED for d in self.dependents.get(name, ()))
+
+
+def judge(condition: Condition, dep: Supervisor) -> tuple[bool | None, str]:
+    """Return (True: holds | False: not yet | None: cannot hold, the words for it)."""
+    name, state = dep.spec.name, dep.state
+    last = dep.history[-1] if dep.history else None
+    succeeded = last is not None and last.status.succeeded(dep.spec.success_exit_codes)
+    if state is S.FAILED:
+        return None, f"{name} failed: {dep.reason}"
+    if state is S.EXITED:
+        how = last.status.describe() if last is not None else "?"
+        if condition is Condition.HEALTHY:
+            return None, f"{name} exited with {how}: it will not become healthy"
+        return (True, "") if succeeded else (None, f"{name} exited with {how}")
+    match condition:
+        case Condition.STARTED:
+            if state is S.RUNNING and dep.uptime() >= STARTED_AFTER:
+                return True, ""
+            return False, f"{name} to start ({_doing(dep)})"
+        case Condition.HEALTHY:
+            if state is S.RUNNING and dep.health is Health.HEALTHY:
+                return True, ""
+            return False, f"{name} to be healthy ({_doing(dep)})"
+        case Condition.COMPLETED:
+            return False, f"{name} to complete ({_doing(dep)})"
+    raise AssertionError(condition)
+
+
+def _doing(dep: Supervisor) -> str:
+    if dep.state is S.RUNNING and dep.spec.healthcheck is not None:
+        return f"running, {dep.health}"
+    return str(dep.state)

@@ -1,0 +1,211 @@
+"""Provides health checks: the three probes and the monitor that turns their results into a flag.
+
+Every probe is bounded by the check's timeout and never blocks the event loop: TCP and
+HTTP use the loop's sockets, a command is spawned (vfork + exec, as a service is) into a
+session of its own and watched through a pidfd. Whatever way a command probe ends (passed,
+failed, timed out, or the monitor cancelled with its service), its whole process group is
+SIGKILLed and the leader reaped before the probe returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+
+import anyio
+import anyio.abc
+
+from tuisup.engine.events import Health
+from tuisup.engine.reaper import HOST_TAG, SERVICE_TAG, Reaper
+from tuisup.spec import HealthCheck, HealthKind, ServiceSpec
+
+FAST_INTERVAL = 0.5
+"""Seconds between checks until the first pass, so dependents start without delay."""
+OUTPUT_KEPT = 400
+"""Characters of a failed command's output kept for the reason."""
+
+Report = Callable[[Health, str | None, int], None]
+"""Called with the new flag, the last failure and the failures counted in a row."""
+
+
+class HealthMonitor:
+    """Checks one run of a service until cancelled, and reports each change of its health."""
+
+    def __init__(
+        self,
+        spec: ServiceSpec,
+        reaper: Reaper,
+        report: Report,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        assert spec.healthcheck is not None
+        self.spec = spec
+        self.check: HealthCheck = spec.healthcheck
+        self.health = Health.UNKNOWN
+        self.failures = 0
+        self._reaper = reaper
+        self._report = report
+        self._clock = clock
+
+    async def run(self) -> None:
+        """Check at once, then every 0.5 s until a pass, then every `interval`.
+
+        Failures in the first `start_period` seconds do not count; before the first pass
+        at most one failure counts per `interval`, so the quick early checks can make a
+        service healthy sooner but never unhealthy sooner.
+        """
+        check = self.check
+        started = self._clock()
+        counted_at = -math.inf
+        while True:
+            began = self._clock()
+            failure = await probe(check, self.spec, self._reaper)
+            now = self._clock()
+            if failure is None:
+                self.failures = 0
+                self._set(Health.HEALTHY, None)
+            else:
+                settled = now - started >= check.start_period
+                spaced = self.health is not Health.UNKNOWN or now - counted_at >= check.interval
+                if settled and spaced:
+                    self.failures += 1
+                    counted_at = now
+                if self.failures >= check.retries:
+                    self._set(Health.UNHEALTHY, failure)
+            every = FAST_INTERVAL if self.health is Health.UNKNOWN else check.interval
+            await anyio.sleep(max(0.0, min(every, check.interval) - (self._clock() - began)))
+
+    def _set(self, health: Health, reason: str | None) -> None:
+        if health is not self.health:
+            self.health = health
+            self._report(health, reason, self.failures)
+
+
+async def probe(check: HealthCheck, spec: ServiceSpec, reaper: Reaper) -> str | None:
+    """Run one check; return None if it passed, or what went wrong."""
+    try:
+        with anyio.fail_after(check.timeout):
+            match check.kind:
+                case HealthKind.TCP:
+                    return await _tcp(check)
+                case HealthKind.HTTP:
+                    return await _http(check)
+                case HealthKind.COMMAND:
+                    return await _command(check, spec, reaper)
+    except TimeoutError:
+        return f"timed out after {check.timeout:g}s"
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    raise AssertionError(check.kind)
+
+
+async def _tcp(check: HealthCheck) -> str | None:
+    stream = await anyio.connect_tcp(check.host, check.port)
+    await stream.aclose()
+    return None
+
+
+async def _http(check: HealthCheck) -> str | None:
+    """GET the URL over HTTP/1.1 and judge the status line; the body is not read."""
+    host = f"[{check.host}]" if ":" in check.host else check.host
+    request = (
+        f"GET {check.path} HTTP/1.1\r\nHost: {host}:{check.port}\r\n"
+        "User-Agent: tuisup-healthcheck\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+    )
+    stream: anyio.abc.ByteStream
+    if check.tls:
+        stream = await anyio.connect_tcp(check.host, check.port, tls=True)
+    else:
+        stream = await anyio.connect_tcp(check.host, check.port)
+    async with stream:
+        await stream.send(request.encode("latin-1"))
+        head = b""
+        while b"\n" not in head and len(head) < 8192:
+            try:
+                head += await stream.receive()
+            except (anyio.EndOfStream, anyio.BrokenResourceError):
+                break
+    parts = head.split(b"\n", 1)[0].split()
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+        return "no HTTP response" if not head else "not an HTTP response"
+    status = int(parts[1])
+    passed = status == check.status if check.status is not None else 200 <= status < 300
+    return None if passed else f"HTTP {status}"
+
+
+async def _command(check: HealthCheck, spec: ServiceSpec, reaper: Reaper) -> str | None:
+    """Run the command in its own session; kill its group and reap it, however this ends."""
+    env = {**os.environ, **spec.env, HOST_TAG: reaper.tag, SERVICE_TAG: spec.name}
+    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+    try:
+        popen = subprocess.Popen(  # noqa: ASYNC220 - vfork+exec, as asyncio's own spawn
+            check.argv,
+            cwd=str(spec.cwd),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=write_fd,
+            stderr=write_fd,
+            start_new_session=True,
+            close_fds=True,
+        )
+    except OSError as exc:
+        os.close(read_fd)
+        return f"cannot run: {exc.strerror or exc}"
+    finally:
+        os.close(write_fd)
+    reaper.managed.add(popen.pid)
+    pidfd = os.pidfd_open(popen.pid)
+    output = bytearray()
+    drained = anyio.Event()
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_drain, read_fd, output, drained)
+            await anyio.wait_readable(pidfd)
+            # The leader exited; its group dies with it (what it left would hold the pipe).
+            _kill_group(popen.pid)
+            with anyio.move_on_after(0.2):
+                await drained.wait()
+            tg.cancel_scope.cancel()
+    finally:
+        with anyio.CancelScope(shield=True):
+            _kill_group(popen.pid)
+            with anyio.move_on_after(2.0):
+                await anyio.wait_readable(pidfd)
+            code = popen.poll()
+            reaper.managed.discard(popen.pid)
+            os.close(pidfd)
+            os.close(read_fd)
+    if code == 0:
+        return None
+    how = f"exit code {code}" if code is not None and code >= 0 else f"signal {-(code or 0)}"
+    text = output.decode("utf-8", "replace").strip()
+    text = text[-OUTPUT_KEPT:].splitlines()[-1] if text else ""
+    return f"{how}: {text}" if text else how
+
+
+async def _drain(fd: int, into: bytearray, done: anyio.Event) -> None:
+    """Read the command's output to its end, keeping only the last OUTPUT_KEPT bytes."""
+    os.set_blocking(fd, False)
+    try:
+        while True:
+            await anyio.wait_readable(fd)
+            try:
+                data = os.read(fd, 65536)
+            except BlockingIOError:
+                continue
+            if not data:
+                return
+            into += data
+            del into[:-OUTPUT_KEPT]
+    finally:
+        done.set()
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)

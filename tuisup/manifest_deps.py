@@ -1,0 +1,211 @@
+"""Provides the manifest checks of dependencies and health checks.
+
+`depends_on` and `healthcheck` are checked per service like any value; what only the whole
+manifest can tell (unknown names, cycles, a `healthy` condition on a service without a
+health check) is checked by `check_graph` once every service has been read.
+"""
+
+# `return ck.fail(...)` records a problem and returns None, the "invalid" result of every check.
+# mypy: disable-error-code="func-returns-value"
+
+from __future__ import annotations
+
+import shlex
+import urllib.parse
+from collections.abc import Mapping
+from typing import Any
+
+from tuisup.manifest_checks import (
+    _Check,
+    _Checker,
+    _describe,
+    _did_you_mean,
+    _integer,
+    _number,
+    _one_of,
+    _quote,
+    _table,
+)
+from tuisup.spec import Condition, HealthCheck, HealthKind
+from tuisup.toml_locator import Key
+
+_CONDITIONS = tuple(c.value for c in Condition)
+_KINDS = tuple(k.value for k in HealthKind)
+_TIMING: dict[str, _Check] = {
+    "interval": _number(0, above=True),
+    "timeout": _number(0, above=True),
+    "retries": _integer(1),
+    "start_period": _number(0),
+}
+_HEALTH_KEYS = (*_KINDS, *_TIMING, "status")
+
+
+def depends_on(ck: _Checker, path: Key, raw: object) -> dict[str, Condition] | None:
+    """`["db"]` (each `started`) or `{ db = "healthy", migrate = "completed" }`."""
+    if isinstance(raw, list):
+        names: dict[str, Condition] = {}
+        for i, item in enumerate(raw):
+            if not isinstance(item, str):
+                ck.fail((*path, i), f"expected a service name, got {_describe(item)}")
+            elif item in names:
+                ck.fail((*path, i), f"{_quote(item)} is listed twice")
+            else:
+                names[item] = Condition.STARTED
+        return names if len(names) == len(raw) else None
+    if not isinstance(raw, dict):
+        return ck.fail(path, f"expected an array of service names or a table, got {_describe(raw)}")
+    conditions: dict[str, Condition] = {}
+    for name, value in raw.items():
+        condition = _one_of(ck, (*path, name), value, _CONDITIONS)
+        if condition is not None:
+            conditions[name] = Condition(condition)
+    return conditions if len(conditions) == len(raw) else None
+
+
+def healthcheck(ck: _Checker, path: Key, raw: object) -> HealthCheck | None:
+    """`{ command = "…" }`, `{ tcp = 5432 }` or `{ http = "http://…" }`, with timings."""
+    table = _table(ck, path, raw)
+    if table is None:
+        return None
+    before = len(ck.problems)
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key in _TIMING:
+            values[key] = _TIMING[key](ck, (*path, key), value)
+        elif key not in _HEALTH_KEYS:
+            ck.unknown((*path, key), _HEALTH_KEYS)
+    kinds = [key for key in _KINDS if key in table]
+    if len(kinds) != 1:
+        got = "none" if not kinds else " and ".join(kinds)
+        return ck.fail(path, f"expected exactly one of command, tcp or http, got {got}")
+    kind = HealthKind(kinds[0])
+    probe = _PROBES[kind](ck, (*path, kind.value), table[kind.value])
+    if "status" in table:
+        if kind is not HealthKind.HTTP:
+            ck.fail((*path, "status"), "status applies to an http check", key=True)
+        else:
+            status = table["status"]
+            if type(status) is not int or not 100 <= status <= 599:
+                message = f"expected an HTTP status 100-599, got {_describe(status)}"
+                ck.fail((*path, "status"), message)
+            values["status"] = status
+    if probe is None or len(ck.problems) > before:
+        return None
+    return HealthCheck(kind=kind, **probe, **values)
+
+
+def _command_probe(ck: _Checker, path: Key, raw: object) -> dict[str, Any] | None:
+    if isinstance(raw, str) and raw.strip():
+        return {"target": raw, "argv": ("/bin/sh", "-c", raw)}
+    if isinstance(raw, list) and raw and all(isinstance(a, str) for a in raw) and raw[0]:
+        return {"target": shlex.join(raw), "argv": tuple(raw)}
+    return ck.fail(path, f"expected a command string or array, got {_describe(raw)}")
+
+
+def _tcp_probe(ck: _Checker, path: Key, raw: object) -> dict[str, Any] | None:
+    host, port = "127.0.0.1", raw
+    if isinstance(raw, str):
+        host, _, written = raw.rpartition(":")
+        host = host.strip("[]") or "127.0.0.1"
+        port = int(written) if written.isdigit() else -1
+    if type(port) is not int or not 1 <= port <= 65535:
+        return ck.fail(path, f'expected a port or "host:port", got {_describe(raw)}')
+    return {"target": f"{host}:{port}", "host": host, "port": port}
+
+
+def _http_probe(ck: _Checker, path: Key, raw: object) -> dict[str, Any] | None:
+    if not isinstance(raw, str):
+        return ck.fail(path, f"expected a URL, got {_describe(raw)}")
+    url = urllib.parse.urlsplit(raw)
+    try:
+        port = url.port
+    except ValueError:
+        port = -1
+    if url.scheme not in ("http", "https") or not url.hostname or port == -1:
+        example = '"http://127.0.0.1:8000/health"'
+        return ck.fail(path, f"expected a URL such as {example}, got {_quote(raw)}")
+    tls = url.scheme == "https"
+    target = (url.path or "/") + (f"?{url.query}" if url.query else "")
+    return {
+        "target": raw,
+        "host": url.hostname,
+        "port": port or (443 if tls else 80),
+        "path": target,
+        "tls": tls,
+    }
+
+
+_PROBES = {
+    HealthKind.COMMAND: _command_probe,
+    HealthKind.TCP: _tcp_probe,
+    HealthKind.HTTP: _http_probe,
+}
+
+
+def check_graph(ck: _Checker, tables: Mapping[str, Any]) -> None:
+    """Check what needs every service: names that exist, conditions that can hold, no cycle.
+
+    Read from the raw `[services]` tables, so that a service with a problem of its own
+    still has its dependencies checked.
+    """
+    graph = {name: _dependencies(raw) for name, raw in tables.items()}
+    for service, needs in graph.items():
+        for name, condition in needs.items():
+            where = _entry(tables, service, name)
+            if name == service:
+                ck.fail(where, f"{service} cannot depend on itself")
+            elif name not in tables:
+                hint = _did_you_mean(name, [n for n in tables if n != service])
+                ck.fail(where, f"unknown service {_quote(name)}{hint}")
+            elif condition == Condition.HEALTHY and "healthcheck" not in tables[name]:
+                ck.fail(where, f'"healthy" can never hold: {name} has no healthcheck')
+    for cycle in _cycles(graph):
+        ck.fail(_entry(tables, cycle[0], cycle[1]), f"dependency cycle: {' → '.join(cycle)}")
+
+
+def _dependencies(raw: object) -> dict[str, str]:
+    """The names (and conditions) of a raw service table's depends_on, as far as readable."""
+    needs = raw.get("depends_on") if isinstance(raw, dict) else None
+    if isinstance(needs, list):
+        return {name: Condition.STARTED.value for name in needs if isinstance(name, str)}
+    if isinstance(needs, dict):
+        return {name: str(condition) for name, condition in needs.items()}
+    return {}
+
+
+def _entry(tables: Mapping[str, Any], service: str, name: str) -> Key:
+    """The key of `name` in `service`'s depends_on (an array index or a table key)."""
+    raw = tables[service].get("depends_on")
+    if isinstance(raw, list):
+        return ("services", service, "depends_on", raw.index(name))
+    return ("services", service, "depends_on", name)
+
+
+def _cycles(graph: Mapping[str, Mapping[str, str]]) -> list[list[str]]:
+    """Every distinct cycle a depth-first walk finds, each from its first service in file order."""
+    order = {name: i for i, name in enumerate(graph)}
+    found: list[list[str]] = []
+    seen: set[frozenset[str]] = set()
+    done: set[str] = set()
+
+    def walk(name: str, stack: list[str]) -> None:
+        if name in stack:
+            loop = stack[stack.index(name) :]
+            if frozenset(loop) not in seen:
+                seen.add(frozenset(loop))
+                start = min(range(len(loop)), key=lambda i: order[loop[i]])
+                loop = loop[start:] + loop[:start]
+                found.append([*loop, loop[0]])
+            return
+        if name in done:
+            return
+        stack.append(name)
+        for dep in graph[name]:
+            if dep in graph and dep != name:
+                walk(dep, stack)
+        stack.pop()
+        done.add(name)
+
+    for name in graph:
+        walk(name, [])
+    return sorted(found, key=lambda loop: order[loop[0]])
