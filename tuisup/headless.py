@@ -24,6 +24,8 @@ from anyio.abc import TaskGroup
 from tuisup.engine import Event, Host, ServiceState
 from tuisup.engine.events import (
     FilesChanged,
+    Health,
+    HealthChanged,
     HostStopped,
     HostStopping,
     ManifestInvalid,
@@ -140,6 +142,12 @@ class Printer:
     def _lifecycle(self, event: Event) -> Iterable[str]:
         if isinstance(event, StateChanged):
             yield from self._state(event)
+        elif isinstance(event, HealthChanged):
+            if event.health is Health.HEALTHY:
+                yield self._say(f"{event.service} is healthy")
+            elif event.health is Health.UNHEALTHY:
+                checks = f"{event.failures} failed checks"
+                yield self._say(f"{event.service} is unhealthy: {event.reason} ({checks})")
         elif isinstance(event, RestartScheduled):
             ended = self._pending_exit.pop(event.service, f"{event.service} exited")
             yield self._say(f"{ended}; restarting in {event.delay:.1f}s (attempt {event.attempt})")
@@ -174,8 +182,13 @@ class Printer:
             case ServiceState.RUNNING:
                 how = f"pid {event.pid}" if event.pid else f"{event.executor} in tuisup"
                 yield self._say(f"{name} started ({how})")
+            case ServiceState.WAITING if event.old is not ServiceState.WAITING:
+                yield self._say(f"{name} {event.reason}")
             case ServiceState.BACKOFF:
-                self._pending_exit[name] = ended or f"{name} exited"
+                if event.reason:  # not an exit: restarted as unhealthy
+                    self._pending_exit[name] = f"{name} {event.reason}"
+                else:
+                    self._pending_exit[name] = ended or f"{name} exited"
             case ServiceState.EXITED:
                 yield self._say(ended or f"{name} exited")
             case ServiceState.FAILED:

@@ -159,6 +159,8 @@ def check_graph(ck: _Checker, tables: Mapping[str, Any]) -> None:
                 ck.fail(where, f"unknown service {_quote(name)}{hint}")
             elif condition == Condition.HEALTHY and "healthcheck" not in tables[name]:
                 ck.fail(where, f'"healthy" can never hold: {name} has no healthcheck')
+            elif condition == Condition.COMPLETED and tables[name].get("restart") == "always":
+                ck.fail(where, f'"completed" can never hold: {name} has restart = "always"')
     for cycle in _cycles(graph):
         ck.fail(_entry(tables, cycle[0], cycle[1]), f"dependency cycle: {' → '.join(cycle)}")
 

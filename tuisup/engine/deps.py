@@ -114,5 +114,7 @@ def judge(condition: Condition, dep: Supervisor) -> tuple[bool | None, str]:
 
 def _doing(dep: Supervisor) -> str:
     if dep.state is S.RUNNING and dep.spec.healthcheck is not None:
-        return f"running, {dep.health}"
+        return (
+            "running, health unknown" if dep.health is Health.UNKNOWN else f"running, {dep.health}"
+        )
     return str(dep.state)

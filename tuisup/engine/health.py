@@ -100,7 +100,9 @@ async def probe(check: HealthCheck, spec: ServiceSpec, reaper: Reaper) -> str | 
     except TimeoutError:
         return f"timed out after {check.timeout:g}s"
     except OSError as exc:
-        return exc.strerror or str(exc)
+        # anyio wraps the attempts' errors in one "All connection attempts failed".
+        cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
+        return os.strerror(cause.errno) if cause.errno else str(cause)
     raise AssertionError(check.kind)
 
 

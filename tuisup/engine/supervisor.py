@@ -156,6 +156,7 @@ class Supervisor:
         self._on_change = on_change or (lambda sup: None)
         self._reaper = reaper or Reaper()
         self._health_scope: anyio.CancelScope | None = None
+        self._health_done: anyio.Event | None = None
         self._waiting_restart = False
         """Whether the start a `waiting` service waits to make is a restart."""
 
@@ -270,6 +271,7 @@ class Supervisor:
             run = self._run
             self._transition(S.STOPPING, pid=run.pid)
             status = await run.stop(self.spec.stop_signal, self.spec.stop_timeout)
+            await self._health_stopped()
             record = self._record(status, requested=True)
             if status.stuck:
                 self._transition(S.FAILED, reason=status.error, **_exit_fields(record))
@@ -357,17 +359,27 @@ class Supervisor:
         self._tg.start_soon(self._watch, run)
         if self.spec.healthcheck is not None:
             self._health_scope = anyio.CancelScope()
-            self._tg.start_soon(self._check_health, run, self._health_scope)
+            self._health_done = anyio.Event()
+            self._tg.start_soon(self._check_health, run, self._health_scope, self._health_done)
 
-    async def _check_health(self, run: Run, scope: anyio.CancelScope) -> None:
+    async def _check_health(self, run: Run, scope: anyio.CancelScope, done: anyio.Event) -> None:
         def report(health: Health, reason: str | None, failures: int) -> None:
             if run is self._run and self.state is S.RUNNING:
                 self._set_health(health, reason, failures)
                 if health is Health.UNHEALTHY and self.spec.restart_on_unhealthy:
                     self._send.send_nowait(("unhealthy", run, reason))
 
-        with scope:
-            await HealthMonitor(self.spec, self._reaper, report, self._clock).run()
+        try:
+            with scope:
+                await HealthMonitor(self.spec, self._reaper, report, self._clock).run()
+        finally:
+            done.set()
+
+    async def _health_stopped(self) -> None:
+        """Wait until the last run's health checks ended (a check command killed and reaped)."""
+        if self._health_done is not None:
+            with anyio.CancelScope(shield=True):
+                await self._health_done.wait()
 
     def _set_health(self, health: Health, reason: str | None = None, failures: int = 0) -> None:
         old, self.health = self.health, health
@@ -406,6 +418,7 @@ class Supervisor:
         self._logs.marker(self.spec.name, f"tuisup: {why}: restarting")
         self._transition(S.STOPPING, pid=run.pid, reason=why)
         status = await run.stop(self.spec.stop_signal, self.spec.stop_timeout)
+        await self._health_stopped()
         record = self._record(status, requested=False)
         if status.stuck:
             self._transition(S.FAILED, reason=status.error, **_exit_fields(record))
