@@ -236,7 +236,8 @@ async def run(manifest: Manifest, *, json_mode: bool = False, out: TextIO | None
                 await anyio.to_thread.run_sync(_write, stream, text)
                 if any(isinstance(e, HostStopped) for e in events):
                     break
-                if any(isinstance(e, StateChanged) for e in events) and _settled(host):
+                changed = any(isinstance(e, StateChanged) for e in events)
+                if changed and not host.stopping and _settled(host):
                     status = _final_status(host)
                     tg.start_soon(host.shutdown, "every service has ended")
         tg.cancel_scope.cancel()

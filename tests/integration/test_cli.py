@@ -272,3 +272,58 @@ def test_neutralise_keeps_colour_and_removes_cursor_moves_clears_and_titles() ->
     assert neutralise(line, keep_colour=True) == "\x1b[31mred\x1b[0m movedhere"
     assert neutralise(line, keep_colour=False) == "red movedhere"
     assert neutralise("10%\r50%\r100%", keep_colour=False) == "100%"
+
+
+def test_headless_lines_say_what_a_service_waits_for_and_its_health(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        """
+        [services.db]
+        command = "sleep 0.3; touch up; exec sleep 30"
+        shell = true
+        healthcheck = { command = "test -e up", interval = 0.2 }
+
+        [services.job]
+        command = "echo done"
+        depends_on = { db = "healthy" }
+        restart = "never"
+
+        [services.blocked]
+        command = "echo never"
+        depends_on = { gate = "completed" }
+
+        [services.gate]
+        command = "exit 2"
+        shell = true
+        restart = "never"
+    """,
+    )
+    tuisup = Tuisup("--no-tui", cwd=tmp_path)
+    tuisup.expect(lambda line: line == "job exited with code 0 after 0.0s")
+    tuisup.proc.send_signal(signal.SIGINT)
+    assert tuisup.finish() == 0
+    lines = tuisup.lines
+    assert "job waiting for db to be healthy (running, health unknown)" in lines
+    done = next(i for i, line in enumerate(lines) if line.split() == ["job", "|", "done"])
+    assert lines.index("db is healthy") < done
+    assert "blocked failed: dependency gate exited with code 2" in lines
+    assert not any(line.split()[:2] == ["blocked", "|"] for line in lines)
+
+
+def test_json_mode_carries_health_changes(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        """
+        [services.svc]
+        command = "sleep 30"
+        healthcheck = { command = "echo broken; exit 1", interval = 0.1, retries = 2 }
+    """,
+    )
+    tuisup = Tuisup("--no-tui", "--json", cwd=tmp_path)
+    line = tuisup.expect(lambda line: '"event": "health"' in line)
+    tuisup.proc.send_signal(signal.SIGINT)
+    tuisup.finish()
+    event = json.loads(line)
+    assert event["service"] == "svc"
+    assert (event["old"], event["health"]) == ("unknown", "unhealthy")
+    assert event["reason"] == "exit code 1: broken" and event["failures"] == 2

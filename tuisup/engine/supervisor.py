@@ -102,6 +102,8 @@ class ServiceStatus:
     """Why it is in this state: what it waits for, why it failed, ..."""
     health: Health | None
     """While it runs with a health check: its health; otherwise None."""
+    health_reason: str | None
+    """While it is unhealthy: the last check's failure."""
     history: tuple[ExitRecord, ...]
     spec: ServiceSpec
 
@@ -131,6 +133,7 @@ class Supervisor:
         self.state = S.STOPPED
         self.health = Health.UNKNOWN
         """The current run's health (unknown without a health check)."""
+        self.health_reason: str | None = None
         self.restarts = 0
         """Restarts made, automatic or asked for."""
         self.history: deque[ExitRecord] = deque(maxlen=HISTORY)
@@ -212,6 +215,7 @@ class Supervisor:
             health=self.health
             if self.state is S.RUNNING and self.spec.healthcheck is not None
             else None,
+            health_reason=self.health_reason if self.health is Health.UNHEALTHY else None,
             history=tuple(self.history),
             spec=self.spec,
         )
@@ -382,7 +386,7 @@ class Supervisor:
                 await self._health_done.wait()
 
     def _set_health(self, health: Health, reason: str | None = None, failures: int = 0) -> None:
-        old, self.health = self.health, health
+        old, self.health, self.health_reason = self.health, health, reason
         self._bus.emit(
             HealthChanged,
             service=self.spec.name,

@@ -25,6 +25,8 @@ from tuisup.engine import Host, ServiceState, ServiceStatus
 from tuisup.engine.capture import install as route_service_output
 from tuisup.engine.events import (
     FilesChanged,
+    Health,
+    HealthChanged,
     HostStopped,
     ManifestInvalid,
     ManifestReloaded,
@@ -124,7 +126,11 @@ class TuisupApp(App[int]):
         async for batch in subscription:  # type: ignore[attr-defined]
             for service in {e.service for e in batch if isinstance(e, Output)}:
                 view.lines_arrived(service)
-            changed = {e.service for e in batch if isinstance(e, StateChanged | RestartScheduled)}
+            changed = {
+                e.service
+                for e in batch
+                if isinstance(e, StateChanged | RestartScheduled | HealthChanged)
+            }
             if changed:
                 snapshot = self.host.snapshot()
                 for name in changed & snapshot.keys():
@@ -229,10 +235,14 @@ class TuisupApp(App[int]):
         for status in snapshot.values():
             counts[status.state] += 1
         summary = Text.assemble(("tuisup ", "bold"), (f"{self.host.manifest.path.name}  ", "dim"))
-        for state in (S.RUNNING, S.STARTING, S.BACKOFF, S.STOPPING, S.FAILED, S.EXITED, S.STOPPED):
+        order = (S.RUNNING, S.WAITING, S.STARTING, S.BACKOFF, S.STOPPING, S.FAILED, S.EXITED)
+        for state in (*order, S.STOPPED):
             if counts[state]:
                 glyph, colour = GLYPHS[state]
                 summary.append(f"{glyph} {counts[state]} {state.value}  ", colour)
+        unhealthy = sum(status.health is Health.UNHEALTHY for status in snapshot.values())
+        if unhealthy:
+            summary.append(f"♥ {unhealthy} unhealthy  ", "bold red")
         summary.append(f"│ CPU {self._cpu:.1f}%  MEM {megabytes(self._rss)}", "cyan")
         if summary.plain != self._summary:
             self._summary = summary.plain

@@ -43,9 +43,35 @@ def describe(status: ServiceStatus) -> Table:
         ("restarts", str(status.restarts)),
         ("stop", _stop(status)),
     ]
+    if spec.depends_on:
+        needs = ", ".join(f"{name} ({condition})" for name, condition in spec.depends_on.items())
+        rows.append(("depends on", needs))
+    if spec.healthcheck is not None:
+        rows.append(("health check", _healthcheck(status)))
+    if spec.restart_dependents:
+        rows.append(("dependents", "restarted whenever this service starts again"))
     for key, value in rows:
         table.add_row(key, value)
     return table
+
+
+def _healthcheck(status: ServiceStatus) -> str:
+    spec = status.spec
+    check = spec.healthcheck
+    assert check is not None
+    text = (
+        f"{check.kind} {check.target}: every {check.interval:g}s, timeout {check.timeout:g}s, "
+        f"unhealthy after {check.retries} failures"
+    )
+    if check.start_period:
+        text += f", none counted for {check.start_period:g}s after a start"
+    if spec.restart_on_unhealthy:
+        text += "; restarted when unhealthy"
+    if status.health is not None:
+        text += f"\nnow {status.health}" + (
+            f": {status.health_reason}" if status.health_reason else ""
+        )
+    return text
 
 
 def _executor(status: ServiceStatus) -> str:

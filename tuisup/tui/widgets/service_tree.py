@@ -10,9 +10,11 @@ from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
 from tuisup.engine import ServiceState, ServiceStatus
+from tuisup.engine.events import Health
 
 S = ServiceState
 GLYPHS: dict[ServiceState, tuple[str, str]] = {
+    S.WAITING: ("◇", "cyan"),
     S.RUNNING: ("●", "green"),
     S.STARTING: ("◐", "yellow"),
     S.BACKOFF: ("◷", "yellow"),
@@ -21,6 +23,12 @@ GLYPHS: dict[ServiceState, tuple[str, str]] = {
     S.FAILED: ("✘", "bold red"),
     S.STOPPED: ("○", "bright_black"),
 }
+HEALTH: dict[Health, str] = {
+    Health.HEALTHY: "green",
+    Health.UNHEALTHY: "bold red",
+    Health.UNKNOWN: "bright_black",
+}
+"""The colour of the ♥ after a service with a health check, while it runs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +71,8 @@ def service_label(
 ) -> Text:
     """Return a service's fixed-width tree label: glyph, name, state, how, restarts, time.
 
-    A service that watches its files shows ⟳ after its restarts (dim while paused).
+    A service that watches its files shows ⟳ after its restarts (dim while paused); one
+    with a health check, while it runs, a ♥: green healthy, red unhealthy, dim unknown.
     """
     now = time.time() if now is None else now
     glyph, colour = GLYPHS[status.state]
@@ -83,7 +92,10 @@ def service_label(
         (f"{how:<13} ", "bright_black" if not status.pid else ""),
         (f"×{status.restarts:<3} ", "yellow" if status.restarts else "bright_black"),
         ("⟳ " if watching is not None else "  ", "cyan" if watching else "bright_black"),
+        ("♥ " if status.health else "  ", HEALTH[status.health] if status.health else ""),
     )
+    if status.health_reason:
+        label.append(f"{status.health_reason} · ", "red")
     if status.state is S.BACKOFF and status.next_start is not None:
         if last is not None:
             label.append(f"{last.status.describe()} → ", "red")
@@ -92,6 +104,8 @@ def service_label(
         label.append(f"up {duration(now - status.started)}", "bright_black")
     elif status.reason and status.state is S.FAILED:
         label.append(status.reason, "red")
+    elif status.reason and status.state is S.WAITING:
+        label.append(status.reason.removeprefix("waiting "), "cyan")
     elif last is not None:
         style = "red" if status.state is not S.STOPPED and last.status.code != 0 else "bright_black"
         what = "stopped" if last.requested else last.status.describe()
