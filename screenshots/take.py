@@ -2,8 +2,9 @@
 
     uv run just screenshots        (or: uv run python screenshots/take.py [--png])
 
-A scripted Pilot run: the main view, the merged log view, a service in backoff with its
-countdown, a search with its filter, and a service's detail. With --png, each SVG is also
+A scripted Pilot run: the dependency chain waiting at start, the main view, the merged log
+view, a service in backoff with its countdown, a search with its filter, and two services'
+details. With --png, each SVG is also
 turned into a PNG (needs cairosvg and the Fira Code font: apt-get install fonts-firacode).
 """
 
@@ -50,6 +51,9 @@ async def take() -> list[Path]:
     async with host:
         app = TuisupApp(host)
         async with app.run_test(size=SIZE) as pilot:
+            waiting = lambda: host.snapshot()["api"].state is ServiceState.WAITING  # noqa: E731
+            await until(pilot, waiting)
+            save(app, "waiting")
             crunch = lambda: "hashes/s" in " ".join(app.query_one(LogView).visible_text())  # noqa: E731
             await until(pilot, crunch)
             save(app, "merged")
@@ -70,6 +74,15 @@ async def take() -> list[Path]:
             await pilot.press("enter")
             await pilot.pause(0.3)
             save(app, "detail")
+            await pilot.press("escape")
+            healthy = lambda: host.snapshot()["api"].health is not None  # noqa: E731
+            await until(
+                pilot, lambda: healthy() and host.snapshot()["api"].health.value == "healthy"
+            )
+            await select(pilot, app, "api")
+            await pilot.press("enter")
+            await pilot.pause(0.3)
+            save(app, "dependencies")
             await pilot.press("escape", "q")
             await until(pilot, lambda: not app.is_running)
     return shots

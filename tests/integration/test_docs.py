@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 from tests.conftest import Tuisup
@@ -23,6 +24,9 @@ def test_the_demo_manifest_is_valid() -> None:
         "chatty",
         "flaky",
         "greeter",
+        "db",
+        "migrate",
+        "api",
         "ticker",
         "echo",
         "crunch",
@@ -68,6 +72,17 @@ def test_the_demo_runs_and_stops_cleanly() -> None:
         line.startswith("web     | Serving HTTP on 127.0.0.1 port 8765") for line in tuisup.lines
     )
     assert any(line.startswith("greeter | hello from ") for line in tuisup.lines)
+    # The dependency chain: db warms up, migrate runs once it is healthy, then api serves.
+    if "api is healthy" not in tuisup.lines:
+        tuisup.expect(lambda line: line == "api is healthy", timeout=15)
+    lines = tuisup.lines
+    started = [line.split(" started")[0] for line in lines if " started (pid " in line]
+    assert started.index("db") < started.index("migrate") < started.index("api")
+    assert any(line.startswith("migrate exited with code 0") for line in lines)
+    with urllib.request.urlopen("http://127.0.0.1:8768/", timeout=5) as response:
+        assert response.read().decode().startswith("hello, visit ")
     tuisup.proc.send_signal(signal.SIGINT)
     assert tuisup.finish() == 0
     assert tuisup.lines[-1] == "tuisup: every service stopped"
+    stopped = [line.split(" stopped")[0] for line in tuisup.lines if " stopped after " in line]
+    assert stopped.index("api") < stopped.index("db")

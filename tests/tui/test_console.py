@@ -256,3 +256,36 @@ async def test_a_save_shows_reloading_then_the_new_run(tmp_path: object) -> None
         await until(pilot, lambda: "running" in label(app, "web") and "×1" in label(app, "web"))
         await pilot.press("down", "W")
         await until(pilot, lambda: host.watching("web") is False)
+
+
+async def test_the_tree_shows_what_a_service_waits_for_and_its_health(
+    make_manifest: Callable[..., Manifest], tmp_path: object
+) -> None:
+    from pathlib import Path
+
+    from tuisup.spec import Condition, HealthCheck, HealthKind
+
+    up = Path(str(tmp_path)) / "up"
+    check = HealthCheck(
+        kind=HealthKind.COMMAND,
+        target="test -e up",
+        argv=("/bin/sh", "-c", "test -e up || { echo no up file; exit 1; }"),
+        interval=0.1,
+        retries=1,
+    )
+    manifest = make_manifest(
+        db=("exec sleep 60", {"healthcheck": check}),
+        api=("exec sleep 60", {"depends_on": {"db": Condition.HEALTHY}}),
+    )
+    async with console(manifest) as (host, app, pilot):
+        await until(pilot, lambda: "waiting" in label(app, "api"))
+        assert label(app, "api").endswith("for db")
+        reason = host.snapshot()["api"].reason
+        assert reason is not None and reason.startswith("waiting for db to be healthy (running, ")
+        await until(pilot, lambda: "no up file" in label(app, "db"))  # unhealthy, and why
+        assert "♥" in label(app, "db")
+        await until(pilot, lambda: "♥ 1 unhealthy" in str(app.query_one("#summary").render()))
+        up.touch()
+        await wait_until(host, lambda s: s["api"].state is S.RUNNING)
+        await until(pilot, lambda: label(app, "api").split()[2] == "running")
+        assert "no up file" not in label(app, "db") and "♥" in label(app, "db")

@@ -14,6 +14,8 @@ MANIFEST = """
 command = "python -m http.server 8000"
 autostart = false
 env = { PORT = "8000", SECRET_KEY = "do-not-show" }
+healthcheck = { http = "http://127.0.0.1:8000/", interval = 2 }
+restart_dependents = true
 
 [services.worker]
 target = "jobs.worker:run"
@@ -21,6 +23,7 @@ executor = "process"
 autostart = false
 restart = "always"
 backoff = "linear"
+depends_on = { web = "healthy" }
 
 [services.ticker]
 target = "jobs.ticker:run"
@@ -47,5 +50,6 @@ def test_stopped_services(snap_compare: Any, tmp_path: Path) -> None:
 
 def test_detail_of_a_service(snap_compare: Any, tmp_path: Path) -> None:
     """The detail screen of `web` over the console: its command, executor, cwd, restart
-    policy, backoff, budget and stop; "no exit yet"; PORT = 8000 and SECRET_KEY masked."""
+    policy, backoff, budget, stop, its health check and that dependents restart with it;
+    "no exit yet"; PORT = 8000 and SECRET_KEY masked."""
     assert snap_compare(app(tmp_path), press=["down", "enter"], terminal_size=(120, 30))

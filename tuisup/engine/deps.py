@@ -36,6 +36,8 @@ class Verdict:
 
     waiting: str | None = None
     """What it waits for, e.g. `db to be healthy (starting)`."""
+    waiting_for: tuple[str, ...] = ()
+    """The dependencies it waits for."""
     blocked: str | None = None
     """Why it cannot start until a dependency is started again."""
 
@@ -55,14 +57,16 @@ class Graph:
 
     def verdict(self, name: str, supervisors: Mapping[str, Supervisor]) -> Verdict:
         """Judge `name`'s dependencies, in the order they were written."""
-        waits: list[str] = []
+        waits: dict[str, str] = {}
         for dep, condition in self.needs.get(name, {}).items():
             holds, why = judge(condition, supervisors[dep])
             if holds is None:
                 return Verdict(blocked=f"dependency {why}")
             if not holds:
-                waits.append(why)
-        return Verdict(waiting=", ".join(waits)) if waits else READY
+                waits[dep] = why
+        if not waits:
+            return READY
+        return Verdict(waiting=", ".join(waits.values()), waiting_for=tuple(waits))
 
     def with_dependencies(self, names: Iterable[str]) -> list[str]:
         """Return `names` and everything they depend on, dependencies before dependents."""

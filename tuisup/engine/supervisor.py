@@ -104,6 +104,8 @@ class ServiceStatus:
     """While it runs with a health check: its health; otherwise None."""
     health_reason: str | None
     """While it is unhealthy: the last check's failure."""
+    waiting_for: tuple[str, ...]
+    """While it is waiting: the dependencies that do not hold yet."""
     history: tuple[ExitRecord, ...]
     spec: ServiceSpec
 
@@ -160,6 +162,7 @@ class Supervisor:
         self._reaper = reaper or Reaper()
         self._health_scope: anyio.CancelScope | None = None
         self._health_done: anyio.Event | None = None
+        self._waiting_for: tuple[str, ...] = ()
         self._waiting_restart = False
         """Whether the start a `waiting` service waits to make is a restart."""
 
@@ -216,6 +219,7 @@ class Supervisor:
             if self.state is S.RUNNING and self.spec.healthcheck is not None
             else None,
             health_reason=self.health_reason if self.health is Health.UNHEALTHY else None,
+            waiting_for=self._waiting_for if self.state is S.WAITING else (),
             history=tuple(self.history),
             spec=self.spec,
         )
@@ -331,6 +335,7 @@ class Supervisor:
                 self._transition(S.FAILED, reason=verdict.blocked)
         elif verdict.waiting is not None:
             self._waiting_restart = restart
+            self._waiting_for = verdict.waiting_for
             reason = f"waiting for {verdict.waiting}"
             if self.state is not S.WAITING or self.reason != reason:
                 self._transition(S.WAITING, reason=reason)

@@ -104,8 +104,8 @@ def service_label(
         label.append(f"up {duration(now - status.started)}", "bright_black")
     elif status.reason and status.state is S.FAILED:
         label.append(status.reason, "red")
-    elif status.reason and status.state is S.WAITING:
-        label.append(status.reason.removeprefix("waiting "), "cyan")
+    elif status.waiting_for:
+        label.append(f"for {', '.join(status.waiting_for)}", "cyan")
     elif last is not None:
         style = "red" if status.state is not S.STOPPED and last.status.code != 0 else "bright_black"
         what = "stopped" if last.requested else last.status.describe()
