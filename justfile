@@ -29,6 +29,10 @@ fmt:
 bench *args:
     uv run python bench/compare.py {{args}}
 
+# Dependency gating latency and the cost of health checks.
+bench-deps:
+    uv run python bench/deps.py
+
 # Start and restart latency of each executor kind.
 bench-executors:
     uv run python bench/executors.py

@@ -77,7 +77,7 @@ class HealthCheck:
     status: int | None = None
     """The HTTP status that passes; None: any 2xx."""
     interval: float = 5.0
-    """Seconds between checks (0.5 s until the first pass, so dependents start at once)."""
+    """Seconds between checks (more often until the first pass: see `engine.health`)."""
     timeout: float = 2.0
     """Seconds one check may take before it counts as failed (and is killed)."""
     retries: int = 3

@@ -24,8 +24,11 @@ from tuisup.engine.events import Health
 from tuisup.engine.reaper import HOST_TAG, SERVICE_TAG, Reaper
 from tuisup.spec import HealthCheck, HealthKind, ServiceSpec
 
+EAGER = (0.1, 2.0)
+"""Until the first pass: seconds between checks, for how many seconds after the start..."""
 FAST_INTERVAL = 0.5
-"""Seconds between checks until the first pass, so dependents start without delay."""
+"""...and after that, until the first pass: dependents start soon after their dependency
+is ready, and a slow starter is not probed ten times a second for long."""
 OUTPUT_KEPT = 400
 """Characters of a failed command's output kept for the reason."""
 
@@ -53,11 +56,12 @@ class HealthMonitor:
         self._clock = clock
 
     async def run(self) -> None:
-        """Check at once, then every 0.5 s until a pass, then every `interval`.
+        """Check until cancelled: at once, then often until the first pass, then by `interval`.
 
-        Failures in the first `start_period` seconds do not count; before the first pass
-        at most one failure counts per `interval`, so the quick early checks can make a
-        service healthy sooner but never unhealthy sooner.
+        Until the first pass, checks come every 0.1 s for 2 s, then every 0.5 s. Failures
+        in the first `start_period` seconds do not count; before the first pass at most one
+        failure counts per `interval`, so the quick early checks can make a service healthy
+        sooner but never unhealthy sooner.
         """
         check = self.check
         started = self._clock()
@@ -77,7 +81,9 @@ class HealthMonitor:
                     counted_at = now
                 if self.failures >= check.retries:
                     self._set(Health.UNHEALTHY, failure)
-            every = FAST_INTERVAL if self.health is Health.UNKNOWN else check.interval
+            every = check.interval
+            if self.health is Health.UNKNOWN:
+                every = EAGER[0] if now - started < EAGER[1] else FAST_INTERVAL
             await anyio.sleep(max(0.0, min(every, check.interval) - (self._clock() - began)))
 
     def _set(self, health: Health, reason: str | None) -> None:
