@@ -196,3 +196,21 @@ async def test_shutdown_stops_dependents_first_and_independent_branches_in_paral
 
 def _log(host: Host, name: str) -> list[str]:
     return [line for batch in host.logs(name) for line in batch.lines]
+
+
+async def test_starting_a_blocked_dependent_starts_its_failed_dependency_again(
+    make_manifest: Callable[..., Manifest], tmp_path: Path
+) -> None:
+    # db fails at once on its first run (no restarts allowed), and stays up on the next.
+    once = "if [ ! -e ran ]; then touch ran; exit 3; fi; exec sleep 30"
+    manifest = make_manifest(
+        db=(once, {"max_restarts": 0}),
+        api=("exec sleep 30", {"depends_on": {"db": Condition.STARTED}}),
+    )
+    async with Host(manifest) as host:
+        snap = await wait_until(host, lambda snap: snap["api"].state is S.FAILED)
+        assert snap["api"].reason == "dependency db failed: 0 restarts in 60s"
+        await host.start("api")  # not blocked by the failure it is about to undo
+        assert host.snapshot()["api"].state is S.WAITING
+        snap = await wait_until(host, lambda snap: snap["api"].state is S.RUNNING)
+        assert snap["db"].state is S.RUNNING

@@ -90,6 +90,16 @@ async def test_http_check_with_an_expected_status(
         await health_of(host, "web", Health.HEALTHY)
 
 
+async def test_a_server_that_closes_at_once_fails_an_http_check(
+    make_manifest: Callable[..., Manifest],
+) -> None:
+    port = free_port()
+    manifest = make_manifest(web=(server(port, "tcp"), {"healthcheck": http(port)}))
+    async with Host(manifest) as host:
+        event = await health_of(host, "web", Health.UNHEALTHY)
+        assert event.reason in ("no HTTP response", "connection closed", "Connection reset by peer")
+
+
 async def test_a_hung_http_endpoint_fails_by_timeout(
     make_manifest: Callable[..., Manifest],
 ) -> None:

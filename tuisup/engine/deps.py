@@ -60,6 +60,8 @@ class Graph:
         waits: dict[str, str] = {}
         for dep, condition in self.needs.get(name, {}).items():
             holds, why = judge(condition, supervisors[dep])
+            if holds is None and supervisors[dep].starts_queued:
+                holds, why = False, f"{dep} to start again ({supervisors[dep].state})"
             if holds is None:
                 return Verdict(blocked=f"dependency {why}")
             if not holds:

@@ -109,6 +109,10 @@ async def probe(check: HealthCheck, spec: ServiceSpec, reaper: Reaper) -> str | 
         # anyio wraps the attempts' errors in one "All connection attempts failed".
         cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
         return os.strerror(cause.errno) if cause.errno else str(cause)
+    except (anyio.BrokenResourceError, anyio.EndOfStream):
+        return "connection closed"
+    except Exception as exc:  # a check that breaks is a failed check, never a host crash
+        return f"{type(exc).__name__}: {exc}"
     raise AssertionError(check.kind)
 
 

@@ -163,6 +163,9 @@ class Supervisor:
         self._health_scope: anyio.CancelScope | None = None
         self._health_done: anyio.Event | None = None
         self._waiting_for: tuple[str, ...] = ()
+        self.starts_queued = 0
+        """Starts and restarts posted and not handled yet: a dependency that failed but is
+        about to start again does not block its dependents."""
         self._waiting_restart = False
         """Whether the start a `waiting` service waits to make is a restart."""
 
@@ -240,6 +243,8 @@ class Supervisor:
         """Queue `start`, `stop` or `restart` without waiting; the event is set once done."""
         done = anyio.Event()
         self._send.send_nowait((command, done, *args))
+        if command in ("start", "restart"):
+            self.starts_queued += 1
         return done
 
     async def _handle(self, command: str, arg: Any, *more: Any) -> None:
@@ -251,6 +256,8 @@ class Supervisor:
             if self.state is S.BACKOFF and arg is self._timer:
                 await self._launch(restart=True)
         else:
+            if command in ("start", "restart"):
+                self.starts_queued -= 1
             try:
                 await getattr(self, f"_do_{command}")(*more)
             finally:
