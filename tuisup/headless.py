@@ -37,7 +37,7 @@ from tuisup.engine.events import (
 )
 from tuisup.engine.executors import ExitStatus
 from tuisup.engine.logs import MARKER_STREAM, LogBatch, last_state
-from tuisup.engine.supervisor import ACTIVE
+from tuisup.engine.status import ACTIVE
 from tuisup.spec import Manifest
 
 _COLOURS = (36, 33, 32, 35, 34, 91, 96, 93, 92, 95, 94)

@@ -214,3 +214,20 @@ async def test_starting_a_blocked_dependent_starts_its_failed_dependency_again(
         assert host.snapshot()["api"].state is S.WAITING
         snap = await wait_until(host, lambda snap: snap["api"].state is S.RUNNING)
         assert snap["db"].state is S.RUNNING
+
+
+async def test_restarting_a_dependent_does_not_run_a_completed_job_again(
+    make_manifest: Callable[..., Manifest], tmp_path: Path
+) -> None:
+    manifest = make_manifest(
+        migrate=("echo x >> runs", {"restart": RestartPolicy.NEVER}),
+        api=("exec sleep 30", {"depends_on": {"migrate": Condition.COMPLETED}}),
+    )
+    async with Host(manifest) as host:
+        await wait_until(host, lambda snap: snap["api"].state is S.RUNNING)
+        await host.restart("api")
+        snap = await wait_until(host, lambda snap: snap["api"].state is S.RUNNING)
+        assert snap["api"].restarts == 1
+        await host.start("api")  # already running: nothing to do
+    assert (tmp_path / "runs").read_text() == "x\n"
+    assert snap["migrate"].state is S.EXITED

@@ -1,5 +1,5 @@
 from tuisup.engine.events import ServiceState as S
-from tuisup.engine.supervisor import TRANSITIONS
+from tuisup.engine.status import TRANSITIONS
 
 
 def test_every_state_has_a_row_in_the_transition_table() -> None:

@@ -5,5 +5,5 @@ from tuisup.engine.events import ServiceState as ServiceState
 from tuisup.engine.host import Host as Host
 from tuisup.engine.host import Subscription as Subscription
 from tuisup.engine.host import UnknownService as UnknownService
-from tuisup.engine.supervisor import ExitRecord as ExitRecord
-from tuisup.engine.supervisor import ServiceStatus as ServiceStatus
+from tuisup.engine.status import ExitRecord as ExitRecord
+from tuisup.engine.status import ServiceStatus as ServiceStatus

@@ -18,7 +18,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import anyio
+
 from tuisup.engine.events import Health, ServiceState
+from tuisup.engine.status import ACTIVE
 from tuisup.spec import Condition, ServiceSpec
 
 if TYPE_CHECKING:
@@ -87,6 +90,35 @@ class Graph:
             visit(name)
         return order
 
+    def to_start(self, names: Iterable[str], supervisors: Mapping[str, Supervisor]) -> list[str]:
+        """Return `names` and the dependencies they need started, dependencies first.
+
+        A dependency is started unless it is up (or coming up), or it completed.
+        """
+        wanted = set(names)
+        return [
+            name
+            for name in self.with_dependencies(wanted)
+            if name in wanted or _needs_start(supervisors[name])
+        ]
+
+    async def stop(self, supervisors: Mapping[str, Supervisor]) -> None:
+        """Stop `supervisors` concurrently, each once its dependents among them stopped."""
+        done = {name: anyio.Event() for name in supervisors}
+
+        async def stop(name: str) -> None:
+            for dependent in self.dependents.get(name, ()):
+                if dependent in done:
+                    await done[dependent].wait()
+            try:
+                await supervisors[name].stop()
+            finally:
+                done[name].set()
+
+        async with anyio.create_task_group() as tg:
+            for name in supervisors:
+                tg.start_soon(stop, name)
+
     def waits_started(self, name: str) -> bool:
         """Whether a dependent waits for `name` to be `started` (which takes time to hold)."""
         return any(self.needs[d][name] is Condition.STARTED for d in self.dependents.get(name, ()))
@@ -116,6 +148,14 @@ def judge(condition: Condition, dep: Supervisor) -> tuple[bool | None, str]:
         case Condition.COMPLETED:
             return False, f"{name} to complete ({_doing(dep)})"
     raise AssertionError(condition)
+
+
+def _needs_start(sup: Supervisor) -> bool:
+    if sup.state in ACTIVE:
+        return False
+    last = sup.history[-1] if sup.history else None
+    succeeded = last is not None and last.status.succeeded(sup.spec.success_exit_codes)
+    return not (sup.state is S.EXITED and succeeded)
 
 
 def _doing(dep: Supervisor) -> str:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import anyio
 import anyio.abc
+from anyio.abc import TaskGroup
 
 from tuisup.engine.events import Health
 from tuisup.engine.reaper import HOST_TAG, SERVICE_TAG, Reaper
@@ -34,6 +35,42 @@ OUTPUT_KEPT = 400
 
 Report = Callable[[Health, str | None, int], None]
 """Called with the new flag, the last failure and the failures counted in a row."""
+
+
+class HealthChecks:
+    """One service's health checks: a monitor for each run, ended with the run."""
+
+    def __init__(self, reaper: Reaper, clock: Callable[[], float] = time.monotonic) -> None:
+        self._reaper = reaper
+        self._clock = clock
+        self._scope: anyio.CancelScope | None = None
+        self._done: anyio.Event | None = None
+
+    def start(self, spec: ServiceSpec, tg: TaskGroup, report: Report) -> None:
+        """Start checking a run that just started; `report` hears each change of health."""
+        self._scope, self._done = scope, done = anyio.CancelScope(), anyio.Event()
+        monitor = HealthMonitor(spec, self._reaper, report, self._clock)
+
+        async def run() -> None:
+            try:
+                with scope:
+                    await monitor.run()
+            finally:
+                done.set()
+
+        tg.start_soon(run)
+
+    def cancel(self) -> None:
+        """Stop checking: the run ended or is being stopped."""
+        if self._scope is not None:
+            self._scope.cancel()
+            self._scope = None
+
+    async def stopped(self) -> None:
+        """Wait until the last run's checks ended (a check command killed and reaped)."""
+        if self._done is not None:
+            with anyio.CancelScope(shield=True):
+                await self._done.wait()
 
 
 class HealthMonitor:

@@ -42,7 +42,8 @@ from tuisup.engine.lifeline import Lifeline
 from tuisup.engine.logs import LogBatch, LogStore
 from tuisup.engine.reaper import Reaper, become_subreaper
 from tuisup.engine.service_watch import ServiceWatch
-from tuisup.engine.supervisor import ACTIVE, ServiceStatus, Supervisor
+from tuisup.engine.status import ACTIVE, ServiceStatus
+from tuisup.engine.supervisor import Supervisor
 from tuisup.engine.watch import FileWatcher
 from tuisup.spec import Manifest, ServiceSpec
 
@@ -181,7 +182,7 @@ class Host:
         self._shutdown = anyio.Event()
         self.bus.emit(HostStopping, reason=reason)
         with anyio.move_on_after(self.manifest.settings.shutdown_timeout) as scope:
-            await self._stop_in_order(self.supervisors, self.graph)
+            await self.graph.stop(self.supervisors)
         # Escapees of services that ended by themselves are swept at their exit; one that
         # slipped through (re-parented only after that sweep) is caught here.
         for name in self.supervisors:
@@ -194,23 +195,6 @@ class Host:
         self.store.close()
         self.bus.emit(HostStopped)
         self._shutdown.set()
-
-    async def _stop_in_order(self, supervisors: dict[str, Supervisor], graph: Graph) -> None:
-        """Stop `supervisors` concurrently, each once its dependents among them stopped."""
-        done = {name: anyio.Event() for name in supervisors}
-
-        async def stop(name: str) -> None:
-            for dependent in graph.dependents.get(name, ()):
-                if dependent in done:
-                    await done[dependent].wait()
-            try:
-                await supervisors[name].stop()
-            finally:
-                done[name].set()
-
-        async with anyio.create_task_group() as tg:
-            for name in supervisors:
-                tg.start_soon(stop, name)
 
     def kill_all(self) -> None:
         """SIGKILL every running service now (a second Ctrl-C)."""
@@ -234,13 +218,10 @@ class Host:
         self._supervisor(name)
         await self._start_all([name])
 
-    async def _start_all(self, names: list[str]) -> None:
-        """Start `names`, and every dependency of theirs that neither runs nor completed."""
-        posted = [
-            self.supervisors[name].post("start")
-            for name in self.graph.with_dependencies(names)
-            if name in names or _needs_start(self.supervisors[name])
-        ]
+    async def _start_all(self, names: list[str], *, exactly: bool = False) -> None:
+        """Start `names` and the dependencies they need (only `names` when `exactly`)."""
+        order = names if exactly else self.graph.to_start(names, self.supervisors)
+        posted = [self.supervisors[name].post("start") for name in order]
         for done in posted:
             await done.wait()
 
@@ -258,7 +239,7 @@ class Host:
         Its dependencies that are not up are started first, as for `start`.
         """
         sup = self._supervisor(name)
-        await self._start_all(self.graph.with_dependencies([name])[:-1])
+        await self._start_all(self.graph.to_start([name], self.supervisors)[:-1], exactly=True)
         await sup.restart()
 
     def _gate(self, name: str) -> Verdict:
@@ -399,7 +380,7 @@ class Host:
         for sup in fresh.values():
             self._tg.start_soon(sup.serve, self._tg)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self._stop_in_order, removed, old_graph)
+            tg.start_soon(old_graph.stop, removed)
             for name in changed:
                 spec = new.services[name]
                 tg.start_soon(old[name].respec, spec, self._executor(spec))
@@ -451,15 +432,6 @@ class Host:
             with anyio.open_signal_receiver(signal.SIGCHLD) as signals:
                 async for _ in signals:
                     self.reaper.reap_zombies()
-
-
-def _needs_start(sup: Supervisor) -> bool:
-    """Whether a dependency must be started for a dependent: it is not up, nor completed."""
-    if sup.state in ACTIVE:
-        return False
-    last = sup.status().last_exit
-    succeeded = last is not None and last.status.succeeded(sup.spec.success_exit_codes)
-    return not (sup.state is ServiceState.EXITED and succeeded)
 
 
 def _reread(path: Path) -> Manifest:

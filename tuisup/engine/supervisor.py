@@ -16,7 +16,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,85 +34,26 @@ from tuisup.engine.events import (
     StateChanged,
 )
 from tuisup.engine.executors import Executor, ExitStatus, Run, StartError
-from tuisup.engine.health import HealthMonitor
+from tuisup.engine.health import HealthChecks
 from tuisup.engine.logs import LogStore
 from tuisup.engine.reaper import Reaper
+from tuisup.engine.status import (
+    ACTIVE,
+    LIVE,
+    TRANSITIONS,
+    ExitRecord,
+    ServiceStatus,
+    TransitionError,
+)
 from tuisup.spec import RestartPolicy, ServiceSpec
 
 S = ServiceState
-TRANSITIONS: dict[ServiceState, frozenset[ServiceState]] = {
-    S.STOPPED: frozenset({S.WAITING, S.STARTING, S.FAILED}),
-    S.WAITING: frozenset({S.WAITING, S.STARTING, S.STOPPED, S.FAILED}),
-    S.STARTING: frozenset({S.RUNNING, S.FAILED}),
-    S.RUNNING: frozenset({S.STOPPING, S.BACKOFF, S.EXITED, S.FAILED}),
-    S.BACKOFF: frozenset({S.WAITING, S.STARTING, S.STOPPED, S.FAILED}),
-    S.STOPPING: frozenset({S.STOPPED, S.BACKOFF, S.FAILED}),
-    S.EXITED: frozenset({S.WAITING, S.STARTING, S.FAILED}),
-    S.FAILED: frozenset({S.WAITING, S.STARTING, S.FAILED}),
-}
-"""Every allowed edge of the state machine; anything else is a bug and raises.
-
-`waiting → waiting` says what it waits for changed; `stopping → backoff` is an unhealthy
-run restarted; `→ failed` from a non-running state is a dependency that failed for good.
-"""
-
-ACTIVE = frozenset({S.WAITING, S.STARTING, S.RUNNING, S.BACKOFF, S.STOPPING})
-"""States in which a service is alive or will be again without being asked."""
-
-LIVE = frozenset({S.STARTING, S.RUNNING, S.STOPPING})
-"""States in which the service has a run."""
 
 RESET_AFTER = 10.0
 """Seconds a run must last for the next failure to start the backoff from its first delay."""
 
 HISTORY = 20
 """Exits remembered per service."""
-
-
-class TransitionError(RuntimeError):
-    """A state change that the transition table does not allow."""
-
-
-@dataclass(frozen=True, slots=True)
-class ExitRecord:
-    """One ended run: when it started (Unix time), how long it ran, and how it ended."""
-
-    started: float
-    runtime: float
-    status: ExitStatus
-    requested: bool
-    """True when the run ended because it was asked to stop."""
-
-
-@dataclass(frozen=True, slots=True)
-class ServiceStatus:
-    """A snapshot of one service for observers."""
-
-    name: str
-    state: ServiceState
-    pid: int | None
-    executor: str | None
-    """How the current (or last) run runs: `process`, `thread`, `async`, `async-process`."""
-    restarts: int
-    started: float | None
-    """Unix time the current run started, while it runs."""
-    next_start: float | None
-    """Unix time of the next attempt, while in backoff."""
-    reason: str | None
-    """Why it is in this state: what it waits for, why it failed, ..."""
-    health: Health | None
-    """While it runs with a health check: its health; otherwise None."""
-    health_reason: str | None
-    """While it is unhealthy: the last check's failure."""
-    waiting_for: tuple[str, ...]
-    """While it is waiting: the dependencies that do not hold yet."""
-    history: tuple[ExitRecord, ...]
-    spec: ServiceSpec
-
-    @property
-    def last_exit(self) -> ExitRecord | None:
-        """The most recent exit, if any."""
-        return self.history[-1] if self.history else None
 
 
 class Supervisor:
@@ -159,9 +100,7 @@ class Supervisor:
         self._tg: TaskGroup | None = None
         self._gate = gate or (lambda name: READY)
         self._on_change = on_change or (lambda sup: None)
-        self._reaper = reaper or Reaper()
-        self._health_scope: anyio.CancelScope | None = None
-        self._health_done: anyio.Event | None = None
+        self._checks = HealthChecks(reaper or Reaper(), clock)
         self._waiting_for: tuple[str, ...] = ()
         self.starts_queued = 0
         """Starts and restarts posted and not handled yet: a dependency that failed but is
@@ -286,12 +225,12 @@ class Supervisor:
             run = self._run
             self._transition(S.STOPPING, pid=run.pid)
             status = await run.stop(self.spec.stop_signal, self.spec.stop_timeout)
-            await self._health_stopped()
+            await self._checks.stopped()
             record = self._record(status, requested=True)
             if status.stuck:
-                self._transition(S.FAILED, reason=status.error, **_exit_fields(record))
+                self._transition(S.FAILED, reason=status.error, **record.event_fields())
             else:
-                self._transition(S.STOPPED, **_exit_fields(record))
+                self._transition(S.STOPPED, **record.event_fields())
 
     async def _do_respec(self, spec: ServiceSpec, executor: Executor) -> None:
         live = self.state in ACTIVE
@@ -357,7 +296,7 @@ class Supervisor:
         self._transition(S.STARTING)
         last = self.history[-1] if self.history else None
         if last is not None:
-            self._logs.marker(self.spec.name, _marker(self._runs, last))
+            self._logs.marker(self.spec.name, last.marker(self._runs))
         assert self._tg is not None
         try:
             run = await self._executor.start(self.spec, self._logs, self._tg)
@@ -374,28 +313,13 @@ class Supervisor:
         self._transition(S.RUNNING, pid=run.pid, executor=run.kind.value)
         self._tg.start_soon(self._watch, run)
         if self.spec.healthcheck is not None:
-            self._health_scope = anyio.CancelScope()
-            self._health_done = anyio.Event()
-            self._tg.start_soon(self._check_health, run, self._health_scope, self._health_done)
+            self._checks.start(self.spec, self._tg, partial(self._health_report, run))
 
-    async def _check_health(self, run: Run, scope: anyio.CancelScope, done: anyio.Event) -> None:
-        def report(health: Health, reason: str | None, failures: int) -> None:
-            if run is self._run and self.state is S.RUNNING:
-                self._set_health(health, reason, failures)
-                if health is Health.UNHEALTHY and self.spec.restart_on_unhealthy:
-                    self._send.send_nowait(("unhealthy", run, reason))
-
-        try:
-            with scope:
-                await HealthMonitor(self.spec, self._reaper, report, self._clock).run()
-        finally:
-            done.set()
-
-    async def _health_stopped(self) -> None:
-        """Wait until the last run's health checks ended (a check command killed and reaped)."""
-        if self._health_done is not None:
-            with anyio.CancelScope(shield=True):
-                await self._health_done.wait()
+    def _health_report(self, run: Run, health: Health, reason: str | None, failures: int) -> None:
+        if run is self._run and self.state is S.RUNNING:
+            self._set_health(health, reason, failures)
+            if health is Health.UNHEALTHY and self.spec.restart_on_unhealthy:
+                self._send.send_nowait(("unhealthy", run, reason))
 
     def _set_health(self, health: Health, reason: str | None = None, failures: int = 0) -> None:
         old, self.health, self.health_reason = self.health, health, reason
@@ -422,7 +346,7 @@ class Supervisor:
         if spec.restart is RestartPolicy.NEVER or (
             spec.restart is RestartPolicy.ON_FAILURE and success
         ):
-            self._transition(S.EXITED, **_exit_fields(record))
+            self._transition(S.EXITED, **record.event_fields())
             return
         await self._again(record, failed=not success)
 
@@ -434,16 +358,16 @@ class Supervisor:
         self._logs.marker(self.spec.name, f"tuisup: {why}: restarting")
         self._transition(S.STOPPING, pid=run.pid, reason=why)
         status = await run.stop(self.spec.stop_signal, self.spec.stop_timeout)
-        await self._health_stopped()
+        await self._checks.stopped()
         record = self._record(status, requested=False)
         if status.stuck:
-            self._transition(S.FAILED, reason=status.error, **_exit_fields(record))
+            self._transition(S.FAILED, reason=status.error, **record.event_fields())
             return
         await self._again(record, failed=True, reason=why)
 
     async def _again(self, record: ExitRecord, *, failed: bool, reason: str | None = None) -> None:
         """After a run ended by itself: give up if the budget is spent, else back off."""
-        fields = _exit_fields(record)
+        fields = record.event_fields()
         spec = self.spec
         if record.runtime >= RESET_AFTER:
             self._backoff.reset()
@@ -505,25 +429,7 @@ class Supervisor:
             **fields,
         )
         if old is S.RUNNING:
-            if self._health_scope is not None:
-                self._health_scope.cancel()
-                self._health_scope = None
+            self._checks.cancel()
             if self.health is not Health.UNKNOWN:
                 self._set_health(Health.UNKNOWN, "not running")
         self._on_change(self)
-
-
-def _exit_fields(record: ExitRecord) -> dict[str, Any]:
-    status = record.status
-    return {
-        "exit_code": status.code,
-        "signal": status.signal,
-        "runtime": round(record.runtime, 3),
-        "error": status.error,
-    }
-
-
-def _marker(run: int, last: ExitRecord) -> str:
-    """Return the line that separates two runs in a service's log."""
-    how = "stopped" if last.requested else f"exited with {last.status.describe()}"
-    return f"── run {run} · {how} after {last.runtime:.1f}s ──"

@@ -9,7 +9,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from tuisup.engine import Host
-from tuisup.engine.supervisor import ACTIVE
+from tuisup.engine.status import ACTIVE
 
 
 class QuitScreen(ModalScreen[None]):

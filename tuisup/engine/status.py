@@ -1,0 +1,98 @@
+"""Provides the vocabulary of a service's life: the state machine's edges and the snapshots.
+
+`TRANSITIONS` is the whole state machine; `ServiceStatus` is what observers get of a
+service (the console, the printer, a dependent's gate), `ExitRecord` one ended run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tuisup.engine.events import Health, ServiceState
+from tuisup.engine.executors import ExitStatus
+from tuisup.spec import ServiceSpec
+
+S = ServiceState
+TRANSITIONS: dict[ServiceState, frozenset[ServiceState]] = {
+    S.STOPPED: frozenset({S.WAITING, S.STARTING, S.FAILED}),
+    S.WAITING: frozenset({S.WAITING, S.STARTING, S.STOPPED, S.FAILED}),
+    S.STARTING: frozenset({S.RUNNING, S.FAILED}),
+    S.RUNNING: frozenset({S.STOPPING, S.BACKOFF, S.EXITED, S.FAILED}),
+    S.BACKOFF: frozenset({S.WAITING, S.STARTING, S.STOPPED, S.FAILED}),
+    S.STOPPING: frozenset({S.STOPPED, S.BACKOFF, S.FAILED}),
+    S.EXITED: frozenset({S.WAITING, S.STARTING, S.FAILED}),
+    S.FAILED: frozenset({S.WAITING, S.STARTING, S.FAILED}),
+}
+"""Every allowed edge of the state machine; anything else is a bug and raises.
+
+`waiting → waiting` says what it waits for changed; `stopping → backoff` is an unhealthy
+run restarted; `→ failed` from a non-running state is a dependency that failed for good.
+"""
+
+ACTIVE = frozenset({S.WAITING, S.STARTING, S.RUNNING, S.BACKOFF, S.STOPPING})
+"""States in which a service is alive or will be again without being asked."""
+
+LIVE = frozenset({S.STARTING, S.RUNNING, S.STOPPING})
+"""States in which the service has a run."""
+
+
+class TransitionError(RuntimeError):
+    """A state change that the transition table does not allow."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExitRecord:
+    """One ended run: when it started (Unix time), how long it ran, and how it ended."""
+
+    started: float
+    runtime: float
+    status: ExitStatus
+    requested: bool
+    """True when the run ended because it was asked to stop."""
+
+    def event_fields(self) -> dict[str, Any]:
+        """The `StateChanged` fields that describe this exit."""
+        status = self.status
+        return {
+            "exit_code": status.code,
+            "signal": status.signal,
+            "runtime": round(self.runtime, 3),
+            "error": status.error,
+        }
+
+    def marker(self, run: int) -> str:
+        """Return the line that separates this run from run number `run` in the log."""
+        how = "stopped" if self.requested else f"exited with {self.status.describe()}"
+        return f"── run {run} · {how} after {self.runtime:.1f}s ──"
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceStatus:
+    """A snapshot of one service for observers."""
+
+    name: str
+    state: ServiceState
+    pid: int | None
+    executor: str | None
+    """How the current (or last) run runs: `process`, `thread`, `async`, `async-process`."""
+    restarts: int
+    started: float | None
+    """Unix time the current run started, while it runs."""
+    next_start: float | None
+    """Unix time of the next attempt, while in backoff."""
+    reason: str | None
+    """Why it is in this state: what it waits for, why it failed, ..."""
+    health: Health | None
+    """While it runs with a health check: its health; otherwise None."""
+    health_reason: str | None
+    """While it is unhealthy: the last check's failure."""
+    waiting_for: tuple[str, ...]
+    """While it is waiting: the dependencies that do not hold yet."""
+    history: tuple[ExitRecord, ...]
+    spec: ServiceSpec
+
+    @property
+    def last_exit(self) -> ExitRecord | None:
+        """The most recent exit, if any."""
+        return self.history[-1] if self.history else None
