@@ -118,17 +118,30 @@ async def test_a_manual_start_starts_the_missing_dependencies_first(
         assert snap["other"].state is S.STOPPED
 
 
-async def test_a_stopped_dependency_leaves_its_dependents_running_until_restarted(
+async def test_stopping_a_dependency_stops_its_dependents_first(
     make_manifest: Callable[..., Manifest],
 ) -> None:
+    started = {"depends_on": {"db": Condition.STARTED}}
     manifest = make_manifest(
         db="exec sleep 30",
-        api=("exec sleep 30", {"depends_on": {"db": Condition.STARTED}}),
+        api=("exec sleep 30", started),
+        web=("exec sleep 30", {"depends_on": {"api": Condition.STARTED}}),
+        other="exec sleep 30",
     )
     async with Host(manifest) as host:
-        await wait_until(host, lambda snap: snap["api"].state is S.RUNNING)
+        await wait_until(host, lambda snap: snap["web"].state is S.RUNNING)
+        before = host.bus.last_seq
         await host.stop("db")
-        assert host.snapshot()["api"].state is S.RUNNING
+        events = list(host.bus.since(before))
+        snap = host.snapshot()
+        assert {name: snap[name].state for name in snap} == {
+            "db": S.STOPPED,
+            "api": S.STOPPED,
+            "web": S.STOPPED,
+            "other": S.RUNNING,
+        }
+        assert first(events, "api", S.STOPPING).seq > first(events, "web", S.STOPPED).seq
+        assert first(events, "db", S.STOPPING).seq > first(events, "api", S.STOPPED).seq
         # Restarting api brings db back first; api waits for it to count as started.
         async with anyio.create_task_group() as tg:
             tg.start_soon(host.restart, "api")
@@ -136,6 +149,7 @@ async def test_a_stopped_dependency_leaves_its_dependents_running_until_restarte
             assert snap["api"].reason is not None and "db to start" in snap["api"].reason
         snap = await wait_until(host, lambda snap: snap["api"].state is S.RUNNING)
         assert snap["db"].state is S.RUNNING
+        assert snap["web"].state is S.STOPPED
 
 
 async def test_restart_dependents_restarts_the_running_dependents(

@@ -90,6 +90,13 @@ class Graph:
             visit(name)
         return order
 
+    def with_dependents(self, name: str) -> list[str]:
+        """Return `name` and every service that depends on it, directly or not."""
+        found = [name]
+        for current in found:
+            found.extend(d for d in self.dependents.get(current, ()) if d not in found)
+        return found
+
     def to_start(self, names: Iterable[str], supervisors: Mapping[str, Supervisor]) -> list[str]:
         """Return `names` and the dependencies they need started, dependencies first.
 

@@ -226,8 +226,14 @@ class Host:
             await done.wait()
 
     async def stop(self, name: str) -> None:
-        """Stop a service (signal, grace, kill), or cancel its pending restart."""
-        await self._supervisor(name).stop()
+        """Stop a service (signal, grace, kill), or cancel its pending restart.
+
+        The services that depend on it, directly or not, are stopped first, dependents
+        before their dependencies (as compose does); they are not started again with it.
+        """
+        self._supervisor(name)
+        names = self.graph.with_dependents(name)
+        await self.graph.stop({n: self.supervisors[n] for n in names})
 
     def kill(self, name: str) -> None:
         """SIGKILL a service's process group now; its restart policy then applies."""
