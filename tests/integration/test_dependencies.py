@@ -245,3 +245,26 @@ async def test_restarting_a_dependent_does_not_run_a_completed_job_again(
         await host.start("api")  # already running: nothing to do
     assert (tmp_path / "runs").read_text() == "x\n"
     assert snap["migrate"].state is S.EXITED
+
+
+async def test_a_reload_adds_a_dependent_and_changes_what_one_waits_for(tmp_path: Path) -> None:
+    from tuisup.manifest import load_manifest
+
+    path = tmp_path / "services.toml"
+    db = '[services.db]\ncommand = "sleep 30"\nhealthcheck = { command = "true" }\n'
+    path.write_text(db + '[services.job]\ncommand = "true"\nrestart = "never"\n')
+    async with Host(load_manifest(path), watch=False) as host:
+        await wait_until(host, lambda snap: snap["db"].health is Health.HEALTHY)
+        # api added, waiting on a job that is itself added in the same save.
+        path.write_text(
+            db
+            + '[services.job]\ncommand = "true"\nrestart = "never"\n'
+            + '[services.late]\ncommand = "sleep 0.5"\nshell = true\nrestart = "never"\n'
+            + '[services.api]\ncommand = "sleep 30"\n'
+            + 'depends_on = { db = "healthy", late = "completed" }\n'
+        )
+        assert await host.reload()
+        snap = await wait_until(host, lambda snap: snap["api"].state is S.WAITING)
+        assert snap["api"].waiting_for == ("late",)
+        snap = await wait_until(host, lambda snap: snap["api"].state is S.RUNNING)
+        assert snap["late"].state is S.EXITED and snap["db"].restarts == 0
