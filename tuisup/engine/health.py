@@ -13,7 +13,6 @@ import contextlib
 import math
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Callable
 
@@ -22,7 +21,8 @@ import anyio.abc
 from anyio.abc import TaskGroup
 
 from tuisup.engine.events import Health
-from tuisup.engine.reaper import HOST_TAG, SERVICE_TAG, Reaper
+from tuisup.engine.executors.process import service_env, spawn
+from tuisup.engine.reaper import Reaper
 from tuisup.spec import HealthCheck, HealthKind, ServiceSpec
 
 EAGER = (0.1, 2.0)
@@ -189,19 +189,9 @@ async def _http(check: HealthCheck) -> str | None:
 
 async def _command(check: HealthCheck, spec: ServiceSpec, reaper: Reaper) -> str | None:
     """Run the command in its own session; kill its group and reap it, however this ends."""
-    env = {**os.environ, **spec.env, HOST_TAG: reaper.tag, SERVICE_TAG: spec.name}
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
     try:
-        popen = subprocess.Popen(  # noqa: ASYNC220 - vfork+exec, as asyncio's own spawn
-            check.argv,
-            cwd=str(spec.cwd),
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=write_fd,
-            stderr=write_fd,
-            start_new_session=True,
-            close_fds=True,
-        )
+        popen = spawn(check.argv, spec, service_env(spec, reaper), write_fd, write_fd)
     except OSError as exc:
         os.close(read_fd)
         return f"cannot run: {exc.strerror or exc}"

@@ -47,7 +47,7 @@ class ProcessExecutor(Executor):
 
     async def start(self, spec: ServiceSpec, logs: LogStore, tg: TaskGroup) -> Run:
         """Spawn the service; see `Executor.start`."""
-        env = {**os.environ, **spec.env, HOST_TAG: self.reaper.tag, SERVICE_TAG: spec.name}
+        env = service_env(spec, self.reaper)
         status_r = status_w = -1
         if spec.target is None:
             argv = spec.argv
@@ -61,19 +61,7 @@ class ProcessExecutor(Executor):
         try:
             with contextlib.suppress(OSError):
                 fcntl.fcntl(out_w, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
-            # A blocking call, but vfork+exec is what asyncio's own spawn costs, and it
-            # runs in the loop thread like asyncio's.
-            popen = subprocess.Popen(  # noqa: ASYNC220
-                argv,
-                cwd=str(spec.cwd),
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out_w,
-                stderr=err_w,
-                start_new_session=True,
-                close_fds=True,
-                pass_fds=(status_w,) if status_w >= 0 else (),
-            )
+            popen = spawn(argv, spec, env, out_w, err_w, (status_w,) if status_w >= 0 else ())
         except OSError as exc:
             for fd in (out_r, err_r, status_r):
                 if fd >= 0:
@@ -94,6 +82,37 @@ class ProcessExecutor(Executor):
             err_r,
         )
         return run
+
+
+def service_env(spec: ServiceSpec, reaper: Reaper) -> dict[str, str]:
+    """Tuisup's environment, the service's variables, and the tags that find its processes."""
+    return {**os.environ, **spec.env, HOST_TAG: reaper.tag, SERVICE_TAG: spec.name}
+
+
+def spawn(
+    argv: tuple[str, ...],
+    spec: ServiceSpec,
+    env: dict[str, str],
+    stdout: int,
+    stderr: int,
+    pass_fds: tuple[int, ...] = (),
+) -> subprocess.Popen[bytes]:
+    """Start `argv` in `spec.cwd` as the leader of a new session, with no stdin.
+
+    A blocking call, but vfork+exec is what asyncio's own spawn costs, and it runs in the
+    loop thread like asyncio's.
+    """
+    return subprocess.Popen(  # noqa: ASYNC220
+        argv,
+        cwd=str(spec.cwd),
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=stderr,
+        start_new_session=True,
+        close_fds=True,
+        pass_fds=pass_fds,
+    )
 
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[3])
