@@ -9,9 +9,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import anyio
 import pytest
 
-from tests.conftest import tagged_pids, wait_event, wait_gone, wait_until, zombie_children
+from tests.conftest import tagged_pids, wait_event, wait_gone, zombie_children
 from tuisup.engine import Host, ServiceState
 from tuisup.engine.events import Event, Health, HealthChanged, RestartScheduled, StateChanged
 from tuisup.engine.reaper import stat
@@ -164,7 +165,9 @@ async def test_no_check_process_is_left_after_stop(
     slow = command("exec sleep 60", timeout=30, interval=0.1)
     manifest = make_manifest(svc=("exec sleep 30", {"healthcheck": slow}))
     async with Host(manifest) as host:
-        await wait_until(host, lambda snap: len(list(tagged_pids(token))) >= 2)
+        with anyio.fail_after(5):  # the service and its check (no event says so: poll)
+            while len(list(tagged_pids(token))) < 2:
+                await anyio.sleep(0.01)
         await host.stop("svc")
         assert list(tagged_pids(token)) == []
         assert zombie_children() == []
