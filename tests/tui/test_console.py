@@ -289,3 +289,27 @@ async def test_the_tree_shows_what_a_service_waits_for_and_its_health(
         await wait_until(host, lambda s: s["api"].state is S.RUNNING)
         await until(pilot, lambda: label(app, "api").split()[2] == "running")
         assert "no up file" not in label(app, "db") and "♥" in label(app, "db")
+
+
+async def test_keys_on_a_dependency_chain_say_what_else_they_stop_and_start(
+    make_manifest: Callable[..., Manifest],
+) -> None:
+    from tuisup.spec import Condition
+
+    manifest = make_manifest(
+        db="exec sleep 60",
+        api=("exec sleep 60", {"depends_on": {"db": Condition.STARTED}}),
+    )
+    async with console(manifest) as (host, app, pilot):
+        await wait_until(host, lambda s: s["api"].state is S.RUNNING)
+        tree = app.query_one(ServiceTree)
+        tree.move_cursor(tree.nodes_by_name["db"])
+        await pilot.press("x")
+        await wait_until(host, lambda s: s["db"].state is S.STOPPED)
+        assert host.snapshot()["api"].state is S.STOPPED
+        messages = [n.message for n in app._notifications]
+        assert "first api, which depends on it" in messages
+        tree.move_cursor(tree.nodes_by_name["api"])
+        await pilot.press("s")
+        await wait_until(host, lambda s: s["api"].state is S.RUNNING)
+        assert "first db, which it needs" in [n.message for n in app._notifications]
