@@ -40,6 +40,7 @@ class InProcessExecutor(Executor):
         import y` in modules that did not change) keep the old code until they are remade.
         """
         assert spec.target is not None
+        super().refresh(spec, changed)
         files = {str(path.resolve()) for path in changed}
         target_module = spec.target.partition(":")[0]
         for name, module in list(sys.modules.items()):
