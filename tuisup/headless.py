@@ -152,8 +152,7 @@ class Printer:
             ended = self._pending_exit.pop(event.service, f"{event.service} exited")
             yield self._say(f"{ended}; restarting in {event.delay:.1f}s (attempt {event.attempt})")
         elif isinstance(event, HostStopping):
-            count = sum(s.state in ACTIVE for s in self.host.snapshot().values())
-            yield self._say(f"tuisup: stopping {count} services ({event.reason})")
+            yield self._say(f"tuisup: stopping {event.count} services ({event.reason})")
         elif isinstance(event, HostStopped):
             yield self._say("tuisup: every service stopped")
         elif isinstance(event, FilesChanged):

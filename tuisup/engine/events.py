@@ -76,6 +76,8 @@ class HostStopping(Event):
 
     kind: ClassVar[str] = "host_stopping"
     reason: str
+    count: int = 0
+    """How many services were alive (or about to be) when it began."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -41,17 +41,11 @@ from tuisup.engine.executors.base import KILL_GRACE
 from tuisup.engine.lifeline import Lifeline
 from tuisup.engine.logs import LogBatch, LogStore
 from tuisup.engine.reaper import Reaper, become_subreaper
-from tuisup.engine.service_watch import ServiceWatch
+from tuisup.engine.service_watch import LOOP_RESTARTS, ServiceWatch
 from tuisup.engine.status import ACTIVE, ServiceStatus
 from tuisup.engine.supervisor import Supervisor
 from tuisup.engine.watch import FileWatcher
 from tuisup.spec import Manifest, ServiceSpec
-
-LOOP_RESTARTS = 5
-"""Restarts for the same changed paths, each soon after a start, that make a loop."""
-LOOP_WINDOW = 1.0
-"""Seconds after a service's start within which a change counts towards a loop: a
-service writing into its own tree does it at once, a person saving again rarely."""
 
 
 class UnknownService(KeyError):
@@ -86,8 +80,6 @@ class Host:
         """Whether saving the manifest applies it (`[tuisup] reload`, `--no-reload`)."""
         self._watcher: FileWatcher | None = None
         self._service_watch: ServiceWatch | None = None
-        self._service_watch_scope: anyio.CancelScope | None = None
-        self._loops: dict[str, tuple[tuple[str, ...], int]] = {}
         self.bus = Bus()
         settings = manifest.settings
         self.store = LogStore(settings.log_lines, settings.log_dir, self._announce)
@@ -154,8 +146,6 @@ class Host:
             self._watcher.close()
         if self._service_watch is not None:
             self._service_watch.close()
-        if self._service_watch_scope is not None:
-            self._service_watch_scope.cancel()
         with anyio.CancelScope(shield=True):
             await self.shutdown()
             await self.lifeline.aclose()
@@ -180,7 +170,8 @@ class Host:
             await self._shutdown.wait()
             return
         self._shutdown = anyio.Event()
-        self.bus.emit(HostStopping, reason=reason)
+        alive = sum(sup.state in ACTIVE for sup in self.supervisors.values())
+        self.bus.emit(HostStopping, reason=reason, count=alive)
         with anyio.move_on_after(self.manifest.settings.shutdown_timeout) as scope:
             await self.graph.stop(self.supervisors)
         # Escapees of services that ended by themselves are swept at their exit; one that
@@ -248,6 +239,17 @@ class Host:
         await self._start_all(self.graph.to_start([name], self.supervisors)[:-1], exactly=True)
         await sup.restart()
 
+    def affected(self, verb: str, name: str) -> list[str]:
+        """The other services that `verb` (start, stop, restart) on `name` would move now.
+
+        A stop stops the running or waiting dependents first; a start or restart starts
+        the dependencies that are neither up nor completed.
+        """
+        if verb == "stop":
+            dependents = self.graph.with_dependents(name)[1:]
+            return [d for d in dependents if self.supervisors[d].state in ACTIVE]
+        return self.graph.to_start([name], self.supervisors)[:-1]
+
     def _gate(self, name: str) -> Verdict:
         return self.graph.verdict(name, self.supervisors)
 
@@ -306,37 +308,23 @@ class Host:
         """(Re)start the one watcher of every service's `watch` paths."""
         if self._service_watch is not None:
             self._service_watch.close()
-        if self._service_watch_scope is not None:
-            self._service_watch_scope.cancel()
         specs = [sup.spec for sup in self.supervisors.values()]
         log_dir = self.manifest.settings.log_dir
         ignore = [log_dir] if log_dir is not None else []
-        watch = self._service_watch = ServiceWatch(specs, ignore, self._files_changed)
-        if not watch.rules or self._tg is None:
-            return
-        scope = self._service_watch_scope = anyio.CancelScope()
-
-        async def run() -> None:
-            with scope:
-                await watch.run()
-
-        self._tg.start_soon(run)
+        self._service_watch = ServiceWatch(specs, ignore, self._files_changed)
+        if self._tg is not None:
+            self._service_watch.start(self._tg)
 
     def _files_changed(self, service: str, paths: list[str]) -> None:
         """Restart a service for its changed files, unless it is restarting itself in a loop."""
         sup = self.supervisors.get(service)
-        if sup is None or self._shutdown is not None:
+        watch = self._service_watch
+        if sup is None or watch is None or self._shutdown is not None:
             return
-        # A loop: the same paths changing again and again, each time soon after the
-        # service (re)started, as when a service writes into the tree it watches.
-        key, started = tuple(paths), sup.status().started
-        early = started is not None and time.time() - started < LOOP_WINDOW
-        last_key, count = self._loops.get(service, ((), 0))
-        count = count + 1 if early and key == last_key else 1
-        self._loops[service] = (key, count)
+        key = tuple(paths)
+        count = watch.repeats(service, paths, sup.status().started)
         if count >= LOOP_RESTARTS:
-            assert self._service_watch is not None
-            self._service_watch.pause(service)
+            watch.pause(service)
             reason = (
                 f"{', '.join(paths)} changed after each of its last {count} restarts: "
                 "watching paused (add it to watch_ignore)"
@@ -353,15 +341,7 @@ class Host:
 
     def toggle_watch(self, name: str) -> bool | None:
         """Pause or resume restarting a service for its changed files; return the new state."""
-        watch = self._service_watch
-        if watch is None or watch.watching(name) is None:
-            return None
-        if name in watch.paused:
-            watch.paused.discard(name)
-            self._loops.pop(name, None)
-        else:
-            watch.pause(name)
-        return watch.watching(name)
+        return self._service_watch.toggle(name) if self._service_watch else None
 
     def _saved(self) -> None:
         """The manifest file changed and has been quiet since: apply it."""

@@ -9,15 +9,23 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import anyio
+from anyio.abc import TaskGroup
 
 from tuisup.engine.watch import TreeWatcher
 from tuisup.spec import ServiceSpec
+
+LOOP_RESTARTS = 5
+"""Restarts for the same changed paths, each soon after a start, that make a loop."""
+LOOP_WINDOW = 1.0
+"""Seconds after a service's start within which a change counts towards a loop: a
+service writing into its own tree does it at once, a person saving again rarely."""
 
 
 def glob_regex(pattern: str) -> re.Pattern[str]:
@@ -118,6 +126,44 @@ class ServiceWatch:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._seen: dict[Path, tuple[int, int, int]] = {}
         """(mtime, size, inode) of watched files: a change that keeps them is a chmod."""
+        self._loops: dict[str, tuple[tuple[str, ...], int]] = {}
+        self._scope: anyio.CancelScope | None = None
+
+    def start(self, tg: TaskGroup) -> None:
+        """Watch in a task of `tg` until `close`, if any service watches anything."""
+        if not self.rules:
+            return
+        scope = self._scope = anyio.CancelScope()
+
+        async def run() -> None:
+            with scope:
+                await self.run()
+
+        tg.start_soon(run)
+
+    def repeats(self, service: str, paths: list[str], started: float | None) -> int:
+        """Count a change towards a restart loop; return how many in a row it makes.
+
+        A loop is the same paths changing again and again, each time soon after the
+        service (re)started, as when a service writes into the tree it watches.
+        """
+        key = tuple(paths)
+        early = started is not None and time.time() - started < LOOP_WINDOW
+        last_key, count = self._loops.get(service, ((), 0))
+        count = count + 1 if early and key == last_key else 1
+        self._loops[service] = (key, count)
+        return count
+
+    def toggle(self, service: str) -> bool | None:
+        """Pause or resume one service's restarts; return `watching` after it."""
+        if self.watching(service) is None:
+            return None
+        if service in self.paused:
+            self.paused.discard(service)
+            self._loops.pop(service, None)
+        else:
+            self.pause(service)
+        return self.watching(service)
 
     async def run(self) -> None:
         """Watch until cancelled."""
@@ -235,7 +281,9 @@ class ServiceWatch:
             timer.cancel()
 
     def close(self) -> None:
-        """Forget pending changes."""
+        """Stop watching and forget pending changes."""
+        if self._scope is not None:
+            self._scope.cancel()
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()

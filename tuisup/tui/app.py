@@ -34,7 +34,6 @@ from tuisup.engine.events import (
     RestartScheduled,
     StateChanged,
 )
-from tuisup.engine.status import ACTIVE
 from tuisup.spec import Manifest
 from tuisup.tui.commands import ServiceCommands
 from tuisup.tui.procstats import ProcessStats
@@ -301,18 +300,13 @@ class TuisupApp(App[int]):
         if verb == "kill":
             self.host.kill(name)
             return
-        graph, snapshot = self.host.graph, self.host.snapshot()
-        if verb == "stop":
-            also = [d for d in graph.with_dependents(name)[1:] if snapshot[d].state in ACTIVE]
-            if also:
-                depend = "depends" if len(also) == 1 else "depend"
-                message = f"first {', '.join(also)}, which {depend} on it"
-                self.notify(message, title=f"stopping {name}")
-        else:
-            also = graph.to_start([name], self.host.supervisors)[:-1]
-            if also:
-                message = f"first {', '.join(also)}, which it needs"
-                self.notify(message, title=f"starting {name}")
+        also = self.host.affected(verb, name)
+        if also and verb == "stop":
+            depend = "depends" if len(also) == 1 else "depend"
+            message = f"first {', '.join(also)}, which {depend} on it"
+            self.notify(message, title=f"stopping {name}")
+        elif also:
+            self.notify(f"first {', '.join(also)}, which it needs", title=f"starting {name}")
         await getattr(self.host, verb)(name)
 
     def action_command(self, verb: str) -> None:
