@@ -210,6 +210,31 @@ def test_sigkill_of_tuisup_takes_every_service_tree_with_it(tmp_path: Path, toke
         time.sleep(0.01)
 
 
+def test_sigkill_of_tuisup_takes_a_running_health_check_with_it(tmp_path: Path, token: str) -> None:
+    write(
+        tmp_path,
+        """
+        [services.svc]
+        command = "sleep 60"
+        env = { TUISUP_TEST_TOKEN = "@TOKEN@" }
+        healthcheck = { command = "sleep 63 & exec sleep 64", timeout = 30 }
+    """,
+        token,
+    )
+    tuisup = Tuisup("--no-tui", cwd=tmp_path)
+    tuisup.expect(lambda line: line.startswith("svc started"))
+    deadline = time.monotonic() + 5
+    while len(list(tagged_pids(token))) < 3:  # the service, the check and its child
+        assert time.monotonic() < deadline, list(tagged_pids(token))
+        time.sleep(0.01)
+    tuisup.proc.kill()
+    tuisup.finish()
+    deadline = time.monotonic() + 2
+    while list(tagged_pids(token)):
+        assert time.monotonic() < deadline, "a health check outlived tuisup"
+        time.sleep(0.01)
+
+
 def test_check_reports_ok_and_counts_services(tmp_path: Path) -> None:
     write(
         tmp_path,
