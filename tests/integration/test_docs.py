@@ -49,6 +49,14 @@ def test_the_readme_reference_example_loads(tmp_path: Path) -> None:
     assert list(manifest.services) == ["web", "worker"]
 
 
+def test_the_readme_dependencies_example_loads(tmp_path: Path) -> None:
+    section = README.split("## Dependencies and health checks", 1)[1]
+    block = section.split("```toml", 1)[1].split("```")[0]
+    manifest = parse_manifest(block, tmp_path / "services.toml")
+    assert list(manifest.services) == ["db", "migrate", "api"]
+    assert manifest.services["api"].depends_on == {"db": "healthy", "migrate": "completed"}
+
+
 def test_every_flag_the_readme_names_exists() -> None:
     help_text = subprocess.run(
         [sys.executable, "-m", "tuisup", "--help"], capture_output=True, text=True, check=True
