@@ -13,6 +13,7 @@ import contextlib
 import math
 import os
 import signal
+import socket
 import time
 from collections.abc import Callable
 
@@ -144,13 +145,23 @@ async def probe(check: HealthCheck, spec: ServiceSpec, reaper: Reaper) -> str | 
         return f"timed out after {check.timeout:g}s"
     except OSError as exc:
         # anyio wraps the attempts' errors in one "All connection attempts failed".
-        cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
-        return os.strerror(cause.errno) if cause.errno else str(cause)
+        return _describe(exc.__cause__ if isinstance(exc.__cause__, OSError) else exc)
     except (anyio.BrokenResourceError, anyio.EndOfStream):
         return "connection closed"
     except Exception as exc:  # a check that breaks is a failed check, never a host crash
         return f"{type(exc).__name__}: {exc}"
     raise AssertionError(check.kind)
+
+
+def _describe(error: OSError) -> str:
+    """`Connection refused`, `Name or service not known`, `TLS: CERTIFICATE_VERIFY_FAILED`."""
+    import ssl
+
+    if isinstance(error, ssl.SSLError):
+        return f"TLS: {error.reason or error}"
+    if isinstance(error, socket.gaierror) or not error.errno or error.errno < 0:
+        return error.strerror or str(error)
+    return os.strerror(error.errno)  # not asyncio's "Connect call failed (…)"
 
 
 async def _tcp(check: HealthCheck) -> str | None:
