@@ -149,6 +149,12 @@ class ServiceSpec:
     """The manifest line of the service's table, for messages."""
 
 
+RUN_FIELDS = ("argv", "command", "cwd", "env", "shell", "env_file", "target", "executor")
+"""The fields of a ServiceSpec that shape the running service itself: a change to one of
+them needs a new run. The others only steer tuisup (restarts, stops, watching, health,
+dependencies) and apply to the run in place."""
+
+
 @dataclass(frozen=True, slots=True)
 class HostSettings:
     """The optional `[tuisup]` table."""

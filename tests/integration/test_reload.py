@@ -160,3 +160,47 @@ async def test_no_reload_leaves_a_saved_manifest_alone(tmp_path: Path, token: st
         write(path, AFTER, token)
         assert host._watcher is None
         assert list(host.snapshot()) == ["keep", "change", "drop"]
+
+
+async def test_an_edit_to_how_tuisup_steers_a_service_applies_in_place(
+    tmp_path: Path, token: str
+) -> None:
+    path = tmp_path / "services.toml"
+    before = """
+    [services.db]
+    command = "sleep 60"
+    env = { TUISUP_TEST_TOKEN = "@TOKEN@" }
+    healthcheck = { command = "true" }
+
+    [services.job]
+    command = "sleep 60"
+    restart = "never"
+
+    [services.api]
+    command = "sleep 61"
+    depends_on = { job = "completed" }
+    """
+    write(path, before, token)
+    async with Host(load_manifest(path)) as host:
+        first = await wait_until(
+            host, lambda s: s["db"].health is not None and s["api"].state is S.WAITING
+        )
+        after = (
+            before.replace(
+                '{ command = "true" }', '{ command = "exit 1", interval = 0.1, retries = 1 }'
+            )
+            .replace('depends_on = { job = "completed" }', "depends_on = []")
+            .replace('restart = "never"', 'restart = "never"\n    stop_timeout = 3')
+        )
+        write(path, after, token)
+        seq = host.bus.last_seq
+        assert await host.reload()
+        reloaded = [e for e in host.bus.since(seq) if isinstance(e, ManifestReloaded)]
+        assert [(e.changed, e.updated) for e in reloaded] == [((), ("db", "job", "api"))]
+        assert reloaded[0].summary() == "updated db, job, api"
+        # db keeps its run, and its new check now finds it unhealthy.
+        now = await wait_until(host, lambda s: s["db"].health_reason == "exit code 1")
+        assert now["db"].pid == first["db"].pid and now["db"].restarts == 0
+        # api no longer waits for job.
+        now = await wait_until(host, lambda s: s["api"].state is S.RUNNING)
+        assert now["job"].pid == first["job"].pid and now["job"].spec.stop_timeout == 3

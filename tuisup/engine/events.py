@@ -160,22 +160,29 @@ class FilesChanged(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ManifestReloaded(Event):
-    """A changed manifest was applied: services added, removed, and restarted for a change."""
+    """A changed manifest was applied: services added, removed, restarted or updated.
+
+    `changed` services were restarted for a change to how they run (command, env, ...);
+    `updated` ones took a change to how tuisup steers them (restarts, health, dependencies,
+    watching, ...) in place, keeping their run.
+    """
 
     kind: ClassVar[str] = "manifest_reloaded"
     manifest: str
     added: tuple[str, ...]
     removed: tuple[str, ...]
     changed: tuple[str, ...]
+    updated: tuple[str, ...] = ()
 
     def summary(self) -> str:
-        """Return e.g. `added api; removed old; restarted web`, or `nothing changed`."""
+        """Return e.g. `added api; removed old; restarted web; updated db`, or `nothing changed`."""
         parts = [
             f"{what} {', '.join(names)}"
             for what, names in (
                 ("added", self.added),
                 ("removed", self.removed),
                 ("restarted", self.changed),
+                ("updated", self.updated),
             )
             if names
         ]

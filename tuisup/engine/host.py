@@ -45,7 +45,7 @@ from tuisup.engine.service_watch import LOOP_RESTARTS, ServiceWatch
 from tuisup.engine.status import ACTIVE, ServiceStatus
 from tuisup.engine.supervisor import Supervisor
 from tuisup.engine.watch import FileWatcher
-from tuisup.spec import Manifest, ServiceSpec
+from tuisup.spec import RUN_FIELDS, Manifest, ServiceSpec
 
 
 class UnknownService(KeyError):
@@ -352,11 +352,13 @@ class Host:
         old, old_graph = self.supervisors, self.graph
         removed = {name: sup for name, sup in old.items() if name not in new.services}
         added = [name for name in new.services if name not in old]
-        changed = [
+        edited = [
             name
             for name, spec in new.services.items()
             if name in old and replace(spec, line=0) != replace(old[name].spec, line=0)
         ]
+        changed = [name for name in edited if _runs_differently(old[name].spec, new.services[name])]
+        updated = [name for name in edited if name not in changed]
         # The new graph and supervisors first: a changed service may now need an added one.
         fresh = {name: self._supervise(new.services[name]) for name in added}
         self.supervisors = {name: old.get(name) or fresh[name] for name in new.services}
@@ -370,6 +372,8 @@ class Host:
             for name in changed:
                 spec = new.services[name]
                 tg.start_soon(old[name].respec, spec, self._executor(spec))
+            for name in updated:
+                tg.start_soon(old[name].adopt, new.services[name])
         for name, sup in removed.items():
             sup.close()
             self.store.forget(name)
@@ -379,6 +383,7 @@ class Host:
             added=tuple(added),
             removed=tuple(removed),
             changed=tuple(changed),
+            updated=tuple(updated),
         )
         self._watch_services()
         await self._start_all([name for name in added if fresh[name].spec.autostart])
@@ -418,6 +423,10 @@ class Host:
             with anyio.open_signal_receiver(signal.SIGCHLD) as signals:
                 async for _ in signals:
                     self.reaper.reap_zombies()
+
+
+def _runs_differently(old: ServiceSpec, new: ServiceSpec) -> bool:
+    return any(getattr(old, field) != getattr(new, field) for field in RUN_FIELDS)
 
 
 def _reread(path: Path) -> Manifest:

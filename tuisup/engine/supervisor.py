@@ -126,6 +126,10 @@ class Supervisor:
         """Take a changed spec: a live service is stopped and started again under it."""
         await self.post("respec", spec, executor).wait()
 
+    async def adopt(self, spec: ServiceSpec) -> None:
+        """Take a spec changed only in how tuisup steers it (see `RUN_FIELDS`), in place."""
+        await self.post("adopt", spec).wait()
+
     def files_changed(self, paths: list[Path]) -> None:
         """Restart for changed files: at most one such restart in flight, the last wins."""
         queued = self._changed is not None
@@ -241,6 +245,22 @@ class Supervisor:
         self._failures.clear()
         if live:
             await self._launch(restart=True)
+
+    async def _do_adopt(self, spec: ServiceSpec) -> None:
+        old, self.spec = self.spec, spec
+        steps = (spec.backoff, spec.backoff_delay, spec.backoff_max, spec.jitter)
+        if steps != (old.backoff, old.backoff_delay, old.backoff_max, old.jitter):
+            self._backoff = Backoff(*steps)
+        if spec.healthcheck != old.healthcheck and self.state is S.RUNNING:
+            assert self._run is not None and self._tg is not None
+            self._checks.cancel()
+            await self._checks.stopped()
+            if self.health is not Health.UNKNOWN:
+                self._set_health(Health.UNKNOWN, "health check changed")
+            if spec.healthcheck is not None:
+                self._checks.start(spec, self._tg, partial(self._health_report, self._run))
+        if self.state is S.WAITING:  # what it waits for may have changed
+            await self._launch(restart=self._waiting_restart)
 
     async def _do_changed(self) -> None:
         paths, self._changed = self._changed or [], None
