@@ -268,3 +268,19 @@ async def test_a_reload_adds_a_dependent_and_changes_what_one_waits_for(tmp_path
         assert snap["api"].waiting_for == ("late",)
         snap = await wait_until(host, lambda snap: snap["api"].state is S.RUNNING)
         assert snap["late"].state is S.EXITED and snap["db"].restarts == 0
+
+
+async def test_a_failure_for_good_cascades_down_the_chain_with_its_cause(
+    make_manifest: Callable[..., Manifest],
+) -> None:
+    manifest = make_manifest(
+        db=("exit 3", {**FAST, "max_restarts": 1}),
+        migrate=("echo migrating", {"depends_on": {"db": Condition.STARTED}}),
+        api=("exec sleep 30", {"depends_on": {"migrate": Condition.COMPLETED}}),
+    )
+    async with Host(manifest) as host:
+        snap = await wait_until(host, lambda snap: snap["api"].state is S.FAILED)
+    assert snap["db"].reason == "1 restart in 60s"
+    assert snap["migrate"].reason == "dependency db failed: 1 restart in 60s"
+    assert snap["api"].reason == "dependency migrate failed: dependency db failed: 1 restart in 60s"
+    assert not snap["migrate"].history and not snap["api"].history  # neither ever ran

@@ -396,7 +396,8 @@ class Supervisor:
             while self._failures and now - self._failures[0] > spec.restart_window:
                 self._failures.popleft()
             if len(self._failures) >= spec.max_restarts:
-                reason = f"{spec.max_restarts} restarts in {spec.restart_window:g}s"
+                plural = "" if spec.max_restarts == 1 else "s"
+                reason = f"{spec.max_restarts} restart{plural} in {spec.restart_window:g}s"
                 self._transition(S.FAILED, reason=reason, **fields)
                 return
             self._failures.append(now)
