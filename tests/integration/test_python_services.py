@@ -179,7 +179,7 @@ async def test_a_crash_logs_the_traceback_and_restarts_with_backoff(
         snap = await wait_until(host, lambda s: s["crashy"].state is S.FAILED)
         lines = log_of(host, "crashy")
     status = snap["crashy"]
-    assert status.restarts == 1 and status.reason == "1 restarts in 60s"
+    assert status.restarts == 1 and status.reason == "1 restart in 60s"
     assert [r.status.error for r in status.history] == ["ValueError: boom"] * 2
     assert lines.count("about to crash") == 2
     assert "Traceback (most recent call last):" in lines
