@@ -102,10 +102,11 @@ class Graph:
 
         A dependency is started unless it is up (or coming up), or it completed.
         """
+        names = list(names)
         wanted = set(names)
         return [
             name
-            for name in self.with_dependencies(wanted)
+            for name in self.with_dependencies(names)  # in the order given, not a set's
             if name in wanted or _needs_start(supervisors[name])
         ]
 
