@@ -198,16 +198,7 @@ def test_sigkill_of_tuisup_takes_every_service_tree_with_it(tmp_path: Path, toke
     )
     tuisup = Tuisup("--no-tui", cwd=tmp_path)
     tuisup.expect(lambda line: line == "tree   | ready")
-    deadline = time.monotonic() + 5
-    while len(list(tagged_pids(token))) < 5:  # sleep 60, sh, sleep 61, daemon, sleep 62
-        assert time.monotonic() < deadline, list(tagged_pids(token))
-        time.sleep(0.01)
-    tuisup.proc.kill()
-    tuisup.finish()
-    deadline = time.monotonic() + 2
-    while list(tagged_pids(token)):
-        assert time.monotonic() < deadline, "a service process outlived tuisup"
-        time.sleep(0.01)
+    sigkill_leaves_nothing(tuisup, token, 5)  # sleep 60, sh, sleep 61, daemon, sleep 62
 
 
 def test_sigkill_of_tuisup_takes_a_running_health_check_with_it(tmp_path: Path, token: str) -> None:
@@ -223,15 +214,20 @@ def test_sigkill_of_tuisup_takes_a_running_health_check_with_it(tmp_path: Path, 
     )
     tuisup = Tuisup("--no-tui", cwd=tmp_path)
     tuisup.expect(lambda line: line.startswith("svc started"))
+    sigkill_leaves_nothing(tuisup, token, 3)  # the service, the check and its child
+
+
+def sigkill_leaves_nothing(tuisup: Tuisup, token: str, processes: int) -> None:
+    """Once `processes` tagged processes run, SIGKILL tuisup: none may outlive it by 2 s."""
     deadline = time.monotonic() + 5
-    while len(list(tagged_pids(token))) < 3:  # the service, the check and its child
+    while len(list(tagged_pids(token))) < processes:
         assert time.monotonic() < deadline, list(tagged_pids(token))
         time.sleep(0.01)
     tuisup.proc.kill()
     tuisup.finish()
     deadline = time.monotonic() + 2
     while list(tagged_pids(token)):
-        assert time.monotonic() < deadline, "a health check outlived tuisup"
+        assert time.monotonic() < deadline, "a process outlived tuisup"
         time.sleep(0.01)
 
 

@@ -284,3 +284,19 @@ async def test_a_failure_for_good_cascades_down_the_chain_with_its_cause(
     assert snap["migrate"].reason == "dependency db failed: 1 restart in 60s"
     assert snap["api"].reason == "dependency migrate failed: dependency db failed: 1 restart in 60s"
     assert not snap["migrate"].history and not snap["api"].history  # neither ever ran
+
+
+async def test_an_idle_chain_leaves_no_timer_behind(make_manifest: Callable[..., Manifest]) -> None:
+    import asyncio
+
+    def timers() -> list[str]:
+        return [t.get_name() for t in asyncio.all_tasks() if t.get_name().endswith("_look_again")]
+
+    manifest = make_manifest(
+        db="exec sleep 30", api=("exec sleep 30", {"depends_on": {"db": Condition.STARTED}})
+    )
+    async with Host(manifest) as host:
+        await wait_until(host, lambda snap: snap["api"].state is S.RUNNING)
+        with anyio.fail_after(5):  # the one look at db after 1 s ends, and none follows
+            while timers():
+                await anyio.sleep(0.05)

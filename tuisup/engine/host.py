@@ -258,29 +258,34 @@ class Host:
         if self._shutdown is not None:
             return
         name = sup.spec.name
-        for dependent in self.graph.dependents.get(name, ()):
-            other = self.supervisors.get(dependent)
-            if other is None:
-                continue
-            if other.state is ServiceState.WAITING:
-                other.post("dependencies")
-            elif (
-                sup.spec.restart_dependents
-                and sup.state is ServiceState.STARTING
-                and other.state is ServiceState.RUNNING
-            ):
-                self.store.marker(dependent, f"tuisup: {name} restarts: restarting its dependents")
-                other.post("restart")
+        self._wake_dependents(name)
+        if sup.spec.restart_dependents and sup.state is ServiceState.STARTING:
+            for dependent in self.graph.dependents.get(name, ()):
+                other = self.supervisors.get(dependent)
+                if other is not None and other.state is ServiceState.RUNNING:
+                    self.store.marker(dependent, f"tuisup: {name} restarts: restarting it too")
+                    other.post("restart")
         if sup.state is ServiceState.RUNNING and self.graph.waits_started(name):
             assert self._tg is not None
             self._tg.start_soon(self._look_again, sup, STARTED_AFTER)
 
+    def _wake_dependents(self, name: str) -> None:
+        """Have the services waiting for `name` look at their dependencies again."""
+        for dependent in self.graph.dependents.get(name, ()):
+            other = self.supervisors.get(dependent)
+            if other is not None and other.state is ServiceState.WAITING:
+                other.post("dependencies")
+
     async def _look_again(self, sup: Supervisor, delay: float) -> None:
-        """Once a dependency has run long enough to count as `started`, tell its dependents."""
+        """Once a dependency has run long enough to count as `started`, tell its dependents.
+
+        Once per run: an idle host has no timer left.
+        """
         started = sup.status().started
         await anyio.sleep(delay)
         if sup.state is ServiceState.RUNNING and sup.status().started == started:
-            self._state_changed(sup)
+            if self._shutdown is None:
+                self._wake_dependents(sup.spec.name)
 
     async def reload(self) -> bool:
         """Read the manifest again and apply what changed; return whether it was applied.
