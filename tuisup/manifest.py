@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,6 +20,8 @@ from tuisup.manifest_checks import (
     _Check,
     _Checker,
     _choice,
+    _Command,
+    _command,
     _describe,
     _directory,
     _dotted,
@@ -49,9 +50,6 @@ from tuisup.spec import (
 from tuisup.toml_locator import Key, Locator
 
 __all__ = ["ManifestError", "Problem", "load_manifest", "parse_dotenv", "parse_manifest"]
-
-_Command = tuple[tuple[str, ...], str]
-"""A command's argv and its display form."""
 
 
 def load_manifest(path: str | os.PathLike[str]) -> Manifest:
@@ -113,7 +111,6 @@ def parse_manifest(text: str, path: Path, display: str | None = None) -> Manifes
 # --- values and messages -------------------------------------------------------------------
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
-_SHELL_ARGV = ("/bin/sh", "-c")
 
 
 def _unreadable(display: str, reason: str) -> Problem:
@@ -364,34 +361,3 @@ def _check_unhealthy(
     elif values.get("restart") is RestartPolicy.NEVER:
         message = 'an unhealthy run is a failure, and restart = "never" restarts none'
         ck.fail(path, message, key=True)
-
-
-def _command(ck: _Checker, path: Key, raw: object, shell: bool) -> _Command | None:
-    """Return (argv, display form) for a command string or array."""
-    if isinstance(raw, str):
-        if not raw.strip():
-            return ck.fail(path, "expected a command, got an empty string")
-        if shell:
-            return (*_SHELL_ARGV, raw), raw
-        try:
-            return _argv(ck, path, shlex.split(raw), raw)
-        except ValueError as exc:
-            return ck.fail(path, f"cannot split command: {exc}")
-    if not isinstance(raw, list):
-        return ck.fail(path, f"expected a string or an array of strings, got {_describe(raw)}")
-    if shell:
-        return ck.fail(path, "expected a string with shell = true, got array")
-    if not raw:
-        return ck.fail(path, "expected a command, got an empty array")
-    bad = [i for i, arg in enumerate(raw) if not isinstance(arg, str)]
-    for i in bad:
-        ck.fail((*path, i), f"expected a string, got {_describe(raw[i])}")
-    return None if bad else _argv(ck, path, raw, shlex.join(raw))
-
-
-def _argv(ck: _Checker, path: Key, args: list[str], display: str) -> _Command | None:
-    if not args[0]:
-        return ck.fail(path, "the program name is empty")
-    if any("\0" in arg for arg in args):
-        return ck.fail(path, "a command cannot contain NUL characters")
-    return tuple(args), display

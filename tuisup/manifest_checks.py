@@ -16,6 +16,7 @@ import json
 import math
 import os
 import re
+import shlex
 import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -125,6 +126,10 @@ class _Checker:
         name = str(path[-1])
         self.fail(path, f"unknown key {_quote(name)}{_did_you_mean(name, known)}", key=True)
 
+
+_Command = tuple[tuple[str, ...], str]
+"""A command's argv and its display form."""
+_SHELL_ARGV = ("/bin/sh", "-c")
 
 _Check = Callable[[_Checker, Key, object], Any]
 """Validates one raw value: returns it converted, or records a problem and returns None."""
@@ -311,3 +316,34 @@ def _read_env_file(ck: _Checker, path: Key, file: Path, written: str) -> dict[st
     display = os.path.join(os.path.dirname(ck.display), os.path.expanduser(written))
     ck.problems.extend(Problem(display, line, col, "env_file", msg) for line, col, msg in errors)
     return None if errors else values
+
+
+def _command(ck: _Checker, path: Key, raw: object, shell: bool) -> _Command | None:
+    """Return (argv, display form) for a command string or array."""
+    if isinstance(raw, str):
+        if not raw.strip():
+            return ck.fail(path, "expected a command, got an empty string")
+        if shell:
+            return (*_SHELL_ARGV, raw), raw
+        try:
+            return _argv(ck, path, shlex.split(raw), raw)
+        except ValueError as exc:
+            return ck.fail(path, f"cannot split command: {exc}")
+    if not isinstance(raw, list):
+        return ck.fail(path, f"expected a string or an array of strings, got {_describe(raw)}")
+    if shell:
+        return ck.fail(path, "expected a string with shell = true, got array")
+    if not raw:
+        return ck.fail(path, "expected a command, got an empty array")
+    bad = [i for i, arg in enumerate(raw) if not isinstance(arg, str)]
+    for i in bad:
+        ck.fail((*path, i), f"expected a string, got {_describe(raw[i])}")
+    return None if bad else _argv(ck, path, raw, shlex.join(raw))
+
+
+def _argv(ck: _Checker, path: Key, args: list[str], display: str) -> _Command | None:
+    if not args[0]:
+        return ck.fail(path, "the program name is empty")
+    if any("\0" in arg for arg in args):
+        return ck.fail(path, "a command cannot contain NUL characters")
+    return tuple(args), display

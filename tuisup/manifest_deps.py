@@ -10,7 +10,6 @@ health check) is checked by `check_graph` once every service has been read.
 
 from __future__ import annotations
 
-import shlex
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 from tuisup.manifest_checks import (
     _Check,
     _Checker,
+    _command,
     _describe,
     _did_you_mean,
     _integer,
@@ -95,11 +95,9 @@ def healthcheck(ck: _Checker, path: Key, raw: object) -> HealthCheck | None:
 
 
 def _command_probe(ck: _Checker, path: Key, raw: object) -> dict[str, Any] | None:
-    if isinstance(raw, str) and raw.strip():
-        return {"target": raw, "argv": ("/bin/sh", "-c", raw)}
-    if isinstance(raw, list) and raw and all(isinstance(a, str) for a in raw) and raw[0]:
-        return {"target": shlex.join(raw), "argv": tuple(raw)}
-    return ck.fail(path, f"expected a command string or array, got {_describe(raw)}")
+    """A command as a service's, except that a string always runs through `/bin/sh -c`."""
+    command = _command(ck, path, raw, shell=isinstance(raw, str))
+    return None if command is None else {"argv": command[0], "target": command[1]}
 
 
 def _tcp_probe(ck: _Checker, path: Key, raw: object) -> dict[str, Any] | None:

@@ -215,8 +215,7 @@ depends_on = ["nope"]
         ),
         (
             'healthcheck = { command = "" }',
-            "3:27: services.a.healthcheck.command: "
-            'expected a command string or array, got string ""',
+            "3:27: services.a.healthcheck.command: expected a command, got an empty string",
         ),
         (
             'healthcheck = { command = "x", interval = 0 }',

@@ -135,15 +135,13 @@ class Graph:
 def judge(condition: Condition, dep: Supervisor) -> tuple[bool | None, str]:
     """Return (True: holds | False: not yet | None: cannot hold, the words for it)."""
     name, state = dep.spec.name, dep.state
-    last = dep.history[-1] if dep.history else None
-    succeeded = last is not None and last.status.succeeded(dep.spec.success_exit_codes)
     if state is S.FAILED:
         return None, f"{name} failed: {dep.reason}"
     if state is S.EXITED:
-        how = last.status.describe() if last is not None else "?"
+        how = dep.history[-1].status.describe() if dep.history else "?"
         if condition is Condition.HEALTHY:
             return None, f"{name} exited with {how}: it will not become healthy"
-        return (True, "") if succeeded else (None, f"{name} exited with {how}")
+        return (True, "") if _completed(dep) else (None, f"{name} exited with {how}")
     match condition:
         case Condition.STARTED:
             if state is S.RUNNING and dep.uptime() >= STARTED_AFTER:
@@ -159,11 +157,17 @@ def judge(condition: Condition, dep: Supervisor) -> tuple[bool | None, str]:
 
 
 def _needs_start(sup: Supervisor) -> bool:
-    if sup.state in ACTIVE:
-        return False
+    return sup.state not in ACTIVE and not _completed(sup)
+
+
+def _completed(sup: Supervisor) -> bool:
+    """Whether it ended by itself, for good, with a success exit code."""
     last = sup.history[-1] if sup.history else None
-    succeeded = last is not None and last.status.succeeded(sup.spec.success_exit_codes)
-    return not (sup.state is S.EXITED and succeeded)
+    return (
+        sup.state is S.EXITED
+        and last is not None
+        and last.status.succeeded(sup.spec.success_exit_codes)
+    )
 
 
 def _doing(dep: Supervisor) -> str:

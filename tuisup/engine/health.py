@@ -26,8 +26,9 @@ from tuisup.engine.executors.process import service_env, spawn
 from tuisup.engine.reaper import Reaper
 from tuisup.spec import HealthCheck, HealthKind, ServiceSpec
 
-EAGER = (0.1, 2.0)
-"""Until the first pass: seconds between checks, for how many seconds after the start..."""
+EAGER_INTERVAL = 0.1
+"""Seconds between checks until the first pass, for EAGER_FOR seconds after the start..."""
+EAGER_FOR = 2.0
 FAST_INTERVAL = 0.5
 """...and after that, until the first pass: dependents start soon after their dependency
 is ready, and a slow starter is not probed ten times a second for long."""
@@ -121,7 +122,7 @@ class HealthMonitor:
                     self._set(Health.UNHEALTHY, failure)
             every = check.interval
             if self.health is Health.UNKNOWN:
-                every = EAGER[0] if now - started < EAGER[1] else FAST_INTERVAL
+                every = EAGER_INTERVAL if now - started < EAGER_FOR else FAST_INTERVAL
             await anyio.sleep(max(0.0, min(every, check.interval) - (self._clock() - began)))
 
     def _set(self, health: Health, reason: str | None) -> None:

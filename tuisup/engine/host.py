@@ -133,7 +133,8 @@ class Host:
         self.bus.emit(
             HostStarted, manifest=str(self.manifest.path), services=tuple(self.supervisors)
         )
-        await self._start_all([name for name, s in self.supervisors.items() if s.spec.autostart])
+        autostart = [name for name, sup in self.supervisors.items() if sup.spec.autostart]
+        await self._start_all(self.graph.to_start(autostart, self.supervisors))
         return self
 
     async def __aexit__(
@@ -207,12 +208,11 @@ class Host:
         not hold yet.
         """
         self._supervisor(name)
-        await self._start_all([name])
+        await self._start_all(self.graph.to_start([name], self.supervisors))
 
-    async def _start_all(self, names: list[str], *, exactly: bool = False) -> None:
-        """Start `names` and the dependencies they need (only `names` when `exactly`)."""
-        order = names if exactly else self.graph.to_start(names, self.supervisors)
-        posted = [self.supervisors[name].post("start") for name in order]
+    async def _start_all(self, names: list[str]) -> None:
+        """Start `names` at once, in order (dependencies first: see `Graph.to_start`)."""
+        posted = [self.supervisors[name].post("start") for name in names]
         for done in posted:
             await done.wait()
 
@@ -236,7 +236,7 @@ class Host:
         Its dependencies that are not up are started first, as for `start`.
         """
         sup = self._supervisor(name)
-        await self._start_all(self.graph.to_start([name], self.supervisors)[:-1], exactly=True)
+        await self._start_all(self.affected("restart", name))
         await sup.restart()
 
     def affected(self, verb: str, name: str) -> list[str]:
@@ -391,7 +391,8 @@ class Host:
             updated=tuple(updated),
         )
         self._watch_services()
-        await self._start_all([name for name in added if fresh[name].spec.autostart])
+        autostart = [name for name in added if fresh[name].spec.autostart]
+        await self._start_all(self.graph.to_start(autostart, self.supervisors))
 
     # -- observing ------------------------------------------------------------------------
 

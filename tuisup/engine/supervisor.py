@@ -338,6 +338,7 @@ class Supervisor:
     def _health_report(self, run: Run, health: Health, reason: str | None, failures: int) -> None:
         if run is self._run and self.state is S.RUNNING:
             self._set_health(health, reason, failures)
+            self._on_change(self)
             if health is Health.UNHEALTHY and self.spec.restart_on_unhealthy:
                 self._send.send_nowait(("unhealthy", run, reason))
 
@@ -351,7 +352,6 @@ class Supervisor:
             reason=reason,
             failures=failures,
         )
-        self._on_change(self)
 
     async def _watch(self, run: Run) -> None:
         status = await run.wait()
