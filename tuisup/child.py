@@ -14,7 +14,6 @@ import logging
 import os
 import signal
 import sys
-import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TextIO
@@ -41,11 +40,11 @@ def main(argv: list[str]) -> int:
         target = load_target(target_spec, [Path(root), Path.cwd()])
         if kind == "async-process" and not target.is_async:
             raise TargetError(f'executor "async-process" needs a coroutine: {target_spec}')
+        call = target.bind(ctx)
     except TargetError as exc:
-        traceback.print_exception(exc.__cause__ or exc)
+        sys.stderr.write(format_crash(exc.__cause__ or exc))
         _say(status, f"error {exc}")
         return EXIT_CANNOT_LOAD
-    call = target.bind(ctx)
     signum = signal.Signals(int(stop_signal))
     signal.signal(signum, lambda *_: ctx.token.cancel())
     _say(status, "ready")

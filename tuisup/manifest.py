@@ -198,6 +198,7 @@ _SERVICE_CHECKS: dict[str, _Check] = {
     "success_exit_codes": _exit_codes,
     "stop_signal": _signal,
     "stop_timeout": _number(0, above=True),
+    "start_timeout": _number(0, above=True),
     "watch": _patterns,
     "watch_ignore": _patterns,
     "watch_debounce": _integer(0),

@@ -147,12 +147,19 @@ class Target:
     is_async: bool
 
     def bind(self, ctx: Context) -> Callable[[], Any]:
-        """Return a no-argument callable that runs the service with `ctx`."""
+        """Return a no-argument callable that runs the service with `ctx`.
+
+        Raises:
+            TargetError: A `Service` subclass's `__init__` raised; the cause is its error.
+        """
         obj = self.obj
         if isinstance(obj, type) and issubclass(obj, Service):
             instance = obj.__new__(obj)
             instance._bind(ctx)
-            instance.__init__()  # type: ignore[misc]
+            try:
+                instance.__init__()  # type: ignore[misc]
+            except (Exception, SystemExit) as exc:
+                raise TargetError(f"{obj.__name__}() raised {_describe(exc)}") from exc
             return instance.run_async if self.is_async else instance.run
         if _wants_argument(obj):
             return lambda: obj(ctx)
@@ -171,8 +178,8 @@ def load_target(spec: str, paths: list[Path]) -> Target:
             sys.path.insert(0, str(path))
     try:
         module = importlib.import_module(module_name)
-    except Exception as exc:
-        raise TargetError(f"cannot import {module_name}: {type(exc).__name__}: {exc}") from exc
+    except (Exception, SystemExit) as exc:  # a module that exits while imported cannot start
+        raise TargetError(f"cannot import {module_name}: {_describe(exc)}") from exc
     obj: Any = module
     for part in attribute.split("."):
         try:
@@ -187,6 +194,12 @@ def load_target(spec: str, paths: list[Path]) -> Target:
     if not callable(obj):
         raise TargetError(f"{spec} is not callable (it is {type(obj).__name__})")
     return Target(spec, obj, inspect.iscoroutinefunction(obj))
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"SystemExit({exc.code!r}) while importing it"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _wants_argument(obj: Callable[..., Any]) -> bool:

@@ -127,6 +127,9 @@ class ServiceSpec:
     """The first signal a stop sends to the service's process group."""
     stop_timeout: float = 10.0
     """Seconds between `stop_signal` and SIGKILL."""
+    start_timeout: float = 30.0
+    """Seconds a start may take (a Python target's import in its child) before the run is
+    killed and the service is `failed`."""
     watch: tuple[str, ...] = ()
     """Files, folders and globs (relative to `cwd`) whose changes restart the service."""
     watch_ignore: tuple[str, ...] = ()

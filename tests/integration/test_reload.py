@@ -204,3 +204,27 @@ async def test_an_edit_to_how_tuisup_steers_a_service_applies_in_place(
         # api no longer waits for job.
         now = await wait_until(host, lambda s: s["api"].state is S.RUNNING)
         assert now["job"].pid == first["job"].pid and now["job"].spec.stop_timeout == 3
+
+
+def test_removing_a_service_that_prints_while_it_stops_keeps_tuisup_running(
+    tmp_path: Path, token: str
+) -> None:
+    """Regression: the printer fetched the leaving service's lines by a name the Host no
+    longer knew, and headless tuisup died with `UnknownService: 'drop'`."""
+    path = tmp_path / "services.toml"
+    loud_drop = BEFORE.replace(
+        'command = "sleep 62"',
+        "command = \"trap 'echo bye from drop; exit 0' TERM; sleep 62 & wait\"\nshell = true",
+    )
+    write(path, loud_drop, token)
+    tuisup = Tuisup("--no-tui", cwd=tmp_path)
+    for name in ("keep", "change", "drop"):
+        tuisup.expect(lambda line, name=name: line.startswith(f"{name} started"))  # type: ignore[misc]
+    write(path, BEFORE.replace("[services.drop]", "[services.other]"), token)
+    tuisup.proc.send_signal(signal.SIGHUP)
+    tuisup.expect(lambda line: line.endswith("| bye from drop"))
+    tuisup.expect(lambda line: line.startswith("tuisup: manifest reloaded: added other"))
+    tuisup.expect(lambda line: line.startswith("other started"))
+    tuisup.proc.send_signal(signal.SIGINT)
+    assert tuisup.finish() == 0, tuisup.proc.stderr.read() if tuisup.proc.stderr else ""
+    assert not list(tagged_pids(token))

@@ -27,6 +27,8 @@ def test_the_table_is_the_documented_machine() -> None:
         ("stopping", "backoff"),
         ("starting", "running"),
         ("starting", "failed"),
+        # a stop asked for while it starts ends the start
+        ("starting", "stopping"),
         ("running", "stopping"),
         ("running", "backoff"),
         ("running", "exited"),

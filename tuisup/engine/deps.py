@@ -43,9 +43,12 @@ class Verdict:
     """The dependencies it waits for."""
     blocked: str | None = None
     """Why it cannot start until a dependency is started again."""
+    refused: bool = False
+    """No service starts now: the host is shutting down. The service stays as it is."""
 
 
 READY = Verdict()
+REFUSED = Verdict(refused=True)
 
 
 class Graph:

@@ -22,7 +22,7 @@ import anyio.abc
 from anyio.abc import TaskGroup
 
 from tuisup.engine.events import Health
-from tuisup.engine.executors.process import service_env, spawn
+from tuisup.engine.executors.process import open_pidfd, service_env, spawn
 from tuisup.engine.reaper import Reaper
 from tuisup.spec import HealthCheck, HealthKind, ServiceSpec
 
@@ -204,13 +204,13 @@ async def _command(check: HealthCheck, spec: ServiceSpec, reaper: Reaper) -> str
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
     try:
         popen = spawn(check.argv, spec, service_env(spec, reaper), write_fd, write_fd)
+        pidfd = open_pidfd(popen)
     except OSError as exc:
         os.close(read_fd)
         return f"cannot run: {exc.strerror or exc}"
     finally:
         os.close(write_fd)
     reaper.managed.add(popen.pid)
-    pidfd = os.pidfd_open(popen.pid)
     output = bytearray()
     drained = anyio.Event()
     try:

@@ -23,7 +23,7 @@ from types import TracebackType
 import anyio
 from anyio.abc import TaskGroup
 
-from tuisup.engine.deps import STARTED_AFTER, Graph, Verdict
+from tuisup.engine.deps import REFUSED, STARTED_AFTER, Graph, Verdict
 from tuisup.engine.events import (
     Bus,
     Event,
@@ -46,6 +46,33 @@ from tuisup.engine.status import ACTIVE, ServiceStatus
 from tuisup.engine.supervisor import Supervisor
 from tuisup.engine.watch import FileWatcher
 from tuisup.spec import RUN_FIELDS, Manifest, ServiceSpec
+
+EXIT_GRACE = 2.0
+"""Seconds the Host's exit waits, beyond a whole shutdown's bound, before it gives up on the
+shutdown and lets the lifeline kill what is left."""
+DEPARTED_KEPT = 1024
+"""Names of services that left the manifest remembered, so that their logs stay readable."""
+
+
+def raise_open_files_limit() -> None:
+    """Raise the soft limit of open files to the hard limit, as far as the kernel allows.
+
+    Each running service holds a few descriptors (its pipes, a pidfd): the common soft
+    limit of 1024 would not fit the hundreds of services tuisup is made for. Services
+    inherit the raised limit, as they do under supervisord's `minfds` or Docker.
+    """
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard
+    if hard == resource.RLIM_INFINITY:  # as far as the kernel lets any process go
+        try:
+            wanted = int(Path("/proc/sys/fs/nr_open").read_text())
+        except (OSError, ValueError):
+            wanted = 1 << 20
+    if wanted > soft:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 class UnknownService(KeyError):
@@ -91,8 +118,11 @@ class Host:
         self.graph = Graph(manifest.services)
         self.supervisors = {name: self._supervise(spec) for name, spec in manifest.services.items()}
         self._tg: TaskGroup | None = None
-        self._shutdown: anyio.Event | None = None
+        self._stopped: anyio.Event | None = None
+        """Set once the shutdown has ended (None until one began)."""
         self._reloading = anyio.Lock()
+        self._departed: dict[str, None] = {}
+        """Services that left the manifest, newest last: their kept lines stay readable."""
 
     def _supervise(self, spec: ServiceSpec) -> Supervisor:
         return Supervisor(
@@ -120,10 +150,11 @@ class Host:
 
     async def __aenter__(self) -> Host:
         become_subreaper()
+        raise_open_files_limit()
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         self._tg.start_soon(self._reap_adopted)
-        self._tg.start_soon(self.lifeline.run)
+        await self._tg.start(self.lifeline.run)
         if self.watch:
             self._watcher = FileWatcher(self.manifest.path, self._saved)
             self._watcher.start()
@@ -134,7 +165,10 @@ class Host:
             HostStarted, manifest=str(self.manifest.path), services=tuple(self.supervisors)
         )
         autostart = [name for name, sup in self.supervisors.items() if sup.spec.autostart]
-        await self._start_all(self.graph.to_start(autostart, self.supervisors))
+        # Posted, not awaited: a start that takes long (a slow import) must not keep the
+        # front end from showing it, or from stopping it.
+        for name in self.graph.to_start(autostart, self.supervisors):
+            self.supervisors[name].post("start")
         return self
 
     async def __aexit__(
@@ -148,7 +182,11 @@ class Host:
         if self._service_watch is not None:
             self._service_watch.close()
         with anyio.CancelScope(shield=True):
-            await self.shutdown()
+            settings = self.manifest.settings
+            with anyio.move_on_after(settings.shutdown_timeout + KILL_GRACE + EXIT_GRACE):
+                await self.shutdown()
+            # Whatever is left (there should be nothing) dies with the lifeline, which
+            # SIGKILLs every process tagged with this host once it is released.
             await self.lifeline.aclose()
         assert self._tg is not None
         self._tg.cancel_scope.cancel()
@@ -156,37 +194,45 @@ class Host:
 
     @property
     def stopping(self) -> bool:
-        """Whether a shutdown has begun."""
-        return self._shutdown is not None
+        """Whether a shutdown has begun; from then on, no service is started."""
+        return self._stopped is not None
 
     async def shutdown(self, reason: str = "shutdown") -> None:
         """Stop every service, dependents first, bounded by `[tuisup] shutdown_timeout`.
 
         Each service stops as soon as the services that depend on it have stopped, so
-        independent branches stop in parallel.
-
-        Calling it again, or while it runs, waits for the same shutdown.
+        independent branches stop in parallel. The shutdown runs once, in a task of the
+        host's own: calling it again, or while it runs, waits for the same shutdown, and a
+        caller that is cancelled stops waiting without stopping the shutdown.
         """
-        if self._shutdown is not None:
-            await self._shutdown.wait()
-            return
-        self._shutdown = anyio.Event()
-        alive = sum(sup.state in ACTIVE for sup in self.supervisors.values())
-        self.bus.emit(HostStopping, reason=reason, count=alive)
-        with anyio.move_on_after(self.manifest.settings.shutdown_timeout) as scope:
-            await self.graph.stop(self.supervisors)
-        # Escapees of services that ended by themselves are swept at their exit; one that
-        # slipped through (re-parented only after that sweep) is caught here.
-        for name in self.supervisors:
-            self.reaper.sweep(name, signal.SIGKILL)
-        if scope.cancelled_caught:
-            self.kill_all()
-            with anyio.move_on_after(KILL_GRACE):
-                while any(s.state in ACTIVE for s in self.supervisors.values()):
-                    await anyio.sleep(0.01)
-        self.store.close()
-        self.bus.emit(HostStopped)
-        self._shutdown.set()
+        if self._stopped is None:
+            self._stopped = anyio.Event()
+            alive = sum(sup.state in ACTIVE for sup in self.supervisors.values())
+            self.bus.emit(HostStopping, reason=reason, count=alive)
+            if self._tg is None:  # never entered: nothing runs
+                await self._shut_down(self._stopped)
+            else:
+                self._tg.start_soon(self._shut_down, self._stopped)
+        await self._stopped.wait()
+
+    async def _shut_down(self, stopped: anyio.Event) -> None:
+        """Stop everything; `host_stopped` is announced and `stopped` set, however it ends."""
+        try:
+            with anyio.move_on_after(self.manifest.settings.shutdown_timeout) as scope:
+                await self.graph.stop(self.supervisors)
+            # Escapees of services that ended by themselves are swept at their exit; one
+            # that slipped through (re-parented only after that sweep) is caught here.
+            for name in self.supervisors:
+                self.reaper.sweep(name, signal.SIGKILL)
+            if scope.cancelled_caught:
+                self.kill_all()
+                with anyio.move_on_after(KILL_GRACE):
+                    while any(s.state in ACTIVE for s in self.supervisors.values()):
+                        await anyio.sleep(0.01)
+        finally:
+            self.store.close()
+            self.bus.emit(HostStopped)
+            stopped.set()
 
     def kill_all(self) -> None:
         """SIGKILL every running service now (a second Ctrl-C)."""
@@ -251,11 +297,13 @@ class Host:
         return self.graph.to_start([name], self.supervisors)[:-1]
 
     def _gate(self, name: str) -> Verdict:
+        if self._stopped is not None:
+            return REFUSED
         return self.graph.verdict(name, self.supervisors)
 
     def _state_changed(self, sup: Supervisor) -> None:
         """A service's state or health changed: tell its dependents."""
-        if self._shutdown is not None:
+        if self._stopped is not None:
             return
         name = sup.spec.name
         self._wake_dependents(name)
@@ -284,7 +332,7 @@ class Host:
         started = sup.status().started
         await anyio.sleep(delay)
         if sup.state is ServiceState.RUNNING and sup.status().started == started:
-            if self._shutdown is None:
+            if self._stopped is None:
                 self._wake_dependents(sup.spec.name)
 
     async def reload(self) -> bool:
@@ -304,7 +352,7 @@ class Host:
             except ManifestError as exc:
                 self.bus.emit(ManifestInvalid, manifest=str(self.manifest.path), error=str(exc))
                 return False
-            if self._shutdown is not None:
+            if self._stopped is not None:
                 return False
             await self._apply(new)
             return True
@@ -324,7 +372,7 @@ class Host:
         """Restart a service for its changed files, unless it is restarting itself in a loop."""
         sup = self.supervisors.get(service)
         watch = self._service_watch
-        if sup is None or watch is None or self._shutdown is not None:
+        if sup is None or watch is None or self._stopped is not None:
             return
         key = tuple(paths)
         count = watch.repeats(service, paths, sup.status().started)
@@ -350,7 +398,7 @@ class Host:
 
     def _saved(self) -> None:
         """The manifest file changed and has been quiet since: apply it."""
-        if self._tg is not None and self._shutdown is None:
+        if self._tg is not None and self._stopped is None:
             self._tg.start_soon(self.reload)
 
     async def _apply(self, new: Manifest) -> None:
@@ -367,6 +415,13 @@ class Host:
         # The new graph and supervisors first: a changed service may now need an added one.
         fresh = {name: self._supervise(new.services[name]) for name in added}
         self.supervisors = {name: old.get(name) or fresh[name] for name in new.services}
+        for name in removed:
+            self._departed.pop(name, None)
+            self._departed[name] = None
+            while len(self._departed) > DEPARTED_KEPT:
+                del self._departed[next(iter(self._departed))]
+        for name in added:
+            self._departed.pop(name, None)
         self.graph = Graph(new.services)
         self.manifest = replace(new, settings=self.manifest.settings)
         assert self._tg is not None
@@ -405,9 +460,16 @@ class Host:
         return Subscription(self.snapshot(), self.bus.last_seq, self.bus)
 
     def logs(self, name: str | None = None, since: int = 0) -> list[LogBatch]:
-        """Return the kept lines numbered after `since`, of one service or of all merged."""
-        if name is not None:
-            self._supervisor(name)
+        """Return the kept lines numbered after `since`, of one service or of all merged.
+
+        A service that left the manifest stays readable (while it stops, and after it
+        until its lines age out of the merged log).
+
+        Raises:
+            UnknownService: `name` is not a service, and never was one.
+        """
+        if name is not None and name not in self.supervisors and name not in self._departed:
+            raise UnknownService(name)
         return self.store.since(name, since)
 
     # -- internals ------------------------------------------------------------------------

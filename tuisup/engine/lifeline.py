@@ -15,8 +15,13 @@ import subprocess
 import sys
 
 import anyio
+from anyio.abc import TaskStatus
 
+from tuisup.engine.executors.process import open_pidfd
 from tuisup.engine.reaper import HOST_TAG, SERVICE_TAG
+
+RETRY = 1.0
+"""Seconds between two attempts to start a lifeline that could not be started."""
 
 _SCRIPT = """
 import os, signal, sys, time
@@ -55,17 +60,23 @@ class Lifeline:
         self._write_end: int | None = None
         self._popen: subprocess.Popen[bytes] | None = None
         self._done = anyio.Event()
+        self._closing = False
 
     @property
     def pid(self) -> int | None:
         """The lifeline's pid while it runs."""
         return self._popen.pid if self._popen is not None else None
 
-    def _spawn(self) -> None:
-        read_end, self._write_end = os.pipe2(os.O_CLOEXEC)
+    def _spawn(self) -> int:
+        """Start a lifeline; return a pidfd that becomes readable when it exits.
+
+        Raises:
+            OSError: It could not be started (too many open files); nothing is left open.
+        """
+        read_end, write_end = os.pipe2(os.O_CLOEXEC)
         env = {k: v for k, v in os.environ.items() if k not in (HOST_TAG, SERVICE_TAG)}
         try:
-            self._popen = subprocess.Popen(
+            popen = subprocess.Popen(
                 [sys.executable, "-I", "-S", "-c", _SCRIPT, f"{HOST_TAG}={self.tag}"],
                 stdin=read_end,
                 stdout=subprocess.DEVNULL,
@@ -74,31 +85,51 @@ class Lifeline:
                 start_new_session=True,  # a Ctrl-C in the terminal must not reach it
                 close_fds=True,
             )
+            pidfd = open_pidfd(popen)
+        except OSError:
+            os.close(write_end)
+            raise
         finally:
             os.close(read_end)
-        self._managed.add(self._popen.pid)
+        self._popen, self._write_end = popen, write_end
+        self._managed.add(popen.pid)
+        return pidfd
 
-    async def run(self) -> None:
-        """Keep a lifeline alive until `close`, starting a new one if it is ever killed."""
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Keep a lifeline alive until `close`, starting a new one if it is ever killed.
+
+        Reports itself started (`TaskGroup.start`) once the first lifeline runs, or could
+        not be started, so that no service is spawned before its safety net is there.
+        """
+        reported = False
         try:
-            while True:
-                self._spawn()
+            while not self._closing:
+                try:
+                    pidfd = self._spawn()
+                except OSError:
+                    pidfd = None
+                if not reported:
+                    task_status.started()
+                    reported = True
+                if pidfd is None:
+                    await anyio.sleep(RETRY)  # out of descriptors, say: try again soon
+                    continue
                 assert self._popen is not None
-                pidfd = os.pidfd_open(self._popen.pid)
                 try:
                     await anyio.wait_readable(pidfd)
                 finally:
                     os.close(pidfd)
                 self._popen.wait()
                 self._managed.discard(self._popen.pid)
-                if self._write_end is None:
-                    return
-                os.close(self._write_end)
+                if self._write_end is not None:  # killed, not released: start another
+                    os.close(self._write_end)
+                    self._write_end = None
         finally:
             self._done.set()
 
     async def aclose(self, timeout: float = 2.0) -> None:
         """Release the lifeline (it finds nothing left to kill and exits) and reap it."""
+        self._closing = True
         if self._write_end is not None:
             fd, self._write_end = self._write_end, None
             os.close(fd)

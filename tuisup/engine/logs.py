@@ -257,7 +257,10 @@ class LogStore:
         if service is None:
             return self.merged.since(seq)
         ring = self._rings.get(service)
-        return ring.since(seq) if ring is not None else []
+        if ring is not None:
+            return ring.since(seq)
+        # A service that left: what the merged log still holds of it.
+        return [batch for batch in self.merged.since(seq) if batch.service == service]
 
     def forget(self, service: str) -> None:
         """Drop a service's ring and close its file (it left the manifest)."""

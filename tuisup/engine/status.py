@@ -17,7 +17,7 @@ S = ServiceState
 TRANSITIONS: dict[ServiceState, frozenset[ServiceState]] = {
     S.STOPPED: frozenset({S.WAITING, S.STARTING, S.FAILED}),
     S.WAITING: frozenset({S.WAITING, S.STARTING, S.STOPPED, S.FAILED}),
-    S.STARTING: frozenset({S.RUNNING, S.FAILED}),
+    S.STARTING: frozenset({S.RUNNING, S.STOPPING, S.FAILED}),
     S.RUNNING: frozenset({S.STOPPING, S.BACKOFF, S.EXITED, S.FAILED}),
     S.BACKOFF: frozenset({S.WAITING, S.STARTING, S.STOPPED, S.FAILED}),
     S.STOPPING: frozenset({S.STOPPED, S.BACKOFF, S.FAILED}),
@@ -26,8 +26,9 @@ TRANSITIONS: dict[ServiceState, frozenset[ServiceState]] = {
 }
 """Every allowed edge of the state machine; anything else is a bug and raises.
 
-`waiting → waiting` says what it waits for changed; `stopping → backoff` is an unhealthy
-run restarted; `→ failed` from a non-running state is a dependency that failed for good.
+`waiting → waiting` says what it waits for changed; `starting → stopping` is a stop asked
+for while a run was still starting; `stopping → backoff` is an unhealthy run restarted;
+`→ failed` from a non-running state is a dependency that failed for good.
 """
 
 ACTIVE = frozenset({S.WAITING, S.STARTING, S.RUNNING, S.BACKOFF, S.STOPPING})

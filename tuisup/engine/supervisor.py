@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import random
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable
 from functools import partial
@@ -34,6 +35,7 @@ from tuisup.engine.events import (
     StateChanged,
 )
 from tuisup.engine.executors import Executor, ExitStatus, Run, StartError
+from tuisup.engine.executors.base import KILL_GRACE
 from tuisup.engine.health import HealthChecks
 from tuisup.engine.logs import LogStore
 from tuisup.engine.reaper import Reaper
@@ -95,6 +97,8 @@ class Supervisor:
         self._started_wall: float | None = None
         self._next_start: float | None = None
         self._timer: anyio.CancelScope | None = None
+        self._starting: anyio.CancelScope | None = None
+        """While a run is starting: what a stop cancels to end the pending start at once."""
         self._changed: list[Path] | None = None
         self._send, self._inbox = anyio.create_memory_object_stream[tuple[Any, ...]](math.inf)
         self._tg: TaskGroup | None = None
@@ -107,6 +111,8 @@ class Supervisor:
         about to start again does not block its dependents."""
         self._waiting_restart = False
         """Whether the start a `waiting` service waits to make is a restart."""
+        self._stops_queued = 0
+        """Stops posted and not handled yet: nothing is started meanwhile."""
 
     # -- the public commands ------------------------------------------------------------
 
@@ -175,7 +181,19 @@ class Supervisor:
         self._tg = tg
         async with self._inbox:
             async for message in self._inbox:
-                await self._handle(*message)
+                try:
+                    await self._handle(*message)
+                except Exception as exc:  # a bug of ours must not take the host down
+                    self._internal_error(exc)
+
+    def _internal_error(self, exc: Exception) -> None:
+        """Report an unexpected error in this service's log, and fail it if that is allowed."""
+        details = "".join(traceback.format_exception(exc))
+        self._logs.add(self.spec.name, "stderr", details.rstrip("\n").split("\n"))
+        reason = f"tuisup internal error: {type(exc).__name__}: {exc}"
+        self._logs.marker(self.spec.name, reason)
+        if S.FAILED in TRANSITIONS[self.state]:
+            self._transition(S.FAILED, reason=reason)
 
     # -- the actor ------------------------------------------------------------------------
 
@@ -188,6 +206,10 @@ class Supervisor:
         self._send.send_nowait((command, done, *args))
         if command in ("start", "restart"):
             self.starts_queued += 1
+        elif command == "stop":
+            self._stops_queued += 1
+            if self._starting is not None:
+                self._starting.cancel()  # the actor waits for that start: end it now
         return done
 
     async def _handle(self, command: str, arg: Any, *more: Any) -> None:
@@ -201,6 +223,8 @@ class Supervisor:
         else:
             if command in ("start", "restart"):
                 self.starts_queued -= 1
+            elif command == "stop":
+                self._stops_queued -= 1
             try:
                 await getattr(self, f"_do_{command}")(*more)
             finally:
@@ -294,6 +318,8 @@ class Supervisor:
         """Start a run if the dependencies hold; otherwise wait for them, or fail."""
         self._cancel_timer()
         verdict = self._gate(self.spec.name)
+        if verdict.refused or self._stops_queued:
+            return  # shutting down, or a stop is next: starting now would be undone at once
         if verdict.blocked is not None:
             self._waiting_restart = False
             if self.state is not S.FAILED or self.reason != verdict.blocked:
@@ -320,13 +346,15 @@ class Supervisor:
         assert self._tg is not None
         try:
             run = await self._executor.start(self.spec, self._logs, self._tg)
-            self._run = run
-            await run.started()
         except StartError as exc:
-            if exc.details:
-                self._logs.add(self.spec.name, "stderr", exc.details.rstrip("\n").split("\n"))
-            self._logs.marker(self.spec.name, f"tuisup: {exc}")
-            self._transition(S.FAILED, reason=str(exc))
+            self._cannot_start(str(exc), exc.details)
+            return
+        except Exception as exc:  # anything else a start raises is still this service's
+            details = "".join(traceback.format_exception(exc))
+            self._cannot_start(f"cannot start: {type(exc).__name__}: {exc}", details)
+            return
+        self._run = run
+        if not await self._started(run):
             return
         self._started_mono = self._clock()
         self._started_wall = time.time()
@@ -334,6 +362,42 @@ class Supervisor:
         self._tg.start_soon(self._watch, run)
         if self.spec.healthcheck is not None:
             self._checks.start(self.spec, self._tg, partial(self._health_report, run))
+
+    async def _started(self, run: Run) -> bool:
+        """Wait until `run` is up, within `start_timeout`; a stop meanwhile ends it.
+
+        Returns:
+            Whether the run is up; if not, the service is `failed` or `stopped`.
+        """
+        timeout = self.spec.start_timeout
+        self._starting = anyio.CancelScope()
+        if self._stops_queued:
+            self._starting.cancel()
+        try:
+            with self._starting, anyio.move_on_after(timeout) as timer:
+                await run.started()
+                return True
+        except StartError as exc:
+            self._cannot_start(str(exc), exc.details)
+            return False
+        finally:
+            self._starting = None
+        if timer.cancelled_caught:
+            run.kill()
+            with anyio.CancelScope(shield=True), anyio.move_on_after(KILL_GRACE):
+                await run.wait()
+            self._cannot_start(f"cannot start: did not start within {timeout:g}s")
+        else:  # a stop was asked for while it started
+            self._transition(S.STOPPING, pid=run.pid)
+            await run.stop(self.spec.stop_signal, self.spec.stop_timeout)
+            self._transition(S.STOPPED, reason="stopped while starting")
+        return False
+
+    def _cannot_start(self, reason: str, details: str | None = None) -> None:
+        if details:
+            self._logs.add(self.spec.name, "stderr", details.rstrip("\n").split("\n"))
+        self._logs.marker(self.spec.name, f"tuisup: {reason}")
+        self._transition(S.FAILED, reason=reason)
 
     def _health_report(self, run: Run, health: Health, reason: str | None, failures: int) -> None:
         if run is self._run and self.state is S.RUNNING:

@@ -8,16 +8,17 @@ import importlib
 import logging
 import sys
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 
 from anyio.abc import TaskGroup
 
-from tuisup.engine.capture import LogHandler, ServiceOutput, install
+from tuisup.engine.capture import CURRENT, LogHandler, ServiceOutput, install
 from tuisup.engine.executors.async_ import LoopWatchdog, TaskRun
 from tuisup.engine.executors.base import Executor, Run, StartError
 from tuisup.engine.executors.thread import ThreadRun
 from tuisup.engine.logs import LogStore
-from tuisup.service import Context, TargetError, load_target
+from tuisup.service import Context, TargetError, format_crash, load_target
 from tuisup.spec import ExecutorKind, ServiceSpec
 
 
@@ -76,7 +77,13 @@ class InProcessExecutor(Executor):
         output = ServiceOutput(logs, spec.name, loop)
         ctx = Context(spec.name, cwd=spec.cwd)
         _route_log(ctx.log, output)
-        call = target.bind(ctx)
+        try:
+            with _as_service(output):  # what __init__ prints is the service's
+                call = target.bind(ctx)
+        except TargetError as exc:
+            output.close()
+            details = format_crash(exc.__cause__ or exc)
+            raise StartError(f"cannot start: {exc}", details) from exc
         if kind is ExecutorKind.ASYNC:
             run: Run = TaskRun(spec.name, call, ctx, output, self.watchdog)
             tg.start_soon(run.main)  # type: ignore[attr-defined]
@@ -84,6 +91,16 @@ class InProcessExecutor(Executor):
         thread_run = ThreadRun(spec.name, call, ctx, output, loop, self._stuck)
         thread_run.thread.start()
         return thread_run
+
+
+@contextlib.contextmanager
+def _as_service(output: ServiceOutput) -> Iterator[None]:
+    """Route what runs inside to `output`, as the service's own code is."""
+    token = CURRENT.set(output)
+    try:
+        yield
+    finally:
+        CURRENT.reset(token)
 
 
 def _route_log(logger: logging.Logger, output: ServiceOutput) -> None:

@@ -48,31 +48,30 @@ class ProcessExecutor(Executor):
     async def start(self, spec: ServiceSpec, logs: LogStore, tg: TaskGroup) -> Run:
         """Spawn the service; see `Executor.start`."""
         env = service_env(spec, self.reaper)
+        argv = spec.argv
+        ours: list[int] = []  # read ends, kept by the run; closed here if the start fails
+        theirs: list[int] = []  # write ends, the child's: always closed here after the spawn
         status_r = status_w = -1
-        if spec.target is None:
-            argv = spec.argv
-        else:
-            status_r, status_w = os.pipe2(os.O_CLOEXEC)
-            argv = _child_argv(spec, status_w, self.root)
-            paths = [_PACKAGE_ROOT, env.get("PYTHONPATH", "")]
-            env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
-        out_r, out_w = os.pipe2(os.O_CLOEXEC)
-        err_r, err_w = os.pipe2(os.O_CLOEXEC)
         try:
+            if spec.target is not None:
+                status_r, status_w = _pipe(ours, theirs)
+                argv = _child_argv(spec, status_w, self.root)
+                paths = [_PACKAGE_ROOT, env.get("PYTHONPATH", "")]
+                env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+            out_r, out_w = _pipe(ours, theirs)
+            err_r, err_w = _pipe(ours, theirs)
             with contextlib.suppress(OSError):
                 fcntl.fcntl(out_w, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
             popen = spawn(argv, spec, env, out_w, err_w, (status_w,) if status_w >= 0 else ())
+            pidfd = open_pidfd(popen)
         except OSError as exc:
-            for fd in (out_r, err_r, status_r):
-                if fd >= 0:
-                    os.close(fd)
+            _close(ours)
             raise StartError(f"cannot start: {exc}") from exc
         finally:
-            for fd in (out_w, err_w, status_w):
-                if fd >= 0:
-                    os.close(fd)
+            _close(theirs)
         self.reaper.managed.add(popen.pid)
-        run = ProcessRun(spec.name, popen, self.reaper, status_r if status_r >= 0 else None)
+        status_fd = status_r if status_r >= 0 else None
+        run = ProcessRun(spec.name, popen, pidfd, self.reaper, status_fd)
         run.kind = spec.executor or ExecutorKind.PROCESS
         run.attach(
             tg,
@@ -82,6 +81,36 @@ class ProcessExecutor(Executor):
             err_r,
         )
         return run
+
+
+def _pipe(ours: list[int], theirs: list[int]) -> tuple[int, int]:
+    """A pipe whose read end goes to `ours` and write end to `theirs`."""
+    read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    ours.append(read_end)
+    theirs.append(write_end)
+    return read_end, write_end
+
+
+def _close(fds: list[int]) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def open_pidfd(popen: subprocess.Popen[bytes]) -> int:
+    """A pidfd for a process just spawned; if there is none, the process must not live on.
+
+    Raises:
+        OSError: No descriptor could be had (too many open files): the process, which
+            nothing could watch, was killed with its group and reaped.
+    """
+    try:
+        return os.pidfd_open(popen.pid)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.killpg(popen.pid, signal.SIGKILL)
+        popen.wait()  # SIGKILLed: it is gone at once
+        raise
 
 
 def service_env(spec: ServiceSpec, reaper: Reaper) -> dict[str, str]:
@@ -141,6 +170,7 @@ class ProcessRun(Run):
         self,
         service: str,
         popen: subprocess.Popen[bytes],
+        pidfd: int,
         reaper: Reaper,
         status_fd: int | None = None,
     ) -> None:
@@ -154,7 +184,7 @@ class ProcessRun(Run):
         self.pid = popen.pid
         self._popen = popen
         self._reaper = reaper
-        self._pidfd = os.pidfd_open(popen.pid)
+        self._pidfd = pidfd
         self._reaped = False
         self._drained = anyio.Event()
         self._open: set[int] = set()
@@ -213,6 +243,7 @@ class ProcessRun(Run):
             # die with it, since a service's exit is the end of its whole tree.
             self._signal_group(signal.SIGKILL)
             code = self._popen.poll()
+            os.close(self._pidfd)
             if code is None:
                 # Stuck in the kernel (state D) even after SIGKILL: nothing more to do.
                 self._status = ExitStatus(error="did not end after SIGKILL")
@@ -220,7 +251,6 @@ class ProcessRun(Run):
                 return
             self._reaped = True
             self._reaper.managed.discard(self.pid or 0)
-            os.close(self._pidfd)
             await self._sweep()
             with anyio.move_on_after(DRAIN_GRACE):
                 await self._drained.wait()
