@@ -9,6 +9,7 @@ from dataclasses import replace
 
 from tuisup.manifest import ManifestError, load_manifest
 from tuisup.spec import Manifest
+from tuisup.terminal import text_lines
 
 DEFAULT_MANIFEST = "services.toml"
 
@@ -50,7 +51,8 @@ def _load(path: str) -> Manifest | None:
     try:
         return load_manifest(path)
     except ManifestError as exc:
-        print(exc, file=sys.stderr)  # noqa: T201
+        # Problems quote the file's keys and values, and name the file: make them safe.
+        print("\n".join(text_lines(str(exc))), file=sys.stderr)  # noqa: T201
         return None
 
 

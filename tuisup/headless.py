@@ -4,13 +4,15 @@ Text mode prints `web    | line` with a stable colour per service when stdout is
 (plain when piped or with NO_COLOR) and tuisup's own lines (`web started (pid 1234)`).
 JSON mode prints one object per event per line. Writes happen in a worker thread, so a
 slow reader of our stdout makes the printer fall behind, never the host.
+
+Whatever came from a service, a check, a file or the manifest is made safe for the terminal
+as it is printed (`tuisup.terminal`): output keeps only colours, tuisup's own lines keep no
+escape at all and stay one line each, and JSON keeps the data exact, C1 controls escaped.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import signal
 import sys
 import zlib
@@ -36,40 +38,12 @@ from tuisup.engine.events import (
     StateChanged,
 )
 from tuisup.engine.executors import ExitStatus
-from tuisup.engine.logs import MARKER_STREAM, LogBatch, last_state
+from tuisup.engine.logs import MARKER_STREAM, LogBatch
 from tuisup.engine.status import ACTIVE
 from tuisup.spec import Manifest
+from tuisup.terminal import json_text, one_line, output_line, unsafe
 
 _COLOURS = (36, 33, 32, 35, 34, 91, 96, 93, 92, 95, 94)
-# Escape sequences: CSI, OSC (to BEL or ST), other string sequences, and two-byte escapes.
-_ESCAPE = re.compile(
-    r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[PX^_][^\x1b]*(?:\x1b\\)?|[ -~]?)"
-)
-# Control bytes other than tab and newline; ESC is handled by _ESCAPE.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1a\x1c-\x1f\x7f]")
-# The same, for a quick test: thirty substring searches beat one regex scan eightfold.
-_UNSAFE = tuple(chr(c) for c in (*range(0x09), *range(0x0B, 0x20), 0x7F))
-
-
-def _unsafe(text: str) -> bool:
-    """Whether `text` holds an escape sequence or a control byte other than tab and newline."""
-    return any(c in text for c in _UNSAFE)
-
-
-def neutralise(line: str, *, keep_colour: bool) -> str:
-    """Make a line safe to print: only colour (SGR) escapes may survive.
-
-    A carriage return shows the line's last state, as a terminal would; sequences that move
-    the cursor, clear the screen or set the title are removed, as are other control bytes.
-    """
-    line = last_state(line)
-
-    def escape(m: re.Match[str]) -> str:
-        seq = m.group()
-        return seq if keep_colour and seq.startswith("\x1b[") and seq.endswith("m") else ""
-
-    line = _ESCAPE.sub(escape, line)
-    return _CONTROL.sub("", line)
 
 
 class Printer:
@@ -127,7 +101,7 @@ class Printer:
     def _json(self, event: Event, **extra: Any) -> str:
         data = event.to_json()
         data.update((k, v) for k, v in extra.items() if v is not None)
-        return json.dumps(data, ensure_ascii=False)
+        return json_text(data)
 
     def _output(self, service: str, lines: list[str], dropped: int) -> Iterable[str]:
         prefix = self._prefix(service)
@@ -135,8 +109,8 @@ class Printer:
             yield f"{prefix}[tuisup: {dropped} lines not shown: the printer fell behind]"
         if not lines:
             return
-        if _unsafe("\n".join(lines)):
-            lines = [neutralise(line, keep_colour=self.colour) for line in lines]
+        if unsafe("\n".join(lines)):
+            lines = [output_line(line, keep_colour=self.colour) for line in lines]
         yield prefix + ("\n" + prefix).join(lines)
 
     def _lifecycle(self, event: Event) -> Iterable[str]:
@@ -198,6 +172,12 @@ class Printer:
                 yield self._say(f"{name} stopped after {event.runtime:.1f}s")
 
     def _say(self, text: str) -> str:
+        """Return one of tuisup's own lines, made safe whole.
+
+        Its reasons, errors and paths come from services, checks, files and the manifest,
+        and each of tuisup's lines stays one line.
+        """
+        text = one_line(text)
         return f"\x1b[1m{text}\x1b[0m" if self.colour else text
 
 

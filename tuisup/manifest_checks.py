@@ -12,7 +12,6 @@ are public through it.
 from __future__ import annotations
 
 import difflib
-import json
 import math
 import os
 import re
@@ -25,6 +24,7 @@ from typing import Any
 
 from tuisup.dotenv import parse_dotenv
 from tuisup.spec import BackoffKind, RestartPolicy
+from tuisup.terminal import json_text
 from tuisup.toml_locator import Key, Locator
 
 _BARE = re.compile(r"[A-Za-z0-9_-]+")
@@ -61,7 +61,7 @@ class ManifestError(Exception):
 def _quote(text: str, limit: int = 60) -> str:
     if len(text) > limit:
         text = text[: limit - 1] + "…"
-    return json.dumps(text, ensure_ascii=False)
+    return json_text(text)  # JSON-quoted, C1 controls too: visible as \u009b, not obeyed
 
 
 def _num(value: int | float) -> str:

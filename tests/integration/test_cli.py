@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Tuisup, tagged_pids
-from tuisup.headless import neutralise
 
 
 def write(tmp_path: Path, text: str, token: str = "") -> Path:
@@ -286,13 +285,6 @@ def test_usage_errors_exit_two(tmp_path: Path, args: list[str]) -> None:
         timeout=30,
     )
     assert done.returncode == 2 and "usage:" in done.stderr
-
-
-def test_neutralise_keeps_colour_and_removes_cursor_moves_clears_and_titles() -> None:
-    line = "\x1b[31mred\x1b[0m \x1b[2J\x1b[H\x1b]0;title\x07moved\x1b[10;5Hhere\x08"
-    assert neutralise(line, keep_colour=True) == "\x1b[31mred\x1b[0m movedhere"
-    assert neutralise(line, keep_colour=False) == "red movedhere"
-    assert neutralise("10%\r50%\r100%", keep_colour=False) == "100%"
 
 
 def test_headless_lines_say_what_a_service_waits_for_and_its_health(tmp_path: Path) -> None:

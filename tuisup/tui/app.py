@@ -19,6 +19,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.notifications import SeverityLevel
 from textual.widgets import Footer, Input, Static, Tree
 
 from tuisup.engine import Host, ServiceState, ServiceStatus
@@ -35,6 +36,7 @@ from tuisup.engine.events import (
     StateChanged,
 )
 from tuisup.spec import Manifest
+from tuisup.terminal import one_line, text_lines
 from tuisup.tui.commands import ServiceCommands
 from tuisup.tui.procstats import ProcessStats
 from tuisup.tui.screens.detail import DetailScreen
@@ -92,7 +94,8 @@ class TuisupApp(App[int]):
         manifest = self.host.manifest
         yield Static(id="summary")
         with Horizontal():
-            yield ServiceTree(manifest.root.name or "tuisup", list(manifest.services), id="tree")
+            title = one_line(manifest.root.name) or "tuisup"  # a folder's name
+            yield ServiceTree(title, list(manifest.services), id="tree")
             with Vertical(id="log-pane"):
                 yield Static(id="log-title")
                 yield LogView(self.host, manifest.settings.log_lines, id="log")
@@ -138,16 +141,7 @@ class TuisupApp(App[int]):
                 self._show_summary()
             for event in batch:
                 if isinstance(event, FilesChanged):
-                    shown = ", ".join(event.paths[:3]) + ("…" if len(event.paths) > 3 else "")
-                    if event.paused:
-                        self.notify(event.paused, title=event.service, severity="warning")
-                    else:
-                        self.notify(f"{shown} changed", title=f"{event.service} reloading")
-                        status = self.host.snapshot().get(event.service)
-                        if status is not None:  # "reloading" until the next run is up
-                            self._reloading[event.service] = status.restarts
-                    if event.service in self.host.supervisors:
-                        self._show(tree, self.host.snapshot()[event.service])
+                    self._files_changed(tree, event)
                 elif isinstance(event, ManifestReloaded):
                     self._reloaded(event)
                 elif isinstance(event, ManifestInvalid):
@@ -161,6 +155,39 @@ class TuisupApp(App[int]):
             if any(isinstance(e, HostStopped) for e in batch):
                 self.exit(0)
                 return
+
+    def _files_changed(self, tree: ServiceTree, event: FilesChanged) -> None:
+        if event.paused:
+            self.notify(event.paused, title=event.service, severity="warning")
+        else:
+            # File names, one line: a name may hold a newline as well as an escape.
+            shown = one_line(", ".join(event.paths[:3])) + ("…" if len(event.paths) > 3 else "")
+            self.notify(f"{shown} changed", title=f"{event.service} reloading")
+            status = self.host.snapshot().get(event.service)
+            if status is not None:  # "reloading" until the next run is up
+                self._reloading[event.service] = status.restarts
+        if event.service in self.host.supervisors:
+            self._show(tree, self.host.snapshot()[event.service])
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Show a notification, its text as is: not read as markup, and made safe.
+
+        Notifications name files, services and manifest errors: a file called `[a="b].py`
+        must show as itself, not break the markup parser, and an escape must not reach the
+        terminal. Each line is made safe on its own: a manifest error lists one problem a line.
+        """
+        message = "\n".join(text_lines(message))
+        super().notify(
+            message, title=one_line(title), severity=severity, timeout=timeout, markup=markup
+        )
 
     def _show(self, tree: ServiceTree, status: ServiceStatus) -> None:
         since = self._reloading.get(status.name)
@@ -234,7 +261,8 @@ class TuisupApp(App[int]):
         counts = {state: 0 for state in S}
         for status in snapshot.values():
             counts[status.state] += 1
-        summary = Text.assemble(("tuisup ", "bold"), (f"{self.host.manifest.path.name}  ", "dim"))
+        manifest = one_line(self.host.manifest.path.name)
+        summary = Text.assemble(("tuisup ", "bold"), (f"{manifest}  ", "dim"))
         order = (S.RUNNING, S.WAITING, S.STARTING, S.BACKOFF, S.STOPPING, S.FAILED, S.EXITED)
         for state in (*order, S.STOPPED):
             if counts[state]:

@@ -1,4 +1,8 @@
-"""Provides DetailScreen: one service's spec, restart state, exit history and environment."""
+"""Provides DetailScreen: one service's spec, restart state, exit history and environment.
+
+Every value is shown as `Text`, never read as markup: commands, paths, environment values,
+reasons and errors come from the manifest, services and checks, and are made safe.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from tuisup.engine import ServiceStatus
+from tuisup.terminal import one_line, text_lines
 
 SECRET = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD|PASS|KEY|AUTH|CREDENTIAL|PRIVATE", re.I)
 
@@ -22,6 +27,11 @@ def masked(name: str, value: str) -> str:
     return "••••••••" if SECRET.search(name) and value else value
 
 
+def shown(text: str) -> Text:
+    """Text as is, not markup, each of its lines made safe (a command may have several)."""
+    return Text("\n".join(text_lines(text)))
+
+
 def describe(status: ServiceStatus) -> Table:
     """Return the service's detail as a two-column table."""
     spec = status.spec
@@ -29,7 +39,7 @@ def describe(status: ServiceStatus) -> Table:
     table.add_column(style="bold cyan", no_wrap=True)
     table.add_column()
     rows = [
-        ("state", f"{status.state.value}" + (f" — {status.reason}" if status.reason else "")),
+        ("state", status.state.value + (f" — {one_line(status.reason)}" if status.reason else "")),
         ("command" if spec.target is None else "target", spec.command),
         ("executor", _executor(status)),
         ("cwd", str(spec.cwd)),
@@ -51,7 +61,7 @@ def describe(status: ServiceStatus) -> Table:
     if spec.restart_dependents:
         rows.append(("dependents", "restarted whenever this service starts again"))
     for key, value in rows:
-        table.add_row(key, value)
+        table.add_row(key, shown(value))
     return table
 
 
@@ -69,7 +79,7 @@ def _healthcheck(status: ServiceStatus) -> str:
         text += "; restarted when unhealthy"
     if status.health is not None:
         text += f"\nnow {status.health}" + (
-            f": {status.health_reason}" if status.health_reason else ""
+            f": {one_line(status.health_reason)}" if status.health_reason else ""
         )
     return text
 
@@ -98,7 +108,7 @@ def history(status: ServiceStatus) -> Table:
     for column in ("started", "ran", "ended"):
         table.add_column(column)
     for record in reversed(status.history):
-        ended = "stopped" if record.requested else record.status.describe()
+        ended = "stopped" if record.requested else one_line(record.status.describe())
         table.add_row(
             time.strftime("%H:%M:%S", time.localtime(record.started)),
             f"{record.runtime:.1f}s",
@@ -113,7 +123,7 @@ def environment(status: ServiceStatus) -> Table:
     table.add_column(style="green", no_wrap=True)
     table.add_column()
     for name, value in sorted(status.spec.env.items()):
-        table.add_row(name, masked(name, value))
+        table.add_row(shown(name), shown(masked(name, value)))
     return table
 
 

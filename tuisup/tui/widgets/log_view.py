@@ -24,7 +24,8 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from tuisup.engine import Host
-from tuisup.engine.logs import MARKER_STREAM, last_state
+from tuisup.engine.logs import MARKER_STREAM
+from tuisup.terminal import output_line
 
 PULL_EVERY = 0.1
 """Seconds between two pulls of new lines from the Host."""
@@ -178,9 +179,7 @@ class LogView(ScrollView, can_focus=True):
 
     def visible_text(self) -> list[str]:
         """The shown lines as plain text (what export writes)."""
-        return [
-            Text.from_ansi(self._prefix_plain(e) + last_state(e.text)).plain for e in self._shown
-        ]
+        return [self._prefix_plain(e) + output_line(e.text, keep_colour=False) for e in self._shown]
 
     def _prefix_plain(self, entry: Entry) -> str:
         parts = []
@@ -225,7 +224,10 @@ class LogView(ScrollView, can_focus=True):
             self._restyle()
 
     def _render_text(self, entry: Entry) -> Text:
-        text = Text.from_ansi(last_state(entry.text).expandtabs(), no_wrap=not self.wrap)
+        # Rich's ANSI decoder lets C1 controls, a lone ESC, NUL and DEL through to the
+        # terminal: only colours may reach it.
+        shown = output_line(entry.text, keep_colour=True)
+        text = Text.from_ansi(shown.expandtabs(), no_wrap=not self.wrap)
         if entry.stream == MARKER_STREAM:
             text.stylize("bold " + ("red" if "exited" in entry.text else "bright_black"))
         elif entry.stream == "stderr":

@@ -11,6 +11,7 @@ from textual.widgets.tree import TreeNode
 
 from tuisup.engine import ServiceState, ServiceStatus
 from tuisup.engine.events import Health
+from tuisup.terminal import one_line
 
 S = ServiceState
 GLYPHS: dict[ServiceState, tuple[str, str]] = {
@@ -73,6 +74,7 @@ def service_label(
 
     A service that watches its files shows ⟳ after its restarts (dim while paused); one
     with a health check, while it runs, a ♥: green healthy, red unhealthy, dim unknown.
+    Reasons and errors come from services and checks: they are shown made safe, on one line.
     """
     now = time.time() if now is None else now
     glyph, colour = GLYPHS[status.state]
@@ -95,31 +97,34 @@ def service_label(
         ("♥ " if status.health else "  ", HEALTH[status.health] if status.health else ""),
     )
     if status.health_reason:
-        label.append(f"{status.health_reason} · ", "red")
+        label.append(f"{one_line(status.health_reason)} · ", "red")
     if status.state is S.BACKOFF and status.next_start is not None:
         if last is not None:
-            label.append(f"{last.status.describe()} → ", "red")
+            label.append(f"{one_line(last.status.describe())} → ", "red")
         label.append(f"restart in {max(0.0, status.next_start - now):.1f}s", "yellow")
     elif status.started is not None:
         label.append(f"up {duration(now - status.started)}", "bright_black")
     elif status.reason and status.state is S.FAILED:
-        label.append(status.reason, "red")
+        label.append(one_line(status.reason), "red")
     elif status.waiting_for:
         label.append(f"for {', '.join(status.waiting_for)}", "cyan")
     elif last is not None:
         style = "red" if status.state is not S.STOPPED and last.status.code != 0 else "bright_black"
-        what = "stopped" if last.requested else last.status.describe()
+        what = "stopped" if last.requested else one_line(last.status.describe())
         label.append(what, style)
     return label
 
 
 def proc_label(proc: Proc) -> Text:
-    """Return a process row: pid, CPU, RSS, command; escapees are marked."""
+    """Return a process row: pid, CPU, RSS, command; escapees are marked.
+
+    A process sets its own command line (its argv, read from /proc): it is made safe.
+    """
     label = Text.assemble(
         (f"{proc.pid:>7} ", "bright_black"),
         (f"{proc.cpu:5.1f}% ", "cyan"),
         (f"{megabytes(proc.rss):>7} ", "magenta"),
-        (proc.command[:60], ""),
+        (one_line(proc.command)[:60], ""),
     )
     if proc.escaped:
         label.append("  escaped its group", "bold yellow")
