@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable
@@ -23,7 +24,7 @@ from typing import Any, TextIO
 import anyio
 from anyio.abc import TaskGroup
 
-from tuisup.engine import Event, Host, ServiceState
+from tuisup.engine import Event, Host, ServiceState, ServiceStatus, UnknownService
 from tuisup.engine.events import (
     FilesChanged,
     Health,
@@ -82,6 +83,8 @@ class Printer:
                     out.extend(self._output(event.service, lines, dropped))
             elif self.json_mode:
                 out.append(self._json(event))
+                if isinstance(event, Missed):  # what the unseen events led to
+                    out.append(self._json_snapshot())
             else:
                 out.extend(self._lifecycle(event))
         return "\n".join(out) + "\n" if out else ""
@@ -94,7 +97,11 @@ class Printer:
                 first[event.service] = event.first_line
         kept: dict[str, dict[int, LogBatch]] = defaultdict(dict)
         for service, line in first.items():
-            for batch in self.host.logs(service, line - 1):
+            try:
+                batches = self.host.logs(service, line - 1)
+            except UnknownService:  # gone, lines and all: the output says they were dropped
+                continue
+            for batch in batches:
                 kept[service][batch.end] = batch
         return kept
 
@@ -106,7 +113,8 @@ class Printer:
     def _output(self, service: str, lines: list[str], dropped: int) -> Iterable[str]:
         prefix = self._prefix(service)
         if dropped:
-            yield f"{prefix}[tuisup: {dropped} lines not shown: the printer fell behind]"
+            noun = "line" if dropped == 1 else "lines"
+            yield f"{prefix}[tuisup: {dropped} {noun} not shown: the printer fell behind]"
         if not lines:
             return
         if unsafe("\n".join(lines)):
@@ -143,7 +151,17 @@ class Printer:
             yield self._say("tuisup: manifest not applied, every service left as it was:")
             yield from (self._say(f"  {line}") for line in event.error.splitlines())
         elif isinstance(event, Missed):
-            yield self._say(f"tuisup: {event.count} events not shown: the printer fell behind")
+            yield from self._missed(event)
+
+    def _missed(self, event: Missed) -> Iterable[str]:
+        """Say how many events went unseen, and where every service stands after them."""
+        yield self._say(f"tuisup: {event.count} events not shown: the printer fell behind; now:")
+        for status in self.host.snapshot().values():
+            yield self._say(f"  {_now(status)}")
+
+    def _json_snapshot(self) -> str:
+        services = [status.to_json() for status in self.host.snapshot().values()]
+        return json_text({"event": "snapshot", "ts": round(time.time(), 6), "services": services})
 
     def _state(self, event: StateChanged) -> Iterable[str]:
         name = event.service
@@ -179,6 +197,18 @@ class Printer:
         """
         text = one_line(text)
         return f"\x1b[1m{text}\x1b[0m" if self.colour else text
+
+
+def _now(status: ServiceStatus) -> str:
+    """One service's state in a line: `web running (pid 42)`, `db failed: reason`."""
+    text = f"{status.name} {status.state}"
+    if status.pid is not None:
+        text += f" (pid {status.pid})"
+    if status.health is not None:
+        text += f", {status.health}"
+    if status.reason:
+        text += f": {status.reason}"
+    return text
 
 
 def _lines_of(event: Output, kept: dict[int, LogBatch]) -> tuple[list[str], int]:

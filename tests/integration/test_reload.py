@@ -9,9 +9,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from tests.conftest import Tuisup, tagged_pids, wait_until
+from tests.conftest import Tuisup, tagged_pids, wait_event, wait_until
 from tuisup.engine import Host, ServiceState
 from tuisup.engine.events import ManifestInvalid, ManifestReloaded
+from tuisup.engine.watch import FileWatcher
 from tuisup.manifest import load_manifest
 
 S = ServiceState
@@ -157,8 +158,18 @@ async def test_no_reload_leaves_a_saved_manifest_alone(tmp_path: Path, token: st
     write(path, BEFORE, token)
     async with Host(load_manifest(path), watch=False) as host:
         await wait_until(host, lambda s: all(x.state is S.RUNNING for x in s.values()))
+        seen = anyio.Event()
+        watcher = FileWatcher(path, seen.set)  # what a watching host would act on
+        assert watcher.start()
+        after_seq = host.bus.last_seq
         write(path, AFTER, token)
-        assert host._watcher is None
+        with anyio.fail_after(5):
+            await seen.wait()  # the save settled: a watching host would reload now
+        # Then give a reload (a thread read and an apply) ample time to show up, and see none.
+        with anyio.move_on_after(1.0):
+            await wait_event(host, lambda e: isinstance(e, ManifestReloaded), after_seq)
+        watcher.close()
+        assert not [e for e in host.bus.since(after_seq) if isinstance(e, ManifestReloaded)]
         assert list(host.snapshot()) == ["keep", "change", "drop"]
 
 

@@ -35,6 +35,14 @@ async def until(pilot: object, predicate: Callable[[], bool], timeout: float = 1
             await pilot.pause(0.05)  # type: ignore[attr-defined]
 
 
+def notification_titles(app: TuisupApp) -> list[str]:
+    return [n.title for n in app._notifications]
+
+
+def notification_text(app: TuisupApp) -> str:
+    return "\n".join(f"{n.title}: {n.message}" for n in app._notifications)
+
+
 def label(app: TuisupApp, name: str) -> str:
     return app.query_one(ServiceTree).nodes_by_name[name].label.plain  # type: ignore[union-attr]
 
@@ -176,7 +184,8 @@ async def test_reload_key_applies_an_edit_and_the_tree_follows(
         await until(pilot, lambda: "running" in label(app, "three"))
         path.write_text('[services.one]\ncommand = "sleep 60"\nrestart = "yes"\n')
         await pilot.press("L")
-        await until(pilot, lambda: len(app._notifications) > 0)
+        # The error's own notification: the reload before left one of its own.
+        await until(pilot, lambda: "services.toml not applied" in notification_titles(app))
         assert set(tree.nodes_by_name) == {"one", "three"}  # nothing changed
 
 
@@ -313,3 +322,92 @@ async def test_keys_on_a_dependency_chain_say_what_else_they_stop_and_start(
         await pilot.press("s")
         await wait_until(host, lambda s: s["api"].state is S.RUNNING)
         assert "first db, which it needs" in [n.message for n in app._notifications]
+
+
+class Broken:
+    """A subscription whose stream breaks at once, as a bug in following would."""
+
+    def __aiter__(self) -> Broken:
+        return self
+
+    async def __anext__(self) -> list[object]:
+        raise RuntimeError("the stream broke")
+
+
+async def test_a_failed_event_follower_is_reported_and_follows_again(
+    make_manifest: Callable[..., Manifest], token: str
+) -> None:
+    """Regression: the follower died silently and the tree froze for good."""
+    manifest = make_manifest(web="exec sleep 60")
+    async with console(manifest) as (host, app, pilot):
+        await until(pilot, lambda: "running" in label(app, "web"))
+        app.follow_events(Broken())  # type: ignore[arg-type]  # replaces the running follower
+        await until(pilot, lambda: "RuntimeError: the stream broke" in notification_text(app))
+        await host.stop("web")
+        await until(pilot, lambda: "stopped" in label(app, "web"))  # following again
+
+
+async def test_quitting_does_not_depend_on_the_event_follower(
+    make_manifest: Callable[..., Manifest], token: str
+) -> None:
+    """Regression: the app left only when the follower saw `host_stopped`; with the
+    follower gone, `q` left the user on the quit screen for good."""
+    manifest = make_manifest(web="exec sleep 60")
+    async with console(manifest) as (host, app, pilot):
+        await until(pilot, lambda: "running" in label(app, "web"))
+        app.workers.cancel_group(app, "events")
+        await pilot.press("q")
+        await until(pilot, lambda: not app.is_running, timeout=5)
+    assert not list(tagged_pids(token))
+
+
+async def test_after_missed_events_the_tree_is_redrawn_from_the_snapshot(
+    make_manifest: Callable[..., Manifest], token: str
+) -> None:
+    """Regression: the console ignored `missed`; states it did not see stayed wrong."""
+    manifest = make_manifest(web="exec sleep 60", chatty="exec sleep 61")
+    async with console(manifest) as (host, app, pilot):
+        await until(pilot, lambda: "running" in label(app, "web"))
+        behind = host.subscribe()  # where a follower that fell behind stands
+        app.workers.cancel_group(app, "events")
+        await host.stop("web")
+        for i in range(host.bus.capacity + 10):  # push web's state change off the ring
+            host.store.add("chatty", "stdout", [f"line {i}"])
+        assert "running" in label(app, "web")
+        app.follow_events(behind)
+        await until(pilot, lambda: "stopped" in label(app, "web"))
+        view = app.query_one(LogView)
+        await pilot.press("a")
+        await until(
+            pilot,
+            lambda: any(t.endswith(f"line {host.bus.capacity + 9}") for t in view.visible_text()),
+        )
+
+
+async def test_export_to_a_folder_that_cannot_be_written_is_a_notification(
+    tmp_path: object, make_manifest: Callable[..., Manifest], token: str
+) -> None:
+    """Regression: exporting (`e`) where it cannot be written took the console down."""
+    from pathlib import Path
+
+    manifest = make_manifest(web="echo hello; exec sleep 60")
+    (Path(str(manifest.root)) / ".tuisup").write_text("a file where the folder would be")
+    async with console(manifest) as (host, app, pilot):
+        await until(pilot, lambda: "running" in label(app, "web"))
+        await pilot.press("e")
+        await until(pilot, lambda: "not written" in notification_text(app))
+        assert app.is_running
+        await host.stop("web")
+        await until(pilot, lambda: "stopped" in label(app, "web"))
+
+
+async def test_export_writes_beside_tuisups_logs(
+    make_manifest: Callable[..., Manifest], token: str
+) -> None:
+    manifest = make_manifest(web="echo hello; exec sleep 60")
+    async with console(manifest) as (host, app, pilot):
+        await until(pilot, lambda: any("hello" in t for t in app.query_one(LogView).visible_text()))
+        await pilot.press("e")
+        await until(pilot, lambda: "lines written to" in notification_text(app))
+        exports = list((manifest.root / ".tuisup" / "exports").iterdir())
+        assert len(exports) == 1 and "hello" in exports[0].read_text()

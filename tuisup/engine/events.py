@@ -218,6 +218,11 @@ class Bus:
         self._waiters: set[anyio.Event] = set()
 
     @property
+    def capacity(self) -> int:
+        """How many events are kept: a subscriber further behind gets `Missed`."""
+        return self._ring.maxlen or 0
+
+    @property
     def last_seq(self) -> int:
         """The sequence number of the newest event (0 before any)."""
         return self._next_seq - 1

@@ -97,3 +97,28 @@ class ServiceStatus:
     def last_exit(self) -> ExitRecord | None:
         """The most recent exit, if any."""
         return self.history[-1] if self.history else None
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the status as JSON-ready data, with the same words as the events."""
+        data: dict[str, Any] = {
+            "service": self.name,
+            "state": self.state.value,
+            "restarts": self.restarts,
+        }
+        optional: dict[str, Any] = {
+            "pid": self.pid,
+            "executor": self.executor,
+            "started": self.started,
+            "next_start": self.next_start,
+            "reason": self.reason,
+            "health": self.health.value if self.health is not None else None,
+            "health_reason": self.health_reason,
+            "waiting_for": list(self.waiting_for) or None,
+        }
+        data.update((key, value) for key, value in optional.items() if value is not None)
+        last = self.last_exit
+        if last is not None:
+            data["last_exit"] = {
+                key: value for key, value in last.event_fields().items() if value is not None
+            }
+        return data

@@ -9,6 +9,7 @@ and only then leaves.
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from pathlib import Path
@@ -21,8 +22,9 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.notifications import SeverityLevel
 from textual.widgets import Footer, Input, Static, Tree
+from textual.worker import Worker, WorkerState
 
-from tuisup.engine import Host, ServiceState, ServiceStatus
+from tuisup.engine import Host, ServiceState, ServiceStatus, Subscription, UnknownService
 from tuisup.engine.capture import install as route_service_output
 from tuisup.engine.events import (
     FilesChanged,
@@ -31,6 +33,7 @@ from tuisup.engine.events import (
     HostStopped,
     ManifestInvalid,
     ManifestReloaded,
+    Missed,
     Output,
     RestartScheduled,
     StateChanged,
@@ -45,6 +48,8 @@ from tuisup.tui.widgets.log_view import LogView, Query
 from tuisup.tui.widgets.service_tree import GLYPHS, ServiceTree, megabytes
 
 S = ServiceState
+FOLLOW_AGAIN = 1.0
+"""Seconds before following the Host's events again after the follower failed."""
 
 
 class TuisupApp(App[int]):
@@ -84,6 +89,8 @@ class TuisupApp(App[int]):
         self._cpu = 0.0
         self._rss = 0
         self._summary = ""
+        self._reported: dict[str, None] = {}
+        """Failures of the stats worker already notified."""
         self._reloading: dict[str, int] = {}
         """Services restarting for changed files, with their restart count before it."""
 
@@ -118,15 +125,24 @@ class TuisupApp(App[int]):
         self._show_log_title()
         tree.focus()
         self.follow_events(subscription)
+        # Whatever was kept before the subscription began (the view's own first pull may
+        # have come earlier still); what comes after is announced by the subscription.
+        self.query_one(LogView).pull()
         self.set_interval(1.0, self._tick)
         self.set_interval(1.0, self.collect_stats)
 
     @work(exclusive=True, group="events", exit_on_error=False)
-    async def follow_events(self, subscription: object) -> None:
-        """Move the tree and header as events arrive."""
+    async def follow_events(self, subscription: Subscription) -> None:
+        """Move the tree and header as events arrive.
+
+        If it fails, `on_worker_state_changed` says so and follows again from a fresh
+        snapshot.
+        """
         tree = self.query_one(ServiceTree)
         view = self.query_one(LogView)
-        async for batch in subscription:  # type: ignore[attr-defined]
+        async for batch in subscription:
+            if any(isinstance(e, Missed) for e in batch):
+                self._caught_up()  # states, health and lines may have changed unseen
             for service in {e.service for e in batch if isinstance(e, Output)}:
                 view.lines_arrived(service)
             changed = {
@@ -155,6 +171,44 @@ class TuisupApp(App[int]):
             if any(isinstance(e, HostStopped) for e in batch):
                 self.exit(0)
                 return
+
+    def _caught_up(self) -> None:
+        """Redraw from the snapshot, and pull the lines that unseen events announced.
+
+        After events went unseen (`missed`), or with a fresh subscription.
+        """
+        tree = self.query_one(ServiceTree)
+        snapshot = self.host.snapshot()
+        tree.sync(list(snapshot))
+        for status in snapshot.values():
+            self._show(tree, status)
+        self._show_summary()
+        self.query_one(LogView).pull()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Report a worker that failed (a command, the stats, following events).
+
+        Never silent: following events starts again, from a fresh snapshot.
+        """
+        worker = event.worker
+        if event.state is not WorkerState.ERROR:
+            return
+        error = worker.error
+        what = f"{type(error).__name__}: {error}" if error is not None else "failed"
+        if isinstance(error, UnknownService):
+            what = f"no service {error.args[0]!r} any more"
+        if worker.group == "stats":  # it runs every second: each failure is said once
+            if what in self._reported:
+                return
+            self._reported[what] = None
+        self.notify(what, title=worker.description or worker.name, severity="error")
+        if worker.group == "events" and not self.quitting:
+            self.set_timer(FOLLOW_AGAIN, self._follow_again)
+
+    def _follow_again(self) -> None:
+        subscription = self.host.subscribe()
+        self.follow_events(subscription)
+        self._caught_up()
 
     def _files_changed(self, tree: ServiceTree, event: FilesChanged) -> None:
         if event.paused:
@@ -222,12 +276,16 @@ class TuisupApp(App[int]):
         if watching is None:
             self.notify(f"{name} watches no files (set watch in services.toml)", severity="warning")
             return
-        self._show(self.query_one(ServiceTree), self.host.snapshot()[name])
+        status = self.host.snapshot().get(name)
+        if status is not None:
+            self._show(self.query_one(ServiceTree), status)
         self.notify(f"{name}: {'watching its files again' if watching else 'watching paused'}")
 
     def action_reload(self) -> None:
         """Read services.toml again and apply what changed."""
-        self.run_worker(self.host.reload(), group="reload", exit_on_error=False)
+        self.run_worker(
+            self.host.reload(), group="reload", description="reload", exit_on_error=False
+        )
 
     def _tick(self) -> None:
         """Uptimes and backoff countdowns move on their own."""
@@ -309,8 +367,9 @@ class TuisupApp(App[int]):
     @on(Tree.NodeSelected, "#tree")
     def _open_detail(self) -> None:
         service = self.query_one(ServiceTree).selected_service
-        if service is not None:
-            self.push_screen(DetailScreen(self.host.snapshot()[service]))
+        status = self.host.snapshot().get(service) if service is not None else None
+        if status is not None:  # None: a service that is leaving the manifest
+            self.push_screen(DetailScreen(status))
 
     def _service(self) -> str | None:
         service = self.query_one(ServiceTree).selected_service
@@ -322,7 +381,12 @@ class TuisupApp(App[int]):
 
     def command(self, verb: str, name: str) -> None:
         """Run start, stop, restart or kill on a service, off the key handler."""
-        self.run_worker(self._command(verb, name), group=f"cmd-{name}", exit_on_error=False)
+        self.run_worker(
+            self._command(verb, name),
+            group=f"cmd-{name}",
+            description=f"{verb} {name}",
+            exit_on_error=False,
+        )
 
     async def _command(self, verb: str, name: str) -> None:
         if verb == "kill":
@@ -429,10 +493,19 @@ class TuisupApp(App[int]):
         view = self.query_one(LogView)
         lines = view.visible_text()
         name = f"tuisup-{view.source or 'all'}-{time.strftime('%Y%m%d-%H%M%S')}.log"
-        path = Path.cwd() / name
-        path.write_text("\n".join(lines) + "\n")
-        self.copy_to_clipboard("\n".join(lines))
-        self.notify(f"{len(lines)} lines written to {path} and copied")
+        # Beside tuisup's logs, not among the project's files: a service watching the
+        # project must not restart because its log was exported.
+        path = self.host.manifest.root / ".tuisup" / "exports" / name
+        text = "\n".join(lines)
+        self.copy_to_clipboard(text)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text + "\n")
+        except OSError as exc:
+            self.notify(f"{len(lines)} lines copied, but not written: {exc}", severity="error")
+            return
+        shown = os.path.relpath(path) if path.is_relative_to(Path.cwd()) else str(path)
+        self.notify(f"{len(lines)} lines written to {shown} and copied")
 
     def action_help(self) -> None:
         """Show or hide the keys."""
@@ -450,7 +523,12 @@ class TuisupApp(App[int]):
             return
         self.quitting = True
         self.push_screen(QuitScreen(self.host))
-        self.run_worker(self.host.shutdown("quit from the console"), exit_on_error=False)
+        self.run_worker(self._quit(), exit_on_error=False)
+
+    async def _quit(self) -> None:
+        """Leave once the host has stopped, whatever became of the worker that follows it."""
+        await self.host.shutdown("quit from the console")
+        self.exit(0)
 
 
 async def run_console(manifest: Manifest) -> int:
