@@ -31,6 +31,7 @@ from tuisup.engine.events import (
     HealthChanged,
     HostStopped,
     HostStopping,
+    LogFileChanged,
     ManifestInvalid,
     ManifestReloaded,
     Missed,
@@ -88,6 +89,19 @@ class Printer:
             else:
                 out.extend(self._lifecycle(event))
         return "\n".join(out) + "\n" if out else ""
+
+    def to_stderr(self, events: list[Event]) -> str:
+        """Return the warnings of one batch of events, for stderr (in JSON mode too).
+
+        An unwritable log file is said here once per episode, so that it is not lost among
+        the service's output (its marker line is in the service's log, not on stdout).
+        """
+        out = [
+            f"tuisup: {event.service}: {event.message}\n"
+            for event in events
+            if isinstance(event, LogFileChanged)
+        ]
+        return "".join(out)
 
     def _fetch(self, events: list[Event]) -> dict[str, dict[int, LogBatch]]:
         """Fetch the kept lines the batch's output events announce, by service and end."""
@@ -243,6 +257,8 @@ async def run(manifest: Manifest, *, json_mode: bool = False, out: TextIO | None
             async for events in subscription:
                 text = printer.render(events)
                 await anyio.to_thread.run_sync(_write, stream, text)
+                if warnings := printer.to_stderr(events):
+                    await anyio.to_thread.run_sync(_write, sys.stderr, warnings)
                 if any(isinstance(e, HostStopped) for e in events):
                     break
                 changed = any(isinstance(e, StateChanged) for e in events)

@@ -29,6 +29,7 @@ from tuisup.manifest_checks import (
     _env_file,
     _exit_codes,
     _integer,
+    _log_folder,
     _number,
     _one_of,
     _path,
@@ -247,7 +248,20 @@ def _host_settings(ck: _Checker, raw: object) -> HostSettings | None:
             log_dir = _path(ck, ("tuisup", "log_dir"), raw_dir)
         else:
             ck.fail(("tuisup", "log_dir"), f"expected a path or false, got {_describe(raw_dir)}")
+    if log_dir is not None and (problem := _log_folder(log_dir)) is not None:
+        _log_dir_problem(ck, problem, given="log_dir" in table)
+        return None
     return HostSettings(log_dir=log_dir, **values)
+
+
+def _log_dir_problem(ck: _Checker, problem: str, *, given: bool) -> None:
+    """Report an unusable log folder at its key, or (the default) at `[tuisup]` or line 1."""
+    if given:
+        ck.fail(("tuisup", "log_dir"), problem)
+        return
+    line, col = ck.where.find(("tuisup",), key=True)
+    text = f"{problem} (the default; set log_dir in [tuisup])"
+    ck.problems.append(Problem(ck.display, line or 1, col or 1, "tuisup.log_dir", text))
 
 
 def _services(ck: _Checker, raw: object) -> dict[str, ServiceSpec]:

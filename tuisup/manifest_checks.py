@@ -17,6 +17,7 @@ import os
 import re
 import shlex
 import signal
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -221,6 +222,31 @@ def _directory(ck: _Checker, path: Key, raw: object) -> Path | None:
     except OSError as exc:  # Python 3.11 lets ENAMETOOLONG and EACCES through
         return ck.fail(path, f"cannot use {directory}: {exc.strerror or exc}")
     return directory if found else ck.fail(path, f"no such directory: {directory}")
+
+
+def _log_folder(folder: Path) -> str | None:
+    """Say why tuisup could not write log files in `folder`, if it can tell before trying.
+
+    The folder, or the nearest part of its path that exists, must be a directory that
+    tuisup may write in (to create the rest). A disk that fills up later can't be told.
+    """
+    found = folder
+    while True:
+        try:
+            info = found.stat()
+            break
+        except (FileNotFoundError, NotADirectoryError):
+            if found.parent == found:
+                return None
+            found = found.parent
+        except OSError as exc:
+            return f"cannot use {folder}: {exc.strerror or exc}"
+    create = "" if found == folder else f"cannot create {folder}: "
+    if not stat.S_ISDIR(info.st_mode):
+        return f"{create}{found} is not a directory"
+    if not os.access(found, os.W_OK | os.X_OK):
+        return f"{create}no permission to write in {found}"
+    return None
 
 
 def _signal(ck: _Checker, path: Key, raw: object) -> signal.Signals | None:

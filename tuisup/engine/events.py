@@ -148,6 +148,24 @@ class Output(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LogFileChanged(Event):
+    """A service's log file cannot be written, or can be again, or was deleted and made again.
+
+    Said once per episode: when writing fails, then when it works again. The service and
+    its kept lines are never held up by it; `message` is the line its log got about it.
+    """
+
+    kind: ClassVar[str] = "log_file"
+    service: str
+    path: str
+    writing: bool
+    """Whether lines reach the file from now on."""
+    error: str | None = None
+    """Why they do not, e.g. `Not a directory`, `Permission denied`, `No space left on device`."""
+    message: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FilesChanged(Event):
     """Files a service watches changed; it is restarted (unless `paused` says why not)."""
 

@@ -31,6 +31,7 @@ from tuisup.engine.events import (
     HostStarted,
     HostStopped,
     HostStopping,
+    LogFileChanged,
     ManifestInvalid,
     ManifestReloaded,
     Output,
@@ -39,6 +40,7 @@ from tuisup.engine.events import (
 from tuisup.engine.executors import Executor, ProcessExecutor
 from tuisup.engine.executors.base import KILL_GRACE
 from tuisup.engine.lifeline import Lifeline
+from tuisup.engine.logfile import FileNews
 from tuisup.engine.logs import LogBatch, LogStore
 from tuisup.engine.reaper import Reaper, become_subreaper
 from tuisup.engine.service_watch import LOOP_RESTARTS, ServiceWatch
@@ -109,7 +111,9 @@ class Host:
         self._service_watch: ServiceWatch | None = None
         self.bus = Bus()
         settings = manifest.settings
-        self.store = LogStore(settings.log_lines, settings.log_dir, self._announce)
+        self.store = LogStore(
+            settings.log_lines, settings.log_dir, self._announce, self._log_file_changed
+        )
         self.reaper = Reaper()
         self.lifeline = Lifeline(self.reaper.tag, self.reaper.managed)
         self._process = ProcessExecutor(self.reaper, manifest.root)
@@ -481,6 +485,16 @@ class Host:
             stream=batch.stream,
             first_line=batch.first,
             count=len(batch.lines),
+        )
+
+    def _log_file_changed(self, service: str, news: FileNews) -> None:
+        self.bus.emit(
+            LogFileChanged,
+            service=service,
+            path=str(news.path),
+            writing=news.writing,
+            error=news.error,
+            message=news.describe(),
         )
 
     async def _reap_adopted(self) -> None:

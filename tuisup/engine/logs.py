@@ -11,12 +11,14 @@ that stdout and stderr never interleave inside a line.
 from __future__ import annotations
 
 import codecs
-import os
+import functools
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from tuisup.engine.logfile import FileNews, LogFile
 
 LINE_MAX = 16_384
 """Characters in one kept line; longer lines are split."""
@@ -155,50 +157,12 @@ class LogRing:
         self._count = 0
 
 
-class LogFile:
-    """Appends a service's raw output to `NAME.log`, never raising on a failed write."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.error: str | None = None
-        """The last write error, if writes are failing."""
-        self._fd: int | None = None
-
-    def write(self, *parts: bytes | memoryview) -> None:
-        """Append `parts`; a failure is remembered in `error` and the bytes are skipped."""
-        try:
-            if self._fd is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
-                self._fd = os.open(self.path, flags, 0o644)
-            views = [memoryview(p) for p in parts if p]
-            while views:
-                # One gathered write, without joining the parts into a new buffer first.
-                written = os.writev(self._fd, views)
-                while views and written >= len(views[0]):
-                    written -= len(views[0])
-                    views.pop(0)
-                if views:
-                    views[0] = views[0][written:]
-            self.error = None
-        except OSError as exc:
-            self.error = f"{self.path}: {exc.strerror or exc}"
-            self.close()
-
-    def close(self) -> None:
-        """Close the file; the next write opens it again (so a deleted file is recreated)."""
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-
-
 class LogStore:
     """The kept logs of every service, one ring each plus a merged ring, numbered globally.
 
     `on_lines` is called with every new batch (the host turns it into an `Output` event).
+    When a log file fails or works again, a marker line says so in the service's log, and
+    `on_file` is called with the news (the host turns it into a `LogFileChanged` event).
     """
 
     def __init__(
@@ -206,10 +170,14 @@ class LogStore:
         max_lines: int,
         log_dir: Path | None,
         on_lines: Callable[[LogBatch], None],
+        on_file: Callable[[str, FileNews], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.max_lines = max_lines
         self.log_dir = log_dir
         self._on_lines = on_lines
+        self._on_file = on_file
+        self._clock = clock
         self._rings: dict[str, LogRing] = {}
         self._files: dict[str, LogFile] = {}
         self.merged = LogRing(max_lines)
@@ -233,8 +201,23 @@ class LogStore:
             return None
         log = self._files.get(service)
         if log is None:
-            log = self._files[service] = LogFile(self.log_dir / f"{service}.log")
+            path = self.log_dir / f"{service}.log"
+            report = functools.partial(self._file_news, service)
+            log = self._files[service] = LogFile(path, report, self._clock)
         return log
+
+    def file_problem(self, service: str) -> str | None:
+        """Say what is wrong with the service's log file while it cannot be written."""
+        log = self._files.get(service)
+        if log is None or log.error is None:
+            return None
+        return FileNews(log.path, False, error=log.error).describe()
+
+    def _file_news(self, service: str, news: FileNews) -> None:
+        """Say in the service's log what happened to its file (the file has the line if it can)."""
+        self.add(service, MARKER_STREAM, [f"tuisup: {news.describe()}"])
+        if self._on_file is not None:
+            self._on_file(service, news)
 
     def add(self, service: str, stream: str, lines: list[str]) -> LogBatch:
         """Keep `lines` and announce them."""

@@ -92,6 +92,8 @@ class ServiceStatus:
     """While it is waiting: the dependencies that do not hold yet."""
     history: tuple[ExitRecord, ...]
     spec: ServiceSpec
+    log_problem: str | None = None
+    """While its log file cannot be written: why (its lines are kept in memory only)."""
 
     @property
     def last_exit(self) -> ExitRecord | None:

@@ -174,6 +174,7 @@ class Supervisor:
             waiting_for=self._waiting_for if self.state is S.WAITING else (),
             history=tuple(self.history),
             spec=self.spec,
+            log_problem=self._logs.file_problem(self.spec.name),
         )
 
     async def serve(self, tg: TaskGroup) -> None:

@@ -31,6 +31,7 @@ from tuisup.engine.events import (
     Health,
     HealthChanged,
     HostStopped,
+    LogFileChanged,
     ManifestInvalid,
     ManifestReloaded,
     Missed,
@@ -120,6 +121,8 @@ class TuisupApp(App[int]):
         tree = self.query_one(ServiceTree)
         for status in subscription.snapshot.values():
             self._show(tree, status)
+            if status.log_problem:  # it failed before the console was up to hear of it
+                self._log_file_changed(status.name, status.log_problem, writing=False)
         self.query_one("#search").display = False
         self._show_summary()
         self._show_log_title()
@@ -160,6 +163,8 @@ class TuisupApp(App[int]):
                     self._files_changed(tree, event)
                 elif isinstance(event, ManifestReloaded):
                     self._reloaded(event)
+                elif isinstance(event, LogFileChanged):
+                    self._log_file_changed(event.service, event.message, writing=event.writing)
                 elif isinstance(event, ManifestInvalid):
                     self.clear_notifications()
                     self.notify(
@@ -266,6 +271,14 @@ class TuisupApp(App[int]):
         self._show_summary()
         self.clear_notifications()
         self.notify(event.summary(), title="services.toml reloaded")
+
+    def _log_file_changed(self, service: str, message: str, *, writing: bool) -> None:
+        """Say that a log file cannot be written (a warning, for 30 s) or is written again."""
+        title = f"{service}: log file"
+        if writing:
+            self.notify(message, title=title)
+        else:
+            self.notify(message, title=title, severity="warning", timeout=30)
 
     def action_toggle_watch(self) -> None:
         """Pause or resume restarting the selected service when its files change."""
