@@ -125,7 +125,7 @@ def test_a_failing_log_file_never_stops_the_kept_lines(tmp_path: Path) -> None:
 
 
 def test_last_state_is_what_a_terminal_shows_of_a_progress_line() -> None:
-    from tuisup.engine.logs import last_state
+    from tuisup.terminal import last_state
 
     assert last_state("plain") == "plain"
     assert last_state("10%\r50%\r100%") == "100%"

@@ -28,16 +28,6 @@ MARKER_STREAM = "tuisup"
 """The stream name of tuisup's own lines in a service's log (restart markers)."""
 
 
-def last_state(line: str) -> str:
-    """What a terminal would show of a line that redraws itself with carriage returns.
-
-    The framer keeps inner carriage returns (a progress bar's states); viewers show the last.
-    """
-    if "\r" not in line:
-        return line
-    return line.rstrip("\r").rsplit("\r", 1)[-1]
-
-
 class LineFramer:
     """Turns chunks of bytes from one stream into complete lines."""
 
