@@ -28,13 +28,18 @@ LOOP_WINDOW = 1.0
 service writing into its own tree does it at once, a person saving again rarely."""
 
 
+def _parts(pattern: str) -> list[str]:
+    """A pattern's path parts, without the empty and `.` ones (`./src/`, `src/.`: `src`)."""
+    return [part for part in pattern.split("/") if part not in ("", ".")]
+
+
 def glob_regex(pattern: str) -> re.Pattern[str]:
     """Compile a watch pattern relative to a service's cwd.
 
     `*` and `?` stay within one folder, `**/` spans any number of them, and a pattern
-    without wildcards names a file or a whole folder (`templates/`).
+    without wildcards names a file or a whole folder (`templates/`); `.` is the whole cwd.
     """
-    pattern = pattern.strip("/").removeprefix("./")
+    pattern = "/".join(_parts(pattern)) or "**"
     if not any(c in pattern for c in "*?["):
         return re.compile(re.escape(pattern) + r"(/.*)?")
     out, i = [], 0
@@ -60,11 +65,11 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
 def static_root(cwd: Path, pattern: str) -> Path:
     """The folder (or file) a pattern can only match inside: its part before any wildcard."""
     parts: list[str] = []
-    for part in pattern.strip("/").removeprefix("./").split("/"):
+    for part in _parts(pattern):
         if any(c in part for c in "*?["):
             break
         parts.append(part)
-    return cwd.joinpath(*parts) if parts else cwd
+    return cwd.joinpath(*parts)
 
 
 @dataclass(frozen=True, slots=True)
