@@ -43,16 +43,21 @@ async def settle(host: Host, tmp_path: Path) -> None:
 
 
 def sentinel(tmp_path: Path) -> ServiceSpec:
+    """A service watching only `sentinel.txt`, which exists before the host starts (so that
+    only its folder, not a whole tree, is watched for it)."""
+    (tmp_path / "sentinel.txt").write_text("")
     return spec(tmp_path, "sentinel", "sleep 60", watch=("sentinel.txt",))
 
 
 async def armed(host: Host, tmp_path: Path) -> None:
-    """Wait until the watcher sees changes: it starts in a thread, after the services."""
+    """Wait until the watcher sees changes: it starts in a thread, after the services (and
+    again after a reload)."""
+    before = len(changes(host, "sentinel"))
     with anyio.fail_after(10):
-        while not changes(host, "sentinel"):
-            (tmp_path / "sentinel.txt").write_text("armed?")
+        while len(changes(host, "sentinel")) == before:
+            (tmp_path / "sentinel.txt").write_text(f"armed? {host.bus.last_seq}")
             with anyio.move_on_after(1.0):
-                await wait_until(host, lambda s: bool(changes(host, "sentinel")))
+                await wait_until(host, lambda s: len(changes(host, "sentinel")) > before)
 
 
 async def test_an_edit_restarts_only_the_service_that_watches_it(tmp_path: Path) -> None:

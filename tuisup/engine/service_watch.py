@@ -10,7 +10,7 @@ import asyncio
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
-from tuisup.engine.watch import TreeWatcher
+from tuisup.engine.watch import Root, TreeWatcher
 from tuisup.spec import ServiceSpec
 
 LOOP_RESTARTS = 5
@@ -174,11 +174,9 @@ class ServiceWatch:
         """Watch until cancelled."""
         import watchfiles
 
-        paths = self.paths()
-        if not paths:
-            return
+        roots = self.roots()
         noise = watchfiles.DefaultFilter(ignore_paths=[str(p) for p in self.ignore])
-        await anyio.to_thread.run_sync(self._remember, paths, noise)
+        await anyio.to_thread.run_sync(self._remember, [root.path for root in roots], noise)
 
         def keep(folder: Path) -> bool:
             return bool(noise(watchfiles.Change.added, str(folder)))
@@ -186,7 +184,7 @@ class ServiceWatch:
         watcher = TreeWatcher(
             lambda changed: self.take({p for p in changed if keep(p)}), keep, self.overflowed
         )
-        if not watcher.start(paths):
+        if not watcher.start(roots):
             return
         try:
             await anyio.sleep_forever()
@@ -219,21 +217,19 @@ class ServiceWatch:
         self._seen[path] = signature
         return True
 
-    def paths(self) -> list[Path]:
-        """Every folder or file some rule's patterns can match inside.
+    def roots(self) -> list[Root]:
+        """Every folder or file some rule's patterns can match inside, and its floor.
 
-        A path that does not exist yet is watched through its nearest existing folder
-        (within the service's cwd), so that creating it later counts too.
+        A path that is missing is waited for through the nearest existing folder on the way
+        to it, up to its service's cwd (the lowest of them, where services share a path).
+        A folder watched recursively covers everything below it.
         """
-        found: set[Path] = set()
-        for rule in self.rules:
-            for source in rule.sources:
-                while not source.exists() and source != rule.cwd and rule.cwd in source.parents:
-                    source = source.parent
-                if source.exists():
-                    found.add(source)
-        # A folder watched recursively covers everything below it.
-        return sorted(p for p in found if not any(q in p.parents for q in found))
+        wanted = [(source, rule.cwd) for rule in self.rules for source in rule.sources]
+        tops = sorted({p for p, _ in wanted if not any(q in p.parents for q, _ in wanted)})
+        return [
+            Root(top, _lowest(cwd for p, cwd in wanted if p == top or top in p.parents))
+            for top in tops
+        ]
 
     def take(self, paths: set[Path]) -> None:
         """Route changed paths to the services watching them, and (re)arm their debounce."""
@@ -293,3 +289,8 @@ class ServiceWatch:
             timer.cancel()
         self._timers.clear()
         self._pending.clear()
+
+
+def _lowest(folders: Iterable[Path]) -> Path:
+    """The folder nearest the filesystem's root among folders on one line of descent."""
+    return min(folders, key=lambda folder: len(folder.parts))
