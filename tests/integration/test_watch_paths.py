@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import textwrap
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import wait_until
 from tests.integration.test_watch import armed, changes, manifest, sentinel, settle, spec
 from tuisup.engine import Host
+from tuisup.manifest import load_manifest
 
 
 async def test_dot_and_dot_slash_watch_the_whole_cwd(tmp_path: Path) -> None:
@@ -109,3 +113,45 @@ async def test_a_watched_folder_moved_away_is_no_longer_watched_under_its_old_na
         (src / "app.py").write_text("v = 3\n")
         await wait_until(host, lambda s: s["web"].restarts == 3)
         assert [e.paths for e in changes(host, "web")][2] == ("src/app.py",)
+
+
+MANIFEST = """
+[tuisup]
+{log_dir}
+
+[services.everything]
+command = "sleep 60"
+watch = ["**"]
+watch_ignore = ["sentinel.txt"]
+watch_debounce = 50
+
+[services.sentinel]
+command = "sleep 60"
+watch = ["sentinel.txt"]
+"""
+
+
+@pytest.mark.parametrize("log_dir", ["", 'log_dir = "var/log/tuisup"'])
+async def test_nothing_tuisup_writes_counts_even_the_folders_it_creates(
+    tmp_path: Path, log_dir: str
+) -> None:
+    path = tmp_path / "services.toml"
+    path.write_text(textwrap.dedent(MANIFEST).format(log_dir=log_dir))
+    async with Host(load_manifest(path)) as host:
+        # Log folders are made at the first log line: the sentinel's restart marker, written
+        # while the watcher runs. mkdir -p makes `.tuisup` (or `var`, `var/log`) first.
+        assert not (tmp_path / ".tuisup").exists() and not (tmp_path / "var").exists()
+        await armed(host, tmp_path)
+        await wait_until(host, lambda s: s["sentinel"].restarts >= 1)
+        logs = host.manifest.settings.log_dir
+        assert logs is not None and (logs / "sentinel.log").exists()
+        await settle(host, tmp_path)
+        assert changes(host, "everything") == []
+        # tuisup's home beside the manifest: its control socket and own log live there too.
+        (tmp_path / ".tuisup").mkdir(exist_ok=True)
+        (tmp_path / ".tuisup" / "tuisup.log").write_text("tuisup's own\n")
+        await settle(host, tmp_path)
+        assert changes(host, "everything") == []
+        (tmp_path / "app.py").write_text("but this counts\n")
+        await wait_until(host, lambda s: s["everything"].restarts == 1)
+        assert [e.paths for e in changes(host, "everything")] == [("app.py",)]

@@ -315,7 +315,8 @@ class Host:
             self._service_watch.close()
         specs = [sup.spec for sup in self.supervisors.values()]
         log_dir = self.manifest.settings.log_dir
-        ignore = [log_dir] if log_dir is not None else []
+        # Nothing tuisup writes counts: its home beside the manifest, and its logs.
+        ignore = [self.manifest.root / ".tuisup", *([log_dir] if log_dir is not None else [])]
         self._service_watch = ServiceWatch(specs, ignore, self._files_changed)
         if self._tg is not None:
             self._service_watch.start(self._tg)

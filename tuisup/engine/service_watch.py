@@ -111,9 +111,9 @@ class ServiceWatch:
     """One inotify watcher for every service's `watch` paths, dispatching changes.
 
     Each service gets its own trailing-edge debounce; when it fires, `on_change(service,
-    paths)` is called with the relative paths that changed. tuisup's own log folder and
-    the usual noise (VCS folders, caches, virtualenvs, node_modules, editor files) never
-    count.
+    paths)` is called with the relative paths that changed. What tuisup writes (the
+    `ignore` folders, and the folders made on the way to them) and the usual noise (VCS
+    folders, caches, virtualenvs, node_modules, editor files) never count.
     """
 
     def __init__(
@@ -235,9 +235,7 @@ class ServiceWatch:
         """Route changed paths to the services watching them, and (re)arm their debounce."""
         loop = asyncio.get_running_loop()
         for path in paths:
-            if any(path == i or i in path.parents for i in self.ignore):
-                continue
-            if not self._changed(path):
+            if self._written_by_tuisup(path) or not self._changed(path):
                 continue
             for rule in self.rules:
                 if rule.service in self.paused:
@@ -245,6 +243,13 @@ class ServiceWatch:
                 relative = rule.matches(path)
                 if relative is not None:
                     self._arm(loop, rule, relative)
+
+    def _written_by_tuisup(self, path: Path) -> bool:
+        """Whether tuisup wrote `path`: it is in tuisup's folders, or on the way to one.
+
+        `mkdir -p` of a log folder makes the folders on the way first: no change either.
+        """
+        return any(path == i or i in path.parents or path in i.parents for i in self.ignore)
 
     def overflowed(self) -> None:
         """The kernel dropped events: restart every watching service, as after a change."""
