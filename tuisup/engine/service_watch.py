@@ -121,7 +121,17 @@ class ServiceWatch:
         specs: list[ServiceSpec],
         ignore: list[Path],
         on_change: Callable[[str, list[str]], None],
+        after: ServiceWatch | None = None,
     ) -> None:
+        """Compile the services' rules.
+
+        Args:
+            specs: Every service; those with `watch` are watched.
+            ignore: tuisup's own folders (its home beside the manifest, the log folder).
+            on_change: Called with a service and its changed paths, once they settle.
+            after: The watch this one replaces (a reload): what was paused, by hand or by
+                the loop guard, stays paused for the services that still watch something.
+        """
         self.rules = [WatchRule.of(spec) for spec in specs if spec.watch]
         self.paused: set[str] = set()
         """Services whose changes are ignored for now (by the user, or a restart loop)."""
@@ -133,6 +143,14 @@ class ServiceWatch:
         """(mtime, size, inode) of watched files: a change that keeps them is a chmod."""
         self._loops: dict[str, tuple[tuple[str, ...], int]] = {}
         self._scope: anyio.CancelScope | None = None
+        if after is not None:
+            self._carry(after)
+
+    def _carry(self, old: ServiceWatch) -> None:
+        """Keep what `old` paused, and its loop counts, for the services still watching."""
+        watching = {rule.service for rule in self.rules}
+        self.paused = old.paused & watching
+        self._loops = {service: n for service, n in old._loops.items() if service in watching}
 
     def start(self, tg: TaskGroup) -> None:
         """Watch in a task of `tg` until `close`, if any service watches anything."""
