@@ -13,6 +13,13 @@ from tuisup.manifest import load_manifest
 CWD = Path("/srv/app")
 
 
+@pytest.fixture
+def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Work in tmp_path so that problems name `services.toml` as a user would type it."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
 @pytest.mark.parametrize("pattern", [".", "./", "", "**", "./**", ".//"])
 def test_dot_and_its_spellings_match_everything_in_cwd(pattern: str) -> None:
     regex = glob_regex(pattern)
@@ -67,9 +74,3 @@ def test_watch_paths_outside_cwd_are_refused_with_their_line(
 def test_dot_loads_as_written(here: Path) -> None:
     manifest = load_manifest(write('[services.web]\ncommand = "run"\nwatch = [".", "./src/"]\n'))
     assert manifest.services["web"].watch == (".", "./src/")
-
-
-@pytest.fixture
-def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
