@@ -284,16 +284,29 @@ def _exit_codes(ck: _Checker, path: Key, raw: object) -> frozenset[int] | None:
 
 
 def _patterns(ck: _Checker, path: Key, raw: object) -> tuple[str, ...] | None:
-    """An array of paths or globs, relative to the service's cwd."""
+    """An array of paths or globs, relative to the service's cwd and inside it."""
     if not isinstance(raw, list):
         return ck.fail(path, f"expected an array of paths or globs, got {_describe(raw)}")
-    bad = [i for i, item in enumerate(raw) if not isinstance(item, str) or not item.strip()]
-    for i in bad:
-        ck.fail((*path, i), f"expected a path or glob, got {_describe(raw[i])}")
-    absolute = [i for i, item in enumerate(raw) if i not in bad and item.startswith("/")]
-    for i in absolute:
-        ck.fail((*path, i), f"expected a path relative to cwd, got {_quote(raw[i])}")
-    return None if bad or absolute else tuple(raw)
+    failed = False
+    for i, item in enumerate(raw):
+        problem = _pattern_problem(item)
+        if problem is not None:
+            ck.fail((*path, i), problem)
+            failed = True
+    return None if failed else tuple(raw)
+
+
+def _pattern_problem(item: object) -> str | None:
+    """What is wrong with one watch path or glob, if anything."""
+    if not isinstance(item, str) or not item.strip():
+        hint = ' (the whole cwd is ".")' if isinstance(item, str) else ""
+        return f"expected a path or glob, got {_describe(item)}{hint}"
+    if item.startswith("/"):
+        return f"expected a path relative to cwd, got {_quote(item)}"
+    if ".." in item.split("/"):
+        # Changes are matched relative to cwd, and watching stays inside it.
+        return f'expected a path inside cwd (no ".."), got {_quote(item)}'
+    return None
 
 
 def _env(ck: _Checker, path: Key, raw: object) -> dict[str, str] | None:

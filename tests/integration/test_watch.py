@@ -7,9 +7,10 @@ from pathlib import Path
 
 import anyio
 
-from tests.conftest import wait_until
+from tests.conftest import wait_event, wait_until
 from tuisup.engine import Host, ServiceState
-from tuisup.engine.events import FilesChanged
+from tuisup.engine.events import Event, FilesChanged, ManifestReloaded
+from tuisup.manifest import load_manifest
 from tuisup.spec import ExecutorKind, HostSettings, Manifest, ServiceSpec
 
 S = ServiceState
@@ -43,16 +44,21 @@ async def settle(host: Host, tmp_path: Path) -> None:
 
 
 def sentinel(tmp_path: Path) -> ServiceSpec:
+    """A service watching only `sentinel.txt`, which exists before the host starts (so that
+    only its folder, not a whole tree, is watched for it)."""
+    (tmp_path / "sentinel.txt").write_text("")
     return spec(tmp_path, "sentinel", "sleep 60", watch=("sentinel.txt",))
 
 
 async def armed(host: Host, tmp_path: Path) -> None:
-    """Wait until the watcher sees changes: it starts in a thread, after the services."""
+    """Wait until the watcher sees changes: it starts in a thread, after the services (and
+    again after a reload)."""
+    before = len(changes(host, "sentinel"))
     with anyio.fail_after(10):
-        while not changes(host, "sentinel"):
-            (tmp_path / "sentinel.txt").write_text("armed?")
+        while len(changes(host, "sentinel")) == before:
+            (tmp_path / "sentinel.txt").write_text(f"armed? {host.bus.last_seq}")
             with anyio.move_on_after(1.0):
-                await wait_until(host, lambda s: bool(changes(host, "sentinel")))
+                await wait_until(host, lambda s: len(changes(host, "sentinel")) > before)
 
 
 async def test_an_edit_restarts_only_the_service_that_watches_it(tmp_path: Path) -> None:
@@ -190,3 +196,72 @@ async def test_a_service_that_writes_into_its_own_watched_tree_is_paused_not_loo
         await settle(host, tmp_path)
         assert host.snapshot()["looper"].restarts == restarts
         assert host.toggle_watch("looper") is True  # W resumes it
+
+
+WATCHERS = """
+[services.web]
+command = "sleep 60"
+watch = ["app.py"]
+watch_debounce = 50
+
+[services.looper]
+command = "sleep 0.2; date +%s%N > state.txt; sleep 60"
+shell = true
+watch = ["state.txt"]
+watch_debounce = 50
+
+[services.sentinel]
+command = "sleep 60"
+watch = ["sentinel.txt"]
+"""
+
+
+async def saved(host: Host, path: Path, text: str) -> None:
+    """Save the manifest and wait until the host has applied it."""
+    after = host.bus.last_seq
+    await anyio.Path(path).write_text(text)
+    await wait_event(host, lambda e: isinstance(e, ManifestReloaded), after)
+
+
+def paused_by_loop(event: Event) -> bool:
+    return isinstance(event, FilesChanged) and event.service == "looper" and bool(event.paused)
+
+
+async def test_a_reload_keeps_watching_paused_by_hand_and_by_the_loop_guard(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "services.toml"
+    path.write_text(WATCHERS)
+    (tmp_path / "sentinel.txt").write_text("")
+    async with Host(load_manifest(path)) as host:
+        await armed(host, tmp_path)
+        (tmp_path / "state.txt").write_text("a first change, by hand")
+        await wait_event(host, paused_by_loop, 0, timeout=20)
+        assert host.toggle_watch("web") is False  # W
+        restarts = {name: s.restarts for name, s in host.snapshot().items()}
+        await saved(host, path, WATCHERS + '\n[services.extra]\ncommand = "sleep 60"\n')
+        assert host.watching("web") is False and host.watching("looper") is False
+        await armed(host, tmp_path)  # the rebuilt watcher sees changes
+        (tmp_path / "app.py").write_text("saved while paused")
+        (tmp_path / "state.txt").write_text("saved while paused")
+        await settle(host, tmp_path)
+        assert host.snapshot()["web"].restarts == restarts["web"]
+        assert host.snapshot()["looper"].restarts == restarts["looper"]
+        assert host.toggle_watch("looper") is True  # W resumes it, with a fresh loop count
+
+
+async def test_a_service_removed_by_a_reload_forgets_its_pause(tmp_path: Path) -> None:
+    path = tmp_path / "services.toml"
+    path.write_text(WATCHERS)
+    (tmp_path / "sentinel.txt").write_text("")
+    async with Host(load_manifest(path)) as host:
+        await armed(host, tmp_path)
+        assert host.toggle_watch("web") is False
+        await saved(host, path, WATCHERS.replace('watch = ["app.py"]', ""))
+        assert host.watching("web") is None  # it watches nothing now
+        await saved(host, path, WATCHERS.replace("[services.web]", "[services.gone]"))
+        await saved(host, path, WATCHERS)
+        assert host.watching("web") is True
+        await armed(host, tmp_path)
+        (tmp_path / "app.py").write_text("watched again")
+        await wait_until(host, lambda s: s["web"].restarts == 1)

@@ -362,13 +362,15 @@ class Host:
             return True
 
     def _watch_services(self) -> None:
-        """(Re)start the one watcher of every service's `watch` paths."""
-        if self._service_watch is not None:
-            self._service_watch.close()
+        """(Re)start the one watcher of every service's `watch` paths, keeping its pauses."""
+        old = self._service_watch
+        if old is not None:
+            old.close()
         specs = [sup.spec for sup in self.supervisors.values()]
         log_dir = self.manifest.settings.log_dir
-        ignore = [log_dir] if log_dir is not None else []
-        self._service_watch = ServiceWatch(specs, ignore, self._files_changed)
+        # Nothing tuisup writes counts: its home beside the manifest, and its logs.
+        ignore = [self.manifest.root / ".tuisup", *([log_dir] if log_dir is not None else [])]
+        self._service_watch = ServiceWatch(specs, ignore, self._files_changed, after=old)
         if self._tg is not None:
             self._service_watch.start(self._tg)
 

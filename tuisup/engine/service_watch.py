@@ -10,7 +10,7 @@ import asyncio
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
-from tuisup.engine.watch import TreeWatcher
+from tuisup.engine.watch import Root, TreeWatcher
 from tuisup.spec import ServiceSpec
 
 LOOP_RESTARTS = 5
@@ -28,13 +28,18 @@ LOOP_WINDOW = 1.0
 service writing into its own tree does it at once, a person saving again rarely."""
 
 
+def _parts(pattern: str) -> list[str]:
+    """A pattern's path parts, without the empty and `.` ones (`./src/`, `src/.`: `src`)."""
+    return [part for part in pattern.split("/") if part not in ("", ".")]
+
+
 def glob_regex(pattern: str) -> re.Pattern[str]:
     """Compile a watch pattern relative to a service's cwd.
 
     `*` and `?` stay within one folder, `**/` spans any number of them, and a pattern
-    without wildcards names a file or a whole folder (`templates/`).
+    without wildcards names a file or a whole folder (`templates/`); `.` is the whole cwd.
     """
-    pattern = pattern.strip("/").removeprefix("./")
+    pattern = "/".join(_parts(pattern)) or "**"
     if not any(c in pattern for c in "*?["):
         return re.compile(re.escape(pattern) + r"(/.*)?")
     out, i = [], 0
@@ -60,11 +65,11 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
 def static_root(cwd: Path, pattern: str) -> Path:
     """The folder (or file) a pattern can only match inside: its part before any wildcard."""
     parts: list[str] = []
-    for part in pattern.strip("/").removeprefix("./").split("/"):
+    for part in _parts(pattern):
         if any(c in part for c in "*?["):
             break
         parts.append(part)
-    return cwd.joinpath(*parts) if parts else cwd
+    return cwd.joinpath(*parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,9 +111,9 @@ class ServiceWatch:
     """One inotify watcher for every service's `watch` paths, dispatching changes.
 
     Each service gets its own trailing-edge debounce; when it fires, `on_change(service,
-    paths)` is called with the relative paths that changed. tuisup's own log folder and
-    the usual noise (VCS folders, caches, virtualenvs, node_modules, editor files) never
-    count.
+    paths)` is called with the relative paths that changed. What tuisup writes (the
+    `ignore` folders, and the folders made on the way to them) and the usual noise (VCS
+    folders, caches, virtualenvs, node_modules, editor files) never count.
     """
 
     def __init__(
@@ -116,7 +121,17 @@ class ServiceWatch:
         specs: list[ServiceSpec],
         ignore: list[Path],
         on_change: Callable[[str, list[str]], None],
+        after: ServiceWatch | None = None,
     ) -> None:
+        """Compile the services' rules.
+
+        Args:
+            specs: Every service; those with `watch` are watched.
+            ignore: tuisup's own folders (its home beside the manifest, the log folder).
+            on_change: Called with a service and its changed paths, once they settle.
+            after: The watch this one replaces (a reload): what was paused, by hand or by
+                the loop guard, stays paused for the services that still watch something.
+        """
         self.rules = [WatchRule.of(spec) for spec in specs if spec.watch]
         self.paused: set[str] = set()
         """Services whose changes are ignored for now (by the user, or a restart loop)."""
@@ -128,6 +143,14 @@ class ServiceWatch:
         """(mtime, size, inode) of watched files: a change that keeps them is a chmod."""
         self._loops: dict[str, tuple[tuple[str, ...], int]] = {}
         self._scope: anyio.CancelScope | None = None
+        if after is not None:
+            self._carry(after)
+
+    def _carry(self, old: ServiceWatch) -> None:
+        """Keep what `old` paused, and its loop counts, for the services still watching."""
+        watching = {rule.service for rule in self.rules}
+        self.paused = old.paused & watching
+        self._loops = {service: n for service, n in old._loops.items() if service in watching}
 
     def start(self, tg: TaskGroup) -> None:
         """Watch in a task of `tg` until `close`, if any service watches anything."""
@@ -169,11 +192,9 @@ class ServiceWatch:
         """Watch until cancelled."""
         import watchfiles
 
-        paths = self.paths()
-        if not paths:
-            return
+        roots = self.roots()
         noise = watchfiles.DefaultFilter(ignore_paths=[str(p) for p in self.ignore])
-        await anyio.to_thread.run_sync(self._remember, paths, noise)
+        await anyio.to_thread.run_sync(self._remember, [root.path for root in roots], noise)
 
         def keep(folder: Path) -> bool:
             return bool(noise(watchfiles.Change.added, str(folder)))
@@ -181,7 +202,7 @@ class ServiceWatch:
         watcher = TreeWatcher(
             lambda changed: self.take({p for p in changed if keep(p)}), keep, self.overflowed
         )
-        if not watcher.start(paths):
+        if not watcher.start(roots):
             return
         try:
             await anyio.sleep_forever()
@@ -214,29 +235,25 @@ class ServiceWatch:
         self._seen[path] = signature
         return True
 
-    def paths(self) -> list[Path]:
-        """Every folder or file some rule's patterns can match inside.
+    def roots(self) -> list[Root]:
+        """Every folder or file some rule's patterns can match inside, and its floor.
 
-        A path that does not exist yet is watched through its nearest existing folder
-        (within the service's cwd), so that creating it later counts too.
+        A path that is missing is waited for through the nearest existing folder on the way
+        to it, up to its service's cwd (the lowest of them, where services share a path).
+        A folder watched recursively covers everything below it.
         """
-        found: set[Path] = set()
-        for rule in self.rules:
-            for source in rule.sources:
-                while not source.exists() and source != rule.cwd and rule.cwd in source.parents:
-                    source = source.parent
-                if source.exists():
-                    found.add(source)
-        # A folder watched recursively covers everything below it.
-        return sorted(p for p in found if not any(q in p.parents for q in found))
+        wanted = [(source, rule.cwd) for rule in self.rules for source in rule.sources]
+        tops = sorted({p for p, _ in wanted if not any(q in p.parents for q, _ in wanted)})
+        return [
+            Root(top, _lowest(cwd for p, cwd in wanted if p == top or top in p.parents))
+            for top in tops
+        ]
 
     def take(self, paths: set[Path]) -> None:
         """Route changed paths to the services watching them, and (re)arm their debounce."""
         loop = asyncio.get_running_loop()
         for path in paths:
-            if any(path == i or i in path.parents for i in self.ignore):
-                continue
-            if not self._changed(path):
+            if self._written_by_tuisup(path) or not self._changed(path):
                 continue
             for rule in self.rules:
                 if rule.service in self.paused:
@@ -244,6 +261,13 @@ class ServiceWatch:
                 relative = rule.matches(path)
                 if relative is not None:
                     self._arm(loop, rule, relative)
+
+    def _written_by_tuisup(self, path: Path) -> bool:
+        """Whether tuisup wrote `path`: it is in tuisup's folders, or on the way to one.
+
+        `mkdir -p` of a log folder makes the folders on the way first: no change either.
+        """
+        return any(path == i or i in path.parents or path in i.parents for i in self.ignore)
 
     def overflowed(self) -> None:
         """The kernel dropped events: restart every watching service, as after a change."""
@@ -288,3 +312,8 @@ class ServiceWatch:
             timer.cancel()
         self._timers.clear()
         self._pending.clear()
+
+
+def _lowest(folders: Iterable[Path]) -> Path:
+    """The folder nearest the filesystem's root among folders on one line of descent."""
+    return min(folders, key=lambda folder: len(folder.parts))

@@ -17,6 +17,7 @@ import os
 import struct
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +28,18 @@ IN_MOVED_FROM = 0x040
 IN_MOVED_TO = 0x080
 IN_CREATE = 0x100
 IN_DELETE = 0x200
-# IN_ATTRIB too: a touch counts (a chmod is told apart by its unchanged mtime).
+IN_MOVE_SELF = 0x800
+# IN_ATTRIB too: a touch counts (a chmod is told apart by its unchanged mtime). IN_MOVE_SELF:
+# a watched folder moved away is no longer where its watch says (IN_IGNORED tells a deletion).
 CHANGES = (
-    IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MODIFY | IN_ATTRIB
+    IN_CLOSE_WRITE
+    | IN_MOVED_FROM
+    | IN_MOVED_TO
+    | IN_CREATE
+    | IN_DELETE
+    | IN_MODIFY
+    | IN_ATTRIB
+    | IN_MOVE_SELF
 )
 IN_Q_OVERFLOW = 0x4000
 IN_IGNORED = 0x8000
@@ -77,7 +87,7 @@ class FileWatcher:
 
     def start(self) -> bool:
         """Begin watching; return False where inotify is not available (then nothing is)."""
-        return self._tree.start([self.path])
+        return self._tree.start([Root(self.path, floor=self.path.parent)])
 
     def close(self) -> None:
         """Stop watching."""
@@ -99,11 +109,23 @@ class FileWatcher:
         self.on_change()
 
 
+@dataclass(frozen=True, slots=True)
+class Root:
+    """A path a TreeWatcher watches, and how far up it may look for it while it is missing."""
+
+    path: Path
+    """A folder (watched with everything below it) or a file (watched through its folder)."""
+    floor: Path
+    """The highest folder watched for `path` while that is missing (a service's cwd)."""
+
+
 class TreeWatcher:
     """inotify on folder trees, read by a loop callback: `on_paths(paths)` for each read.
 
     Folders created later are watched as they appear (with what they already hold);
-    `keep(path)` decides which folders are worth watching at all.
+    `keep(path)` decides which folders are worth watching at all. A root that is missing,
+    or goes (deleted, moved away), is waited for: the nearest existing folder on the way
+    to it is watched by itself until it is back, and what it then holds is a change.
     """
 
     def __init__(
@@ -117,36 +139,72 @@ class TreeWatcher:
         self.on_overflow = on_overflow
         """Called when the kernel dropped events: anything may have changed."""
         self._folders: dict[int, Path] = {}
+        self._deep: set[int] = set()
+        """The watches whose new subfolders are watched too (the trees of folder roots)."""
+        self._roots: dict[Root, Path | None] = {}
+        """Each root and the folder watched for it now: itself, or one on the way to it."""
         self._libc: Any = None
         self._fd: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def start(self, roots: list[Path]) -> bool:
-        """Watch `roots` (folders recursively, files through their folder)."""
+    def start(self, roots: list[Root]) -> bool:
+        """Watch `roots`; return False where inotify is not available (then nothing is)."""
         found = _inotify()
         if found is None:
             return False
         self._libc, self._fd = found
         for root in roots:
-            if root.is_dir():
-                self._add_tree(root)
-            else:  # a file, there or not yet: its folder, not what is beside it
-                self._add_tree(root.parent, recursive=False)
+            self._place(root)
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(self._fd, self._read)
         return True
 
-    def _add_tree(self, top: Path, recursive: bool = True) -> set[Path]:
-        """Watch `top` (and below); return the files found there."""
+    def _place(self, root: Root) -> set[Path]:
+        """Watch `root` as far as it exists now; return what it holds, as changes.
+
+        A folder is watched with all below it; a file, or a path not there yet, through
+        the nearest existing folder on the way to it, by itself (so its creation is seen).
+        """
+        tried: list[Path] = []
+        anchor = _nearest(root)
+        while anchor is not None and anchor != root.path and anchor not in tried:
+            self._add(anchor, deep=False)
+            tried.append(anchor)
+            anchor = _nearest(root)  # looked again once watched: nothing slipped in between
+        old = self._roots.get(root)
+        self._roots[root] = anchor
+        for folder in {old, *tried}:
+            if folder is not None and folder != anchor:
+                self._release(folder)
+        if anchor == root.path:
+            return self._add_tree(root.path)
+        return {root.path} if anchor == root.path.parent and root.path.exists() else set()
+
+    def _add_tree(self, top: Path) -> set[Path]:
+        """Watch `top` and below, new subfolders too; return the files found there."""
         files: set[Path] = set()
-        for folder, dirs, names in os.walk(top) if recursive else [(str(top), [], [])]:
+        for folder, dirs, names in os.walk(top):
             here = Path(folder)
             dirs[:] = [d for d in dirs if self.keep(here / d)]
-            wd = int(self._libc.inotify_add_watch(self._fd, os.fsencode(here), CHANGES))
-            if wd >= 0:
-                self._folders[wd] = here
+            self._add(here, deep=True)
             files.update(here / name for name in names)
         return files
+
+    def _add(self, folder: Path, deep: bool) -> None:
+        wd = int(self._libc.inotify_add_watch(self._fd, os.fsencode(folder), CHANGES))
+        if wd >= 0:
+            self._folders[wd] = folder
+            if deep:
+                self._deep.add(wd)
+
+    def _release(self, folder: Path) -> None:
+        """Stop watching a folder that was watched by itself only for roots now elsewhere."""
+        if folder in self._roots.values():
+            return
+        for wd, path in list(self._folders.items()):
+            if path == folder and wd not in self._deep:
+                del self._folders[wd]
+                self._libc.inotify_rm_watch(self._fd, wd)
 
     def _read(self) -> None:
         assert self._fd is not None
@@ -159,18 +217,64 @@ class TreeWatcher:
             if mask & IN_Q_OVERFLOW:
                 self.on_overflow()
                 continue
-            if mask & IN_IGNORED:
-                self._folders.pop(wd, None)
-                continue
             folder = self._folders.get(wd)
-            if folder is None or not name:
+            if folder is None:  # a watch dropped already
+                continue
+            if mask & IN_IGNORED:  # deleted (what was below it had its own IN_IGNORED)
+                self._unwatch(wd)
+                paths.update(self._gone(folder))
+                continue
+            if mask & IN_MOVE_SELF:  # moved to who knows where
+                paths.update(self._moved(folder))
+                continue
+            if not name:
                 continue
             path = folder / os.fsdecode(name)
             paths.add(path)
-            if mask & IN_ISDIR and mask & (IN_CREATE | IN_MOVED_TO) and self.keep(path):
-                paths.update(self._add_tree(path))  # and what was written before we looked
+            if not mask & IN_ISDIR:
+                continue
+            if mask & IN_MOVED_FROM:
+                paths.update(self._moved(path))
+            elif mask & (IN_CREATE | IN_MOVED_TO):
+                if wd in self._deep and self.keep(path):
+                    paths.update(self._add_tree(path))  # and what was written before we looked
+                paths.update(self._arrived(path))
         if paths:
             self.on_paths(paths)
+
+    def _unwatch(self, wd: int) -> None:
+        self._folders.pop(wd, None)
+        self._deep.discard(wd)
+
+    def _moved(self, folder: Path) -> set[Path]:
+        """`folder` moved away: what is watched there and below is elsewhere now."""
+        for wd, path in list(self._folders.items()):
+            if path.is_relative_to(folder):
+                self._unwatch(wd)
+                self._libc.inotify_rm_watch(self._fd, wd)
+        return self._gone(folder)
+
+    def _gone(self, folder: Path) -> set[Path]:
+        """`folder` left its place: watch for the roots it held as far as they still exist.
+
+        Returns the roots that went with it (a folder root going is a change), and what
+        they hold if they are back already.
+        """
+        gone: set[Path] = set()
+        for root, anchor in list(self._roots.items()):
+            if anchor is not None and anchor.is_relative_to(folder):
+                if anchor == root.path:
+                    gone.add(root.path)
+                gone.update(self._place(root))
+        return gone
+
+    def _arrived(self, folder: Path) -> set[Path]:
+        """`folder` appeared: place the roots waiting beside it that it is, or leads to."""
+        found: set[Path] = set()
+        for root, anchor in list(self._roots.items()):
+            if anchor == folder.parent and (root.path == folder or folder in root.path.parents):
+                found.update(self._place(root))
+        return found
 
     def close(self) -> None:
         """Stop watching."""
@@ -179,3 +283,18 @@ class TreeWatcher:
                 self._loop.remove_reader(self._fd)
             os.close(self._fd)
             self._fd = None
+
+
+def _nearest(root: Root) -> Path | None:
+    """The folder to watch for `root`: itself if a folder, else the nearest one above it.
+
+    Not above its floor: None when even the floor is gone.
+    """
+    if root.path.is_dir():
+        return root.path
+    folder = root.path.parent
+    while folder == root.floor or root.floor in folder.parents:
+        if folder.is_dir():
+            return folder
+        folder = folder.parent
+    return None
