@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -90,6 +91,14 @@ class ACounter(tuisup.Service):
 
 def no_args():
     print("called without a context")
+
+async def block_when_told(ctx):
+    flag = ctx.cwd / "block-now"
+    while not await ctx.sleep_async(0.01):
+        if flag.exists():
+            flag.unlink()
+            print("blocking now")
+            time.sleep(2.0)  # over STALL + PING_EVERY: seen whatever the ping's phase
 
 async def blocker(ctx):
     print("about to block")
@@ -317,3 +326,25 @@ async def test_an_async_service_runs_on_the_hosts_own_loop(
         assert host.snapshot()["a"].pid is None
         with anyio.fail_after(5):
             await host.stop("a")
+
+
+def watchdogs() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "tuisup:watchdog"]
+
+
+async def test_the_watchdog_still_names_a_blocking_service_after_quick_restarts(
+    python_manifest: Callable[..., Manifest], tmp_path: Path
+) -> None:
+    """The old watchdog thread, told to quit, was still alive when the new run attached:
+    no new thread was started, and the new run went unwatched (1 quick restart in 10)."""
+    manifest = python_manifest(hog=("block_when_told", ExecutorKind.ASYNC))
+    async with Host(manifest) as host:
+        await wait_until(host, lambda s: s["hog"].state is S.RUNNING)
+        for _ in range(40):
+            old = watchdogs()
+            await host.restart("hog")
+            for thread in old:  # told to quit: each ends within a ping
+                await anyio.to_thread.run_sync(thread.join, 5.0)
+            assert watchdogs(), "an async service runs with no watchdog"
+        (tmp_path / "block-now").touch()
+        await wait_log(host, "hog", "blocked the event loop")

@@ -101,7 +101,9 @@ class LoopWatchdog:
     def attach(self, run: TaskRun) -> None:
         """Watch the loop for as long as `run` runs (called in the loop)."""
         self._runs.add(run)
-        if self._thread is None or not self._thread.is_alive():
+        # A thread told to quit may not have ended yet (a quick restart): it will, so a
+        # new one watches from now on, with its own quit event.
+        if self._thread is None or self._quit.is_set():
             import asyncio
 
             loop = asyncio.get_running_loop()
