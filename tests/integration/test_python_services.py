@@ -16,6 +16,7 @@ import pytest
 
 from tests.conftest import wait_until
 from tuisup.engine import Host, ServiceState
+from tuisup.engine.events import Missed, Output
 from tuisup.spec import BackoffKind, ExecutorKind, HostSettings, Manifest, ServiceSpec
 
 S = ServiceState
@@ -141,6 +142,21 @@ def unkillable(ctx):
             time.sleep(0.02)
         except KeyboardInterrupt:
             pass
+
+def chatty(ctx):
+    n = 0
+    end = time.monotonic() + 1.0
+    while time.monotonic() < end:
+        print(f"line {n}")
+        n += 1
+    print(f"done {n}")
+
+async def achatty(ctx):
+    for n in range(20_000):
+        print(f"line {n}")
+        if n % 1000 == 999:
+            await asyncio.sleep(0)
+    print("done 20000")
 
 class Counter(tuisup.Service):
     def __init__(self):
@@ -489,3 +505,41 @@ async def test_the_watchdog_still_names_a_blocking_service_after_quick_restarts(
             assert watchdogs(), "an async service runs with no watchdog"
         (tmp_path / "block-now").touch()
         await wait_log(host, "hog", "blocked the event loop")
+
+
+def output_events(host: Host, name: str) -> int:
+    return sum(isinstance(e, Output) and e.service == name for e in host.bus.since(0))
+
+
+async def test_a_thread_printing_in_a_loop_makes_a_bounded_number_of_output_events(
+    python_manifest: Callable[..., Manifest], tmp_path: Path
+) -> None:
+    """Issue 9: one Output event per write (157,160 for a second of printing)."""
+    manifest = python_manifest(chatty=("chatty", ExecutorKind.THREAD))
+    async with Host(manifest) as host:
+        snap = await wait_until(host, lambda s: s["chatty"].state is S.EXITED, timeout=20)
+        events = output_events(host, "chatty")
+        missed = [e for e in host.bus.since(0) if isinstance(e, Missed)]
+    assert snap["chatty"].history[-1].status.code == 0
+    assert not missed, f"the bus dropped {missed[0].count} events: far too many"
+    lines = (tmp_path / "logs" / "chatty.log").read_text().splitlines()
+    count = int(lines[-1].removeprefix("done "))
+    assert lines[:-1] == [f"line {n}" for n in range(count)]  # every line, in order
+    print(f"thread: {count} lines in 1 s, {events} Output events")
+    # One event per loop iteration, not per write: here ~1,500 for ~300,000 lines (a
+    # process printing the same gets one per read: ~4,000).
+    assert count > 10_000
+    assert events * 20 < count and events < 10_000
+
+
+async def test_an_async_service_printing_on_the_loop_is_batched_per_loop_iteration(
+    python_manifest: Callable[..., Manifest], tmp_path: Path
+) -> None:
+    manifest = python_manifest(chatty=("achatty", ExecutorKind.ASYNC))
+    async with Host(manifest) as host:
+        await wait_until(host, lambda s: s["chatty"].state is S.EXITED, timeout=20)
+        events = output_events(host, "chatty")
+    lines = (tmp_path / "logs" / "chatty.log").read_text().splitlines()
+    assert lines == [f"line {n}" for n in range(20_000)] + ["done 20000"]
+    print(f"async: 20,000 lines in 20 loop iterations, {events} Output events")
+    assert events <= 50
