@@ -4,8 +4,8 @@
 
 The host reads the status pipe: `ready` once the target is imported, `error REASON` if it
 cannot be, and `exception TYPE: MESSAGE` if the service ends with an exception. The stop
-signal cancels the token of a target that asked for it; one that never did gets Python's
-own reaction (see `StopSignal`). The host sends SIGKILL after the grace period. Output goes
+signal cancels the token; a target that never asked for it also gets Python's own reaction
+to the signal (see `StopSignal`). The host sends SIGKILL after the grace period. Output goes
 to the inherited pipes, line-buffered, like a command's.
 """
 
@@ -73,11 +73,11 @@ def main(argv: list[str]) -> int:
 
 
 class StopSignal:
-    """What the stop signal does: cancel the token, or what plain Python does.
+    """What the stop signal does: cancel the token, then what plain Python does.
 
     A target that asked for its token (`Context.cooperative`, read when the signal comes)
-    has it cancelled. One that never did gets Python's own reaction: for sync code, the
-    disposition Python gave the signal (SIGINT raises KeyboardInterrupt, SIGTERM and most
+    is left to stop through it. One that never did gets Python's own reaction: for sync
+    code, the disposition the signal had (SIGINT raises KeyboardInterrupt, SIGTERM and most
     others end the process); for a coroutine, its task is cancelled, as `asyncio.run` does
     on Ctrl-C. A run ended that way then ends the process by the signal, as an uncaught
     KeyboardInterrupt does, so the host sees what ended it.
@@ -85,21 +85,19 @@ class StopSignal:
 
     def __init__(self, ctx: Context, token: CancellationToken, signum: signal.Signals) -> None:
         self.signum = signum
-        self.requested = False
-        """Whether the signal came (a stop was asked for)."""
         self._ctx = ctx
         self._token = token
-        self._python = signal.signal(signum, self._on_signal)
+        self._plain = False
+        previous = signal.signal(signum, self._on_signal)
+        # None: a handler installed by C code, which cannot be put back.
+        self._python = previous if previous is not None else signal.SIG_DFL
         self._task: asyncio.Task[Any] | None = None
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         """In the main thread, between two bytecodes of a sync target."""
-        self.requested = True
-        if self._ctx.cooperative:
-            self._token.cancel()
-            return
-        signal.signal(signum, self._python)
-        signal.raise_signal(signum)  # handled as if ours had never been there
+        if self._is_plain():
+            signal.signal(signum, self._python)
+            signal.raise_signal(signum)  # handled as if ours had never been there
 
     def watch_loop(self) -> None:
         """Take the signal in the running loop, for the task running the target."""
@@ -109,15 +107,19 @@ class StopSignal:
         asyncio.get_running_loop().add_signal_handler(self.signum, self._on_loop_signal)
 
     def _on_loop_signal(self) -> None:
-        self.requested = True
-        if self._ctx.cooperative:
-            self._token.cancel()
-        elif self._task is not None:
+        if self._is_plain() and self._task is not None:
             self._task.cancel()
+
+    def _is_plain(self) -> bool:
+        """Cancel the token; return whether the target never asked for it (decided now)."""
+        plain = not self._ctx.cooperative
+        self._token.cancel()
+        self._plain = self._plain or plain
+        return plain
 
     def ended(self, exc: BaseException) -> bool:
         """Whether `exc` is Python's reaction to the stop signal, not a crash."""
-        if not self.requested or self._ctx.cooperative:
+        if not self._plain:
             return False
         if isinstance(exc, KeyboardInterrupt):
             return True

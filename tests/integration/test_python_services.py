@@ -93,7 +93,8 @@ def plain(ctx):
         while True:
             time.sleep(0.05)
     finally:
-        (ctx.cwd / f"finally-{ctx.name}").write_text("ran")
+        # Asks for its token only now, in its cleanup: the stop was a plain one still.
+        (ctx.cwd / f"finally-{ctx.name}").write_text(f"cancelled={ctx.cancelled}")
 
 async def aplain(ctx):
     try:
@@ -102,7 +103,8 @@ async def aplain(ctx):
             await asyncio.sleep(0.05)
     finally:
         await asyncio.sleep(0.01)  # cancelled once, as asyncio does: a finally may await
-        (ctx.cwd / f"finally-{ctx.name}").write_text("ran")
+        # Asks for its token only now, in its cleanup: the stop was a plain one still.
+        (ctx.cwd / f"finally-{ctx.name}").write_text(f"cancelled={ctx.cancelled}")
 
 def slow_cleanup(ctx):
     token = ctx.token
@@ -339,7 +341,7 @@ async def test_plain_python_services_that_never_ask_for_their_token_stop_at_once
         assert ended.signal == signal.SIGTERM
         assert not (tmp_path / "finally-busy").exists()
     else:
-        assert (tmp_path / "finally-busy").read_text() == "ran"
+        assert (tmp_path / "finally-busy").read_text() == "cancelled=True"
     if kind is ExecutorKind.ASYNC_PROCESS:
         assert ended.signal == signal.SIGTERM  # cancelled, then it ends by its signal
     if kind is ExecutorKind.ASYNC:
@@ -362,7 +364,7 @@ async def test_a_plain_child_stopped_with_sigint_gets_keyboardinterrupt(
         lines = log_of(host, "busy")
     assert took < 2.0
     assert status.state is S.STOPPED
-    assert (tmp_path / "finally-busy").exists(), (lines, status.history[-1])
+    assert (tmp_path / "finally-busy").read_text() == "cancelled=True"
     # As a script ended by an uncaught KeyboardInterrupt: it dies by SIGINT. A requested
     # stop is no crash, so no traceback.
     assert status.history[-1].status.signal == signal.SIGINT
