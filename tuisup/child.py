@@ -95,7 +95,7 @@ class StopSignal:
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         """In the main thread, between two bytecodes of a sync target."""
-        if self._is_plain():
+        if self._request_stop():
             signal.signal(signum, self._python)
             signal.raise_signal(signum)  # handled as if ours had never been there
 
@@ -107,11 +107,11 @@ class StopSignal:
         asyncio.get_running_loop().add_signal_handler(self.signum, self._on_loop_signal)
 
     def _on_loop_signal(self) -> None:
-        if self._is_plain() and self._task is not None:
+        if self._request_stop() and self._task is not None:
             self._task.cancel()
 
-    def _is_plain(self) -> bool:
-        """Cancel the token; return whether the target never asked for it (decided now)."""
+    def _request_stop(self) -> bool:
+        """Cancel the token; return True if the target never asked for it (decided now)."""
         plain = not self._ctx.cooperative
         self._token.cancel()
         self._plain = self._plain or plain

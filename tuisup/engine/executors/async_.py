@@ -75,6 +75,7 @@ class TaskRun(Run):
             self._ended.set()
 
     async def _outcome(self) -> ExitStatus:
+        """Await the coroutine and say how it ended; a cancellation not ours propagates."""
         try:
             await self._call()
         except asyncio.CancelledError:
