@@ -75,6 +75,8 @@ async def test_a_thread_that_outwrites_a_blocked_loop_waits_instead_of_growing_t
     assert [x for x in lines if not x.startswith("from")] == [
         line(n).decode().rstrip("\n") for n in range(LINES)
     ]
+    print(f"{LINES} lines from a thread in {len(batches)} batches")
+    assert len(batches) * 20 < LINES  # a batch per loop turn, not per write
 
 
 async def test_a_writer_holding_a_lock_the_loop_thread_wants_does_not_deadlock(
