@@ -1,9 +1,10 @@
 """Provides what a Python service is written against: Service, Context, CancellationToken.
 
 A service is a callable `run(ctx)` (or `run()`), sync or async, or a `Service` subclass
-with `run` or `run_async`. tuisup asks it to stop through its cancellation token; a thread
-polls `token.is_cancellation_requested` or blocks in `token.wait(timeout)`, a coroutine
-awaits `token.wait_async(timeout)`.
+with `run` or `run_async`. A service that asks for its cancellation token is stopped
+through it: a thread polls `token.is_cancellation_requested` or blocks in
+`token.wait(timeout)`, a coroutine awaits `token.wait_async(timeout)`. One that never asks
+is stopped the way plain Python code is (see `Context.cooperative`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -80,21 +81,41 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-@dataclass
 class Context:
     """What tuisup hands a running service."""
 
-    name: str
-    """The service's name in the manifest."""
-    token: CancellationToken = field(default_factory=CancellationToken)
-    """Set when the service is asked to stop."""
-    cwd: Path = field(default_factory=Path.cwd)
-    """The service's `cwd` (for in-process services, not the process's working directory)."""
-    log: logging.Logger = field(init=False)
-    """A logger whose records land in this service's log."""
+    def __init__(
+        self, name: str, token: CancellationToken | None = None, cwd: Path | None = None
+    ) -> None:
+        self.name = name
+        """The service's name in the manifest."""
+        self.cwd = cwd if cwd is not None else Path.cwd()
+        """The service's `cwd` (for in-process services, not the process's working directory)."""
+        self.log = logging.getLogger(f"tuisup.service.{name}")
+        """A logger whose records land in this service's log."""
+        self._token = token if token is not None else CancellationToken()
+        self._asked = False
 
-    def __post_init__(self) -> None:
-        self.log = logging.getLogger(f"tuisup.service.{self.name}")
+    def __repr__(self) -> str:
+        return f"Context(name={self.name!r}, cwd={str(self.cwd)!r})"
+
+    @property
+    def token(self) -> CancellationToken:
+        """Set when the service is asked to stop; asking for it makes the service cooperative."""
+        self._asked = True
+        return self._token
+
+    @property
+    def cooperative(self) -> bool:
+        """Whether the service has asked for its token (`token`, `cancelled`, `sleep`, ...).
+
+        A cooperative service is stopped through its token and given `stop_timeout` to
+        end. One that never asked cannot notice the token, so it is stopped at once the
+        way plain Python code is: a coroutine is cancelled, a thread gets
+        KeyboardInterrupt, a child process gets Python's default for `stop_signal`.
+        Read when the stop comes, so a service may ask late.
+        """
+        return self._asked
 
     @property
     def cancelled(self) -> bool:
@@ -117,13 +138,16 @@ class Service:
     """
 
     ctx: Context
-    cancellation_token: CancellationToken
     log: logging.Logger
 
     def _bind(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.cancellation_token = ctx.token
         self.log = ctx.log
+
+    @property
+    def cancellation_token(self) -> CancellationToken:
+        """`self.ctx.token`: reading it makes the service cooperative (`Context.cooperative`)."""
+        return self.ctx.token
 
     def run(self) -> None:
         """The service's body, run in a thread (or a child process's main thread)."""

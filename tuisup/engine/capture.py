@@ -4,8 +4,9 @@
 running the current thread or task (a context variable) and hand the text to that
 service's log; text written outside any service goes where it went before. Tasks copy
 context variables by themselves; threads do not, so `threading.Thread.start` is wrapped to
-carry the starting service into the new thread. Writes from other threads are batched and
-handed to the event loop, which alone touches the log store.
+carry the starting service into the new thread. Writes are batched and handed to the
+event loop, which alone touches the log store: one batch per stream per loop iteration,
+as a process's output is one per read.
 """
 
 from __future__ import annotations
@@ -27,6 +28,17 @@ CURRENT: contextvars.ContextVar[ServiceOutput | None] = contextvars.ContextVar(
 """The output of the service whose code is running, if any."""
 
 
+PENDING_MAX = 1 << 20
+"""Bytes written and not yet taken by the loop past which a writing thread waits (a pipe's)."""
+WAIT_MAX = 0.5
+"""Seconds a thread waits for room before it is given PENDING_MAX bytes more.
+
+The loop may be blocked on a lock the waiting thread holds (a logging handler's, shared by
+services): waiting forever would deadlock both, and dropping would lose lines. So a loop
+that takes nothing lets the buffer grow by at most PENDING_MAX per WAIT_MAX.
+"""
+
+
 class ServiceOutput:
     """The stdout and stderr of one run of an in-process service."""
 
@@ -35,28 +47,73 @@ class ServiceOutput:
         self._sinks = {s: StreamSink(store, name, s) for s in ("stdout", "stderr")}
         self._loop = loop
         self._loop_thread = threading.get_ident()
-        self._lock = threading.Lock()
-        self._pending: list[tuple[str, bytes]] = []
+        self._room = threading.Condition(threading.Lock())
+        self._pending: dict[str, bytearray] = {}
+        self._size = 0
+        self._limit = PENDING_MAX
+        self._scheduled = False
+        self._gone = False
 
     def write(self, stream: str, data: bytes) -> None:
-        """Take bytes written by the service, from any thread."""
-        if threading.get_ident() == self._loop_thread:
-            self._sinks[stream].write(data)
+        """Take bytes written by the service, from any thread.
+
+        They reach the log at the loop's next iteration. A thread finding PENDING_MAX bytes
+        not yet taken waits for the loop (at most WAIT_MAX); the loop thread never waits,
+        it takes them at once.
+        """
+        in_loop = threading.get_ident() == self._loop_thread
+        with self._room:
+            if not in_loop and self._size >= self._limit:
+                self._wait_for_room()
+            if self._gone:
+                return  # the loop is closed: the host is gone, and so is the log
+            buffer = self._pending.setdefault(stream, bytearray())
+            buffer += data
+            self._size += len(data)
+            schedule, self._scheduled = not self._scheduled, True
+        if in_loop and self._size >= PENDING_MAX:
+            self._flush()
+        elif schedule:
+            self._schedule(in_loop)
+
+    def _wait_for_room(self) -> None:
+        """Wait for the loop to take the output, as a writer to a full pipe (locked)."""
+        if self._room.wait_for(self._has_room, WAIT_MAX):
             return
-        with self._lock:
-            schedule = not self._pending
-            self._pending.append((stream, data))
-        if schedule:
-            try:
+        if self._loop.is_closed():
+            self._lose_loop()
+        else:  # the loop may be waiting for us: room for one more pipe's worth
+            self._limit = self._size + PENDING_MAX
+
+    def _has_room(self) -> bool:
+        return self._size < self._limit or self._gone
+
+    def _schedule(self, in_loop: bool) -> None:
+        try:
+            if in_loop:
+                self._loop.call_soon(self._flush)
+            else:
                 self._loop.call_soon_threadsafe(self._flush)
-            except RuntimeError:
-                pass  # the loop is closed: the host is gone, and so is the log
+        except RuntimeError:  # the loop is closed
+            with self._room:
+                self._lose_loop()
+
+    def _lose_loop(self) -> None:
+        """Nothing will take output any more: drop it, and let waiting writers go (locked)."""
+        self._gone = True
+        self._pending.clear()
+        self._size = 0
+        self._room.notify_all()
 
     def _flush(self) -> None:
-        with self._lock:
-            pending, self._pending = self._pending, []
-        for stream, data in pending:
-            self._sinks[stream].write(data)
+        with self._room:
+            pending, self._pending = self._pending, {}
+            self._size = 0
+            self._limit = PENDING_MAX
+            self._scheduled = False
+            self._room.notify_all()
+        for stream, data in pending.items():
+            self._sinks[stream].write(bytes(data))
 
     def close(self) -> None:
         """End of the run: write what is pending and flush partial lines (loop thread)."""

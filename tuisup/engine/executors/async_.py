@@ -5,6 +5,7 @@ An async service is a coroutine run as a task on tuisup's own event loop.
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import sys
 import threading
@@ -18,7 +19,7 @@ import anyio
 from tuisup.engine.capture import CURRENT, ServiceOutput
 from tuisup.engine.executors.base import ExitStatus, Run
 from tuisup.engine.executors.crash import crash_status
-from tuisup.service import Context
+from tuisup.service import CancellationToken, Context
 from tuisup.spec import ExecutorKind
 
 STALL = 1.0
@@ -28,13 +29,19 @@ PING_EVERY = 0.5
 
 
 class TaskRun(Run):
-    """One run of a coroutine function as a task of the host's task group."""
+    """One run of a coroutine function as a task of the host's task group.
+
+    A stop sets the token. A coroutine that never asked for it (`Context.cooperative`)
+    is cancelled at once as asyncio does it, one CancelledError, so its `finally` blocks
+    run and may await; one that asked is cancelled by force only after `stop_timeout`.
+    """
 
     def __init__(
         self,
         name: str,
         call: Callable[[], Awaitable[Any]],
         ctx: Context,
+        token: CancellationToken,
         output: ServiceOutput,
         watchdog: LoopWatchdog,
     ) -> None:
@@ -44,22 +51,20 @@ class TaskRun(Run):
         self.ctx = ctx
         self.output = output
         self._call = call
+        self._token = token
         self._watchdog = watchdog
-        self._scope: anyio.CancelScope | None = None
+        self._scope = anyio.CancelScope()  # made now: a stop before the task begins holds
+        self._task: asyncio.Task[Any] | None = None
+        self._cancel_sent = False
 
     async def main(self) -> None:
         """Run the coroutine to its end, recording how it ended."""
         CURRENT.set(self.output)
+        self._task = asyncio.current_task()
         self._watchdog.attach(self)
         try:
-            with anyio.CancelScope() as self._scope:
-                try:
-                    await self._call()
-                    self._status = ExitStatus(code=0)
-                except anyio.get_cancelled_exc_class():
-                    raise
-                except BaseException as exc:  # noqa: BLE001 - a crash is data
-                    self._status = crash_status(exc, self.output)
+            with self._scope:
+                self._status = await self._outcome()
             if self._scope.cancelled_caught:
                 self._status = ExitStatus(error="cancelled: it did not stop by itself")
         finally:
@@ -69,19 +74,44 @@ class TaskRun(Run):
                 self._status = ExitStatus(error="cancelled with tuisup")
             self._ended.set()
 
+    async def _outcome(self) -> ExitStatus:
+        """Await the coroutine and say how it ended; a cancellation not ours propagates."""
+        try:
+            await self._call()
+        except asyncio.CancelledError:
+            if self._scope.cancel_called or not self._cancel_sent:
+                raise  # forced, or the host's own cancellation: not a plain stop
+            return ExitStatus(error="cancelled")
+        except BaseException as exc:  # noqa: BLE001 - a crash is data
+            return crash_status(exc, self.output)
+        finally:
+            if self._cancel_sent and self._task is not None:
+                # Our cancel is accounted for: anyio's scopes count only their own.
+                self._task.uncancel()
+        return ExitStatus(code=0)
+
     async def stop(self, sig: signal.Signals, timeout: float) -> ExitStatus:
-        """Set the token, then cancel the task after `timeout`."""
-        self.ctx.token.cancel()
+        """Set the token; cancel the task at once, or after `timeout` if it cooperates."""
+        self._token.cancel()
+        if not self.ctx.cooperative:
+            self._cancel()
         await self._escalate(timeout)
         if self._status is None:
             return ExitStatus(error="did not end when cancelled", stuck=True)
         return self._status
 
+    def _cancel(self) -> None:
+        """Cancel the coroutine the way asyncio does: once, at the await it is in."""
+        if self._task is None:
+            self._scope.cancel()  # not begun yet: it never will
+        elif not self._cancel_sent and not self._ended.is_set():
+            self._cancel_sent = True
+            self._task.cancel()
+
     def kill(self) -> None:
-        """Cancel the task now."""
-        self.ctx.token.cancel()
-        if self._scope is not None:
-            self._scope.cancel()
+        """Cancel the task now, at every await from here on (anyio's cancel scope)."""
+        self._token.cancel()
+        self._scope.cancel()
 
 
 class LoopWatchdog:
@@ -101,9 +131,9 @@ class LoopWatchdog:
     def attach(self, run: TaskRun) -> None:
         """Watch the loop for as long as `run` runs (called in the loop)."""
         self._runs.add(run)
-        if self._thread is None or not self._thread.is_alive():
-            import asyncio
-
+        # A thread told to quit may not have ended yet (a quick restart): it will, so a
+        # new one watches from now on, with its own quit event.
+        if self._thread is None or self._quit.is_set():
             loop = asyncio.get_running_loop()
             self._quit = threading.Event()
             self._thread = threading.Thread(

@@ -18,7 +18,7 @@ from tuisup.engine.executors.async_ import LoopWatchdog, TaskRun
 from tuisup.engine.executors.base import Executor, Run, StartError
 from tuisup.engine.executors.thread import ThreadRun
 from tuisup.engine.logs import LogStore
-from tuisup.service import Context, TargetError, format_crash, load_target
+from tuisup.service import CancellationToken, Context, TargetError, format_crash, load_target
 from tuisup.spec import ExecutorKind, ServiceSpec
 
 
@@ -75,7 +75,8 @@ class InProcessExecutor(Executor):
         install()
         loop = asyncio.get_running_loop()
         output = ServiceOutput(logs, spec.name, loop)
-        ctx = Context(spec.name, cwd=spec.cwd)
+        token = CancellationToken()  # ours to cancel: reading ctx.token marks it asked for
+        ctx = Context(spec.name, token, spec.cwd)
         _route_log(ctx.log, output)
         try:
             with _as_service(output):  # what __init__ prints is the service's
@@ -85,10 +86,10 @@ class InProcessExecutor(Executor):
             details = format_crash(exc.__cause__ or exc)
             raise StartError(f"cannot start: {exc}", details) from exc
         if kind is ExecutorKind.ASYNC:
-            run: Run = TaskRun(spec.name, call, ctx, output, self.watchdog)
+            run: Run = TaskRun(spec.name, call, ctx, token, output, self.watchdog)
             tg.start_soon(run.main)  # type: ignore[attr-defined]
             return run
-        thread_run = ThreadRun(spec.name, call, ctx, output, loop, self._stuck)
+        thread_run = ThreadRun(spec.name, call, ctx, token, output, loop, self._stuck)
         thread_run.thread.start()
         return thread_run
 
