@@ -411,3 +411,40 @@ async def test_export_writes_beside_tuisups_logs(
         await until(pilot, lambda: "lines written to" in notification_text(app))
         exports = list((manifest.root / ".tuisup" / "exports").iterdir())
         assert len(exports) == 1 and "hello" in exports[0].read_text()
+
+
+async def test_removing_a_service_that_prints_while_it_stops_keeps_the_console_up(
+    tmp_path: object, token: str
+) -> None:
+    """Regression: reading a leaving service's lines by a name the Host no longer knew
+    raised UnknownService in the console as in the printer."""
+    from pathlib import Path
+
+    from tuisup.manifest import load_manifest
+
+    path = Path(str(tmp_path)) / "services.toml"
+    keep = f'[services.keep]\ncommand = "sleep 60"\nenv = {{ TUISUP_TEST_TOKEN = "{token}" }}\n'
+    drop = (
+        "[services.drop]\n"
+        "command = \"trap 'echo bye from drop; exit 0' TERM; sleep 61 & wait\"\n"
+        f'shell = true\nenv = {{ TUISUP_TEST_TOKEN = "{token}" }}\n'
+    )
+    path.write_text(keep + drop)
+    async with console(load_manifest(path)) as (host, app, pilot):
+        await wait_until(host, lambda s: all(x.state is S.RUNNING for x in s.values()))
+        tree = app.query_one(ServiceTree)
+        view = app.query_one(LogView)
+        await pilot.press("down", "down")  # the dropping service's own log
+        await until(pilot, lambda: view.source == "drop")
+        await pilot.press("enter")  # its detail is open while it leaves
+        path.write_text(keep)
+        await pilot.press("L")
+        await until(pilot, lambda: set(tree.nodes_by_name) == {"keep"})
+        assert app.is_running
+        await pilot.press("escape")
+        await until(pilot, lambda: view.source != "drop")  # the view left it too
+        if view.source is not None:
+            await pilot.press("a")  # every service's lines, the leaver's last ones too
+        await until(pilot, lambda: any(t.endswith("bye from drop") for t in view.visible_text()))
+        await pilot.press("enter")  # nothing to detail any more: no crash either
+        assert app.is_running
