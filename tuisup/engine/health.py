@@ -9,7 +9,6 @@ SIGKILLed and the leader reaped before the probe returns.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import signal
@@ -22,8 +21,9 @@ import anyio.abc
 from anyio.abc import TaskGroup
 
 from tuisup.engine.events import Health
-from tuisup.engine.executors.process import open_pidfd, service_env, spawn
+from tuisup.engine.executors.process import service_env
 from tuisup.engine.reaper import Reaper
+from tuisup.engine.spawn import Leader
 from tuisup.spec import HealthCheck, HealthKind, ServiceSpec
 
 EAGER_INTERVAL = 0.1
@@ -203,33 +203,36 @@ async def _command(check: HealthCheck, spec: ServiceSpec, reaper: Reaper) -> str
     """Run the command in its own session; kill its group and reap it, however this ends."""
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
     try:
-        popen = spawn(check.argv, spec, service_env(spec, reaper), write_fd, write_fd)
-        pidfd = open_pidfd(popen)
+        leader = Leader.spawn(
+            check.argv,
+            cwd=spec.cwd,
+            env=service_env(spec, reaper),
+            managed=reaper.managed,
+            stdout=write_fd,
+            stderr=write_fd,
+        )
     except OSError as exc:
         os.close(read_fd)
         return f"cannot run: {exc.strerror or exc}"
     finally:
         os.close(write_fd)
-    reaper.managed.add(popen.pid)
     output = bytearray()
     drained = anyio.Event()
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(_drain, read_fd, output, drained)
-            await anyio.wait_readable(pidfd)
+            await leader.exited()
             # The leader exited; its group dies with it (what it left would hold the pipe).
-            _kill_group(popen.pid)
+            leader.signal_group(signal.SIGKILL)
             with anyio.move_on_after(0.2):
                 await drained.wait()
             tg.cancel_scope.cancel()
     finally:
         with anyio.CancelScope(shield=True):
-            _kill_group(popen.pid)
+            leader.signal_group(signal.SIGKILL)
             with anyio.move_on_after(2.0):
-                await anyio.wait_readable(pidfd)
-            code = popen.poll()
-            reaper.managed.discard(popen.pid)
-            os.close(pidfd)
+                await leader.exited()
+            code = leader.reap()
             os.close(read_fd)
     if code == 0:
         return None
@@ -255,8 +258,3 @@ async def _drain(fd: int, into: bytearray, done: anyio.Event) -> None:
             del into[:-OUTPUT_KEPT]
     finally:
         done.set()
-
-
-def _kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)

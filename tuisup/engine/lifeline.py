@@ -11,14 +11,13 @@ exec wrapper on every spawn; the lifeline costs one process per host and nothing
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 
 import anyio
 from anyio.abc import TaskStatus
 
-from tuisup.engine.executors.process import open_pidfd
 from tuisup.engine.reaper import HOST_TAG, SERVICE_TAG
+from tuisup.engine.spawn import Leader
 
 RETRY = 1.0
 """Seconds between two attempts to start a lifeline that could not be started."""
@@ -58,17 +57,17 @@ class Lifeline:
         self.tag = tag
         self._managed = managed
         self._write_end: int | None = None
-        self._popen: subprocess.Popen[bytes] | None = None
+        self._leader: Leader | None = None
         self._done = anyio.Event()
         self._closing = False
 
     @property
     def pid(self) -> int | None:
         """The lifeline's pid while it runs."""
-        return self._popen.pid if self._popen is not None else None
+        return self._leader.pid if self._leader is not None else None
 
-    def _spawn(self) -> int:
-        """Start a lifeline; return a pidfd that becomes readable when it exits.
+    def _spawn(self) -> Leader:
+        """Start a lifeline.
 
         Raises:
             OSError: It could not be started (too many open files); nothing is left open.
@@ -76,24 +75,21 @@ class Lifeline:
         read_end, write_end = os.pipe2(os.O_CLOEXEC)
         env = {k: v for k, v in os.environ.items() if k not in (HOST_TAG, SERVICE_TAG)}
         try:
-            popen = subprocess.Popen(
+            # In a session of its own: a Ctrl-C in the terminal must not reach it.
+            leader = Leader.spawn(
                 [sys.executable, "-I", "-S", "-c", _SCRIPT, f"{HOST_TAG}={self.tag}"],
-                stdin=read_end,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                cwd=None,
                 env=env,
-                start_new_session=True,  # a Ctrl-C in the terminal must not reach it
-                close_fds=True,
+                managed=self._managed,
+                stdin=read_end,
             )
-            pidfd = open_pidfd(popen)
         except OSError:
             os.close(write_end)
             raise
         finally:
             os.close(read_end)
-        self._popen, self._write_end = popen, write_end
-        self._managed.add(popen.pid)
-        return pidfd
+        self._leader, self._write_end = leader, write_end
+        return leader
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Keep a lifeline alive until `close`, starting a new one if it is ever killed.
@@ -105,22 +101,17 @@ class Lifeline:
         try:
             while not self._closing:
                 try:
-                    pidfd = self._spawn()
+                    leader: Leader | None = self._spawn()
                 except OSError:
-                    pidfd = None
+                    leader = None
                 if not reported:
                     task_status.started()
                     reported = True
-                if pidfd is None:
+                if leader is None:
                     await anyio.sleep(RETRY)  # out of descriptors, say: try again soon
                     continue
-                assert self._popen is not None
-                try:
-                    await anyio.wait_readable(pidfd)
-                finally:
-                    os.close(pidfd)
-                self._popen.wait()
-                self._managed.discard(self._popen.pid)
+                await leader.exited()
+                leader.reap()
                 if self._write_end is not None:  # killed, not released: start another
                     os.close(self._write_end)
                     self._write_end = None

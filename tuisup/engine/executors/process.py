@@ -1,10 +1,8 @@
 """Provides the process executor: a service as an OS process in its own session.
 
-Spawning uses `subprocess.Popen` from the event-loop thread with pipes made here, read in
-large non-blocking chunks. The exit is
-seen through a pidfd, so it is noticed at once even while a grandchild holds the pipes,
-and the leader is reaped only after its group was killed: while it is an unreaped zombie
-its pid, and so its process-group id, cannot be handed to anybody else.
+The service is spawned as a session `Leader` (see `engine.spawn`) with pipes made here,
+read in large non-blocking chunks by loop callbacks. Its exit is seen through the leader's
+pidfd; then what is left of its tree is killed and reaped before the run reports its end.
 """
 
 from __future__ import annotations
@@ -14,7 +12,6 @@ import contextlib
 import fcntl
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -26,6 +23,7 @@ from anyio.abc import TaskGroup
 from tuisup.engine.executors.base import Executor, ExitStatus, Run, StartError
 from tuisup.engine.logs import LogStore, StreamSink
 from tuisup.engine.reaper import HOST_TAG, SERVICE_TAG, Reaper
+from tuisup.engine.spawn import Leader
 from tuisup.spec import ExecutorKind, ServiceSpec
 
 READ_SIZE = 1 << 20
@@ -62,16 +60,22 @@ class ProcessExecutor(Executor):
             err_r, err_w = _pipe(ours, theirs)
             with contextlib.suppress(OSError):
                 fcntl.fcntl(out_w, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
-            popen = spawn(argv, spec, env, out_w, err_w, (status_w,) if status_w >= 0 else ())
-            pidfd = open_pidfd(popen)
+            leader = Leader.spawn(
+                argv,
+                cwd=spec.cwd,
+                env=env,
+                managed=self.reaper.managed,
+                stdout=out_w,
+                stderr=err_w,
+                pass_fds=(status_w,) if status_w >= 0 else (),
+            )
         except OSError as exc:
             _close(ours)
             raise StartError(f"cannot start: {exc}") from exc
         finally:
             _close(theirs)
-        self.reaper.managed.add(popen.pid)
         status_fd = status_r if status_r >= 0 else None
-        run = ProcessRun(spec.name, popen, pidfd, self.reaper, status_fd)
+        run = ProcessRun(spec.name, leader, self.reaper, status_fd)
         run.kind = spec.executor or ExecutorKind.PROCESS
         run.attach(
             tg,
@@ -97,51 +101,9 @@ def _close(fds: list[int]) -> None:
             os.close(fd)
 
 
-def open_pidfd(popen: subprocess.Popen[bytes]) -> int:
-    """A pidfd for a process just spawned; if there is none, the process must not live on.
-
-    Raises:
-        OSError: No descriptor could be had (too many open files): the process, which
-            nothing could watch, was killed with its group and reaped.
-    """
-    try:
-        return os.pidfd_open(popen.pid)
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.killpg(popen.pid, signal.SIGKILL)
-        popen.wait()  # SIGKILLed: it is gone at once
-        raise
-
-
 def service_env(spec: ServiceSpec, reaper: Reaper) -> dict[str, str]:
     """Tuisup's environment, the service's variables, and the tags that find its processes."""
     return {**os.environ, **spec.env, HOST_TAG: reaper.tag, SERVICE_TAG: spec.name}
-
-
-def spawn(
-    argv: tuple[str, ...],
-    spec: ServiceSpec,
-    env: dict[str, str],
-    stdout: int,
-    stderr: int,
-    pass_fds: tuple[int, ...] = (),
-) -> subprocess.Popen[bytes]:
-    """Start `argv` in `spec.cwd` as the leader of a new session, with no stdin.
-
-    A blocking call, but vfork+exec is what asyncio's own spawn costs, and it runs in the
-    loop thread like asyncio's.
-    """
-    return subprocess.Popen(  # noqa: ASYNC220
-        argv,
-        cwd=str(spec.cwd),
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=stdout,
-        stderr=stderr,
-        start_new_session=True,
-        close_fds=True,
-        pass_fds=pass_fds,
-    )
 
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[3])
@@ -167,12 +129,7 @@ class ProcessRun(Run):
     """One process-group-leading OS process and everything it starts."""
 
     def __init__(
-        self,
-        service: str,
-        popen: subprocess.Popen[bytes],
-        pidfd: int,
-        reaper: Reaper,
-        status_fd: int | None = None,
+        self, service: str, leader: Leader, reaper: Reaper, status_fd: int | None = None
     ) -> None:
         super().__init__()
         self.service = service
@@ -181,11 +138,9 @@ class ProcessRun(Run):
         self._ready_ok = False
         self._start_error: str | None = None
         self._exception: str | None = None
-        self.pid = popen.pid
-        self._popen = popen
+        self.pid = leader.pid
+        self._leader = leader
         self._reaper = reaper
-        self._pidfd = pidfd
-        self._reaped = False
         self._drained = anyio.Event()
         self._open: set[int] = set()
         self._loop: asyncio.AbstractEventLoop
@@ -206,7 +161,7 @@ class ProcessRun(Run):
         if self._status_fd is not None:
             status = _StatusReader(self)
             self._watch(self._status_fd, status.write, self._ready.set)
-        self._loop.add_reader(self._pidfd, self._on_exit)
+        self._loop.add_reader(self._leader.pidfd, self._on_exit)
 
     def _watch(self, fd: int, write: Callable[[bytes], None], close: Callable[[], None]) -> None:
         os.set_blocking(fd, False)
@@ -233,7 +188,7 @@ class ProcessRun(Run):
             self._drained.set()
 
     def _on_exit(self) -> None:
-        self._loop.remove_reader(self._pidfd)
+        self._loop.remove_reader(self._leader.pidfd)
         self._tg.start_soon(self._finish)
 
     async def _finish(self) -> None:
@@ -241,16 +196,13 @@ class ProcessRun(Run):
         with anyio.CancelScope(shield=True):
             # Its pgid is still ours to kill while it is unreaped. Leftovers in the group
             # die with it, since a service's exit is the end of its whole tree.
-            self._signal_group(signal.SIGKILL)
-            code = self._popen.poll()
-            os.close(self._pidfd)
+            self._leader.signal_group(signal.SIGKILL)
+            code = self._leader.reap()
             if code is None:
                 # Stuck in the kernel (state D) even after SIGKILL: nothing more to do.
                 self._status = ExitStatus(error="did not end after SIGKILL")
                 self._ended.set()
                 return
-            self._reaped = True
-            self._reaper.managed.discard(self.pid or 0)
             await self._sweep()
             with anyio.move_on_after(DRAIN_GRACE):
                 await self._drained.wait()
@@ -292,11 +244,8 @@ class ProcessRun(Run):
             reaper.reap_zombies()
             left = reaper.sweep(self.service, signal.SIGKILL)
             killed = killed or bool(left)
-            try:
-                os.killpg(self.pid or 0, 0)
+            if self._leader.group_alive():  # members SIGKILLed with the leader, not gone yet
                 left += 1
-            except (ProcessLookupError, PermissionError):
-                pass
             # Killing a daemon re-parents its own children to us a moment later: after a
             # kill, only a second empty look means the tree is really gone.
             clean = clean + 1 if not left else 0
@@ -304,17 +253,11 @@ class ProcessRun(Run):
                 return
             await anyio.sleep(0.005)
 
-    def _signal_group(self, sig: signal.Signals) -> None:
-        if self._reaped or self.pid is None:
-            return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, sig)
-
     async def stop(self, sig: signal.Signals, timeout: float) -> ExitStatus:
         """Signal the group (and escapees), then SIGKILL after `timeout`."""
         if not self._ended.is_set():
-            self._signal_group(sig)
-            self._signal_group(signal.SIGCONT)
+            self._leader.signal_group(sig)
+            self._leader.signal_group(signal.SIGCONT)
             self._reaper.sweep(self.service, sig)
             await self._escalate(timeout)
         if self._status is None:
@@ -324,7 +267,7 @@ class ProcessRun(Run):
 
     def kill(self) -> None:
         """SIGKILL the group and every escapee now."""
-        self._signal_group(signal.SIGKILL)
+        self._leader.signal_group(signal.SIGKILL)
         self._reaper.sweep(self.service, signal.SIGKILL)
 
 

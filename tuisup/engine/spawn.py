@@ -1,0 +1,118 @@
+"""Provides Leader: a process spawned as the leader of a session of its own, with a pidfd.
+
+Every process tuisup starts (a service's run, a health-check command, the lifeline) is
+spawned the same way, and this is the one place that does it:
+
+- from the event-loop thread (`subprocess.Popen`, vfork + exec, as asyncio's own spawn);
+- as the leader of a new session, so its process group can be signalled as a whole and
+  a Ctrl-C in tuisup's terminal never reaches it;
+- watched through a pidfd, which becomes readable when it exits, independently of its
+  pipes (a grandchild holding them does not hide the exit);
+- reaped only after its group was killed: while the leader is an unreaped zombie, its
+  pid (and so its process-group id) cannot be handed to another process.
+
+Its pid is in the reaper's `managed` set while it is unreaped, so that the reaper never
+takes it for an adopted escapee (and never steals its exit status).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+
+import anyio
+
+
+class Leader:
+    """One spawned session leader, until it has been reaped."""
+
+    def __init__(self, popen: subprocess.Popen[bytes], pidfd: int, managed: set[int]) -> None:
+        self.popen = popen
+        self.pid = popen.pid
+        self.pidfd = pidfd
+        """Readable once the leader has exited; -1 once let go of (at the reap)."""
+        self.reaped = False
+        self._managed = managed
+        managed.add(self.pid)
+
+    @classmethod
+    def spawn(
+        cls,
+        argv: tuple[str, ...] | list[str],
+        *,
+        cwd: Path | str | None,
+        env: Mapping[str, str],
+        managed: set[int],
+        stdin: int = subprocess.DEVNULL,
+        stdout: int = subprocess.DEVNULL,
+        stderr: int = subprocess.DEVNULL,
+        pass_fds: tuple[int, ...] = (),
+    ) -> Leader:
+        """Start `argv` as the leader of a new session, with no file descriptor but these.
+
+        Raises:
+            OSError: It could not be started (no such program, no such folder, no
+                descriptors left). A process that started but could get no pidfd, which
+                nothing could then watch, is killed with its group and reaped first.
+        """
+        popen = subprocess.Popen(  # noqa: ASYNC220 - a vfork + exec, from the loop thread
+            argv,
+            cwd=str(cwd) if cwd is not None else None,  # named as written in errors
+            env=env,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            start_new_session=True,
+            close_fds=True,
+            pass_fds=pass_fds,
+        )
+        try:
+            pidfd = os.pidfd_open(popen.pid)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.killpg(popen.pid, signal.SIGKILL)
+            popen.wait()  # SIGKILLed: it is gone at once
+            raise
+        return cls(popen, pidfd, managed)
+
+    def signal_group(self, sig: signal.Signals) -> None:
+        """Send `sig` to the leader's whole process group, while it is ours to signal."""
+        if self.reaped:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, sig)
+
+    def group_alive(self) -> bool:
+        """Whether any process is left in the leader's group."""
+        try:
+            os.killpg(self.pid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+
+    async def exited(self) -> None:
+        """Return once the leader has exited (it may not be reaped yet)."""
+        if self.pidfd >= 0:
+            await anyio.wait_readable(self.pidfd)
+
+    def reap(self) -> int | None:
+        """Reap the exited leader and let go of its pidfd; return its exit status.
+
+        Returns:
+            The return code (negative: the signal that ended it), or None when it has not
+            exited even so (stuck in the kernel after SIGKILL), which is given up on.
+        """
+        if self.reaped:
+            return self.popen.returncode
+        code = self.popen.poll()
+        self.reaped = code is not None
+        if self.reaped:
+            self._managed.discard(self.pid)
+        if self.pidfd >= 0:
+            fd, self.pidfd = self.pidfd, -1
+            os.close(fd)
+        return code
