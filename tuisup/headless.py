@@ -39,9 +39,8 @@ from tuisup.engine.events import (
     RestartScheduled,
     StateChanged,
 )
-from tuisup.engine.executors import ExitStatus
 from tuisup.engine.logs import MARKER_STREAM, LogBatch
-from tuisup.engine.status import ACTIVE
+from tuisup.engine.status import ACTIVE, ExitStatus
 from tuisup.spec import Manifest
 from tuisup.terminal import json_text, one_line, output_line, unsafe
 

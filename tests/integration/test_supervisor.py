@@ -155,9 +155,9 @@ async def test_concurrent_commands_never_make_two_live_incarnations(
 async def test_a_run_that_stayed_up_resets_the_backoff(
     make_manifest: Callable[..., Manifest], monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
-    import tuisup.engine.supervisor as supervisor
+    import tuisup.engine.policy as policy
 
-    monkeypatch.setattr(supervisor, "RESET_AFTER", 0.0)
+    monkeypatch.setattr(policy, "RESET_AFTER", 0.0)
     manifest = make_manifest(
         crash=(
             "exit 1",

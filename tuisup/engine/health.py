@@ -13,13 +13,13 @@ import math
 import os
 import signal
 import socket
-import time
 from collections.abc import Callable
 
 import anyio
 import anyio.abc
 from anyio.abc import TaskGroup
 
+from tuisup.engine.clock import SYSTEM, Clock
 from tuisup.engine.events import Health
 from tuisup.engine.executors.process import service_env
 from tuisup.engine.reaper import Reaper
@@ -42,7 +42,7 @@ Report = Callable[[Health, str | None, int], None]
 class HealthChecks:
     """One service's health checks: a monitor for each run, ended with the run."""
 
-    def __init__(self, reaper: Reaper, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, reaper: Reaper, clock: Clock = SYSTEM) -> None:
         self._reaper = reaper
         self._clock = clock
         self._scope: anyio.CancelScope | None = None
@@ -83,7 +83,7 @@ class HealthMonitor:
         spec: ServiceSpec,
         reaper: Reaper,
         report: Report,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM,
     ) -> None:
         assert spec.healthcheck is not None
         self.spec = spec
@@ -103,12 +103,12 @@ class HealthMonitor:
         sooner but never unhealthy sooner.
         """
         check = self.check
-        started = self._clock()
+        started = self._clock.monotonic()
         counted_at = -math.inf
         while True:
-            began = self._clock()
+            began = self._clock.monotonic()
             failure = await probe(check, self.spec, self._reaper)
-            now = self._clock()
+            now = self._clock.monotonic()
             if failure is None:
                 self.failures = 0
                 self._set(Health.HEALTHY, None)
@@ -123,7 +123,8 @@ class HealthMonitor:
             every = check.interval
             if self.health is Health.UNKNOWN:
                 every = EAGER_INTERVAL if now - started < EAGER_FOR else FAST_INTERVAL
-            await anyio.sleep(max(0.0, min(every, check.interval) - (self._clock() - began)))
+            elapsed = self._clock.monotonic() - began
+            await self._clock.sleep(max(0.0, min(every, check.interval) - elapsed))
 
     def _set(self, health: Health, reason: str | None) -> None:
         if health is not self.health:

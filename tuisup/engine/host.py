@@ -1,7 +1,10 @@
 """Provides the Host: one supervisor per service, the event bus and the logs, behind one API.
 
 Front-ends (the console, the headless printer, later a remote client) use only this API:
-`start`, `stop`, `restart`, `shutdown`, `snapshot`, `subscribe` and `logs`.
+`start`, `stop`, `restart`, `kill`, `reload`, `shutdown`, `snapshot`, `subscribe`, `logs`,
+`affected` and the watch toggle. The Host owns the services' lifetime and the manifest in
+force; what reacts to the services' changes is an observer of its bus (`DependencyWaker`),
+and what a reload changes is worked out apart (`engine.reload`).
 
     async with Host(manifest) as host:
         async for batch in host.subscribe():
@@ -11,19 +14,17 @@ Front-ends (the console, the headless printer, later a remote client) use only t
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import sys
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from types import TracebackType
 
 import anyio
 from anyio.abc import TaskGroup
 
-from tuisup.engine.deps import REFUSED, STARTED_AFTER, Graph, Verdict
+from tuisup.engine.clock import SYSTEM, Clock
+from tuisup.engine.deps import REFUSED, Graph, Verdict
 from tuisup.engine.events import (
     Bus,
     Event,
@@ -35,46 +36,28 @@ from tuisup.engine.events import (
     ManifestInvalid,
     ManifestReloaded,
     Output,
-    ServiceState,
 )
 from tuisup.engine.executors import Executor, ProcessExecutor
 from tuisup.engine.executors.base import KILL_GRACE
 from tuisup.engine.lifeline import Lifeline
 from tuisup.engine.logfile import FileNews
 from tuisup.engine.logs import LogBatch, LogStore
+from tuisup.engine.messages import CommandMessage, Start
 from tuisup.engine.reaper import Reaper, become_subreaper
+from tuisup.engine.reload import ReloadPlan, plan_reload, reread
 from tuisup.engine.service_watch import LOOP_RESTARTS, ServiceWatch
+from tuisup.engine.spawn import raise_open_files_limit
 from tuisup.engine.status import ACTIVE, ServiceStatus
 from tuisup.engine.supervisor import Supervisor
+from tuisup.engine.waker import DependencyWaker
 from tuisup.engine.watch import FileWatcher
-from tuisup.spec import RUN_FIELDS, Manifest, ServiceSpec
+from tuisup.spec import Manifest, ServiceSpec
 
 EXIT_GRACE = 2.0
 """Seconds the Host's exit waits, beyond a whole shutdown's bound, before it gives up on the
 shutdown and lets the lifeline kill what is left."""
 DEPARTED_KEPT = 1024
 """Names of services that left the manifest remembered, so that their logs stay readable."""
-
-
-def raise_open_files_limit() -> None:
-    """Raise the soft limit of open files to the hard limit, as far as the kernel allows.
-
-    Each running service holds a few descriptors (its pipes, a pidfd): the common soft
-    limit of 1024 would not fit the hundreds of services tuisup is made for. Services
-    inherit the raised limit, as they do under supervisord's `minfds` or Docker.
-    """
-    import resource
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = hard
-    if hard == resource.RLIM_INFINITY:  # as far as the kernel lets any process go
-        try:
-            wanted = int(Path("/proc/sys/fs/nr_open").read_text())
-        except (OSError, ValueError):
-            wanted = 1 << 20
-    if wanted > soft:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 class UnknownService(KeyError):
@@ -101,7 +84,7 @@ class Host:
         self,
         manifest: Manifest,
         *,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM,
         watch: bool | None = None,
     ) -> None:
         self.manifest = manifest
@@ -118,7 +101,8 @@ class Host:
         self.lifeline = Lifeline(self.reaper.tag, self.reaper.managed)
         self._process = ProcessExecutor(self.reaper, manifest.root)
         self._in_process: Executor | None = None
-        self._clock = clock
+        self.clock = clock
+        """Where the engine's time comes from (a fake one in tests)."""
         self.graph = Graph(manifest.services)
         self.supervisors = {name: self._supervise(spec) for name, spec in manifest.services.items()}
         self._tg: TaskGroup | None = None
@@ -134,9 +118,8 @@ class Host:
             self._executor(spec),
             self.bus,
             self.store,
-            clock=self._clock,
+            clock=self.clock,
             gate=self._gate,
-            on_change=self._state_changed,
             reaper=self.reaper,
         )
 
@@ -159,6 +142,7 @@ class Host:
         await self._tg.__aenter__()
         self._tg.start_soon(self._reap_adopted)
         await self._tg.start(self.lifeline.run)
+        await self._tg.start(DependencyWaker(self, self._tg).run)
         if self.watch:
             self._watcher = FileWatcher(self.manifest.path, self._saved)
             self._watcher.start()
@@ -172,7 +156,7 @@ class Host:
         # Posted, not awaited: a start that takes long (a slow import) must not keep the
         # front end from showing it, or from stopping it.
         for name in self.graph.to_start(autostart, self.supervisors):
-            self.supervisors[name].post("start")
+            self.post(name, Start())
         return self
 
     async def __aexit__(
@@ -262,9 +246,17 @@ class Host:
 
     async def _start_all(self, names: list[str]) -> None:
         """Start `names` at once, in order (dependencies first: see `Graph.to_start`)."""
-        posted = [self.supervisors[name].post("start") for name in names]
+        posted = [self.post(name, Start()) for name in names]
         for done in posted:
             await done.wait()
+
+    def post(self, name: str, command: CommandMessage) -> anyio.Event:
+        """Queue a command for one service (engine components: the waker, the reload).
+
+        Returns:
+            The event set once the command has been handled.
+        """
+        return self.supervisors[name].post(command)
 
     async def stop(self, name: str) -> None:
         """Stop a service (signal, grace, kill), or cancel its pending restart.
@@ -303,41 +295,10 @@ class Host:
     def _gate(self, name: str) -> Verdict:
         if self._stopped is not None:
             return REFUSED
-        return self.graph.verdict(name, self.supervisors)
+        return self.graph.verdict(name, self.supervisors, self._start_pending)
 
-    def _state_changed(self, sup: Supervisor) -> None:
-        """A service's state or health changed: tell its dependents."""
-        if self._stopped is not None:
-            return
-        name = sup.spec.name
-        self._wake_dependents(name)
-        if sup.spec.restart_dependents and sup.state is ServiceState.STARTING:
-            for dependent in self.graph.dependents.get(name, ()):
-                other = self.supervisors.get(dependent)
-                if other is not None and other.state is ServiceState.RUNNING:
-                    self.store.marker(dependent, f"tuisup: {name} restarts: restarting it too")
-                    other.post("restart")
-        if sup.state is ServiceState.RUNNING and self.graph.waits_started(name):
-            assert self._tg is not None
-            self._tg.start_soon(self._look_again, sup, STARTED_AFTER)
-
-    def _wake_dependents(self, name: str) -> None:
-        """Have the services waiting for `name` look at their dependencies again."""
-        for dependent in self.graph.dependents.get(name, ()):
-            other = self.supervisors.get(dependent)
-            if other is not None and other.state is ServiceState.WAITING:
-                other.post("dependencies")
-
-    async def _look_again(self, sup: Supervisor, delay: float) -> None:
-        """Once a dependency has run long enough to count as `started`, tell its dependents.
-
-        Once per run: an idle host has no timer left.
-        """
-        started = sup.status().started
-        await anyio.sleep(delay)
-        if sup.state is ServiceState.RUNNING and sup.status().started == started:
-            if self._stopped is None:
-                self._wake_dependents(sup.spec.name)
+    def _start_pending(self, name: str) -> bool:
+        return self.supervisors[name].start_pending
 
     async def reload(self) -> bool:
         """Read the manifest again and apply what changed; return whether it was applied.
@@ -352,13 +313,13 @@ class Host:
         async with self._reloading:
             try:
                 # Off the loop: it reads files and checks folders.
-                new = await anyio.to_thread.run_sync(_reread, self.manifest.path)
+                new = await anyio.to_thread.run_sync(reread, self.manifest.path)
             except ManifestError as exc:
                 self.bus.emit(ManifestInvalid, manifest=str(self.manifest.path), error=str(exc))
                 return False
             if self._stopped is not None:
                 return False
-            await self._apply(new)
+            await self._apply(new, plan_reload(self.manifest.services, new.services))
             return True
 
     def _watch_services(self) -> None:
@@ -407,26 +368,18 @@ class Host:
         if self._tg is not None and self._stopped is None:
             self._tg.start_soon(self.reload)
 
-    async def _apply(self, new: Manifest) -> None:
+    async def _apply(self, new: Manifest, plan: ReloadPlan) -> None:
         old, old_graph = self.supervisors, self.graph
-        removed = {name: sup for name, sup in old.items() if name not in new.services}
-        added = [name for name in new.services if name not in old]
-        edited = [
-            name
-            for name, spec in new.services.items()
-            if name in old and replace(spec, line=0) != replace(old[name].spec, line=0)
-        ]
-        changed = [name for name in edited if _runs_differently(old[name].spec, new.services[name])]
-        updated = [name for name in edited if name not in changed]
+        removed = {name: old[name] for name in plan.removed}
         # The new graph and supervisors first: a changed service may now need an added one.
-        fresh = {name: self._supervise(new.services[name]) for name in added}
+        fresh = {name: self._supervise(new.services[name]) for name in plan.added}
         self.supervisors = {name: old.get(name) or fresh[name] for name in new.services}
         for name in removed:
             self._departed.pop(name, None)
             self._departed[name] = None
             while len(self._departed) > DEPARTED_KEPT:
                 del self._departed[next(iter(self._departed))]
-        for name in added:
+        for name in plan.added:
             self._departed.pop(name, None)
         self.graph = Graph(new.services)
         self.manifest = replace(new, settings=self.manifest.settings)
@@ -435,10 +388,10 @@ class Host:
             self._tg.start_soon(sup.serve, self._tg)
         async with anyio.create_task_group() as tg:
             tg.start_soon(old_graph.stop, removed)
-            for name in changed:
+            for name in plan.changed:
                 spec = new.services[name]
                 tg.start_soon(old[name].respec, spec, self._executor(spec))
-            for name in updated:
+            for name in plan.updated:
                 tg.start_soon(old[name].adopt, new.services[name])
         for name, sup in removed.items():
             sup.close()
@@ -446,13 +399,13 @@ class Host:
         self.bus.emit(
             ManifestReloaded,
             manifest=str(new.path),
-            added=tuple(added),
-            removed=tuple(removed),
-            changed=tuple(changed),
-            updated=tuple(updated),
+            added=plan.added,
+            removed=plan.removed,
+            changed=plan.changed,
+            updated=plan.updated,
         )
         self._watch_services()
-        autostart = [name for name in added if fresh[name].spec.autostart]
+        autostart = [name for name in plan.added if fresh[name].spec.autostart]
         await self._start_all(self.graph.to_start(autostart, self.supervisors))
 
     # -- observing ------------------------------------------------------------------------
@@ -507,15 +460,3 @@ class Host:
             with anyio.open_signal_receiver(signal.SIGCHLD) as signals:
                 async for _ in signals:
                     self.reaper.reap_zombies()
-
-
-def _runs_differently(old: ServiceSpec, new: ServiceSpec) -> bool:
-    return any(getattr(old, field) != getattr(new, field) for field in RUN_FIELDS)
-
-
-def _reread(path: Path) -> Manifest:
-    """Load the manifest again, naming it in problems as a user would (relative)."""
-    from tuisup.manifest import load_manifest
-
-    shown = os.path.relpath(path)
-    return load_manifest(path if shown.startswith("..") else shown)

@@ -116,3 +116,24 @@ class Leader:
             fd, self.pidfd = self.pidfd, -1
             os.close(fd)
         return code
+
+
+def raise_open_files_limit() -> None:
+    """Raise the soft limit of open files to the hard limit, as far as the kernel allows.
+
+    Each running service holds a few descriptors (its pipes, a pidfd): the common soft
+    limit of 1024 would not fit the hundreds of services tuisup is made for. Services
+    inherit the raised limit, as they do under supervisord's `minfds` or Docker.
+    """
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard
+    if hard == resource.RLIM_INFINITY:  # as far as the kernel lets any process go
+        try:
+            wanted = int(Path("/proc/sys/fs/nr_open").read_text())
+        except (OSError, ValueError):
+            wanted = 1 << 20
+    if wanted > soft:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))

@@ -6,11 +6,11 @@ service (the console, the printer, a dependent's gate), `ExitRecord` one ended r
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass
 from typing import Any
 
 from tuisup.engine.events import Health, ServiceState
-from tuisup.engine.executors import ExitStatus
 from tuisup.spec import ServiceSpec
 
 S = ServiceState
@@ -36,6 +36,34 @@ ACTIVE = frozenset({S.WAITING, S.STARTING, S.RUNNING, S.BACKOFF, S.STOPPING})
 
 LIVE = frozenset({S.STARTING, S.RUNNING, S.STOPPING})
 """States in which the service has a run."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExitStatus:
+    """How one run ended: an exit code, a signal, or an error that stopped it starting."""
+
+    code: int | None = None
+    signal: int | None = None
+    error: str | None = None
+    """Why it could not start, or the exception that ended it (`ValueError: boom`)."""
+    stuck: bool = False
+    """The run did not end when forced (a thread that ignores its token); it is abandoned."""
+
+    def succeeded(self, success_codes: frozenset[int]) -> bool:
+        """Return whether this exit counts as success."""
+        return self.error is None and self.signal is None and self.code in success_codes
+
+    def describe(self) -> str:
+        """Return e.g. `code 1`, `signal 9 (SIGKILL)` or the error."""
+        if self.error is not None:
+            return self.error
+        if self.signal is not None:
+            try:
+                name = signal.Signals(self.signal).name
+            except ValueError:
+                return f"signal {self.signal}"
+            return f"signal {self.signal} ({name})"
+        return f"code {self.code}"
 
 
 class TransitionError(RuntimeError):

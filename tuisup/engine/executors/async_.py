@@ -17,8 +17,9 @@ from typing import Any
 import anyio
 
 from tuisup.engine.capture import CURRENT, ServiceOutput
-from tuisup.engine.executors.base import ExitStatus, Run
+from tuisup.engine.executors.base import Run
 from tuisup.engine.executors.crash import crash_status
+from tuisup.engine.status import ExitStatus
 from tuisup.service import CancellationToken, Context
 from tuisup.spec import ExecutorKind
 

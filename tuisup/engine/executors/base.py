@@ -7,45 +7,17 @@ import importlib.util
 import os
 import signal
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
 from anyio.abc import TaskGroup
 
 from tuisup.engine.logs import LogStore
+from tuisup.engine.status import ExitStatus
 from tuisup.spec import ExecutorKind, ServiceSpec
 
 KILL_GRACE = 2.0
 """Seconds a stop may take after SIGKILL before it gives up waiting."""
-
-
-@dataclass(frozen=True, slots=True)
-class ExitStatus:
-    """How one run ended: an exit code, a signal, or an error that stopped it starting."""
-
-    code: int | None = None
-    signal: int | None = None
-    error: str | None = None
-    """Why it could not start, or the exception that ended it (`ValueError: boom`)."""
-    stuck: bool = False
-    """The run did not end when forced (a thread that ignores its token); it is abandoned."""
-
-    def succeeded(self, success_codes: frozenset[int]) -> bool:
-        """Return whether this exit counts as success."""
-        return self.error is None and self.signal is None and self.code in success_codes
-
-    def describe(self) -> str:
-        """Return e.g. `code 1`, `signal 9 (SIGKILL)` or the error."""
-        if self.error is not None:
-            return self.error
-        if self.signal is not None:
-            try:
-                name = signal.Signals(self.signal).name
-            except ValueError:
-                return f"signal {self.signal}"
-            return f"signal {self.signal} ({name})"
-        return f"code {self.code}"
 
 
 class StartError(Exception):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tuisup.engine.capture import ServiceOutput
-from tuisup.engine.executors.base import ExitStatus
+from tuisup.engine.status import ExitStatus
 from tuisup.service import format_crash
 
 

@@ -20,10 +20,11 @@ from pathlib import Path
 import anyio
 from anyio.abc import TaskGroup
 
-from tuisup.engine.executors.base import Executor, ExitStatus, Run, StartError
+from tuisup.engine.executors.base import Executor, Run, StartError
 from tuisup.engine.logs import LogStore, StreamSink
 from tuisup.engine.reaper import HOST_TAG, SERVICE_TAG, Reaper
 from tuisup.engine.spawn import Leader
+from tuisup.engine.status import ExitStatus
 from tuisup.spec import ExecutorKind, ServiceSpec
 
 READ_SIZE = 1 << 20

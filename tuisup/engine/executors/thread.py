@@ -13,8 +13,9 @@ from typing import Any
 import anyio
 
 from tuisup.engine.capture import CURRENT, ServiceOutput
-from tuisup.engine.executors.base import KILL_GRACE, ExitStatus, Run
+from tuisup.engine.executors.base import KILL_GRACE, Run
 from tuisup.engine.executors.crash import crash_status
+from tuisup.engine.status import ExitStatus
 from tuisup.service import CancellationToken, Context
 from tuisup.spec import ExecutorKind
 

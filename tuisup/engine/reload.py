@@ -1,0 +1,59 @@
+"""Provides what a reload of the manifest changes: the plan, worked out from two manifests.
+
+The Host applies a plan (see `Host.reload`); working it out needs nothing but the specs,
+so it is a plain function, tested on its own.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from tuisup.spec import RUN_FIELDS, Manifest, ServiceSpec
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadPlan:
+    """Which services a new manifest adds, removes, restarts, or changes in place."""
+
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    changed: tuple[str, ...]
+    """Their table changed how they run (`RUN_FIELDS`): they restart under the new spec."""
+    updated: tuple[str, ...]
+    """Their table changed only how tuisup steers them: the new spec applies in place."""
+
+
+def plan_reload(old: Mapping[str, ServiceSpec], new: Mapping[str, ServiceSpec]) -> ReloadPlan:
+    """Compare two manifests' services; a table that only moved (its line) is unchanged."""
+    edited = [
+        name
+        for name, spec in new.items()
+        if name in old and replace(spec, line=0) != replace(old[name], line=0)
+    ]
+    changed = [name for name in edited if runs_differently(old[name], new[name])]
+    return ReloadPlan(
+        added=tuple(name for name in new if name not in old),
+        removed=tuple(name for name in old if name not in new),
+        changed=tuple(changed),
+        updated=tuple(name for name in edited if name not in changed),
+    )
+
+
+def runs_differently(old: ServiceSpec, new: ServiceSpec) -> bool:
+    """Whether a new spec changes how the service runs, so that it needs a new run."""
+    return any(getattr(old, name) != getattr(new, name) for name in RUN_FIELDS)
+
+
+def reread(path: Path) -> Manifest:
+    """Load the manifest again, naming it in problems as a user would (relative).
+
+    Raises:
+        ManifestError: It is not valid (or not there any more).
+    """
+    from tuisup.manifest import load_manifest
+
+    shown = os.path.relpath(path)
+    return load_manifest(path if shown.startswith("..") else shown)
