@@ -476,11 +476,13 @@ class Supervisor:
         else:
             assert self._tg is not None
             self._now.timer = anyio.CancelScope()
-            self._tg.start_soon(self._wake_after, delay, self._now.timer)
+            deadline = self._clock.monotonic() + delay
+            self._tg.start_soon(self._wake_at, deadline, self._now.timer)
 
-    async def _wake_after(self, delay: float, scope: anyio.CancelScope) -> None:
+    async def _wake_at(self, deadline: float, scope: anyio.CancelScope) -> None:
+        """Retry at `deadline` (counted from when the delay was decided, not from now)."""
         with scope:
-            await self._clock.sleep(delay)
+            await self._clock.sleep(max(0.0, deadline - self._clock.monotonic()))
             self._send.send_nowait(Retry(scope))
 
     def _cancel_timer(self) -> None:

@@ -63,7 +63,8 @@ class DependencyWaker:
                     host.store.marker(dependent, f"tuisup: {name} restarts: restarting it too")
                     host.post(dependent, Restart())
         if state is S.RUNNING and host.graph.waits_started(name):
-            self._tg.start_soon(self._look_again, name, sup.status().started)
+            started = sup.status().started
+            self._tg.start_soon(self._look_again, name, started, STARTED_AFTER - sup.uptime())
 
     def wake_dependents(self, name: str) -> None:
         """Have the services waiting for `name` look at their dependencies again."""
@@ -78,10 +79,10 @@ class DependencyWaker:
             if sup.state is S.WAITING:
                 sup.dependencies_changed()
 
-    async def _look_again(self, name: str, started: float | None) -> None:
+    async def _look_again(self, name: str, started: float | None, delay: float) -> None:
         """Once `name` has run long enough to count as `started`, tell its dependents."""
         host = self._host
-        await host.clock.sleep(STARTED_AFTER)
+        await host.clock.sleep(max(0.0, delay))
         sup = host.supervisors.get(name)
         if sup is None or host.stopping:
             return
