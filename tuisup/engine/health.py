@@ -20,7 +20,7 @@ import anyio.abc
 from anyio.abc import TaskGroup
 
 from tuisup.engine.clock import SYSTEM, Clock
-from tuisup.engine.events import Health
+from tuisup.engine.events import Bus, Health, HealthChanged
 from tuisup.engine.executors.process import service_env
 from tuisup.engine.reaper import Reaper
 from tuisup.engine.spawn import Leader
@@ -40,17 +40,36 @@ Report = Callable[[Health, str | None, int], None]
 
 
 class HealthChecks:
-    """One service's health checks: a monitor for each run, ended with the run."""
+    """One service's health: the flag, and a monitor checking each run, ended with the run.
 
-    def __init__(self, reaper: Reaper, clock: Clock = SYSTEM) -> None:
+    Every change of the flag is announced on the bus (`HealthChanged`).
+    """
+
+    def __init__(self, service: str, bus: Bus, reaper: Reaper, clock: Clock = SYSTEM) -> None:
+        self.service = service
+        self.health = Health.UNKNOWN
+        """The current run's health (unknown without a health check, or between runs)."""
+        self.reason: str | None = None
+        """The last failed check's reason, while unhealthy."""
+        self._bus = bus
         self._reaper = reaper
         self._clock = clock
         self._scope: anyio.CancelScope | None = None
         self._done: anyio.Event | None = None
 
-    def start(self, spec: ServiceSpec, tg: TaskGroup, report: Report) -> None:
-        """Start checking a run that just started; `report` hears each change of health."""
+    def start(
+        self, spec: ServiceSpec, tg: TaskGroup, on_unhealthy: Callable[[str | None], None]
+    ) -> None:
+        """Start checking a run that just started; `on_unhealthy` hears it turn unhealthy."""
         self._scope, self._done = scope, done = anyio.CancelScope(), anyio.Event()
+
+        def report(health: Health, reason: str | None, failures: int) -> None:
+            if scope is not self._scope:
+                return  # a monitor of an earlier run, cancelled meanwhile
+            self._set(health, reason, failures)
+            if health is Health.UNHEALTHY:
+                on_unhealthy(reason)
+
         monitor = HealthMonitor(spec, self._reaper, report, self._clock)
 
         async def run() -> None:
@@ -62,17 +81,30 @@ class HealthChecks:
 
         tg.start_soon(run)
 
-    def cancel(self) -> None:
-        """Stop checking: the run ended or is being stopped."""
+    def cancel(self, reason: str) -> None:
+        """Stop checking (the run ended, or its check changed): health is unknown again."""
         if self._scope is not None:
             self._scope.cancel()
             self._scope = None
+        if self.health is not Health.UNKNOWN:
+            self._set(Health.UNKNOWN, reason)
 
     async def stopped(self) -> None:
         """Wait until the last run's checks ended (a check command killed and reaped)."""
         if self._done is not None:
             with anyio.CancelScope(shield=True):
                 await self._done.wait()
+
+    def _set(self, health: Health, reason: str | None, failures: int = 0) -> None:
+        old, self.health, self.reason = self.health, health, reason
+        self._bus.emit(
+            HealthChanged,
+            service=self.service,
+            old=old,
+            health=health,
+            reason=reason,
+            failures=failures,
+        )
 
 
 class HealthMonitor:

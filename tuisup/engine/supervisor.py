@@ -29,7 +29,6 @@ from tuisup.engine.deps import READY, Verdict
 from tuisup.engine.events import (
     Bus,
     Health,
-    HealthChanged,
     RestartScheduled,
     ServiceState,
     StateChanged,
@@ -90,9 +89,6 @@ class Supervisor:
     ) -> None:
         self.spec = spec
         self.state = S.STOPPED
-        self.health = Health.UNKNOWN
-        """The current run's health (unknown without a health check)."""
-        self.health_reason: str | None = None
         self.restarts = 0
         """Restarts made, automatic or asked for."""
         self.history: deque[ExitRecord] = deque(maxlen=HISTORY)
@@ -106,7 +102,7 @@ class Supervisor:
         self._send, self._inbox = anyio.create_memory_object_stream[Message](math.inf)
         self._tg: TaskGroup | None = None
         self._gate = gate or (lambda name: READY)
-        self._checks = HealthChecks(reaper or Reaper(), clock)
+        self._checks = HealthChecks(spec.name, bus, reaper or Reaper(), clock)
         self._starts_queued = 0
         self._stops_queued = 0
         """Stops posted and not handled yet: nothing is started meanwhile."""
@@ -175,7 +171,7 @@ class Supervisor:
             health=self.health
             if self.state is S.RUNNING and self.spec.healthcheck is not None
             else None,
-            health_reason=self.health_reason if self.health is Health.UNHEALTHY else None,
+            health_reason=self._checks.reason if self.health is Health.UNHEALTHY else None,
             waiting_for=now.waiting_for if self.state is S.WAITING else (),
             history=tuple(self.history),
             spec=self.spec,
@@ -293,12 +289,10 @@ class Supervisor:
         self._restarts.respec(spec, fresh=False)
         if spec.healthcheck != old.healthcheck and self.state is S.RUNNING:
             assert self._now.run is not None and self._tg is not None
-            self._checks.cancel()
+            self._checks.cancel("health check changed")
             await self._checks.stopped()
-            if self.health is not Health.UNKNOWN:
-                self._set_health(Health.UNKNOWN, "health check changed")
             if spec.healthcheck is not None:
-                self._checks.start(spec, self._tg, partial(self._health_report, self._now.run))
+                self._checks.start(spec, self._tg, partial(self._unhealthy, self._now.run))
         if self.state is S.WAITING:  # what it waits for may have changed
             await self._launch(restart=self._now.waiting_restart)
 
@@ -376,7 +370,7 @@ class Supervisor:
         self._transition(S.RUNNING, pid=run.pid, executor=run.kind.value)
         self._tg.start_soon(self._watch, run)
         if self.spec.healthcheck is not None:
-            self._checks.start(self.spec, self._tg, partial(self._health_report, run))
+            self._checks.start(self.spec, self._tg, partial(self._unhealthy, run))
 
     async def _started(self, run: Run) -> bool:
         """Wait until `run` is up, within `start_timeout`; a stop meanwhile ends it.
@@ -414,22 +408,14 @@ class Supervisor:
         self._logs.marker(self.spec.name, f"tuisup: {reason}")
         self._transition(S.FAILED, reason=reason)
 
-    def _health_report(self, run: Run, health: Health, reason: str | None, failures: int) -> None:
-        if run is self._now.run and self.state is S.RUNNING:
-            self._set_health(health, reason, failures)
-            if health is Health.UNHEALTHY and self.spec.restart_on_unhealthy:
-                self._send.send_nowait(Unhealthy(run, reason))
+    @property
+    def health(self) -> Health:
+        """The current run's health (unknown without a health check)."""
+        return self._checks.health
 
-    def _set_health(self, health: Health, reason: str | None = None, failures: int = 0) -> None:
-        old, self.health, self.health_reason = self.health, health, reason
-        self._bus.emit(
-            HealthChanged,
-            service=self.spec.name,
-            old=old,
-            health=health,
-            reason=reason,
-            failures=failures,
-        )
+    def _unhealthy(self, run: Run, reason: str | None) -> None:
+        if run is self._now.run and self.state is S.RUNNING and self.spec.restart_on_unhealthy:
+            self._send.send_nowait(Unhealthy(run, reason))
 
     async def _watch(self, run: Run) -> None:
         status = await run.wait()
@@ -516,6 +502,4 @@ class Supervisor:
             **fields,
         )
         if old is S.RUNNING:
-            self._checks.cancel()
-            if self.health is not Health.UNKNOWN:
-                self._set_health(Health.UNKNOWN, "not running")
+            self._checks.cancel("not running")
