@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tuisup.dotenv import parse_dotenv
+from tuisup.manifest.dotenv import parse_dotenv
+from tuisup.manifest.locator import Key, Locator
 from tuisup.spec import BackoffKind, RestartPolicy
 from tuisup.terminal import json_text
-from tuisup.toml_locator import Key, Locator
 
 _BARE = re.compile(r"[A-Za-z0-9_-]+")
 

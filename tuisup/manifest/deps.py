@@ -14,7 +14,7 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-from tuisup.manifest_checks import (
+from tuisup.manifest.checks import (
     _Check,
     _Checker,
     _command,
@@ -26,8 +26,8 @@ from tuisup.manifest_checks import (
     _quote,
     _table,
 )
+from tuisup.manifest.locator import Key
 from tuisup.spec import Condition, HealthCheck, HealthKind
-from tuisup.toml_locator import Key
 
 _CONDITIONS = tuple(c.value for c in Condition)
 _KINDS = tuple(k.value for k in HealthKind)

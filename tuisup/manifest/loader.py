@@ -12,8 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tuisup.dotenv import parse_dotenv
-from tuisup.manifest_checks import (
+from tuisup.manifest.checks import (
     ManifestError,
     Problem,
     _bool,
@@ -39,7 +38,8 @@ from tuisup.manifest_checks import (
     _string,
     _table,
 )
-from tuisup.manifest_deps import check_graph, depends_on, healthcheck
+from tuisup.manifest.deps import check_graph, depends_on, healthcheck
+from tuisup.manifest.locator import Key, Locator
 from tuisup.spec import (
     BackoffKind,
     ExecutorKind,
@@ -48,9 +48,6 @@ from tuisup.spec import (
     RestartPolicy,
     ServiceSpec,
 )
-from tuisup.toml_locator import Key, Locator
-
-__all__ = ["ManifestError", "Problem", "load_manifest", "parse_dotenv", "parse_manifest"]
 
 
 def load_manifest(path: str | os.PathLike[str]) -> Manifest:
