@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -623,3 +625,15 @@ def test_targets_load_with_their_executor(here: Path) -> None:
     assert child.executor is ExecutorKind.ASYNC_PROCESS and child.env["A"] == "1"
     assert child.stop_signal == signal.SIGINT
     assert (cmd.target, cmd.executor) == (None, ExecutorKind.PROCESS)
+
+
+def test_importing_the_manifest_loads_only_what_a_valid_file_needs() -> None:
+    """`tuisup check` and the headless path import it: tomlkit (40 ms) and difflib are for
+    problems only, and the engine, anyio and Textual are not its business."""
+    code = (
+        "import sys, tuisup.manifest; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('anyio', 'textual', 'rich', 'tomlkit', 'difflib') or m.startswith('tuisup.engine')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -6,7 +6,6 @@ A check that finds a problem records it on the `Checker` and returns `INVALID`, 
 
 from __future__ import annotations
 
-import difflib
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -94,6 +93,8 @@ def describe(value: object) -> str:
 
 def did_you_mean(word: str, options: Sequence[str]) -> str:
     """Suggest the option closest to `word`, as ` (did you mean "x"?)`, or nothing."""
+    import difflib  # only a manifest with a problem needs it (with heapq, ~1 ms)
+
     close = difflib.get_close_matches(word, options, n=1)
     return f" (did you mean {quote(close[0])}?)" if close else ""
 
