@@ -485,6 +485,18 @@ def test_parse_dotenv_errors() -> None:
     )
 
 
+def test_parse_dotenv_errors_show_c1_and_del_controls_escaped_as_manifest_problems_do() -> None:
+    """dotenv quoted text with its own json.dumps, which keeps C1 controls and DEL as they
+    are: printed, they were dropped (with what they start), so `"<CSI>2J <DEL>"` read `" "`."""
+    assert parse_dotenv("\x9b2J \x7f\nA='x' \x9b1m\n") == (
+        {},
+        [
+            (1, 1, 'expected KEY=VALUE, got "\\u009b2J \\u007f"'),
+            (2, 7, 'unexpected text after the closing quote: "\\u009b1m"'),
+        ],
+    )
+
+
 def test_env_file_problems_name_the_env_file(here: Path) -> None:
     write("A=1\n\nbad line\n", "examples/.env")
     text = '[services.web]\ncommand = "run"\nenv_file = ".env"\n[services.api]\ncommand = 5\n'
