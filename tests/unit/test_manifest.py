@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -483,6 +485,18 @@ def test_parse_dotenv_errors() -> None:
     )
 
 
+def test_parse_dotenv_errors_show_c1_and_del_controls_escaped_as_manifest_problems_do() -> None:
+    """dotenv quoted text with its own json.dumps, which keeps C1 controls and DEL as they
+    are: printed, they were dropped (with what they start), so `"<CSI>2J <DEL>"` read `" "`."""
+    assert parse_dotenv("\x9b2J \x7f\nA='x' \x9b1m\n") == (
+        {},
+        [
+            (1, 1, 'expected KEY=VALUE, got "\\u009b2J \\u007f"'),
+            (2, 7, 'unexpected text after the closing quote: "\\u009b1m"'),
+        ],
+    )
+
+
 def test_env_file_problems_name_the_env_file(here: Path) -> None:
     write("A=1\n\nbad line\n", "examples/.env")
     text = '[services.web]\ncommand = "run"\nenv_file = ".env"\n[services.api]\ncommand = 5\n'
@@ -623,3 +637,15 @@ def test_targets_load_with_their_executor(here: Path) -> None:
     assert child.executor is ExecutorKind.ASYNC_PROCESS and child.env["A"] == "1"
     assert child.stop_signal == signal.SIGINT
     assert (cmd.target, cmd.executor) == (None, ExecutorKind.PROCESS)
+
+
+def test_importing_the_manifest_loads_only_what_a_valid_file_needs() -> None:
+    """`tuisup check` and the headless path import it: tomlkit (40 ms) and difflib are for
+    problems only, and the engine, anyio and Textual are not its business."""
+    code = (
+        "import sys, tuisup.manifest; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('anyio', 'textual', 'rich', 'tomlkit', 'difflib') or m.startswith('tuisup.engine')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -65,3 +65,15 @@ def test_a_missing_log_dir_or_no_log_dir_is_fine(here: Path) -> None:
     (here / "logs").write_text("")
     Path("services.toml").write_text("[tuisup]\nlog_dir = false\n" + SERVICE)
     assert load_manifest("services.toml").settings.log_dir is None
+
+
+def test_a_log_dir_of_the_wrong_type_is_one_problem_not_also_the_default_folder(
+    here: Path,
+) -> None:
+    """`log_dir = 5` was reported, and then the default folder was checked in its place and
+    its problem reported at `log_dir` too, as if the user had written that folder."""
+    (here / ".tuisup").write_text("")
+    for written, got in (("5", "integer 5"), ('""', 'string ""'), ("true", "boolean true")):
+        assert problems(f"[tuisup]\nlog_dir = {written}\n{SERVICE}") == [
+            f"services.toml:2:11: tuisup.log_dir: expected a path or false, got {got}"
+        ]

@@ -16,7 +16,8 @@ Key = tuple[str | int, ...]
 Pos = tuple[int, int]
 """A 1-based (line, column); (0, 0) when unknown."""
 
-_BARE = re.compile(r"[A-Za-z0-9_-]+")
+BARE = re.compile(r"[A-Za-z0-9_-]+")
+"""A key that TOML takes without quotes."""
 _SCALAR = re.compile(r"[^,\]}#\r\n]+")
 
 
@@ -143,7 +144,7 @@ class Locator:
             start = self.i
             if self._peek() in ('"', "'"):
                 name = decode_key(self._string())
-            elif match := _BARE.match(self.text, self.i):
+            elif match := BARE.match(self.text, self.i):
                 name, self.i = match.group(), match.end()
             else:
                 raise ScanError("key")

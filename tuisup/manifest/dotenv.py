@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import re
+
+from tuisup.manifest.problems import quote
 
 _ENV_ASSIGN = re.compile(r"[ \t]*(?:export[ \t]+)?([A-Za-z_][A-Za-z0-9_]*)[ \t]*=[ \t]*")
 _ESCAPES = {"n": "\n", '"': '"', "\\": "\\"}
-
-
-def _quote(text: str, limit: int = 60) -> str:
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return json.dumps(text, ensure_ascii=False)
 
 
 def parse_dotenv(text: str) -> tuple[dict[str, str], list[tuple[int, int, str]]]:
@@ -32,7 +27,7 @@ def parse_dotenv(text: str) -> tuple[dict[str, str], list[tuple[int, int, str]]]
             continue
         match = _ENV_ASSIGN.match(line)
         if match is None:
-            errors.append((number, 1, f"expected KEY=VALUE, got {_quote(line.strip())}"))
+            errors.append((number, 1, f"expected KEY=VALUE, got {quote(line.strip())}"))
             continue
         try:
             values[match.group(1)] = _env_value(line, match.end())
@@ -66,5 +61,5 @@ def _env_value(line: str, start: int) -> str:
     tail = after.strip()
     if tail and not tail.startswith("#"):
         col = start + end + 2 + len(after) - len(after.lstrip())
-        raise _EnvError(col, f"unexpected text after the closing quote: {_quote(tail)}")
+        raise _EnvError(col, f"unexpected text after the closing quote: {quote(tail)}")
     return "".join(value)

@@ -5,68 +5,54 @@ manifest can tell (unknown names, cycles, a `healthy` condition on a service wit
 health check) is checked by `check_graph` once every service has been read.
 """
 
-# `return ck.fail(...)` records a problem and returns None, the "invalid" result of every check.
-# mypy: disable-error-code="func-returns-value"
-
 from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-from tuisup.manifest_checks import (
-    _Check,
-    _Checker,
-    _command,
-    _describe,
-    _did_you_mean,
-    _integer,
-    _number,
-    _one_of,
-    _quote,
-    _table,
-)
+from tuisup.manifest import checks
+from tuisup.manifest.locator import Key
+from tuisup.manifest.problems import INVALID, Checker, Invalid, describe, did_you_mean, quote
 from tuisup.spec import Condition, HealthCheck, HealthKind
-from tuisup.toml_locator import Key
 
-_CONDITIONS = tuple(c.value for c in Condition)
 _KINDS = tuple(k.value for k in HealthKind)
-_TIMING: dict[str, _Check] = {
-    "interval": _number(0, above=True),
-    "timeout": _number(0, above=True),
-    "retries": _integer(1),
-    "start_period": _number(0),
+_TIMING: dict[str, checks.Check] = {
+    "interval": checks.number(0, above=True),
+    "timeout": checks.number(0, above=True),
+    "retries": checks.integer(1),
+    "start_period": checks.number(0),
 }
 _HEALTH_KEYS = (*_KINDS, *_TIMING, "status")
 
 
-def depends_on(ck: _Checker, path: Key, raw: object) -> dict[str, Condition] | None:
+def depends_on(ck: Checker, path: Key, raw: object) -> dict[str, Condition] | Invalid:
     """`["db"]` (each `started`) or `{ db = "healthy", migrate = "completed" }`."""
     if isinstance(raw, list):
         names: dict[str, Condition] = {}
         for i, item in enumerate(raw):
             if not isinstance(item, str):
-                ck.fail((*path, i), f"expected a service name, got {_describe(item)}")
+                ck.fail((*path, i), f"expected a service name, got {describe(item)}")
             elif item in names:
-                ck.fail((*path, i), f"{_quote(item)} is listed twice")
+                ck.fail((*path, i), f"{quote(item)} is listed twice")
             else:
                 names[item] = Condition.STARTED
-        return names if len(names) == len(raw) else None
+        return names if len(names) == len(raw) else INVALID
     if not isinstance(raw, dict):
-        return ck.fail(path, f"expected an array of service names or a table, got {_describe(raw)}")
+        return ck.fail(path, f"expected an array of service names or a table, got {describe(raw)}")
     conditions: dict[str, Condition] = {}
     for name, value in raw.items():
-        condition = _one_of(ck, (*path, name), value, _CONDITIONS)
-        if condition is not None:
-            conditions[name] = Condition(condition)
-    return conditions if len(conditions) == len(raw) else None
+        condition = checks.one_of(ck, (*path, name), value, Condition)
+        if condition is not INVALID:
+            conditions[name] = condition
+    return conditions if len(conditions) == len(raw) else INVALID
 
 
-def healthcheck(ck: _Checker, path: Key, raw: object) -> HealthCheck | None:
+def healthcheck(ck: Checker, path: Key, raw: object) -> HealthCheck | Invalid:
     """`{ command = "…" }`, `{ tcp = 5432 }` or `{ http = "http://…" }`, with timings."""
-    table = _table(ck, path, raw)
-    if table is None:
-        return None
+    table = checks.table(ck, path, raw)
+    if table is INVALID:
+        return INVALID
     before = len(ck.problems)
     values: dict[str, Any] = {}
     for key, value in table.items():
@@ -86,34 +72,34 @@ def healthcheck(ck: _Checker, path: Key, raw: object) -> HealthCheck | None:
         else:
             status = table["status"]
             if type(status) is not int or not 100 <= status <= 599:
-                message = f"expected an HTTP status 100-599, got {_describe(status)}"
+                message = f"expected an HTTP status 100-599, got {describe(status)}"
                 ck.fail((*path, "status"), message)
             values["status"] = status
-    if probe is None or len(ck.problems) > before:
-        return None
+    if probe is INVALID or len(ck.problems) > before:
+        return INVALID
     return HealthCheck(kind=kind, **probe, **values)
 
 
-def _command_probe(ck: _Checker, path: Key, raw: object) -> dict[str, Any] | None:
+def _command_probe(ck: Checker, path: Key, raw: object) -> dict[str, Any] | Invalid:
     """A command as a service's, except that a string always runs through `/bin/sh -c`."""
-    command = _command(ck, path, raw, shell=isinstance(raw, str))
-    return None if command is None else {"argv": command[0], "target": command[1]}
+    command = checks.command(ck, path, raw, shell=isinstance(raw, str))
+    return INVALID if command is INVALID else {"argv": command[0], "target": command[1]}
 
 
-def _tcp_probe(ck: _Checker, path: Key, raw: object) -> dict[str, Any] | None:
+def _tcp_probe(ck: Checker, path: Key, raw: object) -> dict[str, Any] | Invalid:
     host, port = "127.0.0.1", raw
     if isinstance(raw, str):
         host, _, written = raw.rpartition(":")
         host = host.strip("[]") or "127.0.0.1"
         port = int(written) if written.isdigit() else -1
     if type(port) is not int or not 1 <= port <= 65535:
-        return ck.fail(path, f'expected a port or "host:port", got {_describe(raw)}')
+        return ck.fail(path, f'expected a port or "host:port", got {describe(raw)}')
     return {"target": f"{host}:{port}", "host": host, "port": port}
 
 
-def _http_probe(ck: _Checker, path: Key, raw: object) -> dict[str, Any] | None:
+def _http_probe(ck: Checker, path: Key, raw: object) -> dict[str, Any] | Invalid:
     if not isinstance(raw, str):
-        return ck.fail(path, f"expected a URL, got {_describe(raw)}")
+        return ck.fail(path, f"expected a URL, got {describe(raw)}")
     url = urllib.parse.urlsplit(raw)
     try:
         port = url.port
@@ -121,7 +107,7 @@ def _http_probe(ck: _Checker, path: Key, raw: object) -> dict[str, Any] | None:
         port = -1
     if url.scheme not in ("http", "https") or not url.hostname or port == -1:
         example = '"http://127.0.0.1:8000/health"'
-        return ck.fail(path, f"expected a URL such as {example}, got {_quote(raw)}")
+        return ck.fail(path, f"expected a URL such as {example}, got {quote(raw)}")
     tls = url.scheme == "https"
     target = (url.path or "/") + (f"?{url.query}" if url.query else "")
     return {
@@ -140,7 +126,7 @@ _PROBES = {
 }
 
 
-def check_graph(ck: _Checker, tables: Mapping[str, Any]) -> None:
+def check_graph(ck: Checker, tables: Mapping[str, Any]) -> None:
     """Check what needs every service: names that exist, conditions that can hold, no cycle.
 
     Read from the raw `[services]` tables, so that a service with a problem of its own
@@ -153,8 +139,8 @@ def check_graph(ck: _Checker, tables: Mapping[str, Any]) -> None:
             if name == service:
                 ck.fail(where, f"{service} cannot depend on itself")
             elif name not in tables:
-                hint = _did_you_mean(name, [n for n in tables if n != service])
-                ck.fail(where, f"unknown service {_quote(name)}{hint}")
+                hint = did_you_mean(name, [n for n in tables if n != service])
+                ck.fail(where, f"unknown service {quote(name)}{hint}")
             elif condition == Condition.HEALTHY and "healthcheck" not in tables[name]:
                 ck.fail(where, f'"healthy" can never hold: {name} has no healthcheck')
             elif condition == Condition.COMPLETED and tables[name].get("restart") == "always":

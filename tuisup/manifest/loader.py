@@ -1,0 +1,310 @@
+"""Provides `load_manifest`: a services.toml read, checked table by table, into a Manifest."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from tuisup.manifest import checks
+from tuisup.manifest.deps import check_graph, depends_on, healthcheck
+from tuisup.manifest.locator import Key, Locator
+from tuisup.manifest.problems import (
+    INVALID,
+    Checker,
+    Invalid,
+    ManifestError,
+    Problem,
+    describe,
+    quote,
+)
+from tuisup.manifest.syntax import parse_toml
+from tuisup.spec import (
+    BackoffKind,
+    ExecutorKind,
+    HostSettings,
+    Manifest,
+    RestartPolicy,
+    ServiceSpec,
+)
+
+
+def load_manifest(path: str | os.PathLike[str]) -> Manifest:
+    """Read and validate a manifest file.
+
+    Args:
+        path: The manifest's path; problems name it exactly as given here.
+
+    Returns:
+        The validated manifest, whose `path` is absolute and resolved.
+
+    Raises:
+        ManifestError: The file can't be read or has problems (all of them are reported).
+    """
+    display = os.fspath(path)
+    try:
+        text = Path(display).read_text(encoding="utf-8")
+        resolved = Path(display).resolve()
+    except OSError as exc:
+        raise ManifestError([_unreadable(display, exc.strerror or str(exc))]) from None
+    except (UnicodeDecodeError, ValueError, RuntimeError) as exc:
+        raise ManifestError([_unreadable(display, str(exc))]) from None
+    return parse_manifest(text, resolved, display)
+
+
+def parse_manifest(text: str, path: Path, display: str | None = None) -> Manifest:
+    """Validate manifest text.
+
+    Args:
+        text: The TOML source.
+        path: Where the manifest lives; relative paths in it start from its folder.
+        display: How problems name the file (default: `path`).
+
+    Returns:
+        The validated manifest.
+
+    Raises:
+        ManifestError: The text has problems (all of them are reported, sorted by line).
+    """
+    display = str(path) if display is None else display
+    path = Path(os.path.abspath(path))
+    text = text.removeprefix("\ufeff")  # TOML parsers reject a byte-order mark
+    document = parse_toml(text, display)
+    where = Locator(text)
+    where.run_safely()
+    ck = Checker(display, path.parent, where)
+    for name in document:
+        if name not in ("tuisup", "services"):
+            ck.unknown((name,), ("tuisup", "services"))
+    settings = _host_settings(ck, document.get("tuisup", {}))
+    services = _services(ck, document.get("services"))
+    if ck.problems:
+        ck.problems.sort(key=lambda p: (p.file != display, p.file, p.line, p.col))
+        raise ManifestError(ck.problems)
+    assert settings is not INVALID  # only when a problem was recorded
+    return Manifest(path=path, settings=settings, services=services)
+
+
+def _unreadable(display: str, reason: str) -> Problem:
+    return Problem(display, 0, 0, "", f"cannot read: {reason}")
+
+
+# --- tables --------------------------------------------------------------------------------
+
+
+def _log_dir(ck: Checker, path: Key, raw: object) -> Path | None | Invalid:
+    """Check the folder of log files, or `false` (None) for none."""
+    if raw is False:
+        return None
+    if isinstance(raw, str) and raw:
+        return checks.resolved_path(ck, path, raw)
+    return ck.fail(path, f"expected a path or false, got {describe(raw)}")
+
+
+_HOST_CHECKS: dict[str, checks.Check] = {
+    "log_dir": _log_dir,
+    "shutdown_timeout": checks.number(0, above=True),
+    "log_lines": checks.integer(100),
+    "reload": checks.boolean,
+}
+
+_SERVICE_CHECKS: dict[str, checks.Check] = {
+    "shell": checks.boolean,
+    "cwd": checks.directory,
+    "env": checks.env,
+    "env_file": checks.env_file,
+    "autostart": checks.boolean,
+    "restart": checks.choice(RestartPolicy),
+    "backoff": checks.choice(BackoffKind),
+    "backoff_delay": checks.number(0),
+    "backoff_max": checks.number(0),
+    "jitter": checks.number(0, high=1),
+    "max_restarts": checks.integer(0),
+    "restart_window": checks.number(0, above=True),
+    "success_exit_codes": checks.exit_codes,
+    "stop_signal": checks.posix_signal,
+    "stop_timeout": checks.number(0, above=True),
+    "start_timeout": checks.number(0, above=True),
+    "watch": checks.patterns,
+    "watch_ignore": checks.patterns,
+    "watch_debounce": checks.integer(0),
+    "depends_on": depends_on,
+    "healthcheck": healthcheck,
+    "restart_on_unhealthy": checks.boolean,
+    "restart_dependents": checks.boolean,
+}
+_SERVICE_KEYS = ("command", *_SERVICE_CHECKS, "target", "executor")
+_DEFAULT = ServiceSpec(name="", argv=("",), command="", cwd=Path("/"))
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
+_TARGET = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+
+
+def _checked(
+    ck: Checker,
+    base: Key,
+    table: Mapping[str, object],
+    known_checks: Mapping[str, checks.Check],
+    known: Sequence[str],
+) -> dict[str, Any]:
+    """Run each key's check; return the valid values and record problems for the rest."""
+    values: dict[str, Any] = {}
+    for key, raw in table.items():
+        if key in known_checks:
+            value = known_checks[key](ck, (*base, key), raw)
+            if value is not INVALID:
+                values[key] = value
+        elif key not in known:
+            ck.unknown((*base, key), known)
+    return values
+
+
+def _host_settings(ck: Checker, raw: object) -> HostSettings | Invalid:
+    table = checks.table(ck, ("tuisup",), raw)
+    if table is INVALID:
+        return INVALID
+    values = _checked(ck, ("tuisup",), table, _HOST_CHECKS, tuple(_HOST_CHECKS))
+    if "log_dir" in table and "log_dir" not in values:
+        return INVALID
+    log_dir = values.setdefault("log_dir", ck.root / ".tuisup" / "logs")
+    if log_dir is not None and (problem := checks.log_folder_problem(log_dir)) is not None:
+        _log_dir_problem(ck, problem, given="log_dir" in table)
+        return INVALID
+    return HostSettings(**values)
+
+
+def _log_dir_problem(ck: Checker, problem: str, *, given: bool) -> None:
+    """Report an unusable log folder at its key, or (the default) at `[tuisup]` or line 1."""
+    if given:
+        ck.fail(("tuisup", "log_dir"), problem)
+        return
+    line, col = ck.where.find(("tuisup",), key=True)
+    text = f"{problem} (the default; set log_dir in [tuisup])"
+    ck.problems.append(Problem(ck.display, line or 1, col or 1, "tuisup.log_dir", text))
+
+
+def _services(ck: Checker, raw: object) -> dict[str, ServiceSpec]:
+    if raw is None or raw == {}:
+        line, col = ck.where.find(("services",), key=True)
+        ck.problems.append(
+            Problem(ck.display, line or 1, col or 1, "services", "no services defined")
+        )
+        return {}
+    tables = checks.table(ck, ("services",), raw)
+    if tables is INVALID:
+        return {}
+    specs = [_service(ck, str(name), value) for name, value in tables.items()]
+    ordered = sorted((spec for spec in specs if spec is not INVALID), key=lambda s: s.line)
+    check_graph(ck, tables)
+    return {spec.name: spec for spec in ordered}
+
+
+def _service(ck: Checker, name: str, raw: object) -> ServiceSpec | Invalid:
+    base: Key = ("services", name)
+    before = len(ck.problems)
+    if not _NAME.fullmatch(name):
+        rule = 'letters, digits, "-" and "_", starting with a letter, at most 64 characters'
+        ck.fail(base, f"invalid service name {quote(name)}: use {rule}", key=True)
+    table = checks.table(ck, base, raw)
+    if table is INVALID:
+        return INVALID
+    values = _checked(ck, base, table, _SERVICE_CHECKS, _SERVICE_KEYS)
+    executor = _check_kind(ck, base, table)
+    command = _command_or_target(ck, base, table, values)
+    _check_backoff(ck, base, table, values)
+    _check_unhealthy(ck, base, table, values)
+    if command is INVALID or len(ck.problems) > before:
+        return INVALID
+    values["executor"] = executor
+    env_file, file_env = values.pop("env_file", (None, {}))
+    values["env"] = {**file_env, **values.get("env", {})}
+    values.setdefault("cwd", ck.root)
+    line = ck.where.find(base, key=True)[0]
+    return ServiceSpec(
+        name=name, argv=command[0], command=command[1], env_file=env_file, line=line, **values
+    )
+
+
+def _command_or_target(
+    ck: Checker, base: Key, table: Mapping[str, object], values: dict[str, Any]
+) -> checks.Command | Invalid:
+    """Check the command, or the target (put in `values`); return argv and display form."""
+    if "command" in table:
+        shell = table.get("shell") is True
+        return checks.command(ck, (*base, "command"), table["command"], shell)
+    if "target" not in table:
+        return INVALID  # _check_kind reported the missing key
+    target = _target(ck, (*base, "target"), table["target"])
+    if target is INVALID:
+        return INVALID
+    values["target"] = target
+    return (), target
+
+
+def _check_kind(ck: Checker, base: Key, table: Mapping[str, object]) -> ExecutorKind | None:
+    """Check `command` against `target` and `executor`; return the executor (None: auto)."""
+    executor = None
+    if "executor" in table:
+        chosen = checks.one_of(ck, (*base, "executor"), table["executor"], ExecutorKind)
+        # One that is not valid counts as not given, so the keys it rules are still checked.
+        executor = None if chosen is INVALID else chosen
+    if "command" in table:
+        if "target" in table:
+            ck.fail((*base, "target"), "command and target are mutually exclusive", key=True)
+        if executor not in (None, ExecutorKind.PROCESS):
+            ck.fail((*base, "executor"), f'a command always runs as "process", got "{executor}"')
+        return ExecutorKind.PROCESS
+    if "target" not in table:
+        ck.fail(base, 'missing required key "command" (or "target")', key=True)
+        return ExecutorKind.PROCESS
+    if "shell" in table:
+        ck.fail((*base, "shell"), "shell applies to a command, not to a target", key=True)
+    if executor is None or executor.in_process:
+        where = f'executor = "{executor}"' if executor else "an in-process service"
+        for key in ("env", "env_file", "stop_signal"):
+            if key in table:
+                ck.fail(
+                    (*base, key),
+                    f"{key} cannot apply to {where}: it shares tuisup's process; "
+                    'use executor = "process" or "async-process"',
+                    key=True,
+                )
+    return executor
+
+
+def _target(ck: Checker, path: Key, raw: object) -> str | Invalid:
+    """Check a `module:attribute` string."""
+    text = checks.string(ck, path, raw)
+    if text is INVALID:
+        return INVALID
+    if not _TARGET.fullmatch(text):
+        return ck.fail(path, f'expected "module:attribute", got {quote(text)}')
+    return text
+
+
+def _check_backoff(
+    ck: Checker, base: Key, table: Mapping[str, Any], values: Mapping[str, Any]
+) -> None:
+    """Check backoff_max >= backoff_delay, unless either already has a problem."""
+    if any(key in table and key not in values for key in ("backoff_delay", "backoff_max")):
+        return
+    delay = values.get("backoff_delay", _DEFAULT.backoff_delay)
+    most = values.get("backoff_max", _DEFAULT.backoff_max)
+    if most < delay:
+        key = "backoff_max" if "backoff_max" in table else "backoff_delay"
+        ck.fail((*base, key), f"expected backoff_max >= backoff_delay, got {most:g} < {delay:g}")
+
+
+def _check_unhealthy(
+    ck: Checker, base: Key, table: Mapping[str, Any], values: Mapping[str, Any]
+) -> None:
+    """restart_on_unhealthy needs a health check, and a policy that restarts failures."""
+    if not values.get("restart_on_unhealthy"):
+        return
+    path = (*base, "restart_on_unhealthy")
+    if "healthcheck" not in table:
+        ck.fail(path, "needs a healthcheck", key=True)
+    elif values.get("restart") is RestartPolicy.NEVER:
+        message = 'an unhealthy run is a failure, and restart = "never" restarts none'
+        ck.fail(path, message, key=True)
