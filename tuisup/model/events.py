@@ -1,0 +1,283 @@
+"""Provides the events: everything that happens to a host and its services, as plain data.
+
+An event is a small frozen dataclass stamped with a sequence number (`seq`, one more per
+event) and a Unix time (`ts`). Its JSON form (`to_json`) is the one schema of `tuisup
+--no-tui --json`, of `tuisup events --json` and of the control socket's streams;
+`event_from_json` reads it back.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
+
+from tuisup.model.states import Health, ServiceState
+from tuisup.model.views import ServiceView
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """Something that happened; `seq` grows by one per event, `ts` is Unix time."""
+
+    kind: ClassVar[str] = "event"
+    seq: int
+    ts: float
+
+    def to_json(self) -> dict[str, Any]:
+        """Return a JSON-ready dict: `seq`, `ts`, `event` and the event's own fields."""
+        data: dict[str, Any] = {"seq": self.seq, "ts": round(self.ts, 6), "event": self.kind}
+        for f in fields(self):
+            if f.name in ("seq", "ts"):
+                continue
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            data[f.name] = _plain(value)
+        return data
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HostStarted(Event):
+    """The host is up and its services are being started."""
+
+    kind: ClassVar[str] = "host_started"
+    manifest: str
+    services: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HostStopping(Event):
+    """The host is stopping every service."""
+
+    kind: ClassVar[str] = "host_stopping"
+    reason: str
+    count: int = 0
+    """How many services were alive (or about to be) when it began."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HostStopped(Event):
+    """Every service has stopped; nothing the host started is left running."""
+
+    kind: ClassVar[str] = "host_stopped"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StateChanged(Event):
+    """A service moved from one state to another.
+
+    `pid` and `executor` (the kind the run uses) come with `running`; `exit_code`,
+    `signal`, `runtime` and `error` describe the run that just ended, when the change is
+    due to an exit.
+    """
+
+    kind: ClassVar[str] = "state"
+    service: str
+    old: ServiceState
+    state: ServiceState
+    pid: int | None = None
+    executor: str | None = None
+    exit_code: int | None = None
+    signal: int | None = None
+    runtime: float | None = None
+    error: str | None = None
+    reason: str | None = None
+    restarts: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HealthChanged(Event):
+    """A service's health flag changed (back to `unknown` when its run ends).
+
+    `reason` is the last check's failure (`connection refused`, `HTTP 503`, `exit code 1:
+    …`); `failures` how many counted in a row.
+    """
+
+    kind: ClassVar[str] = "health"
+    service: str
+    old: Health
+    health: Health
+    reason: str | None = None
+    failures: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RestartScheduled(Event):
+    """A service is in backoff and will be started again after `delay` seconds."""
+
+    kind: ClassVar[str] = "restart_scheduled"
+    service: str
+    attempt: int
+    delay: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Output(Event):
+    """Lines `first_line .. first_line + count - 1` of a service were kept in its log.
+
+    On the bus it only announces them (the lines are kept in the log store); a subscription
+    that asks for them gets them inline, in `lines`, with `dropped` saying how many of those
+    announced had already left the store (a subscriber far behind).
+    """
+
+    kind: ClassVar[str] = "output"
+    service: str
+    stream: str
+    first_line: int
+    count: int
+    lines: tuple[str, ...] | None = None
+    dropped: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogFileChanged(Event):
+    """A service's log file cannot be written, or can be again, or was deleted and made again.
+
+    Said once per episode: when writing fails, then when it works again. The service and
+    its kept lines are never held up by it; `message` is the line its log got about it.
+    """
+
+    kind: ClassVar[str] = "log_file"
+    service: str
+    path: str
+    writing: bool
+    """Whether lines reach the file from now on."""
+    error: str | None = None
+    """Why they do not, e.g. `Not a directory`, `Permission denied`, `No space left on device`."""
+    message: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FilesChanged(Event):
+    """Files a service watches changed; it is restarted (unless `paused` says why not)."""
+
+    kind: ClassVar[str] = "files_changed"
+    service: str
+    paths: tuple[str, ...]
+    paused: str | None = None
+    """Set when watching this service was paused instead (a restart loop)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ManifestReloaded(Event):
+    """A changed manifest was applied: services added, removed, restarted or updated.
+
+    `changed` services were restarted for a change to how they run (command, env, ...);
+    `updated` ones took a change to how tuisup steers them (restarts, health, dependencies,
+    watching, ...) in place, keeping their run.
+    """
+
+    kind: ClassVar[str] = "manifest_reloaded"
+    manifest: str
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    changed: tuple[str, ...]
+    updated: tuple[str, ...] = ()
+
+    def summary(self) -> str:
+        """Return e.g. `added api; removed old; restarted web; updated db`, or `nothing changed`."""
+        parts = [
+            f"{what} {', '.join(names)}"
+            for what, names in (
+                ("added", self.added),
+                ("removed", self.removed),
+                ("restarted", self.changed),
+                ("updated", self.updated),
+            )
+            if names
+        ]
+        return "; ".join(parts) or "nothing changed"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ManifestInvalid(Event):
+    """A changed manifest could not be applied; every service keeps running as it was."""
+
+    kind: ClassVar[str] = "manifest_invalid"
+    manifest: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Missed(Event):
+    """The subscriber fell so far behind that `count` events left the ring unread."""
+
+    kind: ClassVar[str] = "missed"
+    count: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Snapshot(Event):
+    """Where every service stands (streams begin with one, and send one after `missed`)."""
+
+    kind: ClassVar[str] = "snapshot"
+    services: tuple[ServiceView, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StatusChanged(Event):
+    """Where some services stand now: those that the events just before changed."""
+
+    kind: ClassVar[str] = "status"
+    services: tuple[ServiceView, ...]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, ServiceView):
+        return value.to_json()
+    return value
+
+
+EVENTS: dict[str, type[Event]] = {}
+"""Every kind of event, by its `event` word."""
+
+
+def _register() -> None:
+    stack: list[type[Event]] = [Event]
+    while stack:
+        cls = stack.pop()
+        EVENTS[cls.kind] = cls
+        stack.extend(cls.__subclasses__())
+
+
+_register()
+_ENUMS: dict[str, type[ServiceState] | type[Health]] = {
+    "ServiceState": ServiceState,
+    "Health": Health,
+}
+"""The enums a field may hold, by the name its annotation gives them."""
+
+
+def event_from_json(data: Mapping[str, Any]) -> Event:
+    """Read back an event that `to_json` wrote.
+
+    Raises:
+        ValueError: The `event` word or a field is not one tuisup knows.
+    """
+    cls = EVENTS.get(str(data.get("event")))
+    if cls is None or cls is Event:
+        raise ValueError(f"unknown event {data.get('event')!r}")
+    values: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.name not in data:
+            continue
+        value = data[f.name]
+        if f.name == "services":
+            value = tuple(ServiceView.from_json(v) for v in value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        elif value is not None:
+            kinds = [_ENUMS[t] for t in str(f.type).split(" | ") if t in _ENUMS]
+            if kinds:
+                value = kinds[0](value)
+        values[f.name] = value
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise ValueError(f"bad {cls.kind} event: {exc}") from None

@@ -1,0 +1,208 @@
+"""Provides what observers see of a service: `ServiceView`, and `SpecView` of its manifest table.
+
+Plain data, with a JSON codec, so that a view travels over the control socket as it is and
+a client needs nothing of the engine to read it. Secrets never leave the engine: the values
+of environment variables whose names look secret are masked when a view is made.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tuisup.model.states import ExitRecord, Health, ServiceState
+
+SECRET = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD|PASS|KEY|AUTH|CREDENTIAL|PRIVATE", re.I)
+"""Names of variables whose values are never shown or sent."""
+MASK = "••••••••"
+
+
+def masked(name: str, value: str) -> str:
+    """Hide the value of a secret-looking variable."""
+    return MASK if value and SECRET.search(name) else value
+
+
+def mask_env(env: Mapping[str, str]) -> dict[str, str]:
+    """Return `env` with the values of secret-looking variables hidden."""
+    return {name: masked(name, value) for name, value in env.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class HealthCheckView:
+    """A service's health check, as written."""
+
+    kind: str
+    """`command`, `tcp` or `http`."""
+    target: str
+    """The command, `host:port` or URL."""
+    interval: float
+    timeout: float
+    retries: int
+    start_period: float
+
+
+@dataclass(frozen=True, slots=True)
+class SpecView:
+    """A service's table in the manifest, as observers see it (environment values masked)."""
+
+    name: str
+    command: str
+    """The command (or the target) as written."""
+    target: str | None = None
+    executor: str | None = None
+    """As written (`process`, `thread`, `async`, `async-process`); None: decided at start."""
+    cwd: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+    """The service's own variables (on top of tuisup's), secrets masked."""
+    env_file: str | None = None
+    shell: bool = False
+    autostart: bool = True
+    restart: str = "on-failure"
+    backoff: str = "exponential"
+    backoff_delay: float = 0.5
+    backoff_max: float = 30.0
+    jitter: float = 0.1
+    max_restarts: int = 5
+    restart_window: float = 60.0
+    success_exit_codes: tuple[int, ...] = (0,)
+    stop_signal: str = "SIGTERM"
+    stop_timeout: float = 10.0
+    start_timeout: float = 30.0
+    watch: tuple[str, ...] = ()
+    depends_on: dict[str, str] = field(default_factory=dict)
+    """What it waits for in each dependency (`started`, `healthy`, `completed`), in order."""
+    healthcheck: HealthCheckView | None = None
+    restart_on_unhealthy: bool = False
+    restart_dependents: bool = False
+
+    @property
+    def in_process(self) -> bool:
+        """Whether it runs inside tuisup (a thread, or a task on its loop), as far as known."""
+        return self.target is not None and self.executor in ("thread", "async", None)
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the view as JSON-ready data."""
+        data = {name: _plain(getattr(self, name)) for name in _SPEC_FIELDS}
+        if self.healthcheck is not None:
+            data["healthcheck"] = {name: getattr(self.healthcheck, name) for name in _HEALTH_FIELDS}
+        return {key: value for key, value in data.items() if value is not None}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SpecView:
+        """Read back what `to_json` wrote (unknown keys are ignored: a newer host may add)."""
+        values: dict[str, Any] = {k: v for k, v in data.items() if k in _SPEC_FIELDS}
+        for name in ("success_exit_codes", "watch"):
+            if name in values:
+                values[name] = tuple(values[name])
+        check = data.get("healthcheck")
+        if check is not None:
+            values["healthcheck"] = HealthCheckView(
+                **{k: v for k, v in check.items() if k in _HEALTH_FIELDS}
+            )
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceView:
+    """A snapshot of one service, for observers: its state, run, restarts, health, history."""
+
+    name: str
+    state: ServiceState
+    spec: SpecView
+    pid: int | None = None
+    executor: str | None = None
+    """How the current (or last) run runs: `process`, `thread`, `async`, `async-process`."""
+    restarts: int = 0
+    started: float | None = None
+    """Unix time the current run started, while it runs."""
+    next_start: float | None = None
+    """Unix time of the next attempt, while in backoff."""
+    reason: str | None = None
+    """Why it is in this state: what it waits for, why it failed, ..."""
+    health: Health | None = None
+    """While it runs with a health check: its health; otherwise None."""
+    health_reason: str | None = None
+    """While it is unhealthy: the last check's failure."""
+    waiting_for: tuple[str, ...] = ()
+    """While it is waiting: the dependencies that do not hold yet."""
+    history: tuple[ExitRecord, ...] = ()
+    """Its last exits, oldest first."""
+    log_problem: str | None = None
+    """While its log file cannot be written: why (its lines are kept in memory only)."""
+    watching: bool | None = None
+    """Whether saving its files restarts it (False: paused; None: it watches nothing)."""
+
+    @property
+    def last_exit(self) -> ExitRecord | None:
+        """The most recent exit, if any."""
+        return self.history[-1] if self.history else None
+
+    def to_json(self, *, spec: bool = True) -> dict[str, Any]:
+        """Return the view as JSON-ready data, with the same words as the events.
+
+        Args:
+            spec: Include the manifest table (`spec`); without it, the state alone.
+        """
+        data: dict[str, Any] = {"service": self.name, "state": self.state.value}
+        for name in _VIEW_FIELDS:
+            value = _plain(getattr(self, name))
+            if value not in (None, [], ()):
+                data[name] = value
+        data["restarts"] = self.restarts
+        if self.history:
+            data["history"] = [record.to_json() for record in self.history]
+        if spec:
+            data["spec"] = self.spec.to_json()
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ServiceView:
+        """Read back what `to_json` wrote."""
+        health = data.get("health")
+        name = data["service"]
+        return cls(
+            name=name,
+            state=ServiceState(data["state"]),
+            spec=SpecView.from_json(data.get("spec") or {"name": name, "command": ""}),
+            pid=data.get("pid"),
+            executor=data.get("executor"),
+            restarts=int(data.get("restarts", 0)),
+            started=data.get("started"),
+            next_start=data.get("next_start"),
+            reason=data.get("reason"),
+            health=Health(health) if health is not None else None,
+            health_reason=data.get("health_reason"),
+            waiting_for=tuple(data.get("waiting_for", ())),
+            history=tuple(ExitRecord.from_json(r) for r in data.get("history", ())),
+            log_problem=data.get("log_problem"),
+            watching=data.get("watching"),
+        )
+
+
+_SPEC_FIELDS = tuple(f for f in SpecView.__dataclass_fields__ if f != "healthcheck")
+_HEALTH_FIELDS = tuple(HealthCheckView.__dataclass_fields__)
+_VIEW_FIELDS = (
+    "pid",
+    "executor",
+    "started",
+    "next_start",
+    "reason",
+    "health",
+    "health_reason",
+    "waiting_for",
+    "log_problem",
+    "watching",
+)
+
+
+def _plain(value: Any) -> Any:
+    """A value as JSON has it: enums by their value, tuples as lists."""
+    if isinstance(value, ServiceState | Health):
+        return value.value
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, dict):
+        return dict(value)
+    return value
