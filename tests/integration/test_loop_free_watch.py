@@ -17,7 +17,12 @@ from pathlib import Path
 import anyio
 import pytest
 
+from tests.conftest import wait_event
 from tests.integration.loop_stalls import LoopStalls
+from tests.integration.test_watch import armed as armed_host
+from tests.integration.test_watch import manifest, sentinel, spec
+from tuisup.engine import Host
+from tuisup.engine.events import FilesChanged
 from tuisup.engine.watch import Root, TreeWatcher
 
 WIDTH, LEAVES = 40, 50
@@ -189,3 +194,26 @@ async def test_a_file_written_while_a_new_folder_is_walked_is_not_lost(
     await armed(root, seen)
     os.rename(tmp_path / "new", root / "new")
     await seen.until(lambda paths: root / "new" / "late.txt" in paths)
+
+
+async def test_a_tree_of_2000_folders_moved_into_a_services_cwd_does_not_stall_the_loop(
+    tmp_path: Path,
+) -> None:
+    """The whole way: the walk, then routing 2,000 changed files to the service watching them
+    (tuisup's own folders and the patterns looked up by path, not by Path object)."""
+    cwd = tmp_path / "app"
+    cwd.mkdir()
+    await make(tree(tmp_path / "outside"))
+    web = spec(cwd, "web", "sleep 60", watch=(".",), watch_ignore=("ignored/",))
+    async with Host(manifest(cwd, web, sentinel(cwd))) as host:
+        await armed_host(host, cwd)
+        with LoopStalls() as stalls:
+            os.rename(tmp_path / "outside", cwd / "tree")
+            event = await wait_event(
+                host,
+                lambda e: isinstance(e, FilesChanged) and e.service == "web",
+                host.bus.last_seq,
+            )
+    print(f"longest stall with 2,040 folders moved into a cwd: {stalls.longest * 1000:.1f} ms")
+    assert stalls.longest < STALL_MAX, f"the loop stalled for {stalls.longest:.3f}s"
+    assert isinstance(event, FilesChanged) and len(event.paths) == 1 + WIDTH * LEAVES  # and "tree"
