@@ -30,6 +30,9 @@ WIDTH, LEAVES = 40, 50
 STALL_MAX = 0.03
 """Seconds the loop may go without running a callback while a big tree arrives at once
 (walked on the loop, it stalled 41-150 ms here; walked in a thread, 0.3-11 ms)."""
+HOST_STALL_MAX = 0.06
+"""The same through a host, where the walk and then the sifting of 2,000 changed paths
+take turns with the loop in holding the GIL (3-20 ms here; it was 266-316 ms)."""
 MADE_STALL_MAX = 0.1
 """The same while another process makes the tree folder by folder: each read of events
 then watches the new folders it names, and that process competes for the CPU too."""
@@ -215,5 +218,5 @@ async def test_a_tree_of_2000_folders_moved_into_a_services_cwd_does_not_stall_t
                 host.bus.last_seq,
             )
     print(f"longest stall with 2,040 folders moved into a cwd: {stalls.longest * 1000:.1f} ms")
-    assert stalls.longest < STALL_MAX, f"the loop stalled for {stalls.longest:.3f}s"
+    assert stalls.longest < HOST_STALL_MAX, f"the loop stalled for {stalls.longest:.3f}s"
     assert isinstance(event, FilesChanged) and len(event.paths) == 1 + WIDTH * LEAVES  # and "tree"
