@@ -190,6 +190,10 @@ class Target:
         return obj  # type: ignore[no-any-return]
 
 
+_SYS_PATH = threading.Lock()
+"""Held while `load_target` puts folders on sys.path: each goes there once."""
+
+
 def load_target(spec: str, paths: list[Path]) -> Target:
     """Import `module:attribute` with `paths` importable.
 
@@ -197,9 +201,10 @@ def load_target(spec: str, paths: list[Path]) -> Target:
         TargetError: With a one-line reason; the cause carries the traceback.
     """
     module_name, _, attribute = spec.partition(":")
-    for path in reversed(paths):
-        if str(path) not in sys.path:
-            sys.path.insert(0, str(path))
+    with _SYS_PATH:  # targets load in worker threads, several at once
+        for path in reversed(paths):
+            if str(path) not in sys.path:
+                sys.path.insert(0, str(path))
     try:
         module = importlib.import_module(module_name)
     except (Exception, SystemExit) as exc:  # a module that exits while imported cannot start

@@ -7,6 +7,7 @@ loop) serves them all, and every service gets its own trailing-edge debounce.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import re
 import time
@@ -17,6 +18,7 @@ from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream
 
 from tuisup.engine.watch import Root, TreeWatcher
 from tuisup.spec import ServiceSpec
@@ -98,9 +100,8 @@ class WatchRule:
 
     def matches(self, path: Path) -> str | None:
         """Return the path relative to the service's cwd if this service watches it."""
-        try:
-            relative = path.relative_to(self.cwd).as_posix()
-        except ValueError:
+        relative = _relative(str(path), str(self.cwd))
+        if relative is None:
             return None
         if any(p.fullmatch(relative) for p in self.exclude):
             return None
@@ -136,6 +137,7 @@ class ServiceWatch:
         self.paused: set[str] = set()
         """Services whose changes are ignored for now (by the user, or a restart loop)."""
         self.ignore = [p.resolve() for p in ignore]
+        self._ignored = [str(p) for p in self.ignore]
         self.on_change = on_change
         self._pending: dict[str, set[str]] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -189,25 +191,45 @@ class ServiceWatch:
         return self.watching(service)
 
     async def run(self) -> None:
-        """Watch until cancelled."""
+        """Watch until cancelled.
+
+        inotify is read on the loop; what the paths it names mean (noise, tuisup's own,
+        a chmod, whose) is worked out in a worker thread, as a tree arriving names
+        thousands at once; only the debounces are armed on the loop.
+        """
         import watchfiles
 
         roots = self.roots()
         noise = watchfiles.DefaultFilter(ignore_paths=[str(p) for p in self.ignore])
         await anyio.to_thread.run_sync(self._remember, [root.path for root in roots], noise)
 
-        def keep(folder: Path) -> bool:
-            return bool(noise(watchfiles.Change.added, str(folder)))
+        def keep(path: Path) -> bool:
+            return bool(noise(watchfiles.Change.added, str(path)))
 
-        watcher = TreeWatcher(
-            lambda changed: self.take({p for p in changed if keep(p)}), keep, self.overflowed
-        )
+        send, receive = anyio.create_memory_object_stream[set[Path]](math.inf)
+        watcher = TreeWatcher(send.send_nowait, keep, self.overflowed)
         if not watcher.start(roots):
             return
         try:
-            await anyio.sleep_forever()
+            await self._dispatch(receive, keep)
         finally:
             watcher.close()
+
+    async def _dispatch(
+        self, receive: MemoryObjectReceiveStream[set[Path]], keep: Callable[[Path], bool]
+    ) -> None:
+        """Sift the paths of each read in a worker thread, then route the changes found."""
+        async with receive:
+            async for paths in receive:
+                while True:  # and all that came while the last ones were sifted
+                    try:
+                        paths |= receive.receive_nowait()
+                    except anyio.WouldBlock:
+                        break
+                changes = await anyio.to_thread.run_sync(
+                    self._sift, paths, keep, abandon_on_cancel=True
+                )
+                self._route(changes)
 
     def _remember(self, roots: list[Path], noise: Callable[[Any, str], bool]) -> None:
         """Note every watched file's signature, so that a chmod later is not a change."""
@@ -249,36 +271,54 @@ class ServiceWatch:
             for top in tops
         ]
 
-    def take(self, paths: set[Path]) -> None:
-        """Route changed paths to the services watching them, and (re)arm their debounce."""
-        loop = asyncio.get_running_loop()
+    def _sift(self, paths: set[Path], keep: Callable[[Path], bool]) -> list[tuple[WatchRule, str]]:
+        """The changes among `paths`, each with a rule that watches it (a worker thread).
+
+        Not noise, not tuisup's own, not a mere chmod; one sift at a time (`_seen`).
+        """
+        changes = []
         for path in paths:
-            if self._written_by_tuisup(path) or not self._changed(path):
+            if not keep(path) or self._written_by_tuisup(path) or not self._changed(path):
                 continue
             for rule in self.rules:
-                if rule.service in self.paused:
-                    continue
                 relative = rule.matches(path)
                 if relative is not None:
-                    self._arm(loop, rule, relative)
+                    changes.append((rule, relative))
+        return changes
+
+    def _route(self, changes: list[tuple[WatchRule, str]]) -> None:
+        """Note the changes for their services, and (re)arm each one's debounce once."""
+        touched: dict[str, WatchRule] = {}
+        for rule, relative in changes:
+            if rule.service not in self.paused:
+                self._pending.setdefault(rule.service, set()).add(relative)
+                touched[rule.service] = rule
+        if touched:
+            loop = asyncio.get_running_loop()
+            for rule in touched.values():
+                self._arm(loop, rule)
 
     def _written_by_tuisup(self, path: Path) -> bool:
         """Whether tuisup wrote `path`: it is in tuisup's folders, or on the way to one.
 
         `mkdir -p` of a log folder makes the folders on the way first: no change either.
         """
-        return any(path == i or i in path.parents or path in i.parents for i in self.ignore)
+        here = str(path)
+        return any(
+            _relative(here, ours) is not None or _relative(ours, here) is not None
+            for ours in self._ignored
+        )
 
     def overflowed(self) -> None:
         """The kernel dropped events: restart every watching service, as after a change."""
         loop = asyncio.get_running_loop()
         for rule in self.rules:
             if rule.service not in self.paused:
-                self._arm(loop, rule, "(more files than were counted)")
+                self._pending.setdefault(rule.service, set()).add("(more files than were counted)")
+                self._arm(loop, rule)
 
-    def _arm(self, loop: asyncio.AbstractEventLoop, rule: WatchRule, relative: str) -> None:
-        """Note a change for a service and restart its debounce (trailing edge)."""
-        self._pending.setdefault(rule.service, set()).add(relative)
+    def _arm(self, loop: asyncio.AbstractEventLoop, rule: WatchRule) -> None:
+        """Restart a service's debounce for the changes noted (trailing edge)."""
         timer = self._timers.pop(rule.service, None)
         if timer is not None:
             timer.cancel()
@@ -312,6 +352,17 @@ class ServiceWatch:
             timer.cancel()
         self._timers.clear()
         self._pending.clear()
+
+
+def _relative(path: str, folder: str) -> str | None:
+    """`path` relative to `folder` (`.` if it is the folder), or None if not inside it.
+
+    Both are paths as `str(Path)` spells them (no `..`, no doubled or trailing `/`).
+    """
+    if path == folder:
+        return "."
+    inside = folder if folder.endswith("/") else folder + "/"  # `/` is the one that does
+    return path[len(inside) :] if path.startswith(inside) else None
 
 
 def _lowest(folders: Iterable[Path]) -> Path:

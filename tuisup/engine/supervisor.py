@@ -301,13 +301,13 @@ class Supervisor:
         if self.state in (S.STOPPED, S.STOPPING):
             return  # stopped on purpose: a save does not start it
         if self.state is S.WAITING:
-            self._executor.refresh(self.spec, paths)
+            await self._executor.refresh(self.spec, paths)
             return  # it starts with the new files once its dependencies hold
         shown = ", ".join(p.name for p in paths[:3]) + (
             f" and {len(paths) - 3} more" if len(paths) > 3 else ""
         )
         self._logs.marker(self.spec.name, f"── {shown} changed: restarting ──")
-        self._executor.refresh(self.spec, paths)
+        await self._executor.refresh(self.spec, paths)
         if self.state is S.RUNNING:
             await self._do_stop()
         self._cancel_timer()

@@ -87,18 +87,15 @@ class Run(ABC):
 class Executor(ABC):
     """Knows how to start one kind of service."""
 
-    def refresh(self, spec: ServiceSpec, changed: list[Path]) -> None:
+    async def refresh(self, spec: ServiceSpec, changed: list[Path]) -> None:
         """Before a restart for changed files: make the next start use the new code.
 
         A child process reads its files afresh; in-process executors also reload modules.
-        Either way the changed modules' cached bytecode goes: it is trusted when the
-        source's size and mtime in whole seconds match, which a same-size edit within a
-        second of the last import (`VERSION = 1` → `2`) does.
+        Either way the changed modules' cached bytecode goes (in a worker thread): it is
+        trusted when the source's size and mtime in whole seconds match, which a same-size
+        edit within a second of the last import (`VERSION = 1` → `2`) does.
         """
-        for path in changed:
-            if path.suffix == ".py":
-                with contextlib.suppress(OSError, ValueError):
-                    os.unlink(importlib.util.cache_from_source(str(path)))
+        await anyio.to_thread.run_sync(_forget_bytecode, changed)
 
     @abstractmethod
     async def start(self, spec: ServiceSpec, logs: LogStore, tg: TaskGroup) -> Run:
@@ -107,3 +104,11 @@ class Executor(ABC):
         Raises:
             StartError: The service cannot start; the message says why.
         """
+
+
+def _forget_bytecode(changed: list[Path]) -> None:
+    """Remove the cached bytecode of the changed Python files."""
+    for path in changed:
+        if path.suffix == ".py":
+            with contextlib.suppress(OSError, ValueError):
+                os.unlink(importlib.util.cache_from_source(str(path)))
