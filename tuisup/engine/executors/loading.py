@@ -14,7 +14,8 @@ from typing import Any, TypeVar
 import anyio
 
 from tuisup.engine.capture import CURRENT, ServiceOutput
-from tuisup.engine.executors.base import ExitStatus, Run, StartError
+from tuisup.engine.executors.base import Run, StartError
+from tuisup.engine.status import ExitStatus
 from tuisup.service import CancellationToken, Context
 from tuisup.spec import ExecutorKind, ServiceSpec
 
