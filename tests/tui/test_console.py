@@ -411,3 +411,18 @@ async def test_export_writes_beside_tuisups_logs(
         await until(pilot, lambda: "lines written to" in notification_text(app))
         exports = list((manifest.root / ".tuisup" / "exports").iterdir())
         assert len(exports) == 1 and "hello" in exports[0].read_text()
+
+
+async def test_end_follows_the_log_again_while_the_tree_has_the_focus(
+    make_manifest: Callable[..., Manifest],
+) -> None:
+    manifest = make_manifest(many="seq 1 200; sleep 60")
+    async with console(manifest) as (host, app, pilot):
+        view = app.query_one(LogView)
+        await pilot.press("down")
+        await until(pilot, lambda: len(view.visible_text()) == 200)
+        view.scroll_to(y=0, animate=False)
+        await until(pilot, lambda: not view.follow)
+        assert app.focused is app.query_one(ServiceTree)
+        await pilot.press("end")  # the tree's own End would scroll the tree
+        await until(pilot, lambda: view.follow and view.is_vertical_scroll_end)

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 
 from rich.text import Text
+from textual.binding import Binding
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
@@ -134,6 +135,10 @@ def proc_label(proc: Proc) -> Text:
 class ServiceTree(Tree[str | int]):
     """The host at the root, a node per service, the service's processes under it."""
 
+    BINDINGS = [
+        # A Tree scrolls itself to its end on End; here End is the log's: follow it again.
+        Binding("end", "app.follow_end", "Follow from the end", show=False),
+    ]
     DEFAULT_CSS = """
     ServiceTree {
         width: 66;
