@@ -426,3 +426,13 @@ async def test_end_follows_the_log_again_while_the_tree_has_the_focus(
         assert app.focused is app.query_one(ServiceTree)
         await pilot.press("end")  # the tree's own End would scroll the tree
         await until(pilot, lambda: view.follow and view.is_vertical_scroll_end)
+
+
+async def test_the_first_frame_shows_the_keys_in_the_footer(
+    make_manifest: Callable[..., Manifest],
+) -> None:
+    manifest = make_manifest(web="sleep 60")
+    async with console(manifest) as (host, app, pilot):
+        # Right as the app is ready, before anything else ran: the first frame.
+        picture = app.export_screenshot()
+        assert "Restart" in picture and "Quit" in picture

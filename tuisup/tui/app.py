@@ -110,7 +110,12 @@ class TuisupApp(App[int]):
                 yield Input(
                     placeholder="search: text, or /regex/  (enter: find, esc: close)", id="search"
                 )
-        yield Footer()
+        footer = Footer()
+        # Textual's Footer composes no keys until a focus change is published (a refresh
+        # after it), and shows them a refresh later still: the first frame had none. Our
+        # keys are the app's, known before any focus, so it may compose them at once.
+        footer.set_reactive(Footer._bindings_ready, True)
+        yield footer
 
     def on_mount(self) -> None:
         """Follow the Host: labels from the snapshot, then every event."""
