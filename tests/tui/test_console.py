@@ -436,3 +436,40 @@ async def test_the_first_frame_shows_the_keys_in_the_footer(
         # Right as the app is ready, before anything else ran: the first frame.
         picture = app.export_screenshot()
         assert "Restart" in picture and "Quit" in picture
+
+
+CRASH_ON_CUE = (
+    "import os, time\n"
+    "while not os.path.exists('crash'):\n"
+    "    time.sleep(0.02)\n"
+    "raise SystemExit(3)\n"
+)
+
+
+async def test_a_service_that_leaves_running_loses_its_process_rows_at_once(
+    make_manifest: Callable[..., Manifest], tmp_path: object
+) -> None:
+    import sys
+    from pathlib import Path
+
+    from tuisup.tui.procstats import ProcessStats
+
+    root = Path(str(tmp_path))
+    (root / "crash.py").write_text(CRASH_ON_CUE)
+    manifest = make_manifest(
+        svc=(f"exec {sys.executable} crash.py", {"backoff_delay": 30.0, "jitter": 0.0})
+    )
+    async with console(manifest) as (host, app, pilot):
+        tree = app.query_one(ServiceTree)
+        node = tree.nodes_by_name["svc"]
+        await until(pilot, lambda: bool(node.children))
+        pid = host.snapshot()["svc"].pid
+        assert pid is not None
+        # What a stats pass that began while it ran brings back after it left.
+        late, _, _ = ProcessStats(host.reaper.tag, set()).collect({"svc": pid})
+        assert late["svc"]
+        (root / "crash").touch()
+        await until(pilot, lambda: "backoff" in label(app, "svc"))
+        assert not node.children  # from the event, not a second later from the stats
+        tree.show_processes("svc", late["svc"])
+        assert not node.children

@@ -155,6 +155,8 @@ class ServiceTree(Tree[str | int]):
         self.width_of_names = max((len(n) for n in names), default=8)
         self.nodes_by_name: dict[str, TreeNode[str | int]] = {}
         self._procs: dict[str, tuple[Proc, ...]] = {}
+        self._pids: dict[str, int | None] = {}
+        """Each service's main pid as its last status said: process rows must be its."""
         for name in names:
             self.nodes_by_name[name] = self.root.add(Text(name), data=name, allow_expand=False)
         self.root.expand()
@@ -165,6 +167,7 @@ class ServiceTree(Tree[str | int]):
             if name not in names:
                 self.nodes_by_name.pop(name).remove()
                 self._procs.pop(name, None)
+                self._pids.pop(name, None)
         self.width_of_names = max((len(n) for n in names), default=8)
         for name in names:
             if name not in self.nodes_by_name:
@@ -176,17 +179,28 @@ class ServiceTree(Tree[str | int]):
     ) -> None:
         """Redraw one service's label, if it changed."""
         node = self.nodes_by_name.get(status.name)
-        if node is not None:
-            label = service_label(
-                status, self.width_of_names, watching=watching, reloading=reloading
-            )
-            _relabel(node, label)
-
-    def show_processes(self, service: str, procs: tuple[Proc, ...]) -> None:
-        """Replace a service's process rows (in place when the pids did not change)."""
-        node = self.nodes_by_name.get(service)
         if node is None:
             return
+        label = service_label(status, self.width_of_names, watching=watching, reloading=reloading)
+        _relabel(node, label)
+        if self._pids.get(status.name) != status.pid:
+            # Its processes went with its run (backoff, exited, stopped): their rows go
+            # now, not when the next stats pass (up to a second away) sees them gone.
+            self._pids[status.name] = status.pid
+            self._set_rows(node, status.name, ())
+
+    def show_processes(self, service: str, procs: tuple[Proc, ...]) -> None:
+        """Replace a service's process rows (in place when the pids did not change).
+
+        Rows from a stats pass that began before the service's run changed (a pass runs
+        in a thread, off the events) are not the current run's: they are left out.
+        """
+        node = self.nodes_by_name.get(service)
+        if node is None or (procs and procs[0].pid != self._pids.get(service)):
+            return
+        self._set_rows(node, service, procs)
+
+    def _set_rows(self, node: TreeNode[str | int], service: str, procs: tuple[Proc, ...]) -> None:
         old = self._procs.get(service, ())
         self._procs[service] = procs
         if [p.pid for p in old] == [p.pid for p in procs]:
