@@ -473,3 +473,41 @@ async def test_a_service_that_leaves_running_loses_its_process_rows_at_once(
         assert not node.children  # from the event, not a second later from the stats
         tree.show_processes("svc", late["svc"])
         assert not node.children
+
+
+async def test_a_python_services_process_row_shows_its_target_and_executor(
+    tmp_path: object, token: str
+) -> None:
+    import sys
+    import uuid
+    from pathlib import Path
+
+    from tuisup.spec import ExecutorKind, HostSettings, ServiceSpec
+
+    root = Path(str(tmp_path))
+    module = f"rows_{uuid.uuid4().hex[:8]}"
+    (root / f"{module}.py").write_text(
+        "def work(ctx):\n    ctx.token.wait()\n"
+        "async def awork(ctx):\n    await ctx.token.wait_async()\n"
+    )
+
+    def target(name: str, attribute: str, executor: ExecutorKind) -> ServiceSpec:
+        what = f"{module}:{attribute}"
+        return ServiceSpec(
+            name=name, argv=(), command=what, target=what, executor=executor, cwd=root
+        )
+
+    specs = {
+        "one": target("one", "work", ExecutorKind.PROCESS),
+        "two": target("two", "awork", ExecutorKind.ASYNC_PROCESS),
+        "cmd": ServiceSpec(name="cmd", argv=("sleep", "61"), command="sleep 61", cwd=root),
+    }
+    manifest = Manifest(root / "services.toml", HostSettings(log_dir=None), specs)
+    async with console(manifest) as (host, app, pilot):
+        nodes = app.query_one(ServiceTree).nodes_by_name
+        await until(pilot, lambda: all(nodes[name].children for name in specs))
+        rows = {name: str(nodes[name].children[0].label) for name in specs}
+        assert rows["one"].endswith(f" {module}:work (process)"), rows
+        assert rows["two"].endswith(f" {module}:awork (async-process)"), rows
+        assert rows["cmd"].endswith(" sleep 61"), rows
+        assert not any("tuisup.child" in row or sys.executable in row for row in rows.values())

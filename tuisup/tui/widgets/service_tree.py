@@ -116,16 +116,29 @@ def service_label(
     return label
 
 
-def proc_label(proc: Proc) -> Text:
-    """Return a process row: pid, CPU, RSS, command; escapees are marked.
+def runs(status: ServiceStatus) -> str | None:
+    """Return what a Python service's process runs as written: `demo.echo:serve (process)`.
 
-    A process sets its own command line (its argv, read from /proc): it is made safe.
+    Its command line would be the interpreter's absolute path and `-m tuisup.child ...`.
+    None for a command: its own command line says it best.
+    """
+    target = status.spec.target
+    if target is None:
+        return None
+    return f"{target} ({status.executor})" if status.executor else target
+
+
+def proc_label(proc: Proc, what: str | None = None) -> Text:
+    """Return a process row: pid, CPU, RSS, `what` it runs or else its command line.
+
+    Escapees are marked. A process sets its own command line (its argv, read from
+    /proc): it is made safe.
     """
     label = Text.assemble(
         (f"{proc.pid:>7} ", "bright_black"),
         (f"{proc.cpu:5.1f}% ", "cyan"),
         (f"{megabytes(proc.rss):>7} ", "magenta"),
-        (one_line(proc.command)[:60], ""),
+        (one_line(proc.command if what is None else what)[:60], ""),
     )
     if proc.escaped:
         label.append("  escaped its group", "bold yellow")
@@ -157,6 +170,8 @@ class ServiceTree(Tree[str | int]):
         self._procs: dict[str, tuple[Proc, ...]] = {}
         self._pids: dict[str, int | None] = {}
         """Each service's main pid as its last status said: process rows must be its."""
+        self._runs: dict[str, str | None] = {}
+        """What each service's main process runs, shown instead of its command line."""
         for name in names:
             self.nodes_by_name[name] = self.root.add(Text(name), data=name, allow_expand=False)
         self.root.expand()
@@ -168,6 +183,7 @@ class ServiceTree(Tree[str | int]):
                 self.nodes_by_name.pop(name).remove()
                 self._procs.pop(name, None)
                 self._pids.pop(name, None)
+                self._runs.pop(name, None)
         self.width_of_names = max((len(n) for n in names), default=8)
         for name in names:
             if name not in self.nodes_by_name:
@@ -183,6 +199,7 @@ class ServiceTree(Tree[str | int]):
             return
         label = service_label(status, self.width_of_names, watching=watching, reloading=reloading)
         _relabel(node, label)
+        self._runs[status.name] = runs(status)
         if self._pids.get(status.name) != status.pid:
             # Its processes went with its run (backoff, exited, stopped): their rows go
             # now, not when the next stats pass (up to a second away) sees them gone.
@@ -203,13 +220,15 @@ class ServiceTree(Tree[str | int]):
     def _set_rows(self, node: TreeNode[str | int], service: str, procs: tuple[Proc, ...]) -> None:
         old = self._procs.get(service, ())
         self._procs[service] = procs
+        main, what = self._pids.get(service), self._runs.get(service)
+        labels = [_indent(proc, what if proc.pid == main else None) for proc in procs]
         if [p.pid for p in old] == [p.pid for p in procs]:
-            for child, proc in zip(node.children, procs, strict=False):
-                _relabel(child, _indent(proc))
+            for child, label in zip(node.children, labels, strict=False):
+                _relabel(child, label)
             return
         node.remove_children()
-        for proc in procs:
-            node.add_leaf(_indent(proc), data=proc.pid)
+        for proc, label in zip(procs, labels, strict=True):
+            node.add_leaf(label, data=proc.pid)
         node.allow_expand = bool(procs)
         if procs and not old:
             node.expand()
@@ -230,5 +249,5 @@ def _relabel(node: TreeNode[str | int], label: Text) -> None:
         node.set_label(label)
 
 
-def _indent(proc: Proc) -> Text:
-    return Text("  " * proc.depth) + proc_label(proc)
+def _indent(proc: Proc, what: str | None) -> Text:
+    return Text("  " * proc.depth) + proc_label(proc, what)
