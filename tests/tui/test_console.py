@@ -47,6 +47,12 @@ def label(app: TuisupApp, name: str) -> str:
     return app.query_one(ServiceTree).nodes_by_name[name].label.plain  # type: ignore[union-attr]
 
 
+def process_rows(app: TuisupApp, name: str) -> list[int]:
+    """The pids of a service's process rows."""
+    node = app.query_one(ServiceTree).nodes_by_name[name]
+    return [int(str(child.label).split()[0]) for child in node.children]
+
+
 async def test_keys_stop_start_restart_and_kill_the_selected_service(
     make_manifest: Callable[..., Manifest], token: str
 ) -> None:
@@ -67,7 +73,8 @@ async def test_keys_stop_start_restart_and_kill_the_selected_service(
         await wait_until(host, lambda s: s["web"].state is S.RUNNING)
         second = host.snapshot()["web"].pid
         assert second not in (None, first)
-        await until(pilot, lambda: f"pid {second}" in label(app, "web"))
+        await until(pilot, lambda: "running" in label(app, "web"))
+        await until(pilot, lambda: process_rows(app, "web")[:1] == [second])
 
         await pilot.press("r")
         await wait_until(host, lambda s: s["web"].restarts == 1 and s["web"].state is S.RUNNING)

@@ -64,7 +64,7 @@ class TuisupApp(App[int]):
         Binding("x", "command('stop')", "Stop"),
         Binding("r", "command('restart')", "Restart"),
         Binding("k", "command('kill')", "Kill"),
-        Binding("R", "restart_all", "Restart all"),
+        Binding("R", "restart_all", "Restart all", show=False),  # in ? help; q must fit at 120
         Binding("a", "toggle_merged", "All logs"),
         Binding("slash", "search", "Search"),
         Binding("n", "next_match", "Next match", show=False),
@@ -110,7 +110,7 @@ class TuisupApp(App[int]):
                 yield Input(
                     placeholder="search: text, or /regex/  (enter: find, esc: close)", id="search"
                 )
-        footer = Footer()
+        footer = Footer(compact=True)
         # Textual's Footer composes no keys until a focus change is published (a refresh
         # after it), and shows them a refresh later still: the first frame had none. Our
         # keys are the app's, known before any focus, so it may compose them at once.

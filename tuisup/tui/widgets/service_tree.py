@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import Tree
@@ -12,6 +13,7 @@ from textual.widgets.tree import TreeNode
 
 from tuisup.engine import ServiceState, ServiceStatus
 from tuisup.engine.events import Health
+from tuisup.spec import ExecutorKind
 from tuisup.terminal import one_line
 
 S = ServiceState
@@ -71,49 +73,56 @@ def service_label(
     watching: bool | None = None,
     reloading: bool = False,
 ) -> Text:
-    """Return a service's fixed-width tree label: glyph, name, state, how, restarts, time.
+    """Return a service's tree label: glyph, name, state, restarts, marks, then what is up.
+
+    The columns before the last are fixed-width. The pid is not among them: it opens the
+    process row right under the service, which also says what runs. The last column says
+    how long it has run (and, for a service inside tuisup, as what), or its countdown to a
+    restart, its last exit, or what it waits for.
 
     A service that watches its files shows ⟳ after its restarts (dim while paused); one
     with a health check, while it runs, a ♥: green healthy, red unhealthy, dim unknown.
     Reasons and errors come from services and checks: they are shown made safe, on one line.
     """
-    now = time.time() if now is None else now
     glyph, colour = GLYPHS[status.state]
     last = status.last_exit
     if status.state is S.EXITED and last is not None and last.status.error is None:
         if last.status.code in status.spec.success_exit_codes:
             colour = "green"
-    kind = status.executor or (status.spec.executor.value if status.spec.executor else "python")
-    how = f"pid {status.pid}" if status.pid else kind
+    state = ("reloading", "cyan") if reloading else (status.state.value, colour)
     label = Text.assemble(
         (f"{glyph} ", colour),
         (f"{status.name:<{width}} ", "bold"),
-        (
-            "reloading " if reloading else f"{status.state.value:<8} ",
-            "cyan" if reloading else colour,
-        ),
-        (f"{how:<13} ", "bright_black" if not status.pid else ""),
+        (f"{state[0]:<9} ", state[1]),
         (f"×{status.restarts:<3} ", "yellow" if status.restarts else "bright_black"),
         ("⟳ " if watching is not None else "  ", "cyan" if watching else "bright_black"),
         ("♥ " if status.health else "  ", HEALTH[status.health] if status.health else ""),
     )
     if status.health_reason:
         label.append(f"{one_line(status.health_reason)} · ", "red")
-    if status.state is S.BACKOFF and status.next_start is not None:
-        if last is not None:
-            label.append(f"{one_line(last.status.describe())} → ", "red")
-        label.append(f"restart in {max(0.0, status.next_start - now):.1f}s", "yellow")
-    elif status.started is not None:
-        label.append(f"up {duration(now - status.started)}", "bright_black")
-    elif status.reason and status.state is S.FAILED:
-        label.append(one_line(status.reason), "red")
-    elif status.waiting_for:
-        label.append(f"for {', '.join(status.waiting_for)}", "cyan")
-    elif last is not None:
-        style = "red" if status.state is not S.STOPPED and last.status.code != 0 else "bright_black"
-        what = "stopped" if last.requested else one_line(last.status.describe())
-        label.append(what, style)
+    label.append_text(_what_is_up(status, time.time() if now is None else now))
     return label
+
+
+def _what_is_up(status: ServiceStatus, now: float) -> Text:
+    """The label's last column: countdown, uptime, failure, wait, or last exit."""
+    last = status.last_exit
+    if status.state is S.BACKOFF and status.next_start is not None:
+        exit_ = Text(f"{one_line(last.status.describe())} → ", "red") if last else Text()
+        return exit_ + Text(f"restart in {max(0.0, status.next_start - now):.1f}s", "yellow")
+    if status.started is not None:
+        up = f"up {duration(now - status.started)}"
+        if status.executor and ExecutorKind(status.executor).in_process:
+            up += f" · {status.executor}"  # no process row of its own says so
+        return Text(up, "bright_black")
+    if status.reason and status.state is S.FAILED:
+        return Text(one_line(status.reason), "red")
+    if status.waiting_for:
+        return Text(f"for {', '.join(status.waiting_for)}", "cyan")
+    if last is not None:
+        style = "red" if status.state is not S.STOPPED and last.status.code != 0 else "bright_black"
+        return Text("stopped" if last.requested else one_line(last.status.describe()), style)
+    return Text(one_line(what_runs(status)), "bright_black")  # never ran: what it would run
 
 
 def runs(status: ServiceStatus) -> str | None:
@@ -122,10 +131,18 @@ def runs(status: ServiceStatus) -> str | None:
     Its command line would be the interpreter's absolute path and `-m tuisup.child ...`.
     None for a command: its own command line says it best.
     """
-    target = status.spec.target
-    if target is None:
+    if status.spec.target is None:
         return None
-    return f"{target} ({status.executor})" if status.executor else target
+    return what_runs(status)
+
+
+def what_runs(status: ServiceStatus) -> str:
+    """Return the command, or the target and its executor when known, as written."""
+    spec = status.spec
+    executor = status.executor or (spec.executor.value if spec.executor else None)
+    if spec.target is None or executor is None:
+        return spec.command
+    return f"{spec.target} ({executor})"
 
 
 def proc_label(proc: Proc, what: str | None = None) -> Text:
@@ -232,6 +249,16 @@ class ServiceTree(Tree[str | int]):
         node.allow_expand = bool(procs)
         if procs and not old:
             node.expand()
+
+    def render_label(self, node: TreeNode[str | int], base_style: Style, style: Style) -> Text:
+        """Draw a label; a service without process rows (no ▼) is indented as if it had.
+
+        Otherwise its columns start two cells left of its neighbours' that have them.
+        """
+        label = super().render_label(node, base_style, style)
+        if isinstance(node.data, str) and not node.allow_expand:
+            label = Text("  ", base_style) + label
+        return label
 
     @property
     def selected_service(self) -> str | None:
