@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+import uuid
 from pathlib import Path
 
 import pytest
 
 from tests.tui.test_escapes import manifest, on_screen, shell, until
 from tuisup.engine import Host, ServiceState
-from tuisup.spec import RestartPolicy
+from tuisup.spec import ExecutorKind, RestartPolicy, ServiceSpec
 from tuisup.tui.app import TuisupApp
 from tuisup.tui.widgets.service_tree import ServiceTree
 
@@ -39,7 +40,31 @@ async def test_a_backoff_countdown_fits_the_tree_at_the_usual_sizes(
             await until(pilot, lambda: "restart in" in str(node.label))
             assert host.snapshot()["flaky"].state is S.BACKOFF
             row = row_of(app, "flaky")
-            assert re.search(r"code 3 → restart in \d\.\ds", row), row
+            assert re.search(r"restart in \d\.\ds · code 3", row), row
+
+
+async def test_a_backoff_countdown_stays_readable_after_a_long_exception(tmp_path: Path) -> None:
+    module = f"moody_{uuid.uuid4().hex[:8]}"
+    message = "moody gave up at step 3 because the upstream answered something odd"
+    (tmp_path / f"{module}.py").write_text(f"def run(ctx):\n    raise RuntimeError({message!r})\n")
+    target = f"{module}:run"
+    spec = ServiceSpec(
+        name="moody",
+        argv=(),
+        command=target,
+        target=target,
+        executor=ExecutorKind.THREAD,
+        cwd=tmp_path,
+        backoff_delay=5.0,
+        jitter=0.0,
+    )
+    async with Host(manifest(tmp_path, spec)) as host:
+        app = TuisupApp(host)
+        async with app.run_test(size=(120, 32)) as pilot:
+            node = app.query_one(ServiceTree).nodes_by_name["moody"]
+            await until(pilot, lambda: "restart in" in str(node.label))
+            row = row_of(app, "moody")
+            assert re.search(r"restart in \d\.\ds · RuntimeError", row), row
 
 
 async def test_state_columns_line_up_with_and_without_process_rows(tmp_path: Path) -> None:

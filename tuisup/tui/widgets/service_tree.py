@@ -108,8 +108,11 @@ def _what_is_up(status: ServiceStatus, now: float) -> Text:
     """The label's last column: countdown, uptime, failure, wait, or last exit."""
     last = status.last_exit
     if status.state is S.BACKOFF and status.next_start is not None:
-        exit_ = Text(f"{one_line(last.status.describe())} → ", "red") if last else Text()
-        return exit_ + Text(f"restart in {max(0.0, status.next_start - now):.1f}s", "yellow")
+        # The countdown first: an exception's message after it may run past the edge.
+        countdown = Text(f"restart in {max(0.0, status.next_start - now):.1f}s", "yellow")
+        return (
+            countdown + Text(f" · {one_line(last.status.describe())}", "red") if last else countdown
+        )
     if status.started is not None:
         up = f"up {duration(now - status.started)}"
         if status.executor and ExecutorKind(status.executor).in_process:
