@@ -12,6 +12,7 @@ from tests.tui.test_escapes import manifest, on_screen, shell, until
 from tuisup.engine import Host, ServiceState
 from tuisup.spec import ExecutorKind, RestartPolicy, ServiceSpec
 from tuisup.tui.app import TuisupApp
+from tuisup.tui.widgets.log_view import LogView
 from tuisup.tui.widgets.service_tree import ServiceTree
 
 S = ServiceState
@@ -93,3 +94,19 @@ async def test_every_key_in_the_footer_fits_quit_included(
             footer = on_screen(app).splitlines()[-1]
             for key in ("s Start", "x Stop", "a All logs", "/ Search", "? Help", "q Quit"):
                 assert key in footer, footer
+
+
+async def test_no_sideways_scrollbar_under_lines_that_fit(tmp_path: Path) -> None:
+    line = "Serving HTTP on 127.0.0.1 port 8765 (http://127.0.0.1:8765/) ..."
+    spec = shell(tmp_path, "web", f"echo '{line}'; exec sleep 60")
+    async with Host(manifest(tmp_path, spec)) as host:
+        app = TuisupApp(host)
+        async with app.run_test(size=(140, 40)) as pilot:
+            view = app.query_one(LogView)
+            for source in (None, "web"):  # merged, with names before the lines, and alone
+                view.switch(source)
+                await until(
+                    pilot, lambda: view.visible_text()[-1:] and line in view.visible_text()[-1]
+                )
+                await pilot.pause()
+                assert not view.show_horizontal_scrollbar, view.virtual_size

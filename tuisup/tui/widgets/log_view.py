@@ -216,7 +216,8 @@ class LogView(ScrollView, can_focus=True):
         shown = [e for e in entries if query is None or query.matches(e.text)]
         if not shown:
             return
-        lengths = [len(entry.text) for entry in shown]
+        # Cells, nearly: a tab takes up to 8 (colour codes take none, but count here).
+        lengths = [len(e.text) + 7 * e.text.count("\t") for e in shown]
         self._longest = max(self._longest, max(lengths))
         self._shown.extend(shown, self._estimates(lengths))
 
@@ -224,11 +225,13 @@ class LogView(ScrollView, can_focus=True):
         """Lines' rows from their lengths: exact unless words wrap early or colours count."""
         if not self.wrap:
             return [1] * len(lengths)
-        prefix = (STAMP_WIDTH if self.timestamps else 0) + (
-            self.name_width + 3 if self.source is None else 0
-        )
-        width = self._width
+        prefix, width = self._prefix_width(), self._width
         return [max(1, -(-(prefix + length) // width)) for length in lengths]
+
+    def _prefix_width(self) -> int:
+        """Cells before each line's own text: its time, its service's name."""
+        stamp = STAMP_WIDTH if self.timestamps else 0
+        return stamp + (self.name_width + 3 if self.source is None else 0)
 
     def _measure(self, entry: Entry) -> int:
         """A line's rows, exactly: it is rendered (and the strips kept for drawing)."""
@@ -242,7 +245,7 @@ class LogView(ScrollView, can_focus=True):
             self._shown.settle(top, self.size.height, self._measure)
             longest = self._width
         else:
-            longest = self._longest + 24
+            longest = self._longest + self._prefix_width()
         self.virtual_size = Size(longest, self._shown.height)
         if at_end:
             self.scroll_end(animate=False, immediate=True, x_axis=False)
