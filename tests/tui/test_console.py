@@ -518,3 +518,21 @@ async def test_a_python_services_process_row_shows_its_target_and_executor(
         assert rows["two"].endswith(f" {module}:awork (async-process)"), rows
         assert rows["cmd"].endswith(" sleep 61"), rows
         assert not any("tuisup.child" in row or sys.executable in row for row in rows.values())
+
+
+async def test_enter_opens_the_detail_and_folds_nothing(
+    make_manifest: Callable[..., Manifest],
+) -> None:
+    manifest = make_manifest(web="exec sleep 60")
+    async with console(manifest) as (host, app, pilot):
+        tree = app.query_one(ServiceTree)
+        node = tree.nodes_by_name["web"]
+        await until(pilot, lambda: bool(node.children) and node.is_expanded)
+        await pilot.press("enter")  # on the host: no detail, and the services stay shown
+        await pilot.pause()
+        assert tree.root.is_expanded
+        await pilot.press("down", "enter")
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen))
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, DetailScreen))
+        assert node.is_expanded  # its process rows are still there

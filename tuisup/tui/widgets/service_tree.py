@@ -184,6 +184,9 @@ class ServiceTree(Tree[str | int]):
     def __init__(self, title: str, names: list[str], *, id: str | None = None) -> None:
         super().__init__(Text(title, "bold"), id=id)
         self.show_root = True
+        # Enter opens a service's detail; folding on Enter too hid every service (on the
+        # host) or a service's processes behind its detail. Space still folds.
+        self.auto_expand = False
         self.guide_depth = 2
         self.width_of_names = max((len(n) for n in names), default=8)
         self.nodes_by_name: dict[str, TreeNode[str | int]] = {}
