@@ -533,6 +533,27 @@ async def test_enter_opens_the_detail_and_folds_nothing(
         assert tree.root.is_expanded
         await pilot.press("down", "enter")
         await until(pilot, lambda: isinstance(app.screen, DetailScreen))
+        await pilot.press("slash")  # no search line over a dialog
+        assert isinstance(app.screen, DetailScreen)
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, DetailScreen))
         assert node.is_expanded  # its process rows are still there
+        assert not app.query_one("#search").display
+
+
+async def test_keys_typed_right_after_slash_go_to_the_search_not_to_the_services(
+    make_manifest: Callable[..., Manifest],
+) -> None:
+    from textual import events
+    from textual.widgets import Input
+
+    manifest = make_manifest(web="exec sleep 60")
+    async with console(manifest) as (host, app, pilot):
+        await wait_until(host, lambda s: s["web"].state is S.RUNNING)
+        await pilot.press("down")
+        # In one read from the terminal, as a quick typist over ssh sends them.
+        for key, character in (("slash", "/"), ("x", "x"), ("k", "k")):
+            app.post_message(events.Key(key, character))
+        search = app.query_one("#search", Input)
+        await until(pilot, lambda: search.value == "xk")
+        assert host.snapshot()["web"].state is S.RUNNING and not host.snapshot()["web"].history
