@@ -5,11 +5,13 @@ Runs the real app headless (Textual's run_test) over a real Host in this process
 1. one service writes 50,000 lines/s for 10 s: p50/p99 of the event loop's lag (a 10 ms
    heartbeat, the proxy TEXTUAL.md uses for key latency), p99 of key press → action, and
    whether the service's kept log holds exactly its last lines (none lost in between);
+   the same again with wrap on, with what each pull of new lines costs;
 2. 20 idle services: the whole process's CPU over 10 s, as % of one core;
 3. switching the log view to a service holding 10,000 lines: switch + drawing a screen;
+   with wrap on: turning wrap on over 10,000 lines, and a resize, each with a screen drawn;
 4. RSS before and after the flood: memory stays bounded.
 
-    uv run python bench/console.py [--seconds 10]
+    uv run python bench/console.py [--seconds 10] [--cases flood,wrap,idle]
 """
 
 from __future__ import annotations
@@ -33,13 +35,13 @@ from tuisup.tui.widgets.service_tree import ServiceTree
 
 WRITER = """
 import sys, time
-rate, seconds = int(sys.argv[1]), float(sys.argv[2])
+rate, seconds, pad = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
 out = sys.stdout
 n, start = 0, time.monotonic()
 while (elapsed := time.monotonic() - start) < seconds:
     due = int(elapsed * rate)
     if n < due:
-        out.write("".join(f"line {i:08d} " + "x" * 60 + "\\n" for i in range(n, due)))
+        out.write("".join(f"line {i:08d} " + "x" * pad + "\\n" for i in range(n, due)))
         out.flush()
         n = due
     time.sleep(0.002)
@@ -56,9 +58,10 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
 
 
-async def flood(root: Path, seconds: float) -> None:
+async def flood(root: Path, seconds: float, wrap: bool = False) -> None:
     (root / "writer.py").write_text(WRITER)
-    argv = (sys.executable, "writer.py", "50000", str(seconds))
+    pad = 160 if wrap else 60  # with wrap on, every line takes two rows of the pane
+    argv = (sys.executable, "writer.py", "50000", str(seconds), str(pad))
     specs = {"flood": service(root, "flood", argv, restart=RestartPolicy.NEVER)}
     specs |= {f"idle{i}": service(root, f"idle{i}", ("sleep", "600")) for i in range(3)}
     manifest = Manifest(root / "services.toml", HostSettings(log_dir=root / "logs"), specs)
@@ -80,6 +83,9 @@ async def flood(root: Path, seconds: float) -> None:
             view = app.query_one(LogView)
             rss_before = process.memory_info().rss
             await pilot.press("down")  # select the flood's own log
+            pulls = timed_pulls(view)
+            if wrap:
+                await pilot.press("w")
             with anyio.fail_after(seconds + 30):
                 while host.snapshot()["flood"].state is not ServiceState.EXITED:
                     began = time.perf_counter()
@@ -96,8 +102,9 @@ async def flood(root: Path, seconds: float) -> None:
             lines = [line for b in host.logs("flood") for line in b.lines]
             total = int(lines[-1].split()[1])
             kept = lines[:-1]
-            exact = kept == [f"line {i:08d} " + "x" * 60 for i in range(total - len(kept), total)]
-            print(f"flood: {total:,} lines in {seconds:g}s ({total / seconds:,.0f}/s)")
+            exact = kept == [f"line {i:08d} " + "x" * pad for i in range(total - len(kept), total)]
+            title = "flood, wrap on" if wrap else "flood"
+            print(f"{title}: {total:,} lines in {seconds:g}s ({total / seconds:,.0f}/s)")
             print(
                 f"  loop lag p50 {statistics.median(lags) * 1000:.1f} ms, "
                 f"p99 {percentile(lags, 0.99) * 1000:.1f} ms (target: key answered < 100 ms p99)"
@@ -107,9 +114,65 @@ async def flood(root: Path, seconds: float) -> None:
                 f"p99 {percentile(keys, 0.99) * 1000:.1f} ms over {len(keys)} presses"
             )
             print(f"  kept log: last {len(kept):,} lines, consecutive and intact: {exact}")
+            print(
+                f"  a pull of new lines: median {statistics.median(pulls) * 1000:.1f} ms, "
+                f"max {max(pulls) * 1000:.1f} ms over {len(pulls)} pulls"
+            )
             print(f"  RSS {rss_before / 2**20:.1f} → {rss_after / 2**20:.1f} MiB")
             await switch_time(pilot, app, view)
+            if wrap:
+                await wrap_time(pilot, app, view)
             await pilot.press("q")
+
+
+def timed_pulls(view: LogView) -> list[float]:
+    """Time every pull of new lines the view makes from now on."""
+    times: list[float] = []
+    pull = view.pull
+
+    def timed() -> None:
+        began = time.perf_counter()
+        pull()
+        times.append(time.perf_counter() - began)
+
+    view.pull = timed  # type: ignore[method-assign]
+    return times
+
+
+def draw(view: LogView) -> None:
+    for y in range(view.size.height):
+        view.render_line(y)
+
+
+async def wrap_time(pilot: object, app: TuisupApp, view: LogView) -> None:
+    """Wrap on over a full view, and a resize with wrap on, each with a screen drawn."""
+    view.switch("flood")
+    await pilot.pause()  # type: ignore[attr-defined]
+    toggles, resizes, rebuilds = [], [], []
+    for _ in range(5):
+        view.wrap = False
+        await pilot.pause()  # type: ignore[attr-defined]
+        began = time.perf_counter()
+        view.wrap = True
+        draw(view)
+        toggles.append(time.perf_counter() - began)
+    for width in (150, 160, 150, 160, 150):
+        began = time.perf_counter()
+        await pilot.resize_terminal(width, 45)  # type: ignore[attr-defined]
+        draw(view)
+        resizes.append(time.perf_counter() - began)
+    for _ in range(5):  # what a resize or the filter costs the view itself
+        began = time.perf_counter()
+        view._rebuild()
+        draw(view)
+        rebuilds.append(time.perf_counter() - began)
+    held = len(view._entries)
+    print(
+        f"  wrap on over {held:,} lines and draw a screen: median "
+        f"{statistics.median(toggles) * 1000:.1f} ms; resize with wrap on: median "
+        f"{statistics.median(resizes) * 1000:.1f} ms, of which the view's rebuild "
+        f"{statistics.median(rebuilds) * 1000:.1f} ms"
+    )
 
 
 async def switch_time(pilot: object, app: TuisupApp, view: LogView) -> None:
@@ -154,16 +217,21 @@ async def idle(root: Path, seconds: float, warm: float) -> None:
             await pilot.press("q")
 
 
-async def main(seconds: float, warm: float) -> None:
+async def main(seconds: float, warm: float, cases: list[str]) -> None:
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
-        await flood(root, seconds)
-        await idle(root, seconds, warm)
+        if "flood" in cases:
+            await flood(root, seconds)
+        if "wrap" in cases:
+            await flood(root, seconds, wrap=True)
+        if "idle" in cases:
+            await idle(root, seconds, warm)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warm", type=float, default=62.0, help="idle: seconds before measuring")
+    parser.add_argument("--cases", default="flood,wrap,idle", help="which, comma-separated")
     options = parser.parse_args()
-    anyio.run(main, options.seconds, options.warm)
+    anyio.run(main, options.seconds, options.warm, options.cases.split(","))

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import anyio
+from rich.text import Text
 
 from tuisup.engine import Host, ServiceState
 from tuisup.manifest import load_manifest
@@ -25,13 +26,19 @@ from tuisup.tui.widgets.service_tree import ServiceTree
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-SIZE = (150, 42)
+SIZE = (140, 40)
 
 
 async def until(pilot: object, check: Callable[[], bool], timeout: float = 30.0) -> None:
     with anyio.fail_after(timeout):
         while not check():
             await pilot.pause(0.1)  # type: ignore[attr-defined]
+
+
+def crunching(app: TuisupApp) -> bool:
+    """Whether the cruncher's process row shows it in a burst (CPU over 50%)."""
+    rows = app.query_one(ServiceTree).nodes_by_name["crunch"].children
+    return bool(rows) and float(str(rows[0].label).split()[1].rstrip("%")) > 50
 
 
 async def select(pilot: object, app: TuisupApp, name: str) -> None:
@@ -51,6 +58,8 @@ async def take() -> list[Path]:
     async with host:
         app = TuisupApp(host)
         async with app.run_test(size=SIZE) as pilot:
+            # The root is the checkout's folder: as a clone of the project would name it.
+            app.query_one(ServiceTree).root.set_label(Text("tuisup", "bold"))
             waiting = lambda: host.snapshot()["api"].state is ServiceState.WAITING  # noqa: E731
             await until(pilot, waiting)
             save(app, "waiting")
@@ -58,7 +67,7 @@ async def take() -> list[Path]:
             await until(pilot, crunch)
             save(app, "merged")
             await select(pilot, app, "web")
-            await until(pilot, lambda: "web" in app.query_one(ServiceTree).nodes_by_name)
+            await until(pilot, lambda: crunching(app))
             save(app, "main")
             await select(pilot, app, "flaky")
             await until(pilot, lambda: host.snapshot()["flaky"].state is ServiceState.BACKOFF)

@@ -47,6 +47,12 @@ def label(app: TuisupApp, name: str) -> str:
     return app.query_one(ServiceTree).nodes_by_name[name].label.plain  # type: ignore[union-attr]
 
 
+def process_rows(app: TuisupApp, name: str) -> list[int]:
+    """The pids of a service's process rows."""
+    node = app.query_one(ServiceTree).nodes_by_name[name]
+    return [int(str(child.label).split()[0]) for child in node.children]
+
+
 async def test_keys_stop_start_restart_and_kill_the_selected_service(
     make_manifest: Callable[..., Manifest], token: str
 ) -> None:
@@ -67,7 +73,8 @@ async def test_keys_stop_start_restart_and_kill_the_selected_service(
         await wait_until(host, lambda s: s["web"].state is S.RUNNING)
         second = host.snapshot()["web"].pid
         assert second not in (None, first)
-        await until(pilot, lambda: f"pid {second}" in label(app, "web"))
+        await until(pilot, lambda: "running" in label(app, "web"))
+        await until(pilot, lambda: process_rows(app, "web")[:1] == [second])
 
         await pilot.press("r")
         await wait_until(host, lambda s: s["web"].restarts == 1 and s["web"].state is S.RUNNING)
@@ -448,3 +455,142 @@ async def test_removing_a_service_that_prints_while_it_stops_keeps_the_console_u
         await until(pilot, lambda: any(t.endswith("bye from drop") for t in view.visible_text()))
         await pilot.press("enter")  # nothing to detail any more: no crash either
         assert app.is_running
+
+
+async def test_end_follows_the_log_again_while_the_tree_has_the_focus(
+    make_manifest: Callable[..., Manifest],
+) -> None:
+    manifest = make_manifest(many="seq 1 200; sleep 60")
+    async with console(manifest) as (host, app, pilot):
+        view = app.query_one(LogView)
+        await pilot.press("down")
+        await until(pilot, lambda: len(view.visible_text()) == 200)
+        view.scroll_to(y=0, animate=False)
+        await until(pilot, lambda: not view.follow)
+        assert app.focused is app.query_one(ServiceTree)
+        await pilot.press("end")  # the tree's own End would scroll the tree
+        await until(pilot, lambda: view.follow and view.is_vertical_scroll_end)
+
+
+async def test_the_first_frame_shows_the_keys_in_the_footer(
+    make_manifest: Callable[..., Manifest],
+) -> None:
+    manifest = make_manifest(web="sleep 60")
+    async with console(manifest) as (host, app, pilot):
+        # Right as the app is ready, before anything else ran: the first frame.
+        picture = app.export_screenshot()
+        assert "Restart" in picture and "Quit" in picture
+
+
+CRASH_ON_CUE = (
+    "import os, time\n"
+    "while not os.path.exists('crash'):\n"
+    "    time.sleep(0.02)\n"
+    "raise SystemExit(3)\n"
+)
+
+
+async def test_a_service_that_leaves_running_loses_its_process_rows_at_once(
+    make_manifest: Callable[..., Manifest], tmp_path: object
+) -> None:
+    import sys
+    from pathlib import Path
+
+    from tuisup.tui.procstats import ProcessStats
+
+    root = Path(str(tmp_path))
+    (root / "crash.py").write_text(CRASH_ON_CUE)
+    manifest = make_manifest(
+        svc=(f"exec {sys.executable} crash.py", {"backoff_delay": 30.0, "jitter": 0.0})
+    )
+    async with console(manifest) as (host, app, pilot):
+        tree = app.query_one(ServiceTree)
+        node = tree.nodes_by_name["svc"]
+        await until(pilot, lambda: bool(node.children))
+        pid = host.snapshot()["svc"].pid
+        assert pid is not None
+        # What a stats pass that began while it ran brings back after it left.
+        late, _, _ = ProcessStats(host.reaper.tag, set()).collect({"svc": pid})
+        assert late["svc"]
+        (root / "crash").touch()
+        await until(pilot, lambda: "backoff" in label(app, "svc"))
+        assert not node.children  # from the event, not a second later from the stats
+        tree.show_processes("svc", late["svc"])
+        assert not node.children
+
+
+async def test_a_python_services_process_row_shows_its_target_and_executor(
+    tmp_path: object, token: str
+) -> None:
+    import sys
+    import uuid
+    from pathlib import Path
+
+    from tuisup.spec import ExecutorKind, HostSettings, ServiceSpec
+
+    root = Path(str(tmp_path))
+    module = f"rows_{uuid.uuid4().hex[:8]}"
+    (root / f"{module}.py").write_text(
+        "def work(ctx):\n    ctx.token.wait()\n"
+        "async def awork(ctx):\n    await ctx.token.wait_async()\n"
+    )
+
+    def target(name: str, attribute: str, executor: ExecutorKind) -> ServiceSpec:
+        what = f"{module}:{attribute}"
+        return ServiceSpec(
+            name=name, argv=(), command=what, target=what, executor=executor, cwd=root
+        )
+
+    specs = {
+        "one": target("one", "work", ExecutorKind.PROCESS),
+        "two": target("two", "awork", ExecutorKind.ASYNC_PROCESS),
+        "cmd": ServiceSpec(name="cmd", argv=("sleep", "61"), command="sleep 61", cwd=root),
+    }
+    manifest = Manifest(root / "services.toml", HostSettings(log_dir=None), specs)
+    async with console(manifest) as (host, app, pilot):
+        nodes = app.query_one(ServiceTree).nodes_by_name
+        await until(pilot, lambda: all(nodes[name].children for name in specs))
+        rows = {name: str(nodes[name].children[0].label) for name in specs}
+        assert rows["one"].endswith(f" {module}:work (process)"), rows
+        assert rows["two"].endswith(f" {module}:awork (async-process)"), rows
+        assert rows["cmd"].endswith(" sleep 61"), rows
+        assert not any("tuisup.child" in row or sys.executable in row for row in rows.values())
+
+
+async def test_enter_opens_the_detail_and_folds_nothing(
+    make_manifest: Callable[..., Manifest],
+) -> None:
+    manifest = make_manifest(web="exec sleep 60")
+    async with console(manifest) as (host, app, pilot):
+        tree = app.query_one(ServiceTree)
+        node = tree.nodes_by_name["web"]
+        await until(pilot, lambda: bool(node.children) and node.is_expanded)
+        await pilot.press("enter")  # on the host: no detail, and the services stay shown
+        await pilot.pause()
+        assert tree.root.is_expanded
+        await pilot.press("down", "enter")
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen))
+        await pilot.press("slash")  # no search line over a dialog
+        assert isinstance(app.screen, DetailScreen)
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, DetailScreen))
+        assert node.is_expanded  # its process rows are still there
+        assert not app.query_one("#search").display
+
+
+async def test_keys_typed_right_after_slash_go_to_the_search_not_to_the_services(
+    make_manifest: Callable[..., Manifest],
+) -> None:
+    from textual import events
+    from textual.widgets import Input
+
+    manifest = make_manifest(web="exec sleep 60")
+    async with console(manifest) as (host, app, pilot):
+        await wait_until(host, lambda s: s["web"].state is S.RUNNING)
+        await pilot.press("down")
+        # In one read from the terminal, as a quick typist over ssh sends them.
+        for key, character in (("slash", "/"), ("x", "x"), ("k", "k")):
+            app.post_message(events.Key(key, character))
+        search = app.query_one("#search", Input)
+        await until(pilot, lambda: search.value == "xk")
+        assert host.snapshot()["web"].state is S.RUNNING and not host.snapshot()["web"].history

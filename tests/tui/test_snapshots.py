@@ -42,9 +42,10 @@ def app(tmp_path: Path) -> TuisupApp:
 
 
 def test_stopped_services(snap_compare: Any, tmp_path: Path) -> None:
-    """Three stopped services under the host: grey circles, `stopped`, how each runs
-    (process, process, python), `×0` restarts; the merged log pane is empty and the
-    footer lists s x r k R a / F f t w ? q."""
+    """Three stopped services under the host, lined up: grey circles, `stopped`, `×0`
+    restarts, then what each would run as written (`python -m http.server 8000`,
+    `jobs.worker:run (process)`, `jobs.ticker:run`); the merged log pane is empty and the
+    footer, compact, lists s x r k a / F f t w ? q, all of them."""
     assert snap_compare(app(tmp_path), terminal_size=(120, 20))
 
 

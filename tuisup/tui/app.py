@@ -17,6 +17,7 @@ from pathlib import Path
 import anyio
 from rich.text import Text
 from textual import on, work
+from textual.actions import SkipAction
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -64,9 +65,9 @@ class TuisupApp(App[int]):
         Binding("x", "command('stop')", "Stop"),
         Binding("r", "command('restart')", "Restart"),
         Binding("k", "command('kill')", "Kill"),
-        Binding("R", "restart_all", "Restart all"),
+        Binding("R", "restart_all", "Restart all", show=False),  # in ? help; q must fit at 120
         Binding("a", "toggle_merged", "All logs"),
-        Binding("slash", "search", "Search"),
+        Binding("slash", "search", "Search", priority=True),  # see action_search
         Binding("n", "next_match", "Next match", show=False),
         Binding("N", "previous_match", "Previous match", show=False),
         Binding("F", "toggle_filter", "Filter"),
@@ -110,7 +111,12 @@ class TuisupApp(App[int]):
                 yield Input(
                     placeholder="search: text, or /regex/  (enter: find, esc: close)", id="search"
                 )
-        yield Footer()
+        footer = Footer(compact=True)
+        # Textual's Footer composes no keys until a focus change is published (a refresh
+        # after it), and shows them a refresh later still: the first frame had none. Our
+        # keys are the app's, known before any focus, so it may compose them at once.
+        footer.set_reactive(Footer._bindings_ready, True)
+        yield footer
 
     def on_mount(self) -> None:
         """Follow the Host: labels from the snapshot, then every event."""
@@ -435,10 +441,18 @@ class TuisupApp(App[int]):
         self._show_log_title()
 
     def action_search(self) -> None:
-        """Open the search line."""
+        """Open the search line, and type into it from the very next key.
+
+        Keys read together (a quick typist over ssh: `/xk`) are dispatched one after the
+        other: `/` is a priority binding, run as soon as it is read, and the focus moves
+        at once (`focus()` would wait behind the keys already read), so `x` and `k` reach
+        the search line, not the tree, where they stop and kill the service.
+        """
+        if isinstance(self.focused, Input) or len(self.screen_stack) > 1:
+            raise SkipAction()  # a / typed in an input (a /regex/, the palette), or a dialog
         search = self.query_one("#search", Input)
         search.display = True
-        search.focus()
+        self.screen.set_focus(search)
 
     @on(Input.Submitted, "#search")
     def _search(self, event: Input.Submitted) -> None:

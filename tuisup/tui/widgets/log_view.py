@@ -5,6 +5,10 @@ deque; a line becomes a Strip only when it is on screen, through an LRU cache ke
 its sequence number. When the Host announces output, a one-shot timer owned by the widget
 pulls the new lines a tenth of a second later: batches at most ten times a second, never
 one message per line, and no wake-up while nothing is written.
+
+With wrap on, a line's rows are estimated from its length and counted exactly only when
+it comes on screen (`ShownLines`): a pull costs what its new lines cost, and a resize or a
+toggle what a screenful costs, however many lines are kept.
 """
 
 from __future__ import annotations
@@ -13,8 +17,7 @@ import re
 import time
 import zlib
 from collections import deque
-from collections.abc import Iterator
-from typing import NamedTuple
+from collections.abc import Iterable, Iterator
 
 from rich.text import Text
 from textual.cache import LRUCache
@@ -26,20 +29,13 @@ from textual.strip import Strip
 from tuisup.engine import Host
 from tuisup.engine.logs import MARKER_STREAM
 from tuisup.terminal import output_line
+from tuisup.tui.log_rows import Entry, ShownLines
 
 PULL_EVERY = 0.1
 """Seconds between two pulls of new lines from the Host."""
 NAME_COLOURS = ("cyan", "yellow", "green", "magenta", "blue", "bright_red", "bright_cyan")
-
-
-class Entry(NamedTuple):
-    """One kept line as the view shows it."""
-
-    seq: int
-    service: str
-    stream: str
-    ts: float
-    text: str
+STAMP_WIDTH = 9
+"""Cells of a line's time and the space after it."""
 
 
 def name_colour(name: str) -> str:
@@ -97,10 +93,10 @@ class LogView(ScrollView, can_focus=True):
         self.name_width = max((len(n) for n in host.supervisors), default=6)
         self.query_: Query | None = None
         self._entries: deque[Entry] = deque(maxlen=max_lines)
-        self._rows: list[tuple[int, int]] | None = None
-        """With wrap on: display rows as (index into the shown entries, row within the
-        entry). With wrap off a row is an entry, and no such list is built per pull."""
-        self._shown: list[Entry] = []
+        self._shown = ShownLines()
+        """The kept lines that are shown (all, or the matching ones), and their rows."""
+        self._longest = 0
+        """The longest shown line's length, for scrolling sideways with wrap off."""
         self._last_seq = 0
         self._pull_due = False
         self._cache: LRUCache[tuple[int, int, int], list[Strip]] = LRUCache(2048)
@@ -134,13 +130,18 @@ class LogView(ScrollView, can_focus=True):
         batches = self.host.logs(self.source, self._last_seq)
         if not batches:
             return
-        for batch in batches:
-            for offset, line in enumerate(batch.lines):
-                self._entries.append(
-                    Entry(batch.first + offset, batch.service, batch.stream, batch.ts, line)
-                )
+        new = [
+            Entry(batch.first + offset, batch.service, batch.stream, batch.ts, line)
+            for batch in batches
+            for offset, line in enumerate(batch.lines)
+        ]
         self._last_seq = batches[-1].end - 1
-        self._rebuild()
+        # Only the last max_lines of them can be kept: the rest are not even estimated.
+        new = new[-self.max_lines :]
+        self._entries.extend(new)
+        self._show_lines(new)
+        self._shown.drop_before(self._entries[0].seq)
+        self._refit()
 
     def switch(self, source: str | None) -> None:
         """Show another service, or the merged view."""
@@ -151,9 +152,8 @@ class LogView(ScrollView, can_focus=True):
         self._entries.clear()
         self._last_seq = 0
         self.follow = True
-        self._generation += 1
+        self._restyle()
         self.pull()
-        self._rebuild()
 
     def clear_view(self) -> None:
         """Hide what is shown so far (the kept log is not touched)."""
@@ -181,6 +181,13 @@ class LogView(ScrollView, can_focus=True):
         """The shown lines as plain text (what export writes)."""
         return [self._prefix_plain(e) + output_line(e.text, keep_colour=False) for e in self._shown]
 
+    def _filter(self) -> Query | None:
+        """The query that lines must match to be shown, if the filter is on."""
+        query = self.query_
+        if self.filtering and query is not None and query.regex is not None:
+            return query
+        return None
+
     def _prefix_plain(self, entry: Entry) -> str:
         parts = []
         if self.timestamps:
@@ -196,32 +203,58 @@ class LogView(ScrollView, can_focus=True):
         self._rebuild()
 
     def _rebuild(self) -> None:
+        """Show the kept lines again from the first (filter, width or source changed)."""
+        self._width = max(self.scrollable_content_region.width, 10)
+        self._shown.clear()
+        self._longest = 0
+        self._show_lines(self._entries)
+        self._refit()
+
+    def _show_lines(self, entries: Iterable[Entry]) -> None:
+        """Add lines at the end of what is shown, each with an estimate of its rows."""
+        query = self._filter()
+        shown = [e for e in entries if query is None or query.matches(e.text)]
+        if not shown:
+            return
+        # Cells, nearly: a tab takes up to 8 (colour codes take none, but count here).
+        lengths = [len(e.text) + 7 * e.text.count("\t") for e in shown]
+        self._longest = max(self._longest, max(lengths))
+        self._shown.extend(shown, self._estimates(lengths))
+
+    def _estimates(self, lengths: list[int]) -> list[int]:
+        """Lines' rows from their lengths: exact unless words wrap early or colours count."""
+        if not self.wrap:
+            return [1] * len(lengths)
+        prefix, width = self._prefix_width(), self._width
+        return [max(1, -(-(prefix + length) // width)) for length in lengths]
+
+    def _prefix_width(self) -> int:
+        """Cells before each line's own text: its time, its service's name."""
+        stamp = STAMP_WIDTH if self.timestamps else 0
+        return stamp + (self.name_width + 3 if self.source is None else 0)
+
+    def _measure(self, entry: Entry) -> int:
+        """A line's rows, exactly: it is rendered (and the strips kept for drawing)."""
+        return len(self._strips(entry))
+
+    def _refit(self) -> None:
+        """Count the rows on screen exactly, size the view, and follow the end."""
         at_end = self.follow
-        query = self.query_
-        if self.filtering and query is not None and query.regex is not None:
-            self._shown = [e for e in self._entries if query.matches(e.text)]
-        else:
-            self._shown = list(self._entries)
-        width = max(self.scrollable_content_region.width, 10)
-        self._width = width
+        top = None if at_end else int(self.scroll_y)
         if self.wrap:
-            self._rows = [
-                (i, r) for i, e in enumerate(self._shown) for r in range(len(self._strips(e)))
-            ]
-            longest, height = width, len(self._rows)
+            self._shown.settle(top, self.size.height, self._measure)
+            longest = self._width
         else:
-            self._rows = None
-            longest = max((len(e.text) for e in self._shown[-2000:]), default=0) + 24
-            height = len(self._shown)
-        self.virtual_size = Size(longest, height)
+            longest = self._longest + self._prefix_width()
+        self.virtual_size = Size(longest, self._shown.height)
         if at_end:
             self.scroll_end(animate=False, immediate=True, x_axis=False)
         self.refresh()
 
     def on_resize(self) -> None:
-        """Wrapped lines depend on the width."""
+        """Wrapped lines depend on the width (their strips are cached by width)."""
         if self.wrap:
-            self._restyle()
+            self._rebuild()
 
     def _render_text(self, entry: Entry) -> Text:
         # Rich's ANSI decoder lets C1 controls, a lone ESC, NUL and DEL through to the
@@ -266,9 +299,9 @@ class LogView(ScrollView, can_focus=True):
         scroll_x, scroll_y = self.scroll_offset
         row = scroll_y + y
         style = self.rich_style
-        if row >= self.virtual_size.height:
+        if row >= self._shown.height:
             return Strip.blank(self.size.width, style)
-        index, part = self._rows[row] if self._rows is not None else (row, 0)
+        index, part = self._shown.locate(row)
         strips = self._strips(self._shown[index])
         strip = strips[part] if part < len(strips) else Strip.blank(self.size.width, style)
         return strip.crop_extend(scroll_x, scroll_x + self.size.width, style)
@@ -276,37 +309,49 @@ class LogView(ScrollView, can_focus=True):
     # -- scrolling and search ---------------------------------------------------------------
 
     def watch_scroll_y(self, old: float, new: float) -> None:
-        """Scrolling up pauses following; reaching the end resumes it."""
-        super().watch_scroll_y(old, new)
-        if new < old:
-            self.follow = False
-        elif self.is_vertical_scroll_end:
-            self.follow = True
+        """Scrolling up pauses following; reaching the end resumes it.
 
-    def matches(self) -> Iterator[int]:
-        """Rows of the shown lines that match the query."""
+        A layout that trims the scroll to a shorter view is not the user scrolling up:
+        it leaves the view at its end, still following. With wrap on, the lines now on
+        screen are counted exactly.
+        """
+        super().watch_scroll_y(old, new)
+        if self.wrap and self._shown.settle(int(new), self.size.height, self._measure):
+            self.virtual_size = Size(self._width, self._shown.height)
+        if self.is_vertical_scroll_end:
+            self.follow = True
+        elif new < old:
+            self.follow = False
+
+    def _matching(self) -> list[int]:
+        """The shown lines that match the query (their indices)."""
         query = self.query_
         if query is None or query.regex is None:
-            return
-        rows = self._rows if self._rows is not None else ((i, 0) for i in range(len(self._shown)))
-        for row, (index, part) in enumerate(rows):
-            if part == 0 and query.matches(self._shown[index].text):
-                yield row
+            return []
+        return [i for i, entry in enumerate(self._shown) if query.matches(entry.text)]
+
+    def matches(self) -> Iterator[int]:
+        """Rows where the shown lines that match the query start."""
+        return (self._shown.start(i) for i in self._matching())
 
     def jump(self, forward: bool) -> bool:
         """Scroll to the next (or previous) match; return whether there was one."""
-        here = int(self.scroll_y) + (self.size.height // 2 if forward else 0)
-        rows = list(self.matches())
-        if not rows:
+        found = self._matching()
+        if not found:
             return False
+        start, half = self._shown.start, self.size.height // 2
+        top = int(self.scroll_y)
         if forward:
-            target = next((r for r in rows if r > here), rows[0])
+            target = next((i for i in found if start(i) > top + half), found[0])
         else:
-            target = next((r for r in reversed(rows) if r < int(self.scroll_y)), rows[-1])
+            target = next((i for i in reversed(found) if start(i) < top), found[-1])
         self.follow = False
-        self.scroll_to(y=max(0, target - self.size.height // 2), animate=False)
+        if self.wrap:  # count the rows around it: the match lands where it is aimed
+            self._shown.settle(max(0, start(target) - half), self.size.height, self._measure)
+            self.virtual_size = Size(self._width, self._shown.height)
+        self.scroll_to(y=max(0, start(target) - half), animate=False)
         return True
 
     def count_matches(self) -> int:
         """How many shown lines match the query."""
-        return sum(1 for _ in self.matches())
+        return len(self._matching())

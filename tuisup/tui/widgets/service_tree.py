@@ -5,12 +5,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from rich.style import Style
 from rich.text import Text
+from textual.binding import Binding
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
 from tuisup.engine import ServiceState, ServiceStatus
 from tuisup.engine.events import Health
+from tuisup.spec import ExecutorKind
 from tuisup.terminal import one_line
 
 S = ServiceState
@@ -70,61 +73,92 @@ def service_label(
     watching: bool | None = None,
     reloading: bool = False,
 ) -> Text:
-    """Return a service's fixed-width tree label: glyph, name, state, how, restarts, time.
+    """Return a service's tree label: glyph, name, state, restarts, marks, then what is up.
+
+    The columns before the last are fixed-width. The pid is not among them: it opens the
+    process row right under the service, which also says what runs. The last column says
+    how long it has run (and, for a service inside tuisup, as what), or its countdown to a
+    restart, its last exit, or what it waits for.
 
     A service that watches its files shows ⟳ after its restarts (dim while paused); one
     with a health check, while it runs, a ♥: green healthy, red unhealthy, dim unknown.
     Reasons and errors come from services and checks: they are shown made safe, on one line.
     """
-    now = time.time() if now is None else now
     glyph, colour = GLYPHS[status.state]
     last = status.last_exit
     if status.state is S.EXITED and last is not None and last.status.error is None:
         if last.status.code in status.spec.success_exit_codes:
             colour = "green"
-    kind = status.executor or (status.spec.executor.value if status.spec.executor else "python")
-    how = f"pid {status.pid}" if status.pid else kind
+    state = ("reloading", "cyan") if reloading else (status.state.value, colour)
     label = Text.assemble(
         (f"{glyph} ", colour),
         (f"{status.name:<{width}} ", "bold"),
-        (
-            "reloading " if reloading else f"{status.state.value:<8} ",
-            "cyan" if reloading else colour,
-        ),
-        (f"{how:<13} ", "bright_black" if not status.pid else ""),
+        (f"{state[0]:<9} ", state[1]),
         (f"×{status.restarts:<3} ", "yellow" if status.restarts else "bright_black"),
         ("⟳ " if watching is not None else "  ", "cyan" if watching else "bright_black"),
         ("♥ " if status.health else "  ", HEALTH[status.health] if status.health else ""),
     )
     if status.health_reason:
         label.append(f"{one_line(status.health_reason)} · ", "red")
-    if status.state is S.BACKOFF and status.next_start is not None:
-        if last is not None:
-            label.append(f"{one_line(last.status.describe())} → ", "red")
-        label.append(f"restart in {max(0.0, status.next_start - now):.1f}s", "yellow")
-    elif status.started is not None:
-        label.append(f"up {duration(now - status.started)}", "bright_black")
-    elif status.reason and status.state is S.FAILED:
-        label.append(one_line(status.reason), "red")
-    elif status.waiting_for:
-        label.append(f"for {', '.join(status.waiting_for)}", "cyan")
-    elif last is not None:
-        style = "red" if status.state is not S.STOPPED and last.status.code != 0 else "bright_black"
-        what = "stopped" if last.requested else one_line(last.status.describe())
-        label.append(what, style)
+    label.append_text(_what_is_up(status, time.time() if now is None else now))
     return label
 
 
-def proc_label(proc: Proc) -> Text:
-    """Return a process row: pid, CPU, RSS, command; escapees are marked.
+def _what_is_up(status: ServiceStatus, now: float) -> Text:
+    """The label's last column: countdown, uptime, failure, wait, or last exit."""
+    last = status.last_exit
+    if status.state is S.BACKOFF and status.next_start is not None:
+        # The countdown first: an exception's message after it may run past the edge.
+        countdown = Text(f"restart in {max(0.0, status.next_start - now):.1f}s", "yellow")
+        return (
+            countdown + Text(f" · {one_line(last.status.describe())}", "red") if last else countdown
+        )
+    if status.started is not None:
+        up = f"up {duration(now - status.started)}"
+        if status.executor and ExecutorKind(status.executor).in_process:
+            up += f" · {status.executor}"  # no process row of its own says so
+        return Text(up, "bright_black")
+    if status.reason and status.state is S.FAILED:
+        return Text(one_line(status.reason), "red")
+    if status.waiting_for:
+        return Text(f"for {', '.join(status.waiting_for)}", "cyan")
+    if last is not None:
+        style = "red" if status.state is not S.STOPPED and last.status.code != 0 else "bright_black"
+        return Text("stopped" if last.requested else one_line(last.status.describe()), style)
+    return Text(one_line(what_runs(status)), "bright_black")  # never ran: what it would run
 
-    A process sets its own command line (its argv, read from /proc): it is made safe.
+
+def runs(status: ServiceStatus) -> str | None:
+    """Return what a Python service's process runs as written: `demo.echo:serve (process)`.
+
+    Its command line would be the interpreter's absolute path and `-m tuisup.child ...`.
+    None for a command: its own command line says it best.
+    """
+    if status.spec.target is None:
+        return None
+    return what_runs(status)
+
+
+def what_runs(status: ServiceStatus) -> str:
+    """Return the command, or the target and its executor when known, as written."""
+    spec = status.spec
+    executor = status.executor or (spec.executor.value if spec.executor else None)
+    if spec.target is None or executor is None:
+        return spec.command
+    return f"{spec.target} ({executor})"
+
+
+def proc_label(proc: Proc, what: str | None = None) -> Text:
+    """Return a process row: pid, CPU, RSS, `what` it runs or else its command line.
+
+    Escapees are marked. A process sets its own command line (its argv, read from
+    /proc): it is made safe.
     """
     label = Text.assemble(
         (f"{proc.pid:>7} ", "bright_black"),
         (f"{proc.cpu:5.1f}% ", "cyan"),
         (f"{megabytes(proc.rss):>7} ", "magenta"),
-        (one_line(proc.command)[:60], ""),
+        (one_line(proc.command if what is None else what)[:60], ""),
     )
     if proc.escaped:
         label.append("  escaped its group", "bold yellow")
@@ -134,6 +168,10 @@ def proc_label(proc: Proc) -> Text:
 class ServiceTree(Tree[str | int]):
     """The host at the root, a node per service, the service's processes under it."""
 
+    BINDINGS = [
+        # A Tree scrolls itself to its end on End; here End is the log's: follow it again.
+        Binding("end", "app.follow_end", "Follow from the end", show=False),
+    ]
     DEFAULT_CSS = """
     ServiceTree {
         width: 66;
@@ -146,10 +184,17 @@ class ServiceTree(Tree[str | int]):
     def __init__(self, title: str, names: list[str], *, id: str | None = None) -> None:
         super().__init__(Text(title, "bold"), id=id)
         self.show_root = True
+        # Enter opens a service's detail; folding on Enter too hid every service (on the
+        # host) or a service's processes behind its detail. Space still folds.
+        self.auto_expand = False
         self.guide_depth = 2
         self.width_of_names = max((len(n) for n in names), default=8)
         self.nodes_by_name: dict[str, TreeNode[str | int]] = {}
         self._procs: dict[str, tuple[Proc, ...]] = {}
+        self._pids: dict[str, int | None] = {}
+        """Each service's main pid as its last status said: process rows must be its."""
+        self._runs: dict[str, str | None] = {}
+        """What each service's main process runs, shown instead of its command line."""
         for name in names:
             self.nodes_by_name[name] = self.root.add(Text(name), data=name, allow_expand=False)
         self.root.expand()
@@ -160,6 +205,8 @@ class ServiceTree(Tree[str | int]):
             if name not in names:
                 self.nodes_by_name.pop(name).remove()
                 self._procs.pop(name, None)
+                self._pids.pop(name, None)
+                self._runs.pop(name, None)
         self.width_of_names = max((len(n) for n in names), default=8)
         for name in names:
             if name not in self.nodes_by_name:
@@ -171,29 +218,53 @@ class ServiceTree(Tree[str | int]):
     ) -> None:
         """Redraw one service's label, if it changed."""
         node = self.nodes_by_name.get(status.name)
-        if node is not None:
-            label = service_label(
-                status, self.width_of_names, watching=watching, reloading=reloading
-            )
-            _relabel(node, label)
-
-    def show_processes(self, service: str, procs: tuple[Proc, ...]) -> None:
-        """Replace a service's process rows (in place when the pids did not change)."""
-        node = self.nodes_by_name.get(service)
         if node is None:
             return
+        label = service_label(status, self.width_of_names, watching=watching, reloading=reloading)
+        _relabel(node, label)
+        self._runs[status.name] = runs(status)
+        if self._pids.get(status.name) != status.pid:
+            # Its processes went with its run (backoff, exited, stopped): their rows go
+            # now, not when the next stats pass (up to a second away) sees them gone.
+            self._pids[status.name] = status.pid
+            self._set_rows(node, status.name, ())
+
+    def show_processes(self, service: str, procs: tuple[Proc, ...]) -> None:
+        """Replace a service's process rows (in place when the pids did not change).
+
+        Rows from a stats pass that began before the service's run changed (a pass runs
+        in a thread, off the events) are not the current run's: they are left out.
+        """
+        node = self.nodes_by_name.get(service)
+        if node is None or (procs and procs[0].pid != self._pids.get(service)):
+            return
+        self._set_rows(node, service, procs)
+
+    def _set_rows(self, node: TreeNode[str | int], service: str, procs: tuple[Proc, ...]) -> None:
         old = self._procs.get(service, ())
         self._procs[service] = procs
+        main, what = self._pids.get(service), self._runs.get(service)
+        labels = [_indent(proc, what if proc.pid == main else None) for proc in procs]
         if [p.pid for p in old] == [p.pid for p in procs]:
-            for child, proc in zip(node.children, procs, strict=False):
-                _relabel(child, _indent(proc))
+            for child, label in zip(node.children, labels, strict=False):
+                _relabel(child, label)
             return
         node.remove_children()
-        for proc in procs:
-            node.add_leaf(_indent(proc), data=proc.pid)
+        for proc, label in zip(procs, labels, strict=True):
+            node.add_leaf(label, data=proc.pid)
         node.allow_expand = bool(procs)
         if procs and not old:
             node.expand()
+
+    def render_label(self, node: TreeNode[str | int], base_style: Style, style: Style) -> Text:
+        """Draw a label; a service without process rows (no ▼) is indented as if it had.
+
+        Otherwise its columns start two cells left of its neighbours' that have them.
+        """
+        label = super().render_label(node, base_style, style)
+        if isinstance(node.data, str) and not node.allow_expand:
+            label = Text("  ", base_style) + label
+        return label
 
     @property
     def selected_service(self) -> str | None:
@@ -211,5 +282,5 @@ def _relabel(node: TreeNode[str | int], label: Text) -> None:
         node.set_label(label)
 
 
-def _indent(proc: Proc) -> Text:
-    return Text("  " * proc.depth) + proc_label(proc)
+def _indent(proc: Proc, what: str | None) -> Text:
+    return Text("  " * proc.depth) + proc_label(proc, what)
