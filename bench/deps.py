@@ -95,7 +95,7 @@ async def readiness(root: Path, pairs: int) -> tuple[list[float], list[float]]:
                 await anyio.sleep(0.05)
         events = list(host.bus.since(0))
         for i in range(pairs):
-            opened = float(host.logs(f"db{i}")[0].lines[0])
+            opened = float(host.store.since(f"db{i}", 0)[0].lines[0])
             running = _first(events, f"api{i}", S.RUNNING)
             healthy.append(running - opened)
             completed.append(

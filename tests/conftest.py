@@ -16,11 +16,11 @@ from typing import Any
 import anyio
 import pytest
 
-from tuisup.engine import Host, ServiceStatus
+from tuisup.engine import Host, ServiceView
 from tuisup.engine.events import Event
 from tuisup.spec import HostSettings, Manifest, ServiceSpec
 
-Snapshot = dict[str, ServiceStatus]
+Snapshot = dict[str, ServiceView]
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ async def wait_until(
     host: Host, predicate: Callable[[Snapshot], bool], timeout: float = 10.0
 ) -> Snapshot:
     """Wait, event by event, until `predicate(host.snapshot())` holds."""
-    subscription = host.subscribe()
+    subscription = await host.subscribe()
     if predicate(subscription.snapshot):
         return subscription.snapshot
     with anyio.fail_after(timeout):

@@ -84,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _console(manifest: Manifest) -> int:
     import anyio
 
-    from tuisup.tui.app import run_console  # Textual is imported only here
+    from tuisup.run import run_console
 
     return anyio.run(run_console, manifest)
 
@@ -92,10 +92,10 @@ def _console(manifest: Manifest) -> int:
 def _headless(manifest: Manifest, *, json_mode: bool) -> int:
     import anyio
 
-    from tuisup import headless
+    from tuisup.run import run_headless
 
     try:
-        return anyio.run(lambda: headless.run(manifest, json_mode=json_mode))
+        return anyio.run(lambda: run_headless(manifest, json_mode=json_mode))
     except KeyboardInterrupt:
         return 130
 

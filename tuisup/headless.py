@@ -13,35 +13,18 @@ escape at all and stay one line each, and JSON keeps the data exact, C1 controls
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import time
 import zlib
-from collections import defaultdict
 from collections.abc import Iterable
-from typing import Any, TextIO
+from typing import TextIO
 
 import anyio
-from anyio.abc import TaskGroup
 
-from tuisup.engine import Event, Host, ServiceState, ServiceStatus, UnknownService
-from tuisup.engine.events import (
-    FilesChanged,
-    Health,
-    HealthChanged,
-    HostStopped,
-    HostStopping,
-    LogFileChanged,
-    ManifestInvalid,
-    ManifestReloaded,
-    Missed,
-    Output,
-    RestartScheduled,
-    StateChanged,
-)
-from tuisup.engine.logs import MARKER_STREAM, LogBatch
-from tuisup.engine.status import ACTIVE, ExitStatus
-from tuisup.spec import Manifest
+from tuisup.api import HostAPI, Subscription
+from tuisup.model import ACTIVE, Event, ExitStatus, Health, ServiceState, ServiceView
+from tuisup.model import events as ev
+from tuisup.model.logs import MARKER_STREAM
 from tuisup.terminal import json_text, one_line, output_line, unsafe
 
 _COLOURS = (36, 33, 32, 35, 34, 91, 96, 93, 92, 95, 94)
@@ -50,11 +33,11 @@ _COLOURS = (36, 33, 32, 35, 34, 91, 96, 93, 92, 95, 94)
 class Printer:
     """Turns batches of events into text for stdout."""
 
-    def __init__(self, host: Host, *, json_mode: bool, colour: bool) -> None:
+    def __init__(self, host: HostAPI, *, json_mode: bool, colour: bool) -> None:
         self.host = host
         self.json_mode = json_mode
         self.colour = colour
-        self._width = max((len(n) for n in host.supervisors), default=6)
+        self._width = max((len(n) for n in host.snapshot()), default=6)
         self._prefixes: dict[str, str] = {}
         self._pending_exit: dict[str, str] = {}
 
@@ -71,20 +54,17 @@ class Printer:
         return f"\x1b[{_COLOURS[zlib.crc32(name.encode()) % len(_COLOURS)]}m{text}\x1b[0m"
 
     def render(self, events: list[Event]) -> str:
-        """Return the text for one batch of events."""
-        kept = self._fetch(events)
+        """Return the text for one batch of events (output events carry their lines)."""
         out: list[str] = []
         for event in events:
-            if isinstance(event, Output):
-                lines, dropped = _lines_of(event, kept.get(event.service, {}))
-                if self.json_mode:
-                    out.append(self._json(event, lines=lines, dropped=dropped or None))
-                elif event.stream != MARKER_STREAM:
-                    out.extend(self._output(event.service, lines, dropped))
-            elif self.json_mode:
-                out.append(self._json(event))
-                if isinstance(event, Missed):  # what the unseen events led to
-                    out.append(self._json_snapshot())
+            if self.json_mode:
+                out.append(json_text(event.to_json()))
+                if isinstance(event, ev.Missed):  # what the unseen events led to
+                    out.append(json_text(self._snapshot(event).to_json()))
+            elif isinstance(event, ev.Output):
+                if event.stream != MARKER_STREAM:
+                    lines = list(event.lines or ())
+                    out.extend(self._output(event.service, lines, event.dropped or 0))
             else:
                 out.extend(self._lifecycle(event))
         return "\n".join(out) + "\n" if out else ""
@@ -98,30 +78,9 @@ class Printer:
         out = [
             f"tuisup: {event.service}: {event.message}\n"
             for event in events
-            if isinstance(event, LogFileChanged)
+            if isinstance(event, ev.LogFileChanged)
         ]
         return "".join(out)
-
-    def _fetch(self, events: list[Event]) -> dict[str, dict[int, LogBatch]]:
-        """Fetch the kept lines the batch's output events announce, by service and end."""
-        first: dict[str, int] = {}
-        for event in events:
-            if isinstance(event, Output) and event.service not in first:
-                first[event.service] = event.first_line
-        kept: dict[str, dict[int, LogBatch]] = defaultdict(dict)
-        for service, line in first.items():
-            try:
-                batches = self.host.logs(service, line - 1)
-            except UnknownService:  # gone, lines and all: the output says they were dropped
-                continue
-            for batch in batches:
-                kept[service][batch.end] = batch
-        return kept
-
-    def _json(self, event: Event, **extra: Any) -> str:
-        data = event.to_json()
-        data.update((k, v) for k, v in extra.items() if v is not None)
-        return json_text(data)
 
     def _output(self, service: str, lines: list[str], dropped: int) -> Iterable[str]:
         prefix = self._prefix(service)
@@ -135,22 +94,22 @@ class Printer:
         yield prefix + ("\n" + prefix).join(lines)
 
     def _lifecycle(self, event: Event) -> Iterable[str]:
-        if isinstance(event, StateChanged):
+        if isinstance(event, ev.StateChanged):
             yield from self._state(event)
-        elif isinstance(event, HealthChanged):
+        elif isinstance(event, ev.HealthChanged):
             if event.health is Health.HEALTHY:
                 yield self._say(f"{event.service} is healthy")
             elif event.health is Health.UNHEALTHY:
                 checks = f"{event.failures} failed checks"
                 yield self._say(f"{event.service} is unhealthy: {event.reason} ({checks})")
-        elif isinstance(event, RestartScheduled):
+        elif isinstance(event, ev.RestartScheduled):
             ended = self._pending_exit.pop(event.service, f"{event.service} exited")
             yield self._say(f"{ended}; restarting in {event.delay:.1f}s (attempt {event.attempt})")
-        elif isinstance(event, HostStopping):
+        elif isinstance(event, ev.HostStopping):
             yield self._say(f"tuisup: stopping {event.count} services ({event.reason})")
-        elif isinstance(event, HostStopped):
+        elif isinstance(event, ev.HostStopped):
             yield self._say("tuisup: every service stopped")
-        elif isinstance(event, FilesChanged):
+        elif isinstance(event, ev.FilesChanged):
             shown = ", ".join(event.paths[:3])
             if len(event.paths) > 3:
                 shown += f" and {len(event.paths) - 3} more"
@@ -158,25 +117,25 @@ class Printer:
                 yield self._say(f"{event.service}: {event.paused}")
             else:
                 yield self._say(f"{event.service} restarting: {shown} changed")
-        elif isinstance(event, ManifestReloaded):
+        elif isinstance(event, ev.ManifestReloaded):
             yield self._say(f"tuisup: manifest reloaded: {event.summary()}")
-        elif isinstance(event, ManifestInvalid):
+        elif isinstance(event, ev.ManifestInvalid):
             yield self._say("tuisup: manifest not applied, every service left as it was:")
             yield from (self._say(f"  {line}") for line in event.error.splitlines())
-        elif isinstance(event, Missed):
+        elif isinstance(event, ev.Missed):
             yield from self._missed(event)
 
-    def _missed(self, event: Missed) -> Iterable[str]:
+    def _missed(self, event: ev.Missed) -> Iterable[str]:
         """Say how many events went unseen, and where every service stands after them."""
         yield self._say(f"tuisup: {event.count} events not shown: the printer fell behind; now:")
-        for status in self.host.snapshot().values():
-            yield self._say(f"  {_now(status)}")
+        for view in self.host.snapshot().values():
+            yield self._say(f"  {_now(view)}")
 
-    def _json_snapshot(self) -> str:
-        services = [status.to_json() for status in self.host.snapshot().values()]
-        return json_text({"event": "snapshot", "ts": round(time.time(), 6), "services": services})
+    def _snapshot(self, missed: ev.Missed) -> ev.Snapshot:
+        views = tuple(self.host.snapshot().values())
+        return ev.Snapshot(seq=missed.seq, ts=time.time(), services=views)
 
-    def _state(self, event: StateChanged) -> Iterable[str]:
+    def _state(self, event: ev.StateChanged) -> Iterable[str]:
         name = event.service
         ended = None
         if event.runtime is not None:
@@ -212,7 +171,7 @@ class Printer:
         return f"\x1b[1m{text}\x1b[0m" if self.colour else text
 
 
-def _now(status: ServiceStatus) -> str:
+def _now(status: ServiceView) -> str:
     """One service's state in a line: `web running (pid 42)`, `db failed: reason`."""
     text = f"{status.name} {status.state}"
     if status.pid is not None:
@@ -224,47 +183,34 @@ def _now(status: ServiceStatus) -> str:
     return text
 
 
-def _lines_of(event: Output, kept: dict[int, LogBatch]) -> tuple[list[str], int]:
-    """Return the lines an output event announced that are still kept, and how many are not."""
-    batch = kept.get(event.first_line + event.count)
-    if batch is None:
-        return [], event.count
-    dropped = max(0, batch.first - event.first_line)
-    return batch.lines[-(event.count - dropped) :] if event.count > dropped else [], dropped
-
-
 def use_colour(stream: TextIO) -> bool:
     """Colour only a terminal, and never when NO_COLOR is set (https://no-color.org)."""
     return stream.isatty() and not os.environ.get("NO_COLOR")
 
 
-async def run(manifest: Manifest, *, json_mode: bool = False, out: TextIO | None = None) -> int:
-    """Run `manifest` until a signal or until every service has ended; return the exit status.
+async def follow(
+    host: HostAPI, printer: Printer, subscription: Subscription, out: TextIO
+) -> int | None:
+    """Print every batch until the host stops; say how it ended if every service ended.
+
+    When every service has ended by itself (none will restart), the host is shut down.
 
     Returns:
-        0 after a shutdown on SIGINT/SIGTERM, or when every service ended with success;
-        1 when every service ended and one of them failed.
+        None when the host was stopped (by a signal: the caller says what that means);
+        0 when every service ended by itself with success, 1 when one of them failed.
     """
-    stream = out or sys.stdout
-    host = Host(manifest)
-    printer = Printer(host, json_mode=json_mode, colour=not json_mode and use_colour(stream))
-    subscription = host.subscribe()
-    status = 0
+    status: int | None = None
     async with anyio.create_task_group() as tg:
-        tg.start_soon(_on_signals, host, tg)
-        async with host:
-            async for events in subscription:
-                text = printer.render(events)
-                await anyio.to_thread.run_sync(_write, stream, text)
-                if warnings := printer.to_stderr(events):
-                    await anyio.to_thread.run_sync(_write, sys.stderr, warnings)
-                if any(isinstance(e, HostStopped) for e in events):
-                    break
-                changed = any(isinstance(e, StateChanged) for e in events)
-                if changed and not host.stopping and _settled(host):
-                    status = _final_status(host)
-                    tg.start_soon(host.shutdown, "every service has ended")
-        tg.cancel_scope.cancel()
+        async for events in subscription:
+            await anyio.to_thread.run_sync(_write, out, printer.render(events))
+            if warnings := printer.to_stderr(events):
+                await anyio.to_thread.run_sync(_write, sys.stderr, warnings)
+            if any(isinstance(e, ev.HostStopped) for e in events):
+                break
+            changed = any(isinstance(e, ev.StateChanged) for e in events)
+            if changed and status is None and not host.stopping and _settled(host):
+                status = _final_status(host)
+                tg.start_soon(host.shutdown, "every service has ended")
     return status
 
 
@@ -279,12 +225,12 @@ def _write(stream: TextIO, text: str) -> None:
         os.close(devnull)
 
 
-def _settled(host: Host) -> bool:
+def _settled(host: HostAPI) -> bool:
     """Whether every service has ended by itself and none will restart."""
     return not any(s.state in ACTIVE for s in host.snapshot().values())
 
 
-def _final_status(host: Host) -> int:
+def _final_status(host: HostAPI) -> int:
     for status in host.snapshot().values():
         if status.state is ServiceState.FAILED:
             return 1
@@ -293,19 +239,3 @@ def _final_status(host: Host) -> int:
             if not last.status.succeeded(status.spec.success_exit_codes):
                 return 1
     return 0
-
-
-async def _on_signals(host: Host, tg: TaskGroup) -> None:
-    """SIGINT or SIGTERM stops every service; a second SIGINT kills them at once.
-
-    SIGHUP reads the manifest again and applies what changed.
-    """
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
-        async for signum in signals:
-            if signum == signal.SIGHUP:
-                tg.start_soon(host.reload)
-            elif not host.stopping:
-                name = signal.Signals(signum).name
-                tg.start_soon(host.shutdown, f"{name}; Ctrl-C again to kill")
-            elif signum == signal.SIGINT:
-                host.kill_all()

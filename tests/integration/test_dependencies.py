@@ -209,7 +209,7 @@ async def test_shutdown_stops_dependents_first_and_independent_branches_in_paral
 
 
 def _log(host: Host, name: str) -> list[str]:
-    return [line for batch in host.logs(name) for line in batch.lines]
+    return [line for batch in host.store.since(name, 0) for line in batch.lines]
 
 
 async def test_starting_a_blocked_dependent_starts_its_failed_dependency_again(

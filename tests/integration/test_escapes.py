@@ -55,7 +55,7 @@ async def printed(
     which starts in a thread after the services, sees it).
     """
     printer = Printer(host, json_mode=json_mode, colour=colour)
-    subscription = host.subscribe()
+    subscription = await host.subscribe(lines=True)
     text = ""
     async with host, anyio.create_task_group() as tg:
         if poke is not None:

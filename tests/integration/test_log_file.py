@@ -21,7 +21,7 @@ WAIT_FOR = "until [ -e {0} ]; do sleep 0.02; done"
 
 
 def kept(host: Host, service: str) -> list[str]:
-    return [line for batch in host.logs(service) for line in batch.lines]
+    return [line for batch in host.store.since(service, 0) for line in batch.lines]
 
 
 async def test_a_log_folder_deleted_while_running_is_made_again_and_said_so_once(

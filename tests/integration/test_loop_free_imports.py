@@ -103,7 +103,7 @@ def attribute(kind: ExecutorKind) -> str:
 
 
 def log_text(host: Host, name: str) -> str:
-    return "\n".join(line for b in host.logs(name) for line in b.lines)
+    return "\n".join(line for b in host.store.since(name, 0) for line in b.lines)
 
 
 async def wait_log(host: Host, name: str, text: str, timeout: float = 10.0) -> None:

@@ -20,11 +20,11 @@ async def test_after_missed_events_the_printer_says_where_every_service_stands(
     manifest = make_manifest(web="exec sleep 60", chatty="exec sleep 61")
     async with Host(manifest) as host:
         await wait_until(host, lambda s: all(x.state is S.RUNNING for x in s.values()))
-        behind = host.subscribe()
+        behind = await host.subscribe()
         await host.stop("web")
         for i in range(host.bus.capacity + 10):  # push web's state change off the ring
             host.store.add("chatty", "stdout", [f"line {i}"])
-        events = list(host.bus.since(behind.after))
+        events = host.lines_inline(list(host.bus.since(behind.after)))
         text = Printer(host, json_mode=False, colour=False).render(events)
         assert "events not shown: the printer fell behind; now:" in text
         assert "  web stopped\n" in text
@@ -37,17 +37,18 @@ async def test_after_missed_events_the_printer_says_where_every_service_stands(
             ("web", "stopped"),
             ("chatty", "running"),
         ]
-        assert snapshot["services"][0]["last_exit"]["signal"] == 15
+        assert snapshot["services"][0]["history"][-1]["signal"] == 15
 
 
-async def test_lines_of_a_service_that_is_gone_print_as_not_shown(
+async def test_lines_that_left_the_log_before_they_were_printed_are_said_not_shown(
     make_manifest: Callable[..., Manifest],
 ) -> None:
     manifest = make_manifest(web="exec sleep 60")
     async with Host(manifest) as host:
-        behind = host.subscribe()
-        host.store.add("ghost", "stdout", ["never a service"])
-        text = Printer(host, json_mode=False, colour=False).render(
-            list(host.bus.since(behind.after))
-        )
-        assert "[tuisup: 1 line not shown" in text
+        behind = await host.subscribe()
+        for i in range(host.store.max_lines + 5):  # the first lines leave the kept log
+            host.store.add("web", "stdout", [f"line {i}"])
+        events = host.lines_inline(list(host.bus.since(behind.after)))
+        text = Printer(host, json_mode=False, colour=False).render(events)
+        assert text.count("[tuisup: 1 line not shown") == 5
+        assert f"web | line {host.store.max_lines + 4}\n" in text

@@ -71,7 +71,7 @@ async def test_stop_honours_the_stop_signal_and_sends_sigcont(
         began = time.monotonic()
         await host.stop("polite")
         assert time.monotonic() - began < 2
-        lines = [line for b in host.logs("polite") for line in b.lines]
+        lines = [line for b in host.store.since("polite", 0) for line in b.lines]
         status = host.snapshot()["polite"].history[-1].status
     assert "got INT" in lines and status.code == 0
 
@@ -108,7 +108,7 @@ async def test_exit_is_seen_at_once_while_a_grandchild_holds_the_pipe(
         took = time.monotonic() - began
         # The leftover grandchild dies with its service: no second incarnation overlaps.
         await wait_gone(token)
-        lines = [line for b in host.logs("leaves") for line in b.lines]
+        lines = [line for b in host.store.since("leaves", 0) for line in b.lines]
     assert took < 1.0
     assert snap["leaves"].history[-1].status.code == 5
     assert lines == ["bye"]
@@ -140,7 +140,7 @@ async def test_output_edge_cases_arrive_whole(
     manifest = make_manifest(emit=(f"{sys.executable} {script}", NEVER))
     async with Host(manifest) as host:
         await wait_until(host, lambda s: s["emit"].state is S.EXITED)
-        batches = host.logs("emit")
+        batches = host.store.since("emit", 0)
     lines = [line for b in batches for line in b.lines if b.stream == "stdout"]
     assert lines[:3] == ["crlf", "bad \ufffd", "é€😀"]
     assert lines[-1] == "no newline at exit"
@@ -168,12 +168,14 @@ async def test_a_chatty_service_is_drained_while_it_stops(
     )
     manifest = make_manifest(chatty=(f"exec {sys.executable} -u {script}", {"stop_timeout": 5.0}))
     async with Host(manifest) as host:
-        await wait_until(host, lambda s: any("ready" in b.lines for b in host.logs("chatty")))
+        await wait_until(
+            host, lambda s: any("ready" in b.lines for b in host.store.since("chatty", 0))
+        )
         began = time.monotonic()
         await host.stop("chatty")
         assert time.monotonic() - began < 2
         status = host.snapshot()["chatty"].history[-1].status
-        lines = [line for b in host.logs("chatty") for line in b.lines]
+        lines = [line for b in host.store.since("chatty", 0) for line in b.lines]
     assert status.code == 0
     assert lines[-1] == "clean exit" and len(lines) == 3002
 

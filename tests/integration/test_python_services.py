@@ -226,7 +226,10 @@ def python_manifest(tmp_path: Path) -> Callable[..., Manifest]:
 
 def log_of(host: Host, name: str, stream: str | None = None) -> list[str]:
     return [
-        line for b in host.logs(name) if stream is None or b.stream == stream for line in b.lines
+        line
+        for b in host.store.since(name, 0)
+        if stream is None or b.stream == stream
+        for line in b.lines
     ]
 
 

@@ -73,7 +73,7 @@ def manifest_of(tmp_path: Path, *specs: ServiceSpec) -> Manifest:
 
 
 def log_text(host: Host, name: str) -> str:
-    return "\n".join(line for b in host.logs(name) for line in b.lines)
+    return "\n".join(line for b in host.store.since(name, 0) for line in b.lines)
 
 
 def is_async(kind: ExecutorKind) -> bool:

@@ -194,8 +194,8 @@ async def test_start_failure_is_failed_with_the_errno_in_the_log(
                 and s["good"].state is S.RUNNING
             ),
         )
-        log = [line for b in host.logs("bad") for line in b.lines]
-        nodir_log = [line for b in host.logs("nodir") for line in b.lines]
+        log = [line for b in host.store.since("bad", 0) for line in b.lines]
+        nodir_log = [line for b in host.store.since("nodir", 0) for line in b.lines]
     assert snap["bad"].reason is not None and "[Errno 2]" in snap["bad"].reason
     assert "no-such-program-xyz" in snap["bad"].reason
     assert any("[Errno 2]" in line for line in log)
@@ -211,7 +211,9 @@ async def test_restart_markers_separate_runs_in_the_log(
     manifest = make_manifest(crash=("echo run; exit 2", {**FAST, "max_restarts": 1}))
     async with Host(manifest) as host:
         await wait_until(host, lambda s: s["crash"].state is S.FAILED)
-        await wait_until(host, lambda s: sum(len(b.lines) for b in host.logs("crash")) >= 3)
-        lines = [line for b in host.logs("crash") for line in b.lines]
+        await wait_until(
+            host, lambda s: sum(len(b.lines) for b in host.store.since("crash", 0)) >= 3
+        )
+        lines = [line for b in host.store.since("crash", 0) for line in b.lines]
     assert lines[0] == "run" and lines[2] == "run"
     assert lines[1].startswith("── run 2 · exited with code 2 after ")

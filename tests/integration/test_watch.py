@@ -78,7 +78,7 @@ async def test_an_edit_restarts_only_the_service_that_watches_it(tmp_path: Path)
         assert after["web"].pid != before["web"].pid
         assert host.snapshot()["other"].pid == before["other"].pid
         assert host.snapshot()["web"].restarts == 1
-        lines = [line for b in host.logs("web") for line in b.lines]
+        lines = [line for b in host.store.since("web", 0) for line in b.lines]
         assert "── app.py changed: restarting ──" in lines
 
 
@@ -164,11 +164,11 @@ async def test_each_kind_of_python_service_runs_the_new_code_after_an_edit(tmp_p
         async with Host(manifest(tmp_path, service, sentinel(tmp_path))) as host:
             await armed(host, tmp_path)
             await wait_until(
-                host, lambda s, n=name: any("version 1" in b.lines for b in host.logs(n))
+                host, lambda s, n=name: any("version 1" in b.lines for b in host.store.since(n, 0))
             )
             module.write_text(module.read_text().replace("VERSION = 1", "VERSION = 2"))
             await wait_until(
-                host, lambda s, n=name: any("version 2" in b.lines for b in host.logs(n))
+                host, lambda s, n=name: any("version 2" in b.lines for b in host.store.since(n, 0))
             )
 
 
@@ -195,7 +195,7 @@ async def test_a_service_that_writes_into_its_own_watched_tree_is_paused_not_loo
         (tmp_path / "state.txt").write_text("by hand, while paused")
         await settle(host, tmp_path)
         assert host.snapshot()["looper"].restarts == restarts
-        assert host.toggle_watch("looper") is True  # W resumes it
+        assert await host.toggle_watch("looper") is True  # W resumes it
 
 
 WATCHERS = """
@@ -237,17 +237,19 @@ async def test_a_reload_keeps_watching_paused_by_hand_and_by_the_loop_guard(
         await armed(host, tmp_path)
         (tmp_path / "state.txt").write_text("a first change, by hand")
         await wait_event(host, paused_by_loop, 0, timeout=20)
-        assert host.toggle_watch("web") is False  # W
+        assert await host.toggle_watch("web") is False  # W
         restarts = {name: s.restarts for name, s in host.snapshot().items()}
         await saved(host, path, WATCHERS + '\n[services.extra]\ncommand = "sleep 60"\n')
-        assert host.watching("web") is False and host.watching("looper") is False
+        assert (
+            host.snapshot()["web"].watching is False and host.snapshot()["looper"].watching is False
+        )
         await armed(host, tmp_path)  # the rebuilt watcher sees changes
         (tmp_path / "app.py").write_text("saved while paused")
         (tmp_path / "state.txt").write_text("saved while paused")
         await settle(host, tmp_path)
         assert host.snapshot()["web"].restarts == restarts["web"]
         assert host.snapshot()["looper"].restarts == restarts["looper"]
-        assert host.toggle_watch("looper") is True  # W resumes it, with a fresh loop count
+        assert await host.toggle_watch("looper") is True  # W resumes it, with a fresh loop count
 
 
 async def test_a_service_removed_by_a_reload_forgets_its_pause(tmp_path: Path) -> None:
@@ -256,12 +258,12 @@ async def test_a_service_removed_by_a_reload_forgets_its_pause(tmp_path: Path) -
     (tmp_path / "sentinel.txt").write_text("")
     async with Host(load_manifest(path)) as host:
         await armed(host, tmp_path)
-        assert host.toggle_watch("web") is False
+        assert await host.toggle_watch("web") is False
         await saved(host, path, WATCHERS.replace('watch = ["app.py"]', ""))
-        assert host.watching("web") is None  # it watches nothing now
+        assert host.snapshot()["web"].watching is None  # it watches nothing now
         await saved(host, path, WATCHERS.replace("[services.web]", "[services.gone]"))
         await saved(host, path, WATCHERS)
-        assert host.watching("web") is True
+        assert host.snapshot()["web"].watching is True
         await armed(host, tmp_path)
         (tmp_path / "app.py").write_text("watched again")
         await wait_until(host, lambda s: s["web"].restarts == 1)

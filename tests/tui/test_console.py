@@ -217,7 +217,7 @@ def test_processes_that_left_their_group_are_marked(
     import sys
     import time
 
-    from tuisup.tui.procstats import ProcessStats
+    from tuisup.engine.procstats import ProcessCollector
 
     leader = subprocess.Popen(
         [
@@ -228,11 +228,10 @@ def test_processes_that_left_their_group_are_marked(
         start_new_session=True,
     )
     try:
-        stats = ProcessStats("no-host", set())
+        stats = ProcessCollector("no-host")
         deadline = time.monotonic() + 5
         while True:
-            trees, _, _ = stats.collect({"svc": leader.pid})
-            procs = trees["svc"]
+            procs = stats.collect({"svc": leader.pid}, set()).trees["svc"]
             # Until the python child has started and called setsid().
             if any(p.escaped and "setsid" in p.command for p in procs):
                 break
@@ -271,7 +270,7 @@ async def test_a_save_shows_reloading_then_the_new_run(tmp_path: object) -> None
                 await pilot.pause(0.5)
         await until(pilot, lambda: "running" in label(app, "web") and "×1" in label(app, "web"))
         await pilot.press("down", "W")
-        await until(pilot, lambda: host.watching("web") is False)
+        await until(pilot, lambda: host.snapshot()["web"].watching is False)
 
 
 async def test_the_tree_shows_what_a_service_waits_for_and_its_health(
@@ -375,7 +374,7 @@ async def test_after_missed_events_the_tree_is_redrawn_from_the_snapshot(
     manifest = make_manifest(web="exec sleep 60", chatty="exec sleep 61")
     async with console(manifest) as (host, app, pilot):
         await until(pilot, lambda: "running" in label(app, "web"))
-        behind = host.subscribe()  # where a follower that fell behind stands
+        behind = await host.subscribe()  # where a follower that fell behind stands
         app.workers.cancel_group(app, "events")
         await host.stop("web")
         for i in range(host.bus.capacity + 10):  # push web's state change off the ring
@@ -496,8 +495,6 @@ async def test_a_service_that_leaves_running_loses_its_process_rows_at_once(
     import sys
     from pathlib import Path
 
-    from tuisup.tui.procstats import ProcessStats
-
     root = Path(str(tmp_path))
     (root / "crash.py").write_text(CRASH_ON_CUE)
     manifest = make_manifest(
@@ -510,7 +507,7 @@ async def test_a_service_that_leaves_running_loses_its_process_rows_at_once(
         pid = host.snapshot()["svc"].pid
         assert pid is not None
         # What a stats pass that began while it ran brings back after it left.
-        late, _, _ = ProcessStats(host.reaper.tag, set()).collect({"svc": pid})
+        late = (await host.processes()).trees
         assert late["svc"]
         (root / "crash").touch()
         await until(pilot, lambda: "backoff" in label(app, "svc"))

@@ -29,7 +29,9 @@ def on_cpu(pid: int) -> float:
 
 
 def bursts(host: Host) -> int:
-    return sum("hashes/s" in line for batch in host.logs("crunch") for line in batch.lines)
+    return sum(
+        "hashes/s" in line for batch in host.store.since("crunch", 0) for line in batch.lines
+    )
 
 
 async def until_bursts(host: Host, count: int) -> float:
@@ -65,5 +67,5 @@ async def test_the_demo_cruncher_works_in_bursts_and_does_not_hold_a_core() -> N
         await host.stop("crunch")
         last = host.snapshot()["crunch"].last_exit
         assert last is not None and last.status.signal is None, last  # it heard its token
-        kept = [line for batch in host.logs("crunch") for line in batch.lines]
+        kept = [line for batch in host.store.since("crunch", 0) for line in batch.lines]
         assert any("cruncher stopped" in line for line in kept), kept[-5:]

@@ -1,228 +1,37 @@
-"""Provides the engine's events and the bus that announces them to every subscriber.
+"""Provides the bus that announces the engine's events to every subscriber.
 
-Events are small frozen dataclasses stamped with a sequence number and a wall-clock time.
-The bus keeps the most recent ones in a ring; each subscriber reads at its own pace from
-its own cursor, so a slow subscriber never stalls the host: it only falls behind, and if
-it falls off the ring it is told how many events it missed.
+The events themselves are plain data (`tuisup.model.events`), re-exported here for the
+engine's own modules. The bus keeps the most recent ones in a ring; each subscriber reads
+at its own pace from its own cursor, so a slow subscriber never stalls the host: it only
+falls behind, and if it falls off the ring it is told how many events it missed.
 """
 
 from __future__ import annotations
 
-import enum
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, fields
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 import anyio
 
-
-class ServiceState(enum.StrEnum):
-    """Where a service is in its life (see the supervisor's transition table)."""
-
-    STOPPED = "stopped"
-    WAITING = "waiting"
-    """Asked to start, but its dependencies do not hold yet; the reason says which."""
-    STARTING = "starting"
-    RUNNING = "running"
-    BACKOFF = "backoff"
-    STOPPING = "stopping"
-    EXITED = "exited"
-    FAILED = "failed"
-
-
-class Health(enum.StrEnum):
-    """A running service's health, by its health check; every run starts `unknown`."""
-
-    UNKNOWN = "unknown"
-    HEALTHY = "healthy"
-    UNHEALTHY = "unhealthy"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Event:
-    """Something that happened; `seq` grows by one per event, `ts` is Unix time."""
-
-    kind: ClassVar[str] = "event"
-    seq: int
-    ts: float
-
-    def to_json(self) -> dict[str, Any]:
-        """Return a JSON-ready dict: `seq`, `ts`, `event` and the event's own fields."""
-        data: dict[str, Any] = {"seq": self.seq, "ts": round(self.ts, 6), "event": self.kind}
-        for f in fields(self):
-            if f.name in ("seq", "ts"):
-                continue
-            value = getattr(self, f.name)
-            if value is None:
-                continue
-            data[f.name] = value.value if isinstance(value, enum.Enum) else value
-        return data
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class HostStarted(Event):
-    """The host is up and its services are being started."""
-
-    kind: ClassVar[str] = "host_started"
-    manifest: str
-    services: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class HostStopping(Event):
-    """The host is stopping every service."""
-
-    kind: ClassVar[str] = "host_stopping"
-    reason: str
-    count: int = 0
-    """How many services were alive (or about to be) when it began."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class HostStopped(Event):
-    """Every service has stopped; nothing the host started is left running."""
-
-    kind: ClassVar[str] = "host_stopped"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StateChanged(Event):
-    """A service moved from one state to another.
-
-    `pid` and `executor` (the kind the run uses) come with `running`; `exit_code`,
-    `signal`, `runtime` and `error` describe the run that just ended, when the change is
-    due to an exit.
-    """
-
-    kind: ClassVar[str] = "state"
-    service: str
-    old: ServiceState
-    state: ServiceState
-    pid: int | None = None
-    executor: str | None = None
-    exit_code: int | None = None
-    signal: int | None = None
-    runtime: float | None = None
-    error: str | None = None
-    reason: str | None = None
-    restarts: int = 0
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class HealthChanged(Event):
-    """A service's health flag changed (back to `unknown` when its run ends).
-
-    `reason` is the last check's failure (`connection refused`, `HTTP 503`, `exit code 1:
-    …`); `failures` how many counted in a row.
-    """
-
-    kind: ClassVar[str] = "health"
-    service: str
-    old: Health
-    health: Health
-    reason: str | None = None
-    failures: int = 0
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RestartScheduled(Event):
-    """A service is in backoff and will be started again after `delay` seconds."""
-
-    kind: ClassVar[str] = "restart_scheduled"
-    service: str
-    attempt: int
-    delay: float
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Output(Event):
-    """Lines `first_line .. first_line + count - 1` of a service were kept in its log."""
-
-    kind: ClassVar[str] = "output"
-    service: str
-    stream: str
-    first_line: int
-    count: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LogFileChanged(Event):
-    """A service's log file cannot be written, or can be again, or was deleted and made again.
-
-    Said once per episode: when writing fails, then when it works again. The service and
-    its kept lines are never held up by it; `message` is the line its log got about it.
-    """
-
-    kind: ClassVar[str] = "log_file"
-    service: str
-    path: str
-    writing: bool
-    """Whether lines reach the file from now on."""
-    error: str | None = None
-    """Why they do not, e.g. `Not a directory`, `Permission denied`, `No space left on device`."""
-    message: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class FilesChanged(Event):
-    """Files a service watches changed; it is restarted (unless `paused` says why not)."""
-
-    kind: ClassVar[str] = "files_changed"
-    service: str
-    paths: tuple[str, ...]
-    paused: str | None = None
-    """Set when watching this service was paused instead (a restart loop)."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ManifestReloaded(Event):
-    """A changed manifest was applied: services added, removed, restarted or updated.
-
-    `changed` services were restarted for a change to how they run (command, env, ...);
-    `updated` ones took a change to how tuisup steers them (restarts, health, dependencies,
-    watching, ...) in place, keeping their run.
-    """
-
-    kind: ClassVar[str] = "manifest_reloaded"
-    manifest: str
-    added: tuple[str, ...]
-    removed: tuple[str, ...]
-    changed: tuple[str, ...]
-    updated: tuple[str, ...] = ()
-
-    def summary(self) -> str:
-        """Return e.g. `added api; removed old; restarted web; updated db`, or `nothing changed`."""
-        parts = [
-            f"{what} {', '.join(names)}"
-            for what, names in (
-                ("added", self.added),
-                ("removed", self.removed),
-                ("restarted", self.changed),
-                ("updated", self.updated),
-            )
-            if names
-        ]
-        return "; ".join(parts) or "nothing changed"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ManifestInvalid(Event):
-    """A changed manifest could not be applied; every service keeps running as it was."""
-
-    kind: ClassVar[str] = "manifest_invalid"
-    manifest: str
-    error: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Missed(Event):
-    """The subscriber fell so far behind that `count` events left the ring unread."""
-
-    kind: ClassVar[str] = "missed"
-    count: int
-
+from tuisup.model.events import Event as Event
+from tuisup.model.events import FilesChanged as FilesChanged
+from tuisup.model.events import HealthChanged as HealthChanged
+from tuisup.model.events import HostStarted as HostStarted
+from tuisup.model.events import HostStopped as HostStopped
+from tuisup.model.events import HostStopping as HostStopping
+from tuisup.model.events import LogFileChanged as LogFileChanged
+from tuisup.model.events import ManifestInvalid as ManifestInvalid
+from tuisup.model.events import ManifestReloaded as ManifestReloaded
+from tuisup.model.events import Missed as Missed
+from tuisup.model.events import Output as Output
+from tuisup.model.events import RestartScheduled as RestartScheduled
+from tuisup.model.events import Snapshot as Snapshot
+from tuisup.model.events import StateChanged as StateChanged
+from tuisup.model.events import StatusChanged as StatusChanged
+from tuisup.model.states import Health as Health
+from tuisup.model.states import ServiceState as ServiceState
 
 E = TypeVar("E", bound=Event)
 

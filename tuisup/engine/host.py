@@ -17,8 +17,9 @@ import contextlib
 import signal
 import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import anyio
 from anyio.abc import TaskGroup
@@ -47,11 +48,15 @@ from tuisup.engine.reaper import Reaper, become_subreaper
 from tuisup.engine.reload import ReloadPlan, plan_reload, reread
 from tuisup.engine.service_watch import LOOP_RESTARTS, ServiceWatch
 from tuisup.engine.spawn import raise_open_files_limit
-from tuisup.engine.status import ACTIVE, ServiceStatus
+from tuisup.engine.status import ACTIVE
 from tuisup.engine.supervisor import Supervisor
 from tuisup.engine.waker import DependencyWaker
 from tuisup.engine.watch import FileWatcher
+from tuisup.model import ProcessStats, ServiceView, UnknownService
 from tuisup.spec import Manifest, ServiceSpec
+
+if TYPE_CHECKING:
+    from tuisup.engine.procstats import ProcessCollector
 
 EXIT_GRACE = 2.0
 """Seconds the Host's exit waits, beyond a whole shutdown's bound, before it gives up on the
@@ -60,21 +65,26 @@ DEPARTED_KEPT = 1024
 """Names of services that left the manifest remembered, so that their logs stay readable."""
 
 
-class UnknownService(KeyError):
-    """A command named a service that the manifest does not have."""
-
-
-@dataclass
 class Subscription:
-    """What `Host.subscribe` returns: the state when it was taken, then every later event."""
+    """What `Host.subscribe` returns: the state when it was taken, then every later event.
 
-    snapshot: dict[str, ServiceStatus]
-    after: int
-    """The sequence number of the last event the snapshot includes."""
-    _bus: Bus = field(repr=False)
+    With `lines`, each `output` event carries the lines it announced (read from the kept
+    log once per service and batch), so that a subscriber needs no log reads of its own.
+    """
+
+    def __init__(self, host: Host, *, lines: bool) -> None:
+        self.snapshot = host.snapshot()
+        self.after = host.bus.last_seq
+        """The sequence number of the last event the snapshot includes."""
+        self._host = host
+        self._lines = lines
 
     def __aiter__(self) -> AsyncIterator[list[Event]]:
-        return self._bus.stream(self.after)
+        return self._batches()
+
+    async def _batches(self) -> AsyncIterator[list[Event]]:
+        async for batch in self._host.bus.stream(self.after):
+            yield self._host.lines_inline(batch) if self._lines else batch
 
 
 class Host:
@@ -109,6 +119,7 @@ class Host:
         self._stopped: anyio.Event | None = None
         """Set once the shutdown has ended (None until one began)."""
         self._reloading = anyio.Lock()
+        self._stats: ProcessCollector | None = None
         self._departed: dict[str, None] = {}
         """Services that left the manifest, newest last: their kept lines stay readable."""
 
@@ -233,7 +244,7 @@ class Host:
         try:
             return self.supervisors[name]
         except KeyError:
-            raise UnknownService(name) from None
+            raise UnknownService.named(name, list(self.supervisors)) from None
 
     async def start(self, name: str) -> None:
         """Start a service, and first the dependencies it needs that are not up.
@@ -268,7 +279,7 @@ class Host:
         names = self.graph.with_dependents(name)
         await self.graph.stop({n: self.supervisors[n] for n in names})
 
-    def kill(self, name: str) -> None:
+    async def kill(self, name: str) -> None:
         """SIGKILL a service's process group now; its restart policy then applies."""
         self._supervisor(name).kill()
 
@@ -278,10 +289,10 @@ class Host:
         Its dependencies that are not up are started first, as for `start`.
         """
         sup = self._supervisor(name)
-        await self._start_all(self.affected("restart", name))
+        await self._start_all(self.graph.to_start([name], self.supervisors)[:-1])
         await sup.restart()
 
-    def affected(self, verb: str, name: str) -> list[str]:
+    async def affected(self, verb: str, name: str) -> list[str]:
         """The other services that `verb` (start, stop, restart) on `name` would move now.
 
         A stop stops the running or waiting dependents first; a start or restart starts
@@ -355,12 +366,13 @@ class Host:
         self.bus.emit(FilesChanged, service=service, paths=key)
         sup.files_changed([sup.spec.cwd / p for p in paths])
 
-    def watching(self, name: str) -> bool | None:
+    def _watching(self, name: str) -> bool | None:
         """Whether saving a service's files restarts it (None: it watches nothing)."""
         return self._service_watch.watching(name) if self._service_watch else None
 
-    def toggle_watch(self, name: str) -> bool | None:
+    async def toggle_watch(self, name: str) -> bool | None:
         """Pause or resume restarting a service for its changed files; return the new state."""
+        self._supervisor(name)
         return self._service_watch.toggle(name) if self._service_watch else None
 
     def _saved(self) -> None:
@@ -410,15 +422,31 @@ class Host:
 
     # -- observing ------------------------------------------------------------------------
 
-    def snapshot(self) -> dict[str, ServiceStatus]:
-        """Return every service's current status, in manifest order."""
-        return {name: sup.status() for name, sup in list(self.supervisors.items())}
+    @property
+    def manifest_path(self) -> str:
+        """The manifest this host runs."""
+        return str(self.manifest.path)
 
-    def subscribe(self) -> Subscription:
-        """Return the current snapshot and an iterator over every event after it."""
-        return Subscription(self.snapshot(), self.bus.last_seq, self.bus)
+    @property
+    def remote(self) -> bool:
+        """False: this host runs in this process."""
+        return False
 
-    def logs(self, name: str | None = None, since: int = 0) -> list[LogBatch]:
+    def snapshot(self) -> dict[str, ServiceView]:
+        """Return every service's current view, in manifest order."""
+        return {
+            name: sup.status(self._watching(name)) for name, sup in list(self.supervisors.items())
+        }
+
+    async def subscribe(self, *, lines: bool = False) -> Subscription:
+        """Return the current snapshot and an iterator over every event after it.
+
+        Args:
+            lines: Carry the lines an `output` event announces in the event itself.
+        """
+        return Subscription(self, lines=lines)
+
+    async def logs(self, name: str | None = None, since: int = 0) -> list[LogBatch]:
         """Return the kept lines numbered after `since`, of one service or of all merged.
 
         A service that left the manifest stays readable (while it stops, and after it
@@ -428,8 +456,38 @@ class Host:
             UnknownService: `name` is not a service, and never was one.
         """
         if name is not None and name not in self.supervisors and name not in self._departed:
-            raise UnknownService(name)
+            raise UnknownService.named(name, list(self.supervisors))
         return self.store.since(name, since)
+
+    def lines_inline(self, batch: list[Event]) -> list[Event]:
+        """`batch` with each `output` event carrying the lines it announced, if still kept."""
+        first: dict[str, int] = {}
+        for event in batch:
+            if isinstance(event, Output) and event.service not in first:
+                first[event.service] = event.first_line
+        if not first:
+            return batch
+        kept: dict[str, dict[int, LogBatch]] = {}
+        for service, line in first.items():
+            kept[service] = {b.end: b for b in self.store.since(service, line - 1)}
+        return [
+            _with_lines(event, kept[event.service]) if isinstance(event, Output) else event
+            for event in batch
+        ]
+
+    async def processes(self) -> ProcessStats:
+        """Every running service's OS process tree, read off the loop."""
+        if self._stats is None:
+            from tuisup.engine.procstats import ProcessCollector  # psutil, only when asked
+
+            self._stats = ProcessCollector(self.reaper.tag)
+        roots = {name: view.pid for name, view in self.snapshot().items() if view.pid}
+        lifeline = self.lifeline.pid
+        ignore = {lifeline} if lifeline is not None else set()
+        return await anyio.to_thread.run_sync(self._stats.collect, roots, ignore)
+
+    async def close(self) -> None:
+        """Nothing to let go of: the host's lifetime is its `async with`."""
 
     # -- internals ------------------------------------------------------------------------
 
@@ -460,3 +518,13 @@ class Host:
             with anyio.open_signal_receiver(signal.SIGCHLD) as signals:
                 async for _ in signals:
                     self.reaper.reap_zombies()
+
+
+def _with_lines(event: Output, kept: dict[int, LogBatch]) -> Output:
+    """The event with its lines, those still kept (a batch of them ends where it did)."""
+    batch = kept.get(event.first_line + event.count)
+    if batch is None:
+        return event.with_lines((), event.count)
+    dropped = max(0, batch.first - event.first_line)
+    lines = batch.lines[-(event.count - dropped) :] if event.count > dropped else []
+    return event.with_lines(tuple(lines), dropped)

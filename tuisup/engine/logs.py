@@ -15,17 +15,16 @@ import functools
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from tuisup.engine.logfile import FileNews, LogFile
+from tuisup.model.logs import MARKER_STREAM as MARKER_STREAM
+from tuisup.model.logs import LogBatch as LogBatch
 
 LINE_MAX = 16_384
 """Characters in one kept line; longer lines are split."""
 CONTINUATION = " ⏎"
 """Ends every piece of a split line but the last."""
-MARKER_STREAM = "tuisup"
-"""The stream name of tuisup's own lines in a service's log (restart markers)."""
 
 
 class LineFramer:
@@ -76,30 +75,6 @@ class LineFramer:
     def _split(self, line: str) -> list[str]:
         pieces = self._pieces(line)
         return [p + CONTINUATION for p in pieces[:-1]] + pieces[-1:]
-
-
-@dataclass(frozen=True, slots=True)
-class LogBatch:
-    """Consecutive kept lines of one service and stream; line `i` has number `first + i`."""
-
-    service: str
-    stream: str
-    first: int
-    ts: float
-    lines: list[str]
-
-    @property
-    def end(self) -> int:
-        """The number one past the last line."""
-        return self.first + len(self.lines)
-
-    def after(self, seq: int) -> LogBatch:
-        """Return the part of this batch whose line numbers are greater than `seq`."""
-        if seq < self.first:
-            return self
-        return LogBatch(
-            self.service, self.stream, seq + 1, self.ts, self.lines[seq + 1 - self.first :]
-        )
 
 
 class LogRing:

@@ -1,16 +1,18 @@
-"""Provides the vocabulary of a service's life: the state machine's edges and the snapshots.
+"""Provides the state machine's edges, and the views observers get of a service's spec.
 
-`TRANSITIONS` is the whole state machine; `ServiceStatus` is what observers get of a
-service (the console, the printer, a dependent's gate), `ExitRecord` one ended run.
+`TRANSITIONS` is the whole state machine. What observers see of a service is plain data
+(`tuisup.model`: `ServiceView`, `ExitRecord`, `ExitStatus`); `spec_view` makes the view of
+a manifest table, with the values of secret-looking variables masked here, in the engine,
+so that they never reach a front end or the control socket.
 """
 
 from __future__ import annotations
 
-import signal
-from dataclasses import dataclass
-from typing import Any
-
-from tuisup.engine.events import Health, ServiceState
+from tuisup.model.states import ACTIVE as ACTIVE
+from tuisup.model.states import ExitRecord as ExitRecord
+from tuisup.model.states import ExitStatus as ExitStatus
+from tuisup.model.states import ServiceState
+from tuisup.model.views import HealthCheckView, SpecView, mask_env
 from tuisup.spec import ServiceSpec
 
 S = ServiceState
@@ -31,124 +33,50 @@ for while a run was still starting; `stopping → backoff` is an unhealthy run r
 `→ failed` from a non-running state is a dependency that failed for good.
 """
 
-ACTIVE = frozenset({S.WAITING, S.STARTING, S.RUNNING, S.BACKOFF, S.STOPPING})
-"""States in which a service is alive or will be again without being asked."""
-
 LIVE = frozenset({S.STARTING, S.RUNNING, S.STOPPING})
 """States in which the service has a run."""
-
-
-@dataclass(frozen=True, slots=True)
-class ExitStatus:
-    """How one run ended: an exit code, a signal, or an error that stopped it starting."""
-
-    code: int | None = None
-    signal: int | None = None
-    error: str | None = None
-    """Why it could not start, or the exception that ended it (`ValueError: boom`)."""
-    stuck: bool = False
-    """The run did not end when forced (a thread that ignores its token); it is abandoned."""
-
-    def succeeded(self, success_codes: frozenset[int]) -> bool:
-        """Return whether this exit counts as success."""
-        return self.error is None and self.signal is None and self.code in success_codes
-
-    def describe(self) -> str:
-        """Return e.g. `code 1`, `signal 9 (SIGKILL)` or the error."""
-        if self.error is not None:
-            return self.error
-        if self.signal is not None:
-            try:
-                name = signal.Signals(self.signal).name
-            except ValueError:
-                return f"signal {self.signal}"
-            return f"signal {self.signal} ({name})"
-        return f"code {self.code}"
 
 
 class TransitionError(RuntimeError):
     """A state change that the transition table does not allow."""
 
 
-@dataclass(frozen=True, slots=True)
-class ExitRecord:
-    """One ended run: when it started (Unix time), how long it ran, and how it ended."""
-
-    started: float
-    runtime: float
-    status: ExitStatus
-    requested: bool
-    """True when the run ended because it was asked to stop."""
-
-    def event_fields(self) -> dict[str, Any]:
-        """The `StateChanged` fields that describe this exit."""
-        status = self.status
-        return {
-            "exit_code": status.code,
-            "signal": status.signal,
-            "runtime": round(self.runtime, 3),
-            "error": status.error,
-        }
-
-    def marker(self, run: int) -> str:
-        """Return the line that separates this run from run number `run` in the log."""
-        how = "stopped" if self.requested else f"exited with {self.status.describe()}"
-        return f"── run {run} · {how} after {self.runtime:.1f}s ──"
-
-
-@dataclass(frozen=True, slots=True)
-class ServiceStatus:
-    """A snapshot of one service for observers."""
-
-    name: str
-    state: ServiceState
-    pid: int | None
-    executor: str | None
-    """How the current (or last) run runs: `process`, `thread`, `async`, `async-process`."""
-    restarts: int
-    started: float | None
-    """Unix time the current run started, while it runs."""
-    next_start: float | None
-    """Unix time of the next attempt, while in backoff."""
-    reason: str | None
-    """Why it is in this state: what it waits for, why it failed, ..."""
-    health: Health | None
-    """While it runs with a health check: its health; otherwise None."""
-    health_reason: str | None
-    """While it is unhealthy: the last check's failure."""
-    waiting_for: tuple[str, ...]
-    """While it is waiting: the dependencies that do not hold yet."""
-    history: tuple[ExitRecord, ...]
-    spec: ServiceSpec
-    log_problem: str | None = None
-    """While its log file cannot be written: why (its lines are kept in memory only)."""
-
-    @property
-    def last_exit(self) -> ExitRecord | None:
-        """The most recent exit, if any."""
-        return self.history[-1] if self.history else None
-
-    def to_json(self) -> dict[str, Any]:
-        """Return the status as JSON-ready data, with the same words as the events."""
-        data: dict[str, Any] = {
-            "service": self.name,
-            "state": self.state.value,
-            "restarts": self.restarts,
-        }
-        optional: dict[str, Any] = {
-            "pid": self.pid,
-            "executor": self.executor,
-            "started": self.started,
-            "next_start": self.next_start,
-            "reason": self.reason,
-            "health": self.health.value if self.health is not None else None,
-            "health_reason": self.health_reason,
-            "waiting_for": list(self.waiting_for) or None,
-        }
-        data.update((key, value) for key, value in optional.items() if value is not None)
-        last = self.last_exit
-        if last is not None:
-            data["last_exit"] = {
-                key: value for key, value in last.event_fields().items() if value is not None
-            }
-        return data
+def spec_view(spec: ServiceSpec) -> SpecView:
+    """What observers see of a service's table (environment values masked)."""
+    check = spec.healthcheck
+    return SpecView(
+        name=spec.name,
+        command=spec.command,
+        target=spec.target,
+        executor=str(spec.executor) if spec.executor is not None else None,
+        cwd=str(spec.cwd),
+        env=mask_env(spec.env),
+        env_file=str(spec.env_file) if spec.env_file is not None else None,
+        shell=spec.shell,
+        autostart=spec.autostart,
+        restart=str(spec.restart),
+        backoff=str(spec.backoff),
+        backoff_delay=spec.backoff_delay,
+        backoff_max=spec.backoff_max,
+        jitter=spec.jitter,
+        max_restarts=spec.max_restarts,
+        restart_window=spec.restart_window,
+        success_exit_codes=tuple(sorted(spec.success_exit_codes)),
+        stop_signal=spec.stop_signal.name,
+        stop_timeout=spec.stop_timeout,
+        start_timeout=spec.start_timeout,
+        watch=spec.watch,
+        depends_on={name: str(condition) for name, condition in spec.depends_on.items()},
+        healthcheck=HealthCheckView(
+            kind=str(check.kind),
+            target=check.target,
+            interval=check.interval,
+            timeout=check.timeout,
+            retries=check.retries,
+            start_period=check.start_period,
+        )
+        if check is not None
+        else None,
+        restart_on_unhealthy=spec.restart_on_unhealthy,
+        restart_dependents=spec.restart_dependents,
+    )

@@ -61,9 +61,10 @@ from tuisup.engine.status import (
     TRANSITIONS,
     ExitRecord,
     ExitStatus,
-    ServiceStatus,
     TransitionError,
+    spec_view,
 )
+from tuisup.model.views import ServiceView, SpecView
 from tuisup.spec import ServiceSpec
 
 S = ServiceState
@@ -103,6 +104,7 @@ class Supervisor:
         self._tg: TaskGroup | None = None
         self._gate = gate or (lambda name: READY)
         self._checks = HealthChecks(spec.name, bus, reaper or Reaper(), clock)
+        self._spec_view: tuple[ServiceSpec, SpecView] | None = None
         self._starts_queued = 0
         self._stops_queued = 0
         """Stops posted and not handled yet: nothing is started meanwhile."""
@@ -155,13 +157,20 @@ class Supervisor:
             return 0.0
         return self._clock.monotonic() - self._now.started_mono
 
-    def status(self) -> ServiceStatus:
-        """Return a snapshot of this service."""
+    def status(self, watching: bool | None = None) -> ServiceView:
+        """Return what observers see of this service now.
+
+        Args:
+            watching: Whether its changed files restart it (the host's watch knows).
+        """
         now = self._now
         run = now.run
-        return ServiceStatus(
+        if self._spec_view is None or self._spec_view[0] is not self.spec:
+            self._spec_view = (self.spec, spec_view(self.spec))  # made once per spec
+        return ServiceView(
             name=self.spec.name,
             state=self.state,
+            spec=self._spec_view[1],
             pid=run.pid if run is not None and self.state in LIVE else None,
             executor=run.kind.value if run is not None else None,
             restarts=self.restarts,
@@ -174,8 +183,8 @@ class Supervisor:
             health_reason=self._checks.reason if self.health is Health.UNHEALTHY else None,
             waiting_for=now.waiting_for if self.state is S.WAITING else (),
             history=tuple(self.history),
-            spec=self.spec,
             log_problem=self._logs.file_problem(self.spec.name),
+            watching=watching,
         )
 
     async def serve(self, tg: TaskGroup) -> None:

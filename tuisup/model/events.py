@@ -130,6 +130,19 @@ class Output(Event):
     lines: tuple[str, ...] | None = None
     dropped: int | None = None
 
+    def with_lines(self, lines: tuple[str, ...], dropped: int) -> Output:
+        """This event with the lines it announced inline (and how many were gone)."""
+        return Output(
+            seq=self.seq,
+            ts=self.ts,
+            service=self.service,
+            stream=self.stream,
+            first_line=self.first_line,
+            count=self.count,
+            lines=lines,
+            dropped=dropped or None,
+        )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LogFileChanged(Event):

@@ -6,6 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+MARKER_STREAM = "tuisup"
+"""The stream name of tuisup's own lines in a service's log (restart markers)."""
+
 
 @dataclass(frozen=True, slots=True)
 class LogBatch:

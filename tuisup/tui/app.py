@@ -1,20 +1,20 @@
-"""Provides TuisupApp: the console over a Host, fed by its event stream.
+"""Provides TuisupApp: the console over a host, fed by its event stream.
 
-The app talks to the Host only through its narrow API: a subscription (snapshot, then
-events) moves the tree and the header; the log view pulls kept lines by sequence number;
-keys call start, stop, restart. The Host's lifetime belongs to the caller (`run_console`),
-not to Textual: quitting asks the Host to stop everything, shows what is still stopping,
-and only then leaves.
+The app knows a host only through the HostAPI Protocol (`tuisup.api`), so it runs the same
+on the in-process Host and, attached, on a host in another process over its socket: a
+subscription (snapshot, then events) moves the tree and the header; the log view pulls kept
+lines by sequence number; keys call start, stop, restart. The host's lifetime belongs to
+the caller, not to Textual: quitting an embedded host stops everything, shows what is still
+stopping, and only then leaves; quitting an attached console detaches.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-import anyio
 from rich.text import Text
 from textual import on, work
 from textual.actions import SkipAction
@@ -25,25 +25,11 @@ from textual.notifications import SeverityLevel
 from textual.widgets import Footer, Input, Static, Tree
 from textual.worker import Worker, WorkerState
 
-from tuisup.engine import Host, ServiceState, ServiceStatus, Subscription, UnknownService
-from tuisup.engine.capture import install as route_service_output
-from tuisup.engine.events import (
-    FilesChanged,
-    Health,
-    HealthChanged,
-    HostStopped,
-    LogFileChanged,
-    ManifestInvalid,
-    ManifestReloaded,
-    Missed,
-    Output,
-    RestartScheduled,
-    StateChanged,
-)
-from tuisup.spec import Manifest
+from tuisup.api import HostAPI, Subscription
+from tuisup.model import ACTIVE, Health, ProcessStats, ServiceState, ServiceView, UnknownService
+from tuisup.model import events as ev
 from tuisup.terminal import one_line, text_lines
 from tuisup.tui.commands import ServiceCommands
-from tuisup.tui.procstats import ProcessStats
 from tuisup.tui.screens.detail import DetailScreen
 from tuisup.tui.screens.quit import QuitScreen
 from tuisup.tui.widgets.log_view import LogView, Query
@@ -83,11 +69,25 @@ class TuisupApp(App[int]):
         Binding("q", "quit", "Quit"),
     ]
 
-    def __init__(self, host: Host) -> None:
+    def __init__(
+        self,
+        api: HostAPI,
+        *,
+        log_lines: int = 10_000,
+        on_mount: Callable[[], None] | None = None,
+    ) -> None:
+        """A console over `api`.
+
+        Args:
+            api: The host, in this process or over its socket.
+            log_lines: Lines the log view keeps.
+            on_mount: What the embedding runner needs done once the app has the terminal.
+        """
         super().__init__()
-        self.host = host
+        self.api = api
         self.quitting = False
-        self.stats = ProcessStats(host.reaper.tag, set())
+        self._log_lines = log_lines
+        self._on_mount = on_mount
         self._cpu = 0.0
         self._rss = 0
         self._summary = ""
@@ -100,14 +100,15 @@ class TuisupApp(App[int]):
 
     def compose(self) -> ComposeResult:
         """The header line, the tree and the log pane, the footer."""
-        manifest = self.host.manifest
+        manifest = Path(self.api.manifest_path)
+        names = list(self.api.snapshot())
         yield Static(id="summary")
         with Horizontal():
-            title = one_line(manifest.root.name) or "tuisup"  # a folder's name
-            yield ServiceTree(title, list(manifest.services), id="tree")
+            title = one_line(manifest.absolute().parent.name) or "tuisup"  # a folder's name
+            yield ServiceTree(title, names, id="tree")
             with Vertical(id="log-pane"):
                 yield Static(id="log-title")
-                yield LogView(self.host, manifest.settings.log_lines, id="log")
+                yield LogView(self.api, names, self._log_lines, id="log")
                 yield Input(
                     placeholder="search: text, or /regex/  (enter: find, esc: close)", id="search"
                 )
@@ -118,12 +119,11 @@ class TuisupApp(App[int]):
         footer.set_reactive(Footer._bindings_ready, True)
         yield footer
 
-    def on_mount(self) -> None:
-        """Follow the Host: labels from the snapshot, then every event."""
-        # Textual captured stdout for itself; in-process services' prints must still
-        # reach their own logs, so put the router back on top.
-        route_service_output()
-        subscription = self.host.subscribe()
+    async def on_mount(self) -> None:
+        """Follow the host: labels from the snapshot, then every event."""
+        if self._on_mount is not None:
+            self._on_mount()
+        subscription = await self.api.subscribe()
         tree = self.query_one(ServiceTree)
         for status in subscription.snapshot.values():
             self._show(tree, status)
@@ -150,28 +150,28 @@ class TuisupApp(App[int]):
         tree = self.query_one(ServiceTree)
         view = self.query_one(LogView)
         async for batch in subscription:
-            if any(isinstance(e, Missed) for e in batch):
+            if any(isinstance(e, ev.Missed) for e in batch):
                 self._caught_up()  # states, health and lines may have changed unseen
-            for service in {e.service for e in batch if isinstance(e, Output)}:
+            for service in {e.service for e in batch if isinstance(e, ev.Output)}:
                 view.lines_arrived(service)
             changed = {
                 e.service
                 for e in batch
-                if isinstance(e, StateChanged | RestartScheduled | HealthChanged)
+                if isinstance(e, ev.StateChanged | ev.RestartScheduled | ev.HealthChanged)
             }
             if changed:
-                snapshot = self.host.snapshot()
+                snapshot = self.api.snapshot()
                 for name in changed & snapshot.keys():
                     self._show(tree, snapshot[name])
                 self._show_summary()
             for event in batch:
-                if isinstance(event, FilesChanged):
+                if isinstance(event, ev.FilesChanged):
                     self._files_changed(tree, event)
-                elif isinstance(event, ManifestReloaded):
+                elif isinstance(event, ev.ManifestReloaded):
                     self._reloaded(event)
-                elif isinstance(event, LogFileChanged):
+                elif isinstance(event, ev.LogFileChanged):
                     self._log_file_changed(event.service, event.message, writing=event.writing)
-                elif isinstance(event, ManifestInvalid):
+                elif isinstance(event, ev.ManifestInvalid):
                     self.clear_notifications()
                     self.notify(
                         event.error,
@@ -179,7 +179,7 @@ class TuisupApp(App[int]):
                         severity="error",
                         timeout=3600,
                     )
-            if any(isinstance(e, HostStopped) for e in batch):
+            if any(isinstance(e, ev.HostStopped) for e in batch):
                 self.exit(0)
                 return
 
@@ -189,7 +189,7 @@ class TuisupApp(App[int]):
         After events went unseen (`missed`), or with a fresh subscription.
         """
         tree = self.query_one(ServiceTree)
-        snapshot = self.host.snapshot()
+        snapshot = self.api.snapshot()
         tree.sync(list(snapshot))
         for status in snapshot.values():
             self._show(tree, status)
@@ -207,7 +207,7 @@ class TuisupApp(App[int]):
         error = worker.error
         what = f"{type(error).__name__}: {error}" if error is not None else "failed"
         if isinstance(error, UnknownService):
-            what = f"no service {error.args[0]!r} any more"
+            what = str(error)
         if worker.group == "stats":  # it runs every second: each failure is said once
             if what in self._reported:
                 return
@@ -217,22 +217,26 @@ class TuisupApp(App[int]):
             self.set_timer(FOLLOW_AGAIN, self._follow_again)
 
     def _follow_again(self) -> None:
-        subscription = self.host.subscribe()
+        self.run_worker(self._subscribe_again(), group="subscribe", exit_on_error=False)
+
+    async def _subscribe_again(self) -> None:
+        subscription = await self.api.subscribe()
         self.follow_events(subscription)
         self._caught_up()
 
-    def _files_changed(self, tree: ServiceTree, event: FilesChanged) -> None:
+    def _files_changed(self, tree: ServiceTree, event: ev.FilesChanged) -> None:
         if event.paused:
             self.notify(event.paused, title=event.service, severity="warning")
         else:
             # File names, one line: a name may hold a newline as well as an escape.
             shown = one_line(", ".join(event.paths[:3])) + ("…" if len(event.paths) > 3 else "")
             self.notify(f"{shown} changed", title=f"{event.service} reloading")
-            status = self.host.snapshot().get(event.service)
+            status = self.api.snapshot().get(event.service)
             if status is not None:  # "reloading" until the next run is up
                 self._reloading[event.service] = status.restarts
-        if event.service in self.host.supervisors:
-            self._show(tree, self.host.snapshot()[event.service])
+        status = self.api.snapshot().get(event.service)
+        if status is not None:
+            self._show(tree, status)
 
     def notify(
         self,
@@ -254,25 +258,21 @@ class TuisupApp(App[int]):
             message, title=one_line(title), severity=severity, timeout=timeout, markup=markup
         )
 
-    def _show(self, tree: ServiceTree, status: ServiceStatus) -> None:
+    def _show(self, tree: ServiceTree, status: ServiceView) -> None:
         since = self._reloading.get(status.name)
         if since is not None and status.state is S.RUNNING and status.restarts > since:
             del self._reloading[status.name]  # the new run is up
-        tree.show(
-            status,
-            watching=self.host.watching(status.name),
-            reloading=status.name in self._reloading,
-        )
+        tree.show(status, watching=status.watching, reloading=status.name in self._reloading)
 
-    def _reloaded(self, event: ManifestReloaded) -> None:
-        names = list(self.host.supervisors)
+    def _reloaded(self, event: ev.ManifestReloaded) -> None:
+        names = list(self.api.snapshot())
         tree = self.query_one(ServiceTree)
         tree.sync(names)
         view = self.query_one(LogView)
         view.name_width = max((len(n) for n in names), default=6)
         if view.source is not None and view.source not in names:
             view.switch(None)
-        for status in self.host.snapshot().values():
+        for status in self.api.snapshot().values():
             self._show(tree, status)
         self._show_summary()
         self.clear_notifications()
@@ -289,13 +289,17 @@ class TuisupApp(App[int]):
     def action_toggle_watch(self) -> None:
         """Pause or resume restarting the selected service when its files change."""
         name = self._service()
-        if name is None:
-            return
-        watching = self.host.toggle_watch(name)
+        if name is not None:
+            self.run_worker(
+                self._toggle_watch(name), description=f"watch {name}", exit_on_error=False
+            )
+
+    async def _toggle_watch(self, name: str) -> None:
+        watching = await self.api.toggle_watch(name)
         if watching is None:
             self.notify(f"{name} watches no files (set watch in services.toml)", severity="warning")
             return
-        status = self.host.snapshot().get(name)
+        status = self.api.snapshot().get(name)
         if status is not None:
             self._show(self.query_one(ServiceTree), status)
         self.notify(f"{name}: {'watching its files again' if watching else 'watching paused'}")
@@ -303,42 +307,34 @@ class TuisupApp(App[int]):
     def action_reload(self) -> None:
         """Read services.toml again and apply what changed."""
         self.run_worker(
-            self.host.reload(), group="reload", description="reload", exit_on_error=False
+            self.api.reload(), group="reload", description="reload", exit_on_error=False
         )
 
     def _tick(self) -> None:
         """Uptimes and backoff countdowns move on their own."""
         tree = self.query_one(ServiceTree)
-        for status in self.host.snapshot().values():
+        for status in self.api.snapshot().values():
             if status.state in (S.RUNNING, S.BACKOFF):
                 self._show(tree, status)
 
-    @work(thread=True, exclusive=True, group="stats", exit_on_error=False)
-    def collect_stats(self) -> None:
-        """Gather process trees off the event loop, then show them."""
-        roots = {
-            name: status.pid
-            for name, status in self.host.snapshot().items()
-            if status.pid is not None
-        }
-        lifeline = self.host.lifeline.pid
-        self.stats.ignore = {lifeline} if lifeline else set()
-        trees, cpu, rss = self.stats.collect(roots)
-        self.call_from_thread(self._show_stats, trees, cpu, rss)
+    @work(exclusive=True, group="stats", exit_on_error=False)
+    async def collect_stats(self) -> None:
+        """Ask the host for its process trees (it reads them off its loop), then show them."""
+        self._show_stats(await self.api.processes())
 
-    def _show_stats(self, trees: dict[str, tuple], cpu: float, rss: int) -> None:  # type: ignore[type-arg]
+    def _show_stats(self, stats: ProcessStats) -> None:
         tree = self.query_one(ServiceTree)
-        for name in self.host.supervisors:
-            tree.show_processes(name, trees.get(name, ()))
-        self._cpu, self._rss = cpu, rss
+        for name in self.api.snapshot():
+            tree.show_processes(name, stats.trees.get(name, ()))
+        self._cpu, self._rss = stats.cpu, stats.rss
         self._show_summary()
 
     def _show_summary(self) -> None:
-        snapshot = self.host.snapshot()
+        snapshot = self.api.snapshot()
         counts = {state: 0 for state in S}
         for status in snapshot.values():
             counts[status.state] += 1
-        manifest = one_line(self.host.manifest.path.name)
+        manifest = one_line(Path(self.api.manifest_path).name)
         summary = Text.assemble(("tuisup ", "bold"), (f"{manifest}  ", "dim"))
         order = (S.RUNNING, S.WAITING, S.STARTING, S.BACKOFF, S.STOPPING, S.FAILED, S.EXITED)
         for state in (*order, S.STOPPED):
@@ -386,7 +382,7 @@ class TuisupApp(App[int]):
     @on(Tree.NodeSelected, "#tree")
     def _open_detail(self) -> None:
         service = self.query_one(ServiceTree).selected_service
-        status = self.host.snapshot().get(service) if service is not None else None
+        status = self.api.snapshot().get(service) if service is not None else None
         if status is not None:  # None: a service that is leaving the manifest
             self.push_screen(DetailScreen(status))
 
@@ -409,16 +405,16 @@ class TuisupApp(App[int]):
 
     async def _command(self, verb: str, name: str) -> None:
         if verb == "kill":
-            self.host.kill(name)
+            await self.api.kill(name)
             return
-        also = self.host.affected(verb, name)
+        also = await self.api.affected(verb, name)
         if also and verb == "stop":
             depend = "depends" if len(also) == 1 else "depend"
             message = f"first {', '.join(also)}, which {depend} on it"
             self.notify(message, title=f"stopping {name}")
         elif also:
             self.notify(f"first {', '.join(also)}, which it needs", title=f"starting {name}")
-        await getattr(self.host, verb)(name)
+        await getattr(self.api, verb)(name)
 
     def action_command(self, verb: str) -> None:
         """Start, stop, restart or kill (SIGKILL its group) the selected service."""
@@ -427,7 +423,7 @@ class TuisupApp(App[int]):
 
     def action_restart_all(self) -> None:
         """Restart every service."""
-        for name in self.host.supervisors:
+        for name in self.api.snapshot():
             self.command("restart", name)
 
     # -- the log pane -------------------------------------------------------------------------
@@ -522,7 +518,7 @@ class TuisupApp(App[int]):
         name = f"tuisup-{view.source or 'all'}-{time.strftime('%Y%m%d-%H%M%S')}.log"
         # Beside tuisup's logs, not among the project's files: a service watching the
         # project must not restart because its log was exported.
-        path = self.host.manifest.root / ".tuisup" / "exports" / name
+        path = Path(self.api.manifest_path).absolute().parent / ".tuisup" / "exports" / name
         text = "\n".join(lines)
         self.copy_to_clipboard(text)
         try:
@@ -544,32 +540,28 @@ class TuisupApp(App[int]):
     # -- quitting -----------------------------------------------------------------------------
 
     async def action_quit(self) -> None:
-        """Stop every service, showing what is still stopping; a second q kills."""
+        """Stop every service, showing what is still stopping; a second q kills.
+
+        Attached to a host in another process, q detaches instead: everything keeps
+        running (stopping that host is `S`, confirmed).
+        """
+        if self.api.remote:
+            await self.api.close()
+            self.exit(0)
+            return
         if self.quitting:
-            self.host.kill_all()
+            self._kill_all()
             return
         self.quitting = True
-        self.push_screen(QuitScreen(self.host))
+        self.push_screen(QuitScreen(self.api))
         self.run_worker(self._quit(), exit_on_error=False)
+
+    def _kill_all(self) -> None:
+        for name, status in self.api.snapshot().items():
+            if status.state in ACTIVE:
+                self.run_worker(self.api.kill(name), exit_on_error=False)
 
     async def _quit(self) -> None:
         """Leave once the host has stopped, whatever became of the worker that follows it."""
-        await self.host.shutdown("quit from the console")
+        await self.api.shutdown("quit from the console")
         self.exit(0)
-
-
-async def run_console(manifest: Manifest) -> int:
-    """Run the Host with the console on top; return the exit status."""
-    host = Host(manifest)
-    app = TuisupApp(host)
-    async with host, anyio.create_task_group() as tg:
-        tg.start_soon(_quit_on_signals, app)
-        await app.run_async()
-        tg.cancel_scope.cancel()
-    return app.return_code or 0
-
-
-async def _quit_on_signals(app: TuisupApp) -> None:
-    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP) as signals:
-        async for _ in signals:
-            await app.action_quit()

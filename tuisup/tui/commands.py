@@ -21,7 +21,7 @@ class ServiceCommands(Provider):
         app: TuisupApp = self.app  # type: ignore[assignment]
         commands: list[tuple[str, Callable[[], None], str]] = [
             (f"{verb} {name}", partial(app.command, verb, name), f"{verb.capitalize()} {name}")
-            for name in app.host.supervisors
+            for name in app.api.snapshot()
             for verb in VERBS
         ]
         commands.append(("restart all", app.action_restart_all, "Restart every service"))

@@ -6,7 +6,6 @@ reasons and errors come from the manifest, services and checks, and are made saf
 
 from __future__ import annotations
 
-import re
 import time
 
 from rich.table import Table
@@ -16,15 +15,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from tuisup.engine import ServiceStatus
+from tuisup.model import ServiceView
 from tuisup.terminal import one_line, text_lines
-
-SECRET = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD|PASS|KEY|AUTH|CREDENTIAL|PRIVATE", re.I)
-
-
-def masked(name: str, value: str) -> str:
-    """Hide the value of a secret-looking variable."""
-    return "••••••••" if SECRET.search(name) and value else value
 
 
 def shown(text: str) -> Text:
@@ -32,7 +24,7 @@ def shown(text: str) -> Text:
     return Text("\n".join(text_lines(text)))
 
 
-def describe(status: ServiceStatus) -> Table:
+def describe(status: ServiceView) -> Table:
     """Return the service's detail as a two-column table."""
     spec = status.spec
     table = Table.grid(padding=(0, 2))
@@ -43,10 +35,10 @@ def describe(status: ServiceStatus) -> Table:
         ("command" if spec.target is None else "target", spec.command),
         ("executor", _executor(status)),
         ("cwd", str(spec.cwd)),
-        ("restart", f"{spec.restart.value}; success exit codes {sorted(spec.success_exit_codes)}"),
+        ("restart", f"{spec.restart}; success exit codes {list(spec.success_exit_codes)}"),
         (
             "backoff",
-            f"{spec.backoff.value} from {spec.backoff_delay:g}s up to "
+            f"{spec.backoff} from {spec.backoff_delay:g}s up to "
             f"{spec.backoff_max:g}s, jitter ±{spec.jitter:.0%}",
         ),
         ("budget", f"{spec.max_restarts} restarts in {spec.restart_window:g}s"),
@@ -65,7 +57,7 @@ def describe(status: ServiceStatus) -> Table:
     return table
 
 
-def _healthcheck(status: ServiceStatus) -> str:
+def _healthcheck(status: ServiceView) -> str:
     spec = status.spec
     check = spec.healthcheck
     assert check is not None
@@ -84,25 +76,27 @@ def _healthcheck(status: ServiceStatus) -> str:
     return text
 
 
-def _executor(status: ServiceStatus) -> str:
+def _executor(status: ServiceView) -> str:
     spec = status.spec
     if spec.executor is not None:
-        return spec.executor.value
+        return spec.executor
     if status.executor is not None:
         return f"{status.executor} (the default for this target)"
     return "async for a coroutine, thread otherwise (decided at start)"
 
 
-def _stop(status: ServiceStatus) -> str:
+def _stop(status: ServiceView) -> str:
     spec = status.spec
     if status.executor in ("thread", "async") or (spec.target and spec.executor is None):
         return (
-            f"sets the token; after {spec.stop_timeout:g}s a task is cancelled, a thread abandoned"
+            "sets the token if it asked for it, and after "
+            f"{spec.stop_timeout:g}s cancels a task or interrupts a thread; "
+            "one that never asked is cancelled or interrupted at once"
         )
-    return f"{spec.stop_signal.name} to the group, SIGKILL after {spec.stop_timeout:g}s"
+    return f"{spec.stop_signal} to the group, SIGKILL after {spec.stop_timeout:g}s"
 
 
-def history(status: ServiceStatus) -> Table:
+def history(status: ServiceView) -> Table:
     """Return the exit history, newest first."""
     table = Table(box=None, header_style="bold", padding=(0, 1))
     for column in ("started", "ran", "ended"):
@@ -117,13 +111,13 @@ def history(status: ServiceStatus) -> Table:
     return table
 
 
-def environment(status: ServiceStatus) -> Table:
+def environment(status: ServiceView) -> Table:
     """Return the service's own variables (on top of tuisup's), secrets masked."""
     table = Table.grid(padding=(0, 2))
     table.add_column(style="green", no_wrap=True)
     table.add_column()
     for name, value in sorted(status.spec.env.items()):
-        table.add_row(shown(name), shown(masked(name, value)))
+        table.add_row(shown(name), shown(value))  # secrets come masked from the host
     return table
 
 
@@ -143,7 +137,7 @@ class DetailScreen(ModalScreen[None]):
         ("q", "dismiss", "Close"),
     ]
 
-    def __init__(self, status: ServiceStatus) -> None:
+    def __init__(self, status: ServiceView) -> None:
         super().__init__()
         self.status = status
 

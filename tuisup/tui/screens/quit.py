@@ -8,8 +8,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from tuisup.engine import Host
-from tuisup.engine.status import ACTIVE
+from tuisup.api import HostAPI
+from tuisup.model import ACTIVE
 
 
 class QuitScreen(ModalScreen[None]):
@@ -24,7 +24,7 @@ class QuitScreen(ModalScreen[None]):
     """
     BINDINGS = [("q", "app.quit", "Kill now")]
 
-    def __init__(self, host: Host) -> None:
+    def __init__(self, host: HostAPI) -> None:
         super().__init__()
         self.host = host
 

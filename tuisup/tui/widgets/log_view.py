@@ -26,8 +26,9 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from tuisup.engine import Host
-from tuisup.engine.logs import MARKER_STREAM
+from tuisup.api import HostAPI
+from tuisup.model import UnknownService
+from tuisup.model.logs import MARKER_STREAM
 from tuisup.terminal import output_line
 from tuisup.tui.log_rows import Entry, ShownLines
 
@@ -86,11 +87,13 @@ class LogView(ScrollView, can_focus=True):
     filtering: reactive[bool] = reactive(False, init=False)
     """Whether lines that do not match the query are hidden."""
 
-    def __init__(self, host: Host, max_lines: int = 10_000, *, id: str | None = None) -> None:
+    def __init__(
+        self, api: HostAPI, names: list[str], max_lines: int = 10_000, *, id: str | None = None
+    ) -> None:
         super().__init__(id=id)
-        self.host = host
+        self.api = api
         self.max_lines = max_lines
-        self.name_width = max((len(n) for n in host.supervisors), default=6)
+        self.name_width = max((len(n) for n in names), default=6)
         self.query_: Query | None = None
         self._entries: deque[Entry] = deque(maxlen=max_lines)
         self._shown = ShownLines()
@@ -126,10 +129,22 @@ class LogView(ScrollView, can_focus=True):
     # -- data -------------------------------------------------------------------------------
 
     def pull(self) -> None:
-        """Fetch the lines kept since the last pull and show them."""
-        batches = self.host.logs(self.source, self._last_seq)
-        if not batches:
+        """Fetch the lines kept since the last pull and show them.
+
+        In a worker: it awaits the host, which may be in another process.
+        """
+        self.run_worker(self._pull(), group="pull", exclusive=True, exit_on_error=False)
+
+    async def _pull(self) -> None:
+        source, since = self.source, self._last_seq
+        try:
+            batches = await self.api.logs(source, since)
+        except UnknownService:  # it left, lines and all
+            if self.source == source and source is not None:
+                self.switch(None)
             return
+        if not batches or self.source != source or self._last_seq != since:
+            return  # nothing new, or the view moved on meanwhile
         new = [
             Entry(batch.first + offset, batch.service, batch.stream, batch.ts, line)
             for batch in batches

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 from rich.style import Style
 from rich.text import Text
@@ -11,9 +10,7 @@ from textual.binding import Binding
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from tuisup.engine import ServiceState, ServiceStatus
-from tuisup.engine.events import Health
-from tuisup.spec import ExecutorKind
+from tuisup.model import Health, Proc, ServiceState, ServiceView
 from tuisup.terminal import one_line
 
 S = ServiceState
@@ -33,19 +30,8 @@ HEALTH: dict[Health, str] = {
     Health.UNKNOWN: "bright_black",
 }
 """The colour of the ♥ after a service with a health check, while it runs."""
-
-
-@dataclass(frozen=True, slots=True)
-class Proc:
-    """One OS process under a service, as the process-stats worker saw it."""
-
-    pid: int
-    depth: int
-    command: str
-    cpu: float
-    rss: int
-    escaped: bool
-    """It left the service's process group (setsid, a double fork)."""
+IN_PROCESS = ("thread", "async")
+"""Executors that run a service inside tuisup: it has no process of its own."""
 
 
 def duration(seconds: float) -> str:
@@ -67,7 +53,7 @@ def megabytes(rss: int) -> str:
 
 
 def service_label(
-    status: ServiceStatus,
+    status: ServiceView,
     width: int,
     now: float | None = None,
     watching: bool | None = None,
@@ -104,7 +90,7 @@ def service_label(
     return label
 
 
-def _what_is_up(status: ServiceStatus, now: float) -> Text:
+def _what_is_up(status: ServiceView, now: float) -> Text:
     """The label's last column: countdown, uptime, failure, wait, or last exit."""
     last = status.last_exit
     if status.state is S.BACKOFF and status.next_start is not None:
@@ -115,7 +101,7 @@ def _what_is_up(status: ServiceStatus, now: float) -> Text:
         )
     if status.started is not None:
         up = f"up {duration(now - status.started)}"
-        if status.executor and ExecutorKind(status.executor).in_process:
+        if status.executor in IN_PROCESS:
             up += f" · {status.executor}"  # no process row of its own says so
         return Text(up, "bright_black")
     if status.reason and status.state is S.FAILED:
@@ -128,7 +114,7 @@ def _what_is_up(status: ServiceStatus, now: float) -> Text:
     return Text(one_line(what_runs(status)), "bright_black")  # never ran: what it would run
 
 
-def runs(status: ServiceStatus) -> str | None:
+def runs(status: ServiceView) -> str | None:
     """Return what a Python service's process runs as written: `demo.echo:serve (process)`.
 
     Its command line would be the interpreter's absolute path and `-m tuisup.child ...`.
@@ -139,10 +125,10 @@ def runs(status: ServiceStatus) -> str | None:
     return what_runs(status)
 
 
-def what_runs(status: ServiceStatus) -> str:
+def what_runs(status: ServiceView) -> str:
     """Return the command, or the target and its executor when known, as written."""
     spec = status.spec
-    executor = status.executor or (spec.executor.value if spec.executor else None)
+    executor = status.executor or spec.executor
     if spec.target is None or executor is None:
         return spec.command
     return f"{spec.target} ({executor})"
@@ -214,7 +200,7 @@ class ServiceTree(Tree[str | int]):
                 self.nodes_by_name[name] = node
 
     def show(
-        self, status: ServiceStatus, watching: bool | None = None, reloading: bool = False
+        self, status: ServiceView, watching: bool | None = None, reloading: bool = False
     ) -> None:
         """Redraw one service's label, if it changed."""
         node = self.nodes_by_name.get(status.name)

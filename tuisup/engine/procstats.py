@@ -1,9 +1,10 @@
-"""Provides ProcessStats: the OS process tree under each service, with CPU and memory.
+"""Provides ProcessCollector: the OS process tree under each service, with CPU and memory.
 
-Runs in a worker thread about once a second. Each service's tree is walked down from its
-main pid through /proc/PID/task/*/children, so only the services' own processes are read,
-not every process on the machine. Processes that escaped their group and were adopted by
-tuisup (the subreaper) are found among tuisup's children by their TUISUP_SERVICE tag.
+Runs in a worker thread, when a front end asks (the console: once a second). Each
+service's tree is walked down from its main pid through /proc/PID/task/*/children, so only
+the services' own processes are read, not every process on the machine. Processes that
+escaped their group and were adopted by tuisup (the subreaper) are found among tuisup's
+children by their TUISUP_SERVICE tag.
 """
 
 from __future__ import annotations
@@ -13,27 +14,30 @@ import os
 import psutil
 
 from tuisup.engine.reaper import children, service_of
-from tuisup.tui.widgets.service_tree import Proc
+from tuisup.model.processes import Proc, ProcessStats
 
 
-class ProcessStats:
+class ProcessCollector:
     """Collects process trees; keeps psutil handles so CPU% is measured between calls."""
 
-    def __init__(self, host_tag: str, ignore: set[int]) -> None:
+    def __init__(self, host_tag: str) -> None:
         self.host_tag = host_tag
-        self.ignore = ignore
-        """Pids that are tuisup's own helpers (the lifeline)."""
         self._handles: dict[int, psutil.Process] = {}
         self._commands: dict[int, str] = {}
         """A process's command line, read once: it rarely changes, and reading it is a
         third of the cost of a refresh."""
 
-    def collect(self, roots: dict[str, int]) -> tuple[dict[str, tuple[Proc, ...]], float, int]:
-        """Return each service's processes, and the total CPU% and RSS of all of them."""
+    def collect(self, roots: dict[str, int], ignore: set[int]) -> ProcessStats:
+        """Return each service's processes, and the total CPU% and RSS of all of them.
+
+        Args:
+            roots: Each running service's main pid.
+            ignore: Pids that are tuisup's own helpers (the lifeline).
+        """
         trees: dict[str, list[Proc]] = {name: [] for name in roots}
         for name, pid in roots.items():
             self._walk(pid, pid, 0, trees[name])
-        managed = set(roots.values()) | self.ignore
+        managed = set(roots.values()) | ignore
         for pid in sorted(children()):
             if pid in managed:
                 continue
@@ -46,7 +50,7 @@ class ProcessStats:
             self._commands.pop(gone, None)
         cpu = sum(p.cpu for procs in trees.values() for p in procs)
         rss = sum(p.rss for procs in trees.values() for p in procs)
-        return {n: tuple(p) for n, p in trees.items()}, cpu, rss
+        return ProcessStats({n: tuple(p) for n, p in trees.items()}, cpu, rss)
 
     def _walk(self, pid: int, group: int, depth: int, out: list[Proc]) -> None:
         info = self._info(pid, group, depth)
