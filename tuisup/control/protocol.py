@@ -1,0 +1,95 @@
+"""Provides the control protocol's shapes: one JSON object per line, both ways (version 1).
+
+    client: {"id": 0, "op": "hello", "version": 1}
+    server: {"id": 0, "ok": true, "result": {"version": 1, "tuisup": "0.1.0", "pid": ...}}
+    client: {"id": 1, "op": "restart", "args": {"name": "web"}}
+    server: {"id": 1, "ok": true, "result": {"moved": []}}
+            {"id": 2, "ok": false, "error": {"code": "unknown_service", "message": "..."}}
+    stream: {"id": 3, "stream": {...one event, as `--no-tui --json` prints it...}}
+
+Requests carry an `id` the client chooses; answers and stream lines carry it back. A stream
+(`subscribe`) is answered once (the snapshot), then sends its events as stream lines until
+`unsubscribe` or the end of the connection. The reference is in the README ("Controlling
+a running tuisup").
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+VERSION = 1
+"""The protocol version a hello names; a server refuses another."""
+MAX_LINE = 1 << 20
+"""Bytes a line may have (without its newline); a longer one ends the connection."""
+HELLO_WITHIN = 10.0
+"""Seconds a client has to say hello once connected."""
+
+OPS = frozenset(
+    {
+        "hello",
+        "snapshot",
+        "start",
+        "stop",
+        "restart",
+        "kill",
+        "affected",
+        "toggle_watch",
+        "reload",
+        "logs",
+        "processes",
+        "shutdown",
+        "subscribe",
+        "unsubscribe",
+    }
+)
+"""Every operation a server knows."""
+
+
+class ProtocolError(Exception):
+    """A line that is not a message of this protocol (bad JSON, not an object, too long)."""
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    """One message as a line of UTF-8 JSON."""
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+def decode(line: bytes) -> dict[str, Any]:
+    """One line (its newline, if any, included) as a message.
+
+    Raises:
+        ProtocolError: Not JSON, not UTF-8, not an object, or over MAX_LINE bytes.
+    """
+    if len(line) > MAX_LINE + 1:
+        raise ProtocolError(f"line over {MAX_LINE} bytes")
+    try:
+        message = json.loads(line)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ProtocolError(f"not JSON: {exc}") from None
+    if not isinstance(message, dict):
+        raise ProtocolError("not a JSON object")
+    return message
+
+
+def request(id_: int, op: str, **args: Any) -> dict[str, Any]:
+    """A request (`args` left out when there are none)."""
+    message: dict[str, Any] = {"id": id_, "op": op}
+    if args:
+        message["args"] = args
+    return message
+
+
+def ok(id_: int | None, result: Any = None) -> dict[str, Any]:
+    """A request's answer: done."""
+    return {"id": id_, "ok": True, "result": {} if result is None else result}
+
+
+def error(id_: int | None, code: str, message: str) -> dict[str, Any]:
+    """A request's answer: refused, or failed; `code` is the error's (see tuisup.model)."""
+    return {"id": id_, "ok": False, "error": {"code": code, "message": message}}
+
+
+def stream(id_: int, event: dict[str, Any]) -> dict[str, Any]:
+    """One event of the stream that request `id_` opened."""
+    return {"id": id_, "stream": event}
