@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
@@ -157,7 +156,7 @@ class Host:
         raise_open_files_limit()
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
-        self._tg.start_soon(self._reap_adopted)
+        self.reaper.listen()
         await self._tg.start(self.lifeline.run)
         if self.watch:
             self._watcher = FileWatcher(self.manifest.path, self._saved)
@@ -192,6 +191,7 @@ class Host:
             # Whatever is left (there should be nothing) dies with the lifeline, which
             # SIGKILLs every process tagged with this host once it is released.
             await self.lifeline.aclose()
+        self.reaper.close()
         assert self._tg is not None
         self._tg.cancel_scope.cancel()
         return await self._tg.__aexit__(exc_type, exc, tb)
@@ -226,8 +226,9 @@ class Host:
                 await self.graph.stop(self.supervisors)
             # Escapees of services that ended by themselves are swept at their exit; one
             # that slipped through (re-parented only after that sweep) is caught here.
+            now = time.monotonic()  # one look, after every service stopped, serves them all
             for name in self.supervisors:
-                self.reaper.sweep(name, signal.SIGKILL)
+                self.reaper.sweep(name, signal.SIGKILL, since=now)
             if scope.cancelled_caught:
                 self.kill_all()
                 with anyio.move_on_after(KILL_GRACE):
@@ -496,15 +497,6 @@ class Host:
             error=news.error,
             message=news.describe(),
         )
-
-    async def _reap_adopted(self) -> None:
-        """Reap adopted escapees as they exit, so none lingers as a zombie."""
-        if not sys.platform.startswith("linux"):
-            return
-        with contextlib.suppress(RuntimeError, ValueError):  # not the main thread
-            with anyio.open_signal_receiver(signal.SIGCHLD) as signals:
-                async for _ in signals:
-                    self.reaper.reap_zombies()
 
 
 def _runs_differently(old: ServiceSpec, new: ServiceSpec) -> bool:
