@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import anyio
 from anyio.abc import TaskGroup
@@ -42,11 +43,13 @@ from tuisup.engine.lifeline import Lifeline
 from tuisup.engine.logfile import FileNews
 from tuisup.engine.logs import LogBatch, LogStore
 from tuisup.engine.reaper import Reaper, become_subreaper
-from tuisup.engine.service_watch import LOOP_RESTARTS, ServiceWatch
 from tuisup.engine.status import ACTIVE, ServiceStatus
 from tuisup.engine.supervisor import Supervisor
 from tuisup.engine.watch import FileWatcher
 from tuisup.spec import RUN_FIELDS, Manifest, ServiceSpec
+
+if TYPE_CHECKING:
+    from tuisup.engine.service_watch import ServiceWatch
 
 EXIT_GRACE = 2.0
 """Seconds the Host's exit waits, beyond a whole shutdown's bound, before it gives up on the
@@ -363,10 +366,15 @@ class Host:
             return True
 
     def _watch_services(self) -> None:
-        """(Re)start the one watcher of every service's `watch` paths."""
+        """(Re)start the one watcher of every service's `watch` paths, if any service watches."""
         if self._service_watch is not None:
             self._service_watch.close()
+            self._service_watch = None
         specs = [sup.spec for sup in self.supervisors.values()]
+        if not any(spec.watch for spec in specs):
+            return  # nor is the watching code imported: a start waits for every import
+        from tuisup.engine.service_watch import ServiceWatch
+
         log_dir = self.manifest.settings.log_dir
         ignore = [log_dir] if log_dir is not None else []
         self._service_watch = ServiceWatch(specs, ignore, self._files_changed)
@@ -379,6 +387,8 @@ class Host:
         watch = self._service_watch
         if sup is None or watch is None or self._stopped is not None:
             return
+        from tuisup.engine.service_watch import LOOP_RESTARTS
+
         key = tuple(paths)
         count = watch.repeats(service, paths, sup.status().started)
         if count >= LOOP_RESTARTS:
