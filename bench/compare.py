@@ -52,7 +52,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 PEERS = ROOT / "bench" / ".peers"
 NPM_BIN = PEERS / "npm" / "node_modules" / ".bin"
-TUISUP_PYTHON = ROOT / ".venv" / "bin" / "python"
+TUISUP_COMMAND = ROOT / ".venv" / "bin" / "tuisup"
 
 TOKEN_VAR = "BENCH_TOKEN"
 MIB = 1024 * 1024
@@ -418,13 +418,19 @@ class Tool:
 
 
 class Tuisup(Tool):
+    """tuisup --no-tui, run as a user runs it: its `tuisup` command (not `python -m`)."""
+
     name = "tuisup"
     json = False
     """Print JSON events (`--json`) instead of text."""
 
+    def __init__(self, root: Path = ROOT, name: str = "tuisup") -> None:
+        self.command = root / ".venv" / "bin" / "tuisup"
+        self.name = name
+
     def _argv(self, path: Path) -> list[str]:
         mode = ["--no-tui", "--json"] if self.json else ["--no-tui"]
-        return [str(TUISUP_PYTHON), "-m", "tuisup", *mode, "-f", str(path)]
+        return [str(self.command), *mode, "-f", str(path)]
 
     def sleeps(self, d: Path, args: list[str], *, fast_restart: bool) -> list[str]:
         lines = ["[tuisup]", 'log_dir = "logs"']
@@ -1049,7 +1055,7 @@ def scenario_stop(ctx: Context) -> None:
         reps = quick if ctx.quick else full
         progress(f"stop, {n} services, {reps} runs each")
         samples: dict[str, list[float]] = {t.name: [] for t in ctx.tools}
-        phases: dict[str, list[float]] = {"first": [], "last": []}
+        phases: dict[tuple[str, str], list[float]] = {}
         for rep in range(reps):
             for tool in ctx.tools:
                 key = f"stop{n}"
@@ -1061,17 +1067,16 @@ def scenario_stop(ctx: Context) -> None:
                 took, got = value
                 samples[tool.name].append(took)
                 for phase, ms in got.items():
-                    phases[phase].append(ms)
+                    phases.setdefault((phase, tool.name), []).append(ms)
                 more = "".join(f", stopping→{k} stopped {v:.0f} ms" for k, v in got.items())
                 progress(f"  {rep + 1}/{reps} {tool.name:12} {took:8.1f} ms{more}")
         for name, got_samples in samples.items():
             if got_samples:
                 ctx.results.put(f"stop{n}", name, statistics.median(got_samples))
                 ctx.results.keep(f"stop{n}", name, got_samples)
-        for phase, got_samples in phases.items():
-            if got_samples:
-                ctx.results.put(f"stop{n}_{phase}", "tuisup", statistics.median(got_samples))
-                ctx.results.keep(f"stop{n}_{phase}", "tuisup", got_samples)
+        for (phase, name), got_samples in phases.items():
+            ctx.results.put(f"stop{n}_{phase}", name, statistics.median(got_samples))
+            ctx.results.keep(f"stop{n}_{phase}", name, got_samples)
 
 
 def stop_once(ctx: Context, tool: Tool, run: Run, n: int) -> tuple[float, dict[str, float]]:
@@ -1220,6 +1225,9 @@ def ensure_peers(want_circus: bool) -> list[str]:
 def versions(names: list[str]) -> str:
     out = []
     for name in names:
+        if name == "baseline":
+            out.append("a baseline tuisup")
+            continue
         if name in ("pm2", "mprocs"):
             out.append(f"{name} {npm_version(name)}")
             continue
@@ -1303,6 +1311,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="run the managers with PYTHONDONTWRITEBYTECODE=1 (no bytecode cache)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="DIR",
+        help="also run the tuisup of another checkout with its own .venv (a git worktree of"
+        " an older commit, say) as the tool `baseline`, in the same runs",
+    )
     options = parser.parse_args(argv)
     options.scenarios = list(SCENARIOS)
     if options.only:
@@ -1319,8 +1334,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     options = parse_args(argv)
-    if not TUISUP_PYTHON.exists():
-        raise SystemExit(f"bench: {TUISUP_PYTHON} is missing: run `uv sync` first")
+    if not TUISUP_COMMAND.exists():
+        raise SystemExit(f"bench: {TUISUP_COMMAND} is missing: run `uv sync` first")
     wanted = options.tools.split(",") if options.tools else None
     peers = ensure_peers(not options.no_circus and (wanted is None or "circus" in wanted))
     peers += ensure_npm_peers([p for p in ("pm2", "mprocs") if wanted is None or p in wanted])
@@ -1340,6 +1355,9 @@ def main(argv: list[str] | None = None) -> int:
         if (t.name in ("tuisup", "floor") or t.name in peers)
         and (wanted is None or t.name in wanted)
     ]
+    if options.baseline is not None:
+        tools.insert(1, Tuisup(options.baseline.resolve(), "baseline"))
+        peers.append("baseline")
     ctx = Context(base, tools, Results(), options.quick, options.idle_seconds)
     ctx.results.notes.append("load average at start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     progress(f"tools: {', '.join(t.name for t in tools)}; scratch: {base}")
