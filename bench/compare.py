@@ -583,7 +583,7 @@ class PM2(Tool):
 
 class Mprocs(Tool):
     name = "mprocs"
-    min_uptime = 1.0  # it does not restart a process that died within 1 s of its start
+    min_uptime = 1.5  # it does not restart a process that died within 1 s of its start (+ margin)
     logs = False  # its output stays in its screen
 
     def sleeps(self, d: Path, args: list[str], *, fast_restart: bool) -> list[str]:
@@ -848,7 +848,7 @@ def scenario_restart(ctx: Context) -> None:
                 def restarted(arg: bytes = arg, before: set[int] = before) -> bool:
                     return any(a == arg and p not in before for p, a in scanner.scan().items())
 
-                t1 = wait_until(restarted, 10, run=run, interval=FAST_POLL, what="restart")
+                t1 = wait_until(restarted, 10, run=run, interval=FAST_POLL, what=f"restart {k}")
                 latencies.append((t1 - t0) * 1000)
                 for p, a in scanner.scan().items():
                     if a == arg and p not in before:
