@@ -25,7 +25,7 @@ fmt:
     uv run ruff format tuisup tests bench screenshots
     uv run ruff check --fix tuisup tests bench screenshots
 
-# Benchmark tuisup against supervisord, honcho and circus (installs them in bench/.peers).
+# Benchmark tuisup against supervisord, honcho, circus, PM2 and mprocs (installs them in bench/.peers).
 bench *args:
     uv run python bench/compare.py {{args}}
 

@@ -1,10 +1,14 @@
-"""Benchmark tuisup --no-tui against supervisord, honcho (and circus) on the same workloads.
+"""Benchmark tuisup --no-tui against supervisord, honcho, circus, PM2 and mprocs on the same work.
 
     uv run python bench/compare.py                  # everything (just bench)
     uv run python bench/compare.py --quick          # fewer repetitions, 5 s of idle
     uv run python bench/compare.py --only restart   # one scenario (or a comma list)
+    uv run python bench/compare.py --tools tuisup,floor --only startup,stop
 
-The peers are installed into a throwaway venv, bench/.peers/ (git-ignored), on first use.
+The Python peers are installed into a throwaway venv, bench/.peers/ (git-ignored), on first
+use; PM2 and mprocs (optional, like circus) with npm into bench/.peers/npm. PM2 runs as
+`pm2-runtime` (its foreground mode, PM2_HOME in the run's folder); mprocs, a terminal UI, runs
+on a pseudo-terminal and is stopped with its `q` key (SIGTERM would leave its processes).
 Every manager is launched with `BENCH_TOKEN=<uuid>` in its environment, which its children
 inherit: processes are found (and, after each measurement, killed) by that token, read from
 /proc/PID/environ, never by name alone. Service processes are the `sleep ARG` processes that
@@ -19,21 +23,26 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import json
 import os
+import pty
 import re
 import resource
 import shutil
 import signal
 import statistics
 import string
+import struct
 import subprocess
 import sys
 import tempfile
+import termios
 import textwrap
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +51,8 @@ import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS = ROOT / "bench" / ".peers"
-TUISUP_PYTHON = ROOT / ".venv" / "bin" / "python"
+NPM_BIN = PEERS / "npm" / "node_modules" / ".bin"
+TUISUP_COMMAND = ROOT / ".venv" / "bin" / "tuisup"
 
 TOKEN_VAR = "BENCH_TOKEN"
 MIB = 1024 * 1024
@@ -253,6 +263,8 @@ class Run:
         self.stdout = self.dir / "stdout.txt"
         self.t0 = 0.0
         self.leftovers = 0
+        self.tty: int | None = None
+        """The pseudo-terminal's master side, for a terminal program."""
 
     def __enter__(self) -> Run:
         ACTIVE.add(self.token)
@@ -266,8 +278,10 @@ class Run:
         assert self.popen is not None
         return self.popen.pid
 
-    def launch(self, argv: list[str], stdout: Path | None = None) -> None:
-        env = {**MANAGER_ENV, TOKEN_VAR: self.token}
+    def launch(
+        self, argv: list[str], stdout: Path | None = None, *, env: dict[str, str] | None = None
+    ) -> None:
+        env = {**MANAGER_ENV, TOKEN_VAR: self.token, **(env or {})}
         self.stdout = stdout or self.stdout
         with open(self.stdout, "wb") as out:
             self.t0 = time.perf_counter()
@@ -281,9 +295,27 @@ class Run:
                 start_new_session=True,
             )
 
+    def launch_on_tty(self, argv: list[str]) -> None:
+        """Launch a terminal program on a pseudo-terminal whose screen is read and dropped."""
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 160, 0, 0))
+        env = {**MANAGER_ENV, TOKEN_VAR: self.token, "TERM": "xterm-256color"}
+        self.t0 = time.perf_counter()
+        try:
+            self.popen = subprocess.Popen(
+                argv, cwd=self.dir, env=env, stdin=slave, stdout=slave, stderr=slave,
+                start_new_session=True,
+            )  # fmt: skip
+        finally:
+            os.close(slave)
+        self.tty = master
+        threading.Thread(target=_drain, args=(master,), daemon=True).start()
+
     def check(self) -> None:
         """Raise Failed if the manager has exited."""
         if self.popen is not None and self.popen.poll() is not None:
+            if self.tty is not None:
+                raise Failed(f"exited with {self.popen.returncode}")
             with open(self.stdout, "rb") as f:
                 f.seek(max(0, os.fstat(f.fileno()).st_size - 300))
                 tail = f.read().decode(errors="replace").strip()
@@ -300,7 +332,17 @@ class Run:
             progress(f"    warning: {self.leftovers} tagged processes survived SIGKILL")
         else:
             ACTIVE.discard(self.token)
+        if self.tty is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.tty)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _drain(fd: int) -> None:
+    """Read a pseudo-terminal until it closes, so that the program never blocks writing."""
+    with contextlib.suppress(OSError):
+        while os.read(fd, 65536):
+            pass
 
 
 def wait_until(
@@ -348,13 +390,27 @@ class Tool:
     name = ""
     restarts = True
     stop_signal = signal.SIGTERM
+    min_uptime = 0.0
+    """Seconds a process must have run for the tool to restart it when it dies."""
+    logs = True
+    """Whether it writes a service's output to a file (the ingest scenario)."""
 
     def sleeps(self, d: Path, args: list[str], *, fast_restart: bool) -> list[str]:
         raise NotImplementedError
 
-    def ingest(self, d: Path, writer: list[str]) -> tuple[list[str], Path, Path | None]:
-        """Return (argv, the log file to watch, where to send the manager's stdout)."""
+    def ingest(self, d: Path, writer: list[str]) -> tuple[list[str], Path, Path | None] | None:
+        """Return (argv, the log file to watch, where to send the manager's stdout).
+
+        None: the tool keeps no log file.
+        """
         raise NotImplementedError
+
+    def launch(self, run: Run, argv: list[str], stdout: Path | None = None) -> None:
+        run.launch(argv, stdout)
+
+    def stop(self, run: Run) -> None:
+        """Ask the manager to stop every service and exit, as a user would."""
+        os.kill(run.pid, self.stop_signal)
 
     def parse_log(self, line: bytes) -> bytes | None:
         """Return the service's own line from a log line; None to skip a manager's line."""
@@ -362,10 +418,19 @@ class Tool:
 
 
 class Tuisup(Tool):
+    """tuisup --no-tui, run as a user runs it: its `tuisup` command (not `python -m`)."""
+
     name = "tuisup"
+    json = False
+    """Print JSON events (`--json`) instead of text."""
+
+    def __init__(self, root: Path = ROOT, name: str = "tuisup") -> None:
+        self.command = root / ".venv" / "bin" / "tuisup"
+        self.name = name
 
     def _argv(self, path: Path) -> list[str]:
-        return [str(TUISUP_PYTHON), "-m", "tuisup", "--no-tui", "-f", str(path)]
+        mode = ["--no-tui", "--json"] if self.json else ["--no-tui"]
+        return [str(self.command), *mode, "-f", str(path)]
 
     def sleeps(self, d: Path, args: list[str], *, fast_restart: bool) -> list[str]:
         lines = ["[tuisup]", 'log_dir = "logs"']
@@ -483,6 +548,60 @@ class Circus(Tool):
         return self._argv(d, text), log, None
 
 
+class PM2(Tool):
+    name = "pm2"
+    stop_signal = signal.SIGINT
+
+    def _app(self, name: str, script: str, args: list[str], **extra: Any) -> dict[str, Any]:
+        return {
+            "name": name,
+            "script": script,
+            "args": args,
+            "interpreter": "none",
+            "autorestart": True,
+            "min_uptime": 0,
+            "max_restarts": 1000,
+            "restart_delay": 0,
+            **extra,
+        }
+
+    def _argv(self, d: Path, apps: list[dict[str, Any]]) -> list[str]:
+        (d / "ecosystem.config.js").write_text(f"module.exports = {json.dumps({'apps': apps})};\n")
+        return [str(NPM_BIN / "pm2-runtime"), "start", str(d / "ecosystem.config.js")]
+
+    def launch(self, run: Run, argv: list[str], stdout: Path | None = None) -> None:
+        run.launch(argv, stdout, env={"PM2_HOME": str(run.dir / "pm2")})
+
+    def sleeps(self, d: Path, args: list[str], *, fast_restart: bool) -> list[str]:
+        return self._argv(d, [self._app(f"s{arg}", "sleep", [arg]) for arg in args])
+
+    def ingest(self, d: Path, writer: list[str]) -> tuple[list[str], Path, Path | None]:
+        log = d / "w.log"
+        app = self._app("w", writer[0], writer[1:], out_file=str(log), merge_logs=True)
+        return self._argv(d, [app]), log, None
+
+
+class Mprocs(Tool):
+    name = "mprocs"
+    min_uptime = 1.5  # it does not restart a process that died within 1 s of its start (+ margin)
+    logs = False  # its output stays in its screen
+
+    def sleeps(self, d: Path, args: list[str], *, fast_restart: bool) -> list[str]:
+        procs = {f"s{arg}": {"cmd": ["sleep", arg], "autorestart": True} for arg in args}
+        (d / "mprocs.yaml").write_text(json.dumps({"procs": procs}))  # JSON is YAML
+        return [str(NPM_BIN / "mprocs"), "--config", str(d / "mprocs.yaml")]
+
+    def ingest(self, d: Path, writer: list[str]) -> None:
+        return None
+
+    def launch(self, run: Run, argv: list[str], stdout: Path | None = None) -> None:
+        run.launch_on_tty(argv)
+
+    def stop(self, run: Run) -> None:
+        assert run.tty is not None
+        os.write(run.tty, b"q")
+
+
 class Floor(Tool):
     name = "floor"
 
@@ -540,6 +659,7 @@ def _clean(v: dict[str, Any]) -> bool:
 def rows(idle_seconds: float) -> list[Row]:
     idle = f"{idle_seconds:g} s"
     return [
+        Row("start10", "startup, 10 sleeps", "ms", 0, "< 100 ms", _below(100.0), True),
         Row("start100", "startup, 100 sleeps", "ms", 0, "≤ 2× floor", _within_floor, True),
         Row("start500", "startup, 500 sleeps", "ms", 0, "≤ 2× floor", _within_floor, True),
         Row("restart50", "crash→restart, median", "ms", 2, "< 5 ms", _below(5.0), True),
@@ -553,6 +673,14 @@ def rows(idle_seconds: float) -> list[Row]:
         Row("ingest_ok", "lost / dup / mangled", "", 0, "0 / 0 / 0", _clean, ratios=False),
         Row("ingest_rss", "peak RSS during ingest", "MiB", 1),
         Row("stop100", "stop, 100 sleeps", "ms", 0, "< 200 ms", _below(200.0), True),
+        Row("stop100_first", "  host_stopping → 1st stopped", "ms", 0, ratios=False),
+        Row("stop100_last", "  host_stopping → last stopped", "ms", 0, ratios=False),
+        Row("stop500", "stop, 500 sleeps", "ms", 0, "", None, True),
+        Row("stop500_first", "  host_stopping → 1st stopped", "ms", 0, ratios=False),
+        Row("stop500_last", "  host_stopping → last stopped", "ms", 0, ratios=False),
+        Row("stop2000", "stop, 2,000 sleeps", "ms", 0, "", None, True),
+        Row("stop2000_first", "  host_stopping → 1st stopped", "ms", 0, ratios=False),
+        Row("stop2000_last", "  host_stopping → last stopped", "ms", 0, "< 2,000 ms", _below(2000)),
     ]
 
 
@@ -644,7 +772,7 @@ def start_sleeps(ctx: Context, tool: Tool, run: Run, n: int, *, fast_restart: bo
     args = sleep_args(n)
     argv = tool.sleeps(run.dir, args, fast_restart=fast_restart)
     scanner = Scanner(run.token, sleep_matcher(args))
-    run.launch(argv)
+    tool.launch(run, argv)
     wait_until(lambda: scanner.count() >= n, 120, run=run, what=f"{n} sleeps running")
     return scanner
 
@@ -662,8 +790,9 @@ def measure(ctx: Context, row: str, tool: Tool, fn: Callable[[Run], Any]) -> Any
 
 
 def scenario_startup(ctx: Context) -> None:
-    """Launch → every sleep seen running in /proc, for 100 and for 500 services."""
+    """Launch → every sleep seen running in /proc, for 10, 100 and 500 services."""
     for n, key, reps in (
+        (10, "start10", 4 if ctx.quick else 10),
         (100, "start100", 2 if ctx.quick else 5),
         (500, "start500", 1 if ctx.quick else 3),
     ):
@@ -703,21 +832,27 @@ def scenario_restart(ctx: Context) -> None:
             time.sleep(0.5)
             args = [a.encode() for a in sleep_args(5)]
             latencies: list[float] = []
+            seen: dict[int, float] = {}  # pid → when it was first seen
             for k in range(kills):
                 arg = args[k % len(args)]
+                now = time.perf_counter()
                 before = {p for p, a in scanner.scan().items() if a == arg}
                 victims = [p for p in before if alive(p)]
                 if not victims:
                     raise Failed(f"no live process for sleep {arg.decode()}")
-                time.sleep(0.05)
+                born = seen.setdefault(victims[0], now)
+                time.sleep(max(0.05, born + tool.min_uptime - now))
                 t0 = time.perf_counter()
                 os.kill(victims[0], signal.SIGKILL)
 
                 def restarted(arg: bytes = arg, before: set[int] = before) -> bool:
                     return any(a == arg and p not in before for p, a in scanner.scan().items())
 
-                t1 = wait_until(restarted, 10, run=run, interval=FAST_POLL, what="restart")
+                t1 = wait_until(restarted, 10, run=run, interval=FAST_POLL, what=f"restart {k}")
                 latencies.append((t1 - t0) * 1000)
+                for p, a in scanner.scan().items():
+                    if a == arg and p not in before:
+                        seen.setdefault(p, t1)
             return latencies
 
         got = measure(ctx, "restart50", tool, once)
@@ -848,13 +983,20 @@ def scenario_ingest(ctx: Context) -> None:
     samples: dict[str, list[float]] = {t.name: [] for t in ctx.tools}
     from_writer: dict[str, list[float]] = {t.name: [] for t in ctx.tools}
     peaks: dict[str, list[float]] = {t.name: [] for t in ctx.tools}
+    tools = [t for t in ctx.tools if t.logs]
+    for tool in ctx.tools:
+        if tool not in tools:
+            for row in ("ingest", "ingest_w"):
+                ctx.results.put(row, tool.name, "n/a")
     for rep in range(reps):
-        for tool in ctx.tools:
+        for tool in tools:
 
             def once(
                 run: Run, tool: Tool = tool
             ) -> tuple[float, float, tuple[int, int, int], float]:
-                argv, log, stdout = tool.ingest(run.dir, writer)
+                got = tool.ingest(run.dir, writer)
+                assert got is not None
+                argv, log, stdout = got
                 watch = TailWatch(log)
                 scanner = Scanner(run.token, is_writer)
                 peak, started = 0.0, 0.0
@@ -866,7 +1008,7 @@ def scenario_ingest(ctx: Context) -> None:
                         started = time.perf_counter()
                     return watch.done()
 
-                run.launch(argv, stdout)
+                tool.launch(run, argv, stdout)
                 t1 = wait_until(complete, 120, run=run, what="all lines in the log")
                 # Keep watching the memory a little: the manager may still be digesting.
                 while time.perf_counter() < t1 + 0.5:
@@ -899,44 +1041,95 @@ def scenario_ingest(ctx: Context) -> None:
             ctx.results.put("ingest_rss", name, max(peaks[name]))
 
 
+STOP_SIZES = {100: (2, 5), 500: (1, 3), 2000: (1, 2)}
+"""Services in each stop row, and its runs (quick, full)."""
+
+
 def scenario_stop(ctx: Context) -> None:
-    """100 services up; SIGTERM the manager → manager gone and no tagged process left."""
-    reps = 2 if ctx.quick else 5
-    progress(f"stop, 100 services, {reps} runs each")
-    samples: dict[str, list[float]] = {t.name: [] for t in ctx.tools}
-    for rep in range(reps):
-        for tool in ctx.tools:
+    """N services up; ask the manager to stop → manager gone and no tagged process left.
 
-            def once(run: Run, tool: Tool = tool) -> float:
-                start_sleeps(ctx, tool, run, 100, fast_restart=False)
-                time.sleep(0.5)
-                live = set(tagged(run.token))
-                assert run.popen is not None
-                popen = run.popen
-                t0 = time.perf_counter()
-                os.kill(run.pid, tool.stop_signal)
+    tuisup runs with --json here, so that its own `host_stopping` and `state` events say
+    when the first and the last service was stopped (rows stop_first / stop_last).
+    """
+    for n, (quick, full) in STOP_SIZES.items():
+        reps = quick if ctx.quick else full
+        progress(f"stop, {n} services, {reps} runs each")
+        samples: dict[str, list[float]] = {t.name: [] for t in ctx.tools}
+        phases: dict[tuple[str, str], list[float]] = {}
+        for rep in range(reps):
+            for tool in ctx.tools:
+                key = f"stop{n}"
+                if (key, tool.name) in ctx.results.values and not samples[tool.name]:
+                    continue  # failed once: do not try again
+                value = measure(ctx, key, tool, lambda r, t=tool, n=n: stop_once(ctx, t, r, n))
+                if value is None:
+                    continue
+                took, got = value
+                samples[tool.name].append(took)
+                for phase, ms in got.items():
+                    phases.setdefault((phase, tool.name), []).append(ms)
+                more = "".join(f", stopping→{k} stopped {v:.0f} ms" for k, v in got.items())
+                progress(f"  {rep + 1}/{reps} {tool.name:12} {took:8.1f} ms{more}")
+        for name, got_samples in samples.items():
+            if got_samples:
+                ctx.results.put(f"stop{n}", name, statistics.median(got_samples))
+                ctx.results.keep(f"stop{n}", name, got_samples)
+        for (phase, name), got_samples in phases.items():
+            ctx.results.put(f"stop{n}_{phase}", name, statistics.median(got_samples))
+            ctx.results.keep(f"stop{n}_{phase}", name, got_samples)
 
-                def gone() -> bool:
-                    nonlocal live
-                    if popen.poll() is None:
-                        return False
-                    live = {p for p in live if alive(p)}
-                    if live:
-                        return False
-                    live = {p for p in tagged(run.token) if alive(p)}
-                    return not live
 
-                t1 = wait_until(gone, 60, what="manager and services gone")
-                return (t1 - t0) * 1000
+def stop_once(ctx: Context, tool: Tool, run: Run, n: int) -> tuple[float, dict[str, float]]:
+    """Return the stop's milliseconds, and tuisup's host_stopping → first / last stopped."""
+    with tool_json(tool):
+        start_sleeps(ctx, tool, run, n, fast_restart=False)
+    time.sleep(0.5)
+    live = set(tagged(run.token))
+    assert run.popen is not None
+    popen = run.popen
+    t0 = time.perf_counter()
+    tool.stop(run)
 
-            value = measure(ctx, "stop100", tool, once)
-            if value is not None:
-                samples[tool.name].append(value)
-                progress(f"  {rep + 1}/{reps} {tool.name:12} {value:8.1f} ms")
-    for name, got in samples.items():
-        if got:
-            ctx.results.put("stop100", name, statistics.median(got))
-            ctx.results.keep("stop100", name, got)
+    def gone() -> bool:
+        nonlocal live
+        if popen.poll() is None:
+            return False
+        live = {p for p in live if alive(p)}
+        if live:
+            return False
+        live = {p for p in tagged(run.token) if alive(p)}
+        return not live
+
+    t1 = wait_until(gone, 120, what="manager and services gone")
+    return (t1 - t0) * 1000, stop_phases(run.stdout) if isinstance(tool, Tuisup) else {}
+
+
+@contextlib.contextmanager
+def tool_json(tool: Tool) -> Iterator[None]:
+    """Have tuisup print JSON events for the length of the block."""
+    if not isinstance(tool, Tuisup):
+        yield
+        return
+    tool.json = True
+    try:
+        yield
+    finally:
+        tool.json = False
+
+
+def stop_phases(stdout: Path) -> dict[str, float]:
+    """From tuisup's JSON events: ms from host_stopping to the first and the last `stopped`."""
+    stopping, stopped = None, []
+    for line in stdout.read_bytes().splitlines():
+        if b'"host_stopping"' in line or b'"stopped"' in line:
+            event = json.loads(line)
+            if event["event"] == "host_stopping":
+                stopping = event["ts"]
+            elif event["event"] == "state" and event["state"] == "stopped":
+                stopped.append(event["ts"])
+    if stopping is None or not stopped:
+        return {}
+    return {"first": (min(stopped) - stopping) * 1000, "last": (max(stopped) - stopping) * 1000}
 
 
 SCENARIOS: dict[str, Callable[[Context], None]] = {
@@ -951,6 +1144,44 @@ SCENARIOS: dict[str, Callable[[Context], None]] = {
 # -- setup ----------------------------------------------------------------------------------
 
 
+def ensure_npm_peers(wanted: list[str]) -> list[str]:
+    """Install PM2 and mprocs with npm into bench/.peers/npm; return those that run."""
+    commands = {"pm2": "pm2-runtime", "mprocs": "mprocs"}
+    wanted = [name for name in wanted if name in commands]
+    missing = [name for name in wanted if not (NPM_BIN / commands[name]).exists()]
+    npm = shutil.which("npm")
+    if missing and npm is not None:
+        progress(f"installing {', '.join(missing)} (optional) with npm into {PEERS / 'npm'}")
+        (PEERS / "npm").mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [npm, "install", "--silent", "--no-audit", "--no-fund", *missing],
+            cwd=PEERS / "npm",
+            check=False,
+        )
+    available = []
+    for name in wanted:
+        if npm_version(name) is not None:
+            available.append(name)
+        else:
+            progress(f"{name} is not available: skipped")
+    return available
+
+
+def npm_version(name: str) -> str | None:
+    """The version of an npm peer that is installed and runs here, else None."""
+    exe = NPM_BIN / {"pm2": "pm2-runtime"}.get(name, name)
+    package = PEERS / "npm" / "node_modules" / name / "package.json"
+    if not exe.exists() or not package.exists():
+        return None
+    # `pm2 --version` would start a daemon: ask mprocs only, and read PM2's package.
+    if name == "mprocs":
+        probe = subprocess.run([str(exe), "--version"], capture_output=True, check=False)
+        if probe.returncode != 0:
+            return None
+    version: str = json.loads(package.read_text())["version"]
+    return version
+
+
 def ensure_peers(want_circus: bool) -> list[str]:
     """Install supervisor and honcho (and circus, if it installs) into bench/.peers."""
     uv = os.environ.get("UV") or shutil.which("uv")
@@ -963,7 +1194,7 @@ def ensure_peers(want_circus: bool) -> list[str]:
             raise SystemExit("bench: uv is needed to install the peers into bench/.peers")
         if not python.exists():
             progress(f"creating {PEERS}")
-            subprocess.run([uv, "venv", "--quiet", str(PEERS)], check=True)
+            subprocess.run([uv, "venv", "--quiet", "--allow-existing", str(PEERS)], check=True)
     if missing:
         progress(f"installing {', '.join(missing)} into {PEERS}")
         subprocess.run(
@@ -994,6 +1225,12 @@ def ensure_peers(want_circus: bool) -> list[str]:
 def versions(names: list[str]) -> str:
     out = []
     for name in names:
+        if name == "baseline":
+            out.append("a baseline tuisup")
+            continue
+        if name in ("pm2", "mprocs"):
+            out.append(f"{name} {npm_version(name)}")
+            continue
         exe = {"circus": "circusd"}.get(name, name)
         path = PEERS / "bin" / exe
         probe = subprocess.run(
@@ -1064,7 +1301,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--idle-seconds", type=float, help="the idle window (default 20, quick 5)")
     parser.add_argument(
         "--tools",
-        help="run these tools only (comma list of tuisup, supervisord, honcho, circus, floor)",
+        help="run these tools only (comma list of tuisup, supervisord, honcho, circus, pm2,"
+        " mprocs, floor)",
     )
     parser.add_argument("--no-circus", action="store_true", help="do not try circus")
     parser.add_argument(
@@ -1073,6 +1311,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="run the managers with PYTHONDONTWRITEBYTECODE=1 (no bytecode cache)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="DIR",
+        help="also run the tuisup of another checkout with its own .venv (a git worktree of"
+        " an older commit, say) as the tool `baseline`, in the same runs",
+    )
     options = parser.parse_args(argv)
     options.scenarios = list(SCENARIOS)
     if options.only:
@@ -1089,10 +1334,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     options = parse_args(argv)
-    if not TUISUP_PYTHON.exists():
-        raise SystemExit(f"bench: {TUISUP_PYTHON} is missing: run `uv sync` first")
+    if not TUISUP_COMMAND.exists():
+        raise SystemExit(f"bench: {TUISUP_COMMAND} is missing: run `uv sync` first")
     wanted = options.tools.split(",") if options.tools else None
     peers = ensure_peers(not options.no_circus and (wanted is None or "circus" in wanted))
+    peers += ensure_npm_peers([p for p in ("pm2", "mprocs") if wanted is None or p in wanted])
     raise_fd_limit()
     MANAGER_ENV.clear()
     MANAGER_ENV.update(manager_env(options.cold))
@@ -1100,13 +1346,18 @@ def main(argv: list[str] | None = None) -> int:
     base = Path(tempfile.mkdtemp(prefix="tuisup-bench-"))
     (base / "floor.py").write_text(FLOOR)
     (base / "writer.py").write_text(WRITER)
-    catalogue: list[Tool] = [Tuisup(), Supervisord(), Honcho(), Circus(), Floor(base / "floor.py")]
+    catalogue: list[Tool] = [
+        Tuisup(), Supervisord(), Honcho(), Circus(), PM2(), Mprocs(), Floor(base / "floor.py")
+    ]  # fmt: skip
     tools = [
         t
         for t in catalogue
         if (t.name in ("tuisup", "floor") or t.name in peers)
         and (wanted is None or t.name in wanted)
     ]
+    if options.baseline is not None:
+        tools.insert(1, Tuisup(options.baseline.resolve(), "baseline"))
+        peers.append("baseline")
     ctx = Context(base, tools, Results(), options.quick, options.idle_seconds)
     ctx.results.notes.append("load average at start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     progress(f"tools: {', '.join(t.name for t in tools)}; scratch: {base}")

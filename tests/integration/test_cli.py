@@ -130,6 +130,40 @@ def test_headless_mode_never_imports_textual(tmp_path: Path) -> None:
     assert "TEXTUAL: []" in done.stdout
 
 
+def test_headless_imports_only_what_the_manifest_uses(tmp_path: Path) -> None:
+    """Regression: a start imported what this manifest does not use: `shutil` (argparse,
+    for its help's width), `secrets` (one random tag), the file watching of services that
+    watch nothing; a user waits for every import before the first service starts."""
+    write(
+        tmp_path,
+        """
+        [services.a]
+        command = "true"
+    """,
+    )
+    unused = (
+        "shutil",
+        "secrets",
+        "watchfiles",
+        "tuisup.engine.service_watch",
+        "tuisup.engine.executors.inprocess",
+        "tuisup.service",
+        "textual",
+    )
+    code = (
+        "import sys\n"
+        "from tuisup.cli import main\n"
+        "rc = main(['--no-tui'])\n"
+        f"print('LOADED:', sorted(m for m in {unused!r} if m in sys.modules))\n"
+        "sys.exit(rc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    assert "LOADED: []" in done.stdout, done.stdout
+
+
 def test_sigint_stops_everything_and_exits_zero(tmp_path: Path, token: str) -> None:
     write(
         tmp_path,

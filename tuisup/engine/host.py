@@ -13,9 +13,8 @@ and what a reload changes is worked out apart (`engine.reload`).
 
 from __future__ import annotations
 
-import contextlib
 import signal
-import sys
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from types import TracebackType
@@ -46,7 +45,6 @@ from tuisup.engine.logs import LogBatch, LogStore
 from tuisup.engine.messages import CommandMessage, Start
 from tuisup.engine.reaper import Reaper, become_subreaper
 from tuisup.engine.reload import ReloadPlan, plan_reload, reread
-from tuisup.engine.service_watch import LOOP_RESTARTS, ServiceWatch
 from tuisup.engine.spawn import raise_open_files_limit
 from tuisup.engine.status import ACTIVE
 from tuisup.engine.supervisor import Supervisor
@@ -57,6 +55,9 @@ from tuisup.spec import Manifest, ServiceSpec
 
 if TYPE_CHECKING:
     from tuisup.engine.procstats import ProcessCollector
+
+if TYPE_CHECKING:
+    from tuisup.engine.service_watch import ServiceWatch
 
 EXIT_GRACE = 2.0
 """Seconds the Host's exit waits, beyond a whole shutdown's bound, before it gives up on the
@@ -151,7 +152,7 @@ class Host:
         raise_open_files_limit()
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
-        self._tg.start_soon(self._reap_adopted)
+        self.reaper.listen()
         await self._tg.start(self.lifeline.run)
         await self._tg.start(DependencyWaker(self, self._tg).run)
         if self.watch:
@@ -187,6 +188,7 @@ class Host:
             # Whatever is left (there should be nothing) dies with the lifeline, which
             # SIGKILLs every process tagged with this host once it is released.
             await self.lifeline.aclose()
+        self.reaper.close()
         assert self._tg is not None
         self._tg.cancel_scope.cancel()
         return await self._tg.__aexit__(exc_type, exc, tb)
@@ -221,8 +223,9 @@ class Host:
                 await self.graph.stop(self.supervisors)
             # Escapees of services that ended by themselves are swept at their exit; one
             # that slipped through (re-parented only after that sweep) is caught here.
+            now = time.monotonic()  # one look, after every service stopped, serves them all
             for name in self.supervisors:
-                self.reaper.sweep(name, signal.SIGKILL)
+                self.reaper.sweep(name, signal.SIGKILL, since=now)
             if scope.cancelled_caught:
                 self.kill_all()
                 with anyio.move_on_after(KILL_GRACE):
@@ -334,11 +337,20 @@ class Host:
             return True
 
     def _watch_services(self) -> None:
-        """(Re)start the one watcher of every service's `watch` paths, keeping its pauses."""
+        """(Re)start the one watcher of every service's `watch` paths, keeping its pauses.
+
+        When no service watches anything, there is no watcher at all, and the watching code
+        is not even imported: a start waits for every import.
+        """
         old = self._service_watch
         if old is not None:
             old.close()
+            self._service_watch = None
         specs = [sup.spec for sup in self.supervisors.values()]
+        if not any(spec.watch for spec in specs):
+            return  # nor is the watching code imported: a start waits for every import
+        from tuisup.engine.service_watch import ServiceWatch
+
         log_dir = self.manifest.settings.log_dir
         # Nothing tuisup writes counts: its home beside the manifest, and its logs.
         ignore = [self.manifest.root / ".tuisup", *([log_dir] if log_dir is not None else [])]
@@ -352,6 +364,8 @@ class Host:
         watch = self._service_watch
         if sup is None or watch is None or self._stopped is not None:
             return
+        from tuisup.engine.service_watch import LOOP_RESTARTS
+
         key = tuple(paths)
         count = watch.repeats(service, paths, sup.status().started)
         if count >= LOOP_RESTARTS:
@@ -509,15 +523,6 @@ class Host:
             error=news.error,
             message=news.describe(),
         )
-
-    async def _reap_adopted(self) -> None:
-        """Reap adopted escapees as they exit, so none lingers as a zombie."""
-        if not sys.platform.startswith("linux"):
-            return
-        with contextlib.suppress(RuntimeError, ValueError):  # not the main thread
-            with anyio.open_signal_receiver(signal.SIGCHLD) as signals:
-                async for _ in signals:
-                    self.reaper.reap_zombies()
 
 
 def _with_lines(event: Output, kept: dict[int, LogBatch]) -> Output:

@@ -6,19 +6,35 @@ process carries `TUISUP_HOST` and `TUISUP_SERVICE` in its environment, which its
 descendants inherit; that tag is how an adopted escapee is attributed to its service.
 Reaping is targeted: only pids that tuisup adopted, never `waitpid(-1)`, which would steal
 exit statuses from whoever else in the process started a child.
+
+Finding the adopted ones means listing every child of tuisup, services included: a look
+costs as much as there are services. So one look serves every sweep that can use it (all
+the services that end in one moment share it), and SIGCHLD, which asks for a look, is not
+listened to while runs are stopping or sweeping after their exit (their sweeps look anyway)
+nor for REAP_GAP after each signal: stopping N services costs a bounded number of looks,
+not N of them. Listening throughout would also take one signal per exit, and the event
+loop's wakeup socket holds about 280: a burst of exits overflows it, Python reports each
+lost signal on stderr, and a signal lost there can be a Ctrl-C.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
+import math
 import os
-import secrets
 import signal
 import sys
+import time
 from collections.abc import Iterator
 
 PR_SET_CHILD_SUBREAPER = 36
+
+LOOK_AGE = 0.002
+"""Seconds a look at tuisup's children serves a caller that asks for no particular moment."""
+REAP_GAP = 0.01
+"""Seconds SIGCHLD is not listened to after a signal, or after the last stop or sweep."""
 
 HOST_TAG = "TUISUP_HOST"
 SERVICE_TAG = "TUISUP_SERVICE"
@@ -38,7 +54,7 @@ def host_tag() -> str:
     The random part keeps a later tuisup that happens to get the same pid from being
     mistaken for this one.
     """
-    return f"{os.getpid()}-{secrets.token_hex(4)}"
+    return f"{os.getpid()}-{os.urandom(4).hex()}"  # not `secrets`: 2 ms of imports
 
 
 def children(pid: int | str = "self") -> set[int]:
@@ -99,34 +115,119 @@ class Reaper:
         self._own_sid = os.getsid(0)
         self.adopted: dict[int, str] = {}
         """Live adopted escapees seen so far, and their service."""
+        self._look: dict[int, str] = {}
+        """The adopted children at the last look, and their state (`S`, `Z`, ...)."""
+        self._looked_at = -math.inf
+        self._busy = 0
+        """Runs stopping or sweeping after their exit now: SIGCHLD is not listened to."""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """The loop SIGCHLD is listened to on, between `listen` and `close`."""
+        self._listening = False
+        self._resume: asyncio.TimerHandle | None = None
 
-    def _adopted(self) -> Iterator[tuple[int, str]]:
-        """Yield `(pid, state)` of each child of tuisup that was adopted."""
-        for pid in children() - self.managed:
-            info = stat(pid)
-            if info is not None and info[3] != self._own_sid:
-                yield pid, info[0]
+    def _adopted(self, since: float | None) -> list[tuple[int, str]]:
+        """Return `(pid, state)` of each adopted child, by a look begun at `since` or later.
 
-    def reap_zombies(self) -> int:
-        """Reap every adopted child that has exited; return how many."""
+        `since` None takes a look at most LOOK_AGE old. Reaped pids leave the look, so a
+        pid in it is a child of tuisup still: its number cannot have been handed on.
+        """
+        now = time.monotonic()
+        if self._looked_at < (now - LOOK_AGE if since is None else since):
+            look = {}
+            for pid in children() - self.managed:
+                info = stat(pid)
+                if info is not None and info[3] != self._own_sid:
+                    look[pid] = info[0]
+            self._look, self._looked_at = look, now
+        return list(self._look.items())
+
+    def _reap(self, pid: int) -> int:
+        self._look.pop(pid, None)
+        self.adopted.pop(pid, None)
+        return _reap(pid)
+
+    def reap_zombies(self, since: float | None = None) -> int:
+        """Reap every adopted child that has exited (by a look from `since`); return how many."""
         reaped = 0
-        for pid, state in list(self._adopted()):
+        for pid, state in self._adopted(since):
             if state in ("Z", "X"):
-                reaped += _reap(pid)
-                self.adopted.pop(pid, None)
+                reaped += self._reap(pid)
         return reaped
 
-    def sweep(self, service: str, sig: signal.Signals = signal.SIGKILL) -> int:
+    def listen(self) -> None:
+        """Reap adopted escapees as they exit (on SIGCHLD), until `close`; from the loop.
+
+        Not from a thread other than the main one, where signals cannot be listened to.
+        """
+        if not sys.platform.startswith("linux"):
+            return
+        self._loop = asyncio.get_running_loop()
+        self._hear()
+
+    def close(self) -> None:
+        """Stop listening to SIGCHLD."""
+        self._deafen()
+        if self._resume is not None:
+            self._resume.cancel()
+        self._loop = None
+
+    def _hear(self) -> None:
+        """Listen to SIGCHLD again, and reap what exited while it was not listened to."""
+        self._resume = None
+        if self._loop is None or self._busy or self._listening:
+            return
+        try:
+            self._loop.add_signal_handler(signal.SIGCHLD, self._on_sigchld)
+        except (RuntimeError, ValueError):  # not the main thread
+            self._loop = None
+            return
+        self._listening = True
+        self.reap_zombies(time.monotonic())
+
+    def _deafen(self) -> None:
+        if self._listening and self._loop is not None:
+            self._loop.remove_signal_handler(signal.SIGCHLD)
+        self._listening = False
+
+    def _on_sigchld(self) -> None:
+        self.quiet()
+        self.reap_zombies(time.monotonic())
+
+    def quiet(self) -> None:
+        """Exits are coming that are swept anyway: stop listening for REAP_GAP."""
+        self._deafen()
+        if self._loop is not None and self._resume is None and not self._busy:
+            self._resume = self._loop.call_later(REAP_GAP, self._hear)
+
+    @contextlib.contextmanager
+    def busy(self) -> Iterator[None]:
+        """Mark a run stopping or sweeping after its exit: its sweep reaps what SIGCHLD would."""
+        self._busy += 1
+        self.quiet()
+        try:
+            yield
+        finally:
+            self._busy -= 1
+            self.quiet()
+
+    def sweep(
+        self, service: str, sig: signal.Signals = signal.SIGKILL, since: float | None = None
+    ) -> int:
         """Send `sig` to every live adopted escapee of `service`; reap the dead ones.
+
+        Args:
+            service: Whose escapees.
+            sig: The signal.
+            since: The look at the children must have begun at this `time.monotonic()` or
+                later (after what the caller needs it to see); None: a recent look will do.
 
         Returns:
             How many live escapees were signalled.
         """
         signalled = 0
-        for pid, state in list(self._adopted()):
+        for pid, state in self._adopted(since):
             if state in ("Z", "X"):
-                _reap(pid)
-                self.adopted.pop(pid, None)
+                self._reap(pid)
                 continue
             owner = self.adopted.get(pid)
             if owner is None:

@@ -1,7 +1,8 @@
 """Provides the events: everything that happens to a host and its services, as plain data.
 
-An event is a small frozen dataclass stamped with a sequence number (`seq`, one more per
-event) and a Unix time (`ts`). Its JSON form (`to_json`) is the one schema of `tuisup
+An event is a small frozen record (`tuisup.model.record`: cheaper to define than a
+dataclass, and every start defines them all) stamped with a sequence number (`seq`, one
+more per event) and a Unix time (`ts`). Its JSON form (`to_json`) is the one schema of `tuisup
 --no-tui --json`, of `tuisup events --json` and of the control socket's streams;
 `event_from_json` reads it back.
 """
@@ -10,15 +11,14 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
+from tuisup.model.record import Record
 from tuisup.model.states import Health, ServiceState
 from tuisup.model.views import ServiceView
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Event:
+class Event(Record):
     """Something that happened; `seq` grows by one per event, `ts` is Unix time."""
 
     kind: ClassVar[str] = "event"
@@ -28,17 +28,14 @@ class Event:
     def to_json(self) -> dict[str, Any]:
         """Return a JSON-ready dict: `seq`, `ts`, `event` and the event's own fields."""
         data: dict[str, Any] = {"seq": self.seq, "ts": round(self.ts, 6), "event": self.kind}
-        for f in fields(self):
-            if f.name in ("seq", "ts"):
-                continue
-            value = getattr(self, f.name)
+        for field in self._fields[2:]:  # after seq and ts
+            value = getattr(self, field)
             if value is None:
                 continue
-            data[f.name] = _plain(value)
+            data[field] = _plain(value)
         return data
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class HostStarted(Event):
     """The host is up and its services are being started."""
 
@@ -47,7 +44,6 @@ class HostStarted(Event):
     services: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class HostStopping(Event):
     """The host is stopping every service."""
 
@@ -57,14 +53,12 @@ class HostStopping(Event):
     """How many services were alive (or about to be) when it began."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class HostStopped(Event):
     """Every service has stopped; nothing the host started is left running."""
 
     kind: ClassVar[str] = "host_stopped"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class StateChanged(Event):
     """A service moved from one state to another.
 
@@ -87,7 +81,6 @@ class StateChanged(Event):
     restarts: int = 0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class HealthChanged(Event):
     """A service's health flag changed (back to `unknown` when its run ends).
 
@@ -103,7 +96,6 @@ class HealthChanged(Event):
     failures: int = 0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class RestartScheduled(Event):
     """A service is in backoff and will be started again after `delay` seconds."""
 
@@ -113,7 +105,6 @@ class RestartScheduled(Event):
     delay: float
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Output(Event):
     """Lines `first_line .. first_line + count - 1` of a service were kept in its log.
 
@@ -144,7 +135,6 @@ class Output(Event):
         )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class LogFileChanged(Event):
     """A service's log file cannot be written, or can be again, or was deleted and made again.
 
@@ -162,7 +152,6 @@ class LogFileChanged(Event):
     message: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class FilesChanged(Event):
     """Files a service watches changed; it is restarted (unless `paused` says why not)."""
 
@@ -173,7 +162,6 @@ class FilesChanged(Event):
     """Set when watching this service was paused instead (a restart loop)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class ManifestReloaded(Event):
     """A changed manifest was applied: services added, removed, restarted or updated.
 
@@ -204,7 +192,6 @@ class ManifestReloaded(Event):
         return "; ".join(parts) or "nothing changed"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class ManifestInvalid(Event):
     """A changed manifest could not be applied; every service keeps running as it was."""
 
@@ -213,7 +200,6 @@ class ManifestInvalid(Event):
     error: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Missed(Event):
     """The subscriber fell so far behind that `count` events left the ring unread."""
 
@@ -221,7 +207,6 @@ class Missed(Event):
     count: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Snapshot(Event):
     """Where every service stands (streams begin with one, and send one after `missed`)."""
 
@@ -229,7 +214,6 @@ class Snapshot(Event):
     services: tuple[ServiceView, ...]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class StatusChanged(Event):
     """Where some services stand now: those that the events just before changed."""
 
@@ -267,6 +251,14 @@ _ENUMS: dict[str, type[ServiceState] | type[Health]] = {
 """The enums a field may hold, by the name its annotation gives them."""
 
 
+def _annotations(cls: type) -> dict[str, str]:
+    """Every field's annotation as written (strings: the module has postponed them)."""
+    found: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        found.update(getattr(klass, "__annotations__", {}))
+    return found
+
+
 def event_from_json(data: Mapping[str, Any]) -> Event:
     """Read back an event that `to_json` wrote.
 
@@ -276,20 +268,21 @@ def event_from_json(data: Mapping[str, Any]) -> Event:
     cls = EVENTS.get(str(data.get("event")))
     if cls is None or cls is Event:
         raise ValueError(f"unknown event {data.get('event')!r}")
+    annotations = _annotations(cls)
     values: dict[str, Any] = {}
-    for f in fields(cls):
-        if f.name not in data:
+    for field in cls._fields:
+        if field not in data:
             continue
-        value = data[f.name]
-        if f.name == "services":
+        value = data[field]
+        if field == "services":
             value = tuple(ServiceView.from_json(v) for v in value)
         elif isinstance(value, list):
             value = tuple(value)
         elif value is not None:
-            kinds = [_ENUMS[t] for t in str(f.type).split(" | ") if t in _ENUMS]
+            kinds = [_ENUMS[t] for t in annotations.get(field, "").split(" | ") if t in _ENUMS]
             if kinds:
                 value = kinds[0](value)
-        values[f.name] = value
+        values[field] = value
     try:
         return cls(**values)
     except TypeError as exc:

@@ -143,6 +143,7 @@ class ProcessRun(Run):
         self._leader = leader
         self._reaper = reaper
         self._drained = anyio.Event()
+        self._exited_at = 0.0
         self._open: set[int] = set()
         self._loop: asyncio.AbstractEventLoop
         self._tg: TaskGroup
@@ -189,12 +190,14 @@ class ProcessRun(Run):
             self._drained.set()
 
     def _on_exit(self) -> None:
+        self._exited_at = time.monotonic()  # the sweep needs a look at the children after it
+        self._reaper.quiet()
         self._loop.remove_reader(self._leader.pidfd)
         self._tg.start_soon(self._finish)
 
     async def _finish(self) -> None:
         """The leader is a zombie: kill what is left of its tree, reap, and report."""
-        with anyio.CancelScope(shield=True):
+        with anyio.CancelScope(shield=True), self._reaper.busy():
             # Its pgid is still ours to kill while it is unreaped. Leftovers in the group
             # die with it, since a service's exit is the end of its whole tree.
             self._leader.signal_group(signal.SIGKILL)
@@ -241,9 +244,11 @@ class ProcessRun(Run):
         deadline = time.monotonic() + SWEEP_TIME
         clean = 0
         killed = False
+        since = self._exited_at
         while time.monotonic() < deadline:
-            reaper.reap_zombies()
-            left = reaper.sweep(self.service, signal.SIGKILL)
+            reaper.reap_zombies(since)
+            left = reaper.sweep(self.service, signal.SIGKILL, since)
+            since = time.monotonic()
             killed = killed or bool(left)
             if self._leader.group_alive():  # members SIGKILLed with the leader, not gone yet
                 left += 1
@@ -257,10 +262,11 @@ class ProcessRun(Run):
     async def stop(self, sig: signal.Signals, timeout: float) -> ExitStatus:
         """Signal the group (and escapees), then SIGKILL after `timeout`."""
         if not self._ended.is_set():
-            self._leader.signal_group(sig)
-            self._leader.signal_group(signal.SIGCONT)
-            self._reaper.sweep(self.service, sig)
-            await self._escalate(timeout)
+            with self._reaper.busy():
+                self._leader.signal_group(sig)
+                self._leader.signal_group(signal.SIGCONT)
+                self._reaper.sweep(self.service, sig)
+                await self._escalate(timeout)
         if self._status is None:
             # Only a process stuck in the kernel (state D) gets here; report what we know.
             return ExitStatus(error="did not end after SIGKILL")
@@ -268,6 +274,7 @@ class ProcessRun(Run):
 
     def kill(self) -> None:
         """SIGKILL the group and every escapee now."""
+        self._reaper.quiet()
         self._leader.signal_group(signal.SIGKILL)
         self._reaper.sweep(self.service, signal.SIGKILL)
 
