@@ -59,9 +59,8 @@ def test_empty_lines_are_kept() -> None:
 
 
 def batch(service: str, first: int, n: int) -> LogBatch:
-    return LogBatch(
-        service, "stdout", first, 0.0, [f"{service}{i}" for i in range(first, first + n)]
-    )
+    lines = [f"{service}{i}" for i in range(first, first + n)]
+    return LogBatch(service=service, stream="stdout", first=first, ts=0.0, lines=lines)
 
 
 def test_ring_keeps_at_most_max_lines_and_counts_what_it_dropped() -> None:

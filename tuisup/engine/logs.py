@@ -186,7 +186,9 @@ class LogStore:
 
     def add(self, service: str, stream: str, lines: list[str]) -> LogBatch:
         """Keep `lines` and announce them."""
-        batch = LogBatch(service, stream, self._next, time.time(), lines)
+        batch = LogBatch(
+            service=service, stream=stream, first=self._next, ts=time.time(), lines=lines
+        )
         self._next += len(lines)
         self.ring(service).append(batch)
         self.merged.append(batch)

@@ -50,7 +50,7 @@ class ProcessCollector:
             self._commands.pop(gone, None)
         cpu = sum(p.cpu for procs in trees.values() for p in procs)
         rss = sum(p.rss for procs in trees.values() for p in procs)
-        return ProcessStats({n: tuple(p) for n, p in trees.items()}, cpu, rss)
+        return ProcessStats(trees={n: tuple(p) for n, p in trees.items()}, cpu=cpu, rss=rss)
 
     def _walk(self, pid: int, group: int, depth: int, out: list[Proc]) -> None:
         info = self._info(pid, group, depth)
@@ -74,4 +74,4 @@ class ProcessCollector:
             escaped = group < 0 or os.getpgid(pid) != group
         except (psutil.Error, OSError):
             return None
-        return Proc(pid, depth, command, cpu, rss, escaped)
+        return Proc(pid=pid, depth=depth, command=command, cpu=cpu, rss=rss, escaped=escaped)

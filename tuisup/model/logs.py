@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
+
+from tuisup.model.record import Record
 
 MARKER_STREAM = "tuisup"
 """The stream name of tuisup's own lines in a service's log (restart markers)."""
 
 
-@dataclass(frozen=True, slots=True)
-class LogBatch:
+class LogBatch(Record):
     """Consecutive kept lines of one service and stream; line `i` has number `first + i`."""
 
     service: str
@@ -31,7 +31,11 @@ class LogBatch:
         if seq < self.first:
             return self
         return LogBatch(
-            self.service, self.stream, seq + 1, self.ts, self.lines[seq + 1 - self.first :]
+            service=self.service,
+            stream=self.stream,
+            first=seq + 1,
+            ts=self.ts,
+            lines=self.lines[seq + 1 - self.first :],
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -48,9 +52,9 @@ class LogBatch:
     def from_json(cls, data: Mapping[str, Any]) -> LogBatch:
         """Read back what `to_json` wrote."""
         return cls(
-            str(data["service"]),
-            str(data["stream"]),
-            int(data["first"]),
-            float(data["ts"]),
-            [str(line) for line in data["lines"]],
+            service=str(data["service"]),
+            stream=str(data["stream"]),
+            first=int(data["first"]),
+            ts=float(data["ts"]),
+            lines=[str(line) for line in data["lines"]],
         )

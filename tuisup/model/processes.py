@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
+from tuisup.model.record import Record
 
-@dataclass(frozen=True, slots=True)
-class Proc:
+
+class Proc(Record):
     """One OS process under a service."""
 
     pid: int
@@ -24,11 +24,10 @@ class Proc:
     """It left the service's process group (setsid, a double fork)."""
 
 
-@dataclass(frozen=True, slots=True)
-class ProcessStats:
+class ProcessStats(Record):
     """Every service's process tree, and the totals of all of them."""
 
-    trees: dict[str, tuple[Proc, ...]] = field(default_factory=dict)
+    trees: Mapping[str, tuple[Proc, ...]] = {}  # shared by every record: never mutated
     cpu: float = 0.0
     rss: int = 0
 
@@ -50,8 +49,9 @@ class ProcessStats:
         """Read back what `to_json` wrote."""
         trees = {
             name: tuple(
-                Proc(int(a), int(b), str(c), float(d), int(e), bool(f)) for a, b, c, d, e, f in rows
+                Proc(pid=a, depth=b, command=c, cpu=d, rss=e, escaped=bool(f))
+                for a, b, c, d, e, f in rows
             )
             for name, rows in data.get("trees", {}).items()
         }
-        return cls(trees, float(data.get("cpu", 0.0)), int(data.get("rss", 0)))
+        return cls(trees=trees, cpu=float(data.get("cpu", 0.0)), rss=int(data.get("rss", 0)))

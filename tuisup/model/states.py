@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import enum
 import signal
-from dataclasses import dataclass
 from typing import Any
+
+from tuisup.model.record import Record
 
 
 class ServiceState(enum.StrEnum):
@@ -42,8 +43,7 @@ class Health(enum.StrEnum):
     UNHEALTHY = "unhealthy"
 
 
-@dataclass(frozen=True, slots=True)
-class ExitStatus:
+class ExitStatus(Record):
     """How one run ended: an exit code, a signal, or an error that stopped it starting."""
 
     code: int | None = None
@@ -70,8 +70,7 @@ class ExitStatus:
         return f"code {self.code}"
 
 
-@dataclass(frozen=True, slots=True)
-class ExitRecord:
+class ExitRecord(Record):
     """One ended run: when it started (Unix time), how long it ran, and how it ended."""
 
     started: float

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
+from tuisup.model.record import Record
 from tuisup.model.states import ExitRecord, Health, ServiceState
 
 SECRET = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD|PASS|KEY|AUTH|CREDENTIAL|PRIVATE", re.I)
@@ -29,8 +29,7 @@ def mask_env(env: Mapping[str, str]) -> dict[str, str]:
     return {name: masked(name, value) for name, value in env.items()}
 
 
-@dataclass(frozen=True, slots=True)
-class HealthCheckView:
+class HealthCheckView(Record):
     """A service's health check, as written."""
 
     kind: str
@@ -43,8 +42,7 @@ class HealthCheckView:
     start_period: float
 
 
-@dataclass(frozen=True, slots=True)
-class SpecView:
+class SpecView(Record):
     """A service's table in the manifest, as observers see it (environment values masked)."""
 
     name: str
@@ -54,7 +52,7 @@ class SpecView:
     executor: str | None = None
     """As written (`process`, `thread`, `async`, `async-process`); None: decided at start."""
     cwd: str = ""
-    env: dict[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = {}  # shared by every record: never mutated
     """The service's own variables (on top of tuisup's), secrets masked."""
     env_file: str | None = None
     shell: bool = False
@@ -71,7 +69,7 @@ class SpecView:
     stop_timeout: float = 10.0
     start_timeout: float = 30.0
     watch: tuple[str, ...] = ()
-    depends_on: dict[str, str] = field(default_factory=dict)
+    depends_on: Mapping[str, str] = {}  # shared by every record: never mutated
     """What it waits for in each dependency (`started`, `healthy`, `completed`), in order."""
     healthcheck: HealthCheckView | None = None
     restart_on_unhealthy: bool = False
@@ -104,8 +102,7 @@ class SpecView:
         return cls(**values)
 
 
-@dataclass(frozen=True, slots=True)
-class ServiceView:
+class ServiceView(Record):
     """A snapshot of one service, for observers: its state, run, restarts, health, history."""
 
     name: str
@@ -181,8 +178,8 @@ class ServiceView:
         )
 
 
-_SPEC_FIELDS = tuple(f for f in SpecView.__dataclass_fields__ if f != "healthcheck")
-_HEALTH_FIELDS = tuple(HealthCheckView.__dataclass_fields__)
+_SPEC_FIELDS = tuple(f for f in SpecView._fields if f != "healthcheck")
+_HEALTH_FIELDS = HealthCheckView._fields
 _VIEW_FIELDS = (
     "pid",
     "executor",
@@ -203,6 +200,6 @@ def _plain(value: Any) -> Any:
         return value.value
     if isinstance(value, tuple):
         return list(value)
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         return dict(value)
     return value
