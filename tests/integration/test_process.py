@@ -224,3 +224,44 @@ async def test_an_adopted_escapee_that_exits_by_itself_is_reaped_at_once(
             while len(list(tagged_pids(token))) > 2 or zombie_children():
                 await anyio.sleep(0.02)
         assert zombie_children() == []
+
+
+LATE_DAEMON = (
+    # An untagged go-between (not this host's, so no sweep touches it) leaves the group,
+    # outlives the exit's sweep, then forks a tagged daemon and exits: the daemon becomes
+    # tuisup's child only then.
+    "env -u TUISUP_SERVICE -u TUISUP_HOST "
+    f"{sys.executable} -c 'import os,sys,time\n"
+    "if os.fork(): os._exit(0)\n"
+    "os.setsid(); time.sleep(1.5)\n"
+    "if os.fork(): os._exit(0)\n"
+    'os.execve("/bin/sleep", ["sleep", "61"],'
+    " dict(os.environ, TUISUP_SERVICE=sys.argv[1], TUISUP_HOST=sys.argv[2]))' "
+    '"$TUISUP_SERVICE" "$TUISUP_HOST"'
+)
+
+
+async def test_an_escapee_that_turns_up_after_its_services_sweep_is_killed(
+    make_manifest: Callable[..., Manifest], token: str
+) -> None:
+    """Regression: the sweep after an exit lasts a second; a tagged process that became
+    tuisup's child later lived on until tuisup stopped."""
+    manifest = make_manifest(late=(f"{LATE_DAEMON}; exit 1", {**NEVER}))
+    async with Host(manifest) as host:
+        await wait_until(host, lambda s: s["late"].state is S.EXITED)
+        with anyio.fail_after(5):  # the go-between, alive past the exit's sweep
+            while not any(b"setsid" in _cmdline(p) for p in tagged_pids(token)):
+                await anyio.sleep(0.02)
+        # It forks the daemon as it leaves: gone too (and reaped), or tuisup let it live on.
+        await wait_gone(token, timeout=5)
+        with anyio.fail_after(2):
+            while zombie_children():
+                await anyio.sleep(0.02)
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""

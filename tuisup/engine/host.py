@@ -46,7 +46,7 @@ from tuisup.engine.messages import CommandMessage, Start
 from tuisup.engine.reaper import Reaper, become_subreaper
 from tuisup.engine.reload import ReloadPlan, plan_reload, reread
 from tuisup.engine.spawn import raise_open_files_limit
-from tuisup.engine.status import ACTIVE
+from tuisup.engine.status import ACTIVE, LIVE
 from tuisup.engine.supervisor import Supervisor
 from tuisup.engine.waker import DependencyWaker
 from tuisup.engine.watch import FileWatcher
@@ -109,6 +109,7 @@ class Host:
             settings.log_lines, settings.log_dir, self._announce, self._log_file_changed
         )
         self.reaper = Reaper()
+        self.reaper.ended = self._ended
         self.lifeline = Lifeline(self.reaper.tag, self.reaper.managed)
         self._process = ProcessExecutor(self.reaper, manifest.root)
         self._in_process: Executor | None = None
@@ -305,6 +306,11 @@ class Host:
             dependents = self.graph.with_dependents(name)[1:]
             return [d for d in dependents if self.supervisors[d].state in ACTIVE]
         return self.graph.to_start([name], self.supervisors)[:-1]
+
+    def _ended(self, name: str) -> bool:
+        """Whether a service has no run (its escapees have no business living on)."""
+        sup = self.supervisors.get(name)
+        return sup is None or sup.state not in LIVE
 
     def _gate(self, name: str) -> Verdict:
         if self._stopped is not None:

@@ -27,7 +27,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -124,6 +124,9 @@ class Reaper:
         """The loop SIGCHLD is listened to on, between `listen` and `close`."""
         self._listening = False
         self._resume: asyncio.TimerHandle | None = None
+        self.ended: Callable[[str], bool] = lambda service: False
+        """Whether a service has no run any more (the host says): an escapee of it that
+        turns up later than its run's sweep is killed when tuisup next hears of a child."""
 
     def _adopted(self, since: float | None) -> list[tuple[int, str]]:
         """Return `(pid, state)` of each adopted child, by a look begun at `since` or later.
@@ -182,7 +185,7 @@ class Reaper:
             self._loop = None
             return
         self._listening = True
-        self.reap_zombies(time.monotonic())
+        self._tidy()
 
     def _deafen(self) -> None:
         if self._listening and self._loop is not None:
@@ -191,7 +194,21 @@ class Reaper:
 
     def _on_sigchld(self) -> None:
         self.quiet()
-        self.reap_zombies(time.monotonic())
+        self._tidy()
+
+    def _tidy(self) -> None:
+        """Reap what exited, and kill escapees of services that have ended.
+
+        A child that exits is what re-parents its own children to tuisup: the moment a
+        late escapee (a daemon forked after its service's sweep) becomes ours.
+        """
+        now = time.monotonic()
+        self.reap_zombies(now)
+        for pid, state in self._adopted(now):
+            owner = self._owner(pid)
+            if owner is not None and state not in ("Z", "X") and self.ended(owner):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
 
     def quiet(self) -> None:
         """Exits are coming that are swept anyway: stop listening for REAP_GAP."""
@@ -229,17 +246,21 @@ class Reaper:
             if state in ("Z", "X"):
                 self._reap(pid)
                 continue
-            owner = self.adopted.get(pid)
-            if owner is None:
-                host, owner = service_of(pid)
-                if host != self.tag or owner is None:
-                    continue
-                self.adopted[pid] = owner
-            if owner == service:
+            if self._owner(pid) == service:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, sig)
                 signalled += 1
         return signalled
+
+    def _owner(self, pid: int) -> str | None:
+        """The service an adopted child of this host belongs to (None: not of this host)."""
+        owner = self.adopted.get(pid)
+        if owner is None:
+            host, owner = service_of(pid)
+            if host != self.tag or owner is None:
+                return None
+            self.adopted[pid] = owner
+        return owner
 
 
 def _reap(pid: int) -> int:
