@@ -13,21 +13,54 @@ class RestartPolicy(enum.StrEnum):
     """Whether a service that ended by itself is started again (compose's words)."""
 
     ALWAYS = "always"
+    """After every end of a run, a clean one too."""
     ON_FAILURE = "on-failure"
+    """After a run that ended with a signal, or an exit code not in `success_exit_codes`."""
     NEVER = "never"
+    """Never: a run that ended leaves the service `exited`."""
+
+    def restarts(self, succeeded: bool) -> bool:
+        """Whether a run that ended by itself, with success or not, is followed by another."""
+        return self is RestartPolicy.ALWAYS or (self is RestartPolicy.ON_FAILURE and not succeeded)
 
 
 class BackoffKind(enum.StrEnum):
     """When the next attempt comes after a failure."""
 
     IMMEDIATE = "immediate"
+    """At once."""
     FIXED = "fixed"
+    """After `backoff_delay` every time."""
     LINEAR = "linear"
+    """After `backoff_delay` times the attempt's number."""
     EXPONENTIAL = "exponential"
+    """After `backoff_delay`, doubled at each attempt."""
+
+    def delay(self, attempt: int, first: float, cap: float) -> float:
+        """Return the delay before restart `attempt` (1 for the first), before jitter.
+
+        Args:
+            attempt: How many restarts this one makes in the current backoff run, from 1.
+            first: The first delay, and the step of `linear`.
+            cap: No delay is longer than this.
+        """
+        if attempt < 1:
+            raise ValueError(f"attempt counts from 1, got {attempt}")
+        match self:
+            case BackoffKind.IMMEDIATE:
+                return 0.0
+            case BackoffKind.FIXED:
+                seconds = first
+            case BackoffKind.LINEAR:
+                seconds = first * attempt
+            case BackoffKind.EXPONENTIAL:
+                # Past 2**64 the cap has long won; stop the float from overflowing.
+                seconds = first * 2.0 ** min(attempt - 1, 64)
+        return min(seconds, cap)
 
 
 class ExecutorKind(enum.StrEnum):
-    """How a service runs (see DESIGN.md, "The four executors")."""
+    """How a service runs (see README.md, "Python services")."""
 
     PROCESS = "process"
     THREAD = "thread"
@@ -55,8 +88,11 @@ class HealthKind(enum.StrEnum):
     """How a health check probes its service."""
 
     COMMAND = "command"
+    """Passes when the command exits 0."""
     TCP = "tcp"
+    """Passes when a TCP connection opens."""
     HTTP = "http"
+    """Passes when a GET gets the status it expects (any 2xx by default)."""
 
 
 @dataclass(frozen=True, slots=True)

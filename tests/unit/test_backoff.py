@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from tuisup.engine.backoff import Backoff, base_delay
+from tuisup.engine.backoff import Backoff
 from tuisup.spec import BackoffKind
 
 
@@ -21,7 +21,7 @@ def test_delay_sequences_are_exact_and_capped(kind: BackoffKind, expected: list[
 
 
 def test_exponential_does_not_overflow_after_thousands_of_attempts() -> None:
-    assert base_delay(BackoffKind.EXPONENTIAL, 5000, 1.0, 60.0) == 60.0
+    assert BackoffKind.EXPONENTIAL.delay(5000, 1.0, 60.0) == 60.0
 
 
 def test_reset_starts_from_the_first_delay() -> None:
@@ -48,4 +48,4 @@ def test_jitter_leaves_an_immediate_restart_immediate() -> None:
 
 def test_attempts_count_from_one() -> None:
     with pytest.raises(ValueError):
-        base_delay(BackoffKind.LINEAR, 0, 1.0, 1.0)
+        BackoffKind.LINEAR.delay(0, 1.0, 1.0)

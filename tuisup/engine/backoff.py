@@ -7,30 +7,6 @@ import random
 from tuisup.spec import BackoffKind
 
 
-def base_delay(kind: BackoffKind, attempt: int, delay: float, cap: float) -> float:
-    """Return the delay before restart `attempt` (1 for the first), before jitter.
-
-    Args:
-        kind: The strategy.
-        attempt: How many restarts this one makes in the current backoff run, from 1.
-        delay: The first delay, and the step of `linear`.
-        cap: No delay is longer than this.
-    """
-    if attempt < 1:
-        raise ValueError(f"attempt counts from 1, got {attempt}")
-    match kind:
-        case BackoffKind.IMMEDIATE:
-            return 0.0
-        case BackoffKind.FIXED:
-            seconds = delay
-        case BackoffKind.LINEAR:
-            seconds = delay * attempt
-        case BackoffKind.EXPONENTIAL:
-            # Past 2**64 the cap has long won; stop the float from overflowing.
-            seconds = delay * 2.0 ** min(attempt - 1, 64)
-    return min(seconds, cap)
-
-
 class Backoff:
     """The delays of one service's successive restarts, with bounded jitter.
 
@@ -56,7 +32,7 @@ class Backoff:
     def next_delay(self) -> float:
         """Count one more attempt and return the seconds to wait before it."""
         self.attempt += 1
-        seconds = base_delay(self.kind, self.attempt, self.delay, self.cap)
+        seconds = BackoffKind(self.kind).delay(self.attempt, self.delay, self.cap)
         if self.jitter and seconds:
             seconds *= 1.0 + self._rng.uniform(-self.jitter, self.jitter)
         return seconds

@@ -47,10 +47,7 @@ class Restarts:
 
     def wanted(self, succeeded: bool) -> bool:
         """Whether a run that ended by itself (with success or not) is followed by another."""
-        policy = self.spec.restart
-        return not (
-            policy is RestartPolicy.NEVER or (policy is RestartPolicy.ON_FAILURE and succeeded)
-        )
+        return RestartPolicy(self.spec.restart).restarts(succeeded)
 
     def after(self, runtime: float, *, failed: bool) -> Next:
         """Count an ended run (a failure, or a clean end that restarts) and say what follows."""

@@ -41,42 +41,44 @@ class TransitionError(RuntimeError):
     """A state change that the transition table does not allow."""
 
 
+_AS_IS = (
+    "name",
+    "command",
+    "target",
+    "shell",
+    "autostart",
+    "backoff_delay",
+    "backoff_max",
+    "jitter",
+    "max_restarts",
+    "restart_window",
+    "stop_timeout",
+    "start_timeout",
+    "watch",
+    "restart_on_unhealthy",
+    "restart_dependents",
+)
+"""The fields a SpecView takes from a ServiceSpec as they are."""
+_CHECK_AS_IS = ("target", "interval", "timeout", "retries", "start_period")
+
+
 def spec_view(spec: ServiceSpec) -> SpecView:
     """What observers see of a service's table (environment values masked)."""
     check = spec.healthcheck
     return SpecView(
-        name=spec.name,
-        command=spec.command,
-        target=spec.target,
+        **{name: getattr(spec, name) for name in _AS_IS},
         executor=str(spec.executor) if spec.executor is not None else None,
         cwd=str(spec.cwd),
         env=mask_env(spec.env),
         env_file=str(spec.env_file) if spec.env_file is not None else None,
-        shell=spec.shell,
-        autostart=spec.autostart,
         restart=str(spec.restart),
         backoff=str(spec.backoff),
-        backoff_delay=spec.backoff_delay,
-        backoff_max=spec.backoff_max,
-        jitter=spec.jitter,
-        max_restarts=spec.max_restarts,
-        restart_window=spec.restart_window,
         success_exit_codes=tuple(sorted(spec.success_exit_codes)),
         stop_signal=spec.stop_signal.name,
-        stop_timeout=spec.stop_timeout,
-        start_timeout=spec.start_timeout,
-        watch=spec.watch,
         depends_on={name: str(condition) for name, condition in spec.depends_on.items()},
         healthcheck=HealthCheckView(
-            kind=str(check.kind),
-            target=check.target,
-            interval=check.interval,
-            timeout=check.timeout,
-            retries=check.retries,
-            start_period=check.start_period,
+            kind=str(check.kind), **{name: getattr(check, name) for name in _CHECK_AS_IS}
         )
         if check is not None
         else None,
-        restart_on_unhealthy=spec.restart_on_unhealthy,
-        restart_dependents=spec.restart_dependents,
     )

@@ -17,8 +17,7 @@ from typing import Any
 import anyio
 
 from tuisup.engine.capture import CURRENT, ServiceOutput
-from tuisup.engine.executors.base import Run
-from tuisup.engine.executors.crash import crash_status
+from tuisup.engine.executors.target import TargetRun, crash_status
 from tuisup.engine.status import ExitStatus
 from tuisup.service import CancellationToken, Context
 from tuisup.spec import ExecutorKind
@@ -29,7 +28,7 @@ PING_EVERY = 0.5
 """Seconds between two checks, while async services run (and only then)."""
 
 
-class TaskRun(Run):
+class TaskRun(TargetRun):
     """One run of a coroutine function as a task of the host's task group.
 
     A stop sets the token. A coroutine that never asked for it (`Context.cooperative`)
@@ -46,13 +45,7 @@ class TaskRun(Run):
         output: ServiceOutput,
         watchdog: LoopWatchdog,
     ) -> None:
-        super().__init__()
-        self.name = name
-        self.kind = ExecutorKind.ASYNC
-        self.ctx = ctx
-        self.output = output
-        self._call = call
-        self._token = token
+        super().__init__(name, ExecutorKind.ASYNC, call, ctx, token, output)
         self._watchdog = watchdog
         self._scope = anyio.CancelScope()  # made now: a stop before the task begins holds
         self._task: asyncio.Task[Any] | None = None

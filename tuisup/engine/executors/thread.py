@@ -13,14 +13,14 @@ from typing import Any
 import anyio
 
 from tuisup.engine.capture import CURRENT, ServiceOutput
-from tuisup.engine.executors.base import KILL_GRACE, Run
-from tuisup.engine.executors.crash import crash_status
+from tuisup.engine.executors.base import KILL_GRACE
+from tuisup.engine.executors.target import TargetRun, crash_status
 from tuisup.engine.status import ExitStatus
 from tuisup.service import CancellationToken, Context
 from tuisup.spec import ExecutorKind
 
 
-class ThreadRun(Run):
+class ThreadRun(TargetRun):
     """One run of a callable in a daemon thread.
 
     A thread cannot be killed, but it can be interrupted: Python raises KeyboardInterrupt
@@ -42,20 +42,14 @@ class ThreadRun(Run):
         loop: asyncio.AbstractEventLoop,
         stuck: dict[str, ThreadRun],
     ) -> None:
-        super().__init__()
-        self.name = name
-        self.kind = ExecutorKind.THREAD
-        self.ctx = ctx
-        self._call = call
-        self._token = token
-        self._output = output
+        super().__init__(name, ExecutorKind.THREAD, call, ctx, token, output)
         self._loop = loop
         self._stuck = stuck
         self._interrupt = Interrupt()
         self.thread = threading.Thread(target=self._main, name=f"tuisup:{name}", daemon=True)
 
     def _main(self) -> None:
-        CURRENT.set(self._output)
+        CURRENT.set(self.output)
         try:
             with self._interrupt.armed():
                 self._call()
@@ -64,14 +58,14 @@ class ThreadRun(Run):
             if isinstance(exc, KeyboardInterrupt) and self._interrupt.fired:
                 status = ExitStatus(error="interrupted")
             else:
-                status = crash_status(exc, self._output)
+                status = crash_status(exc, self.output)
         try:
             self._loop.call_soon_threadsafe(self._finish, status)
         except RuntimeError:
             pass  # the loop is gone: the host ended while this thread was abandoned
 
     def _finish(self, status: ExitStatus) -> None:
-        self._output.close()
+        self.output.close()
         if self._status is None:
             self._status = status
         if self._stuck.get(self.name) is self:
