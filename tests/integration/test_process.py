@@ -232,8 +232,9 @@ LATE_DAEMON = (
     # tuisup's child only then.
     "env -u TUISUP_SERVICE -u TUISUP_HOST "
     f"{sys.executable} -c 'import os,sys,time\n"
-    "if os.fork(): os._exit(0)\n"
-    "os.setsid(); time.sleep(1.5)\n"
+    "r, w = os.pipe()\n"
+    "if os.fork(): os.close(w); os.read(r, 1); os._exit(0)\n"  # once it left the group
+    "os.setsid(); os.write(w, bytes(1)); time.sleep(1.5)\n"
     "if os.fork(): os._exit(0)\n"
     'os.execve("/bin/sleep", ["sleep", "61"],'
     " dict(os.environ, TUISUP_SERVICE=sys.argv[1], TUISUP_HOST=sys.argv[2]))' "
