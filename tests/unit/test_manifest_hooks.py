@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -141,3 +142,16 @@ def test_the_spec_view_lists_the_hooks_as_written_and_survives_json() -> None:
     assert SpecView.from_json(view.to_json()) == view
     bare = spec_view(replace(spec, hooks={}))
     assert "hooks" not in bare.to_json() or bare.to_json()["hooks"] == {}
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_the_readme_hooks_example_loads_and_its_table_names_every_event() -> None:
+    section = README.read_text().split("### Hooks", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```toml", 1)[1].split("```")[0]
+    spec = load_manifest(write(block)).services["api"]
+    assert list(spec.hooks) == [HookEvent.FAILED, HookEvent.UNHEALTHY, HookEvent.EXITED]
+    table = section.split("| key | runs when |", 1)[1].split("\n\n", 1)[0]
+    named = {word for word in re.findall(r"`(\w+)`", table) if word in set(HookEvent)}
+    assert named == set(HookEvent)
