@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +19,8 @@ import pytest
 
 from tests.conftest import tagged_pids, wait_event, wait_gone, wait_until, zombie_children
 from tuisup.engine import Host, ServiceState
-from tuisup.engine.events import FilesChanged, HookRan, StateChanged
-from tuisup.engine.reload import plan_reload
+from tuisup.engine.events import FilesChanged, HookRan, ManifestReloaded, StateChanged
+from tuisup.manifest import load_manifest
 from tuisup.spec import (
     BackoffKind,
     HealthCheck,
@@ -297,16 +296,20 @@ async def test_a_burst_of_100_crashes_runs_each_hook_twice_with_the_count_passed
 
 
 async def test_a_change_to_on_applies_in_place_to_the_run_it_has(
-    make_manifest: Callable[..., Manifest], dump: Callable[[], Hook], tmp_path: Path
+    tmp_path: Path, dump: Callable[[], Hook], token: str
 ) -> None:
-    manifest = make_manifest(svc=("exec sleep 30", {}))
-    async with Host(manifest) as host:
+    path = tmp_path / "services.toml"
+    table = f'[services.svc]\ncommand = "sleep 30"\nenv = {{ TUISUP_TEST_TOKEN = "{token}" }}\n'
+    path.write_text(table)
+    async with Host(load_manifest(path), watch=False) as host:
         before = await wait_until(host, lambda s: s["svc"].state is S.RUNNING)
-        spec = replace(manifest.services["svc"], hooks={E.STOPPED: dump()})
-        new = replace(manifest, services={"svc": spec})
-        await host._apply(new, plan_reload(manifest.services, new.services))
+        hook = dump()
+        path.write_text(f"{table}on.stopped = {json.dumps(list(hook.argv))}\n")
+        assert await host.reload()
+        reloaded = [e for e in host.bus.since(0) if isinstance(e, ManifestReloaded)]
+        assert [(e.changed, e.updated) for e in reloaded] == [((), ("svc",))]
         assert host.snapshot()["svc"].pid == before["svc"].pid
-        assert host.snapshot()["svc"].spec.hooks == {"stopped": spec.hooks[E.STOPPED].command}
+        assert host.snapshot()["svc"].spec.hooks == {"stopped": hook.command}
         after = host.bus.last_seq
         await host.stop("svc")
         await hook_ran(host, "stopped", after)

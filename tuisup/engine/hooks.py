@@ -33,6 +33,7 @@ from tuisup.engine.events import (
     HealthChanged,
     HookRan,
     ManifestReloaded,
+    Missed,
     RestartScheduled,
     ServiceState,
     StateChanged,
@@ -110,12 +111,11 @@ def hook_env(key: HookEvent, event: Event, state: ServiceState, count: int) -> d
 
 
 class _Slot:
-    """One hook of one service: whether it runs, and the events that came meanwhile."""
+    """One hook of one service with a run in flight, and the events that came meanwhile."""
 
-    __slots__ = ("count", "event", "running", "state")
+    __slots__ = ("count", "event", "state")
 
     def __init__(self) -> None:
-        self.running = False
         self.event: Event | None = None
         """The latest event not run for yet."""
         self.state = S.STOPPED
@@ -133,12 +133,11 @@ class HookRunner:
         self._cursor = 0
         """The last event looked at."""
         self._slots: dict[tuple[str, HookEvent], _Slot] = {}
+        """The hooks with a run in flight (or about to start one)."""
         self._states: dict[str, ServiceState] = {}
         """Each service's state as of the last event looked at (not as of now)."""
         self._leaders: set[Leader] = set()
-        """The runs in flight."""
-        self._busy = 0
-        """Hooks with a run in flight (or about to start one)."""
+        """The processes of the runs in flight."""
         self._idle: anyio.Event | None = None
         self._halted = False
         """Set once every run was killed: nothing runs any more."""
@@ -164,6 +163,8 @@ class HookRunner:
             elif isinstance(event, ManifestReloaded):
                 for name in event.removed:
                     self._states.pop(name, None)
+            elif isinstance(event, Missed):
+                self._states.clear()  # unseen changes: each service's state as it is now
             found = hooks_of(event)
             if found is not None:
                 for key in found[1]:
@@ -174,15 +175,12 @@ class HookRunner:
         if self._tg is None or self._halted or sup is None or key not in sup.spec.hooks:
             return
         slot = self._slots.get((service, key))
-        if slot is None:
+        if slot is None:  # none in flight: one starts (otherwise, this event waits for it)
             slot = self._slots[service, key] = _Slot()
+            self._tg.start_soon(self._serve, service, key, slot)
         slot.event = event
         slot.state = self._states.get(service, sup.state)
         slot.count += 1
-        if not slot.running:
-            slot.running = True
-            self._busy += 1
-            self._tg.start_soon(self._serve, service, key, slot)
 
     async def _serve(self, service: str, key: HookEvent, slot: _Slot) -> None:
         """Run a hook until no event is left for it: the latest one, each time."""
@@ -197,8 +195,7 @@ class HookRunner:
                 await self._run(sup.spec, key, hook, hook_env(key, event, state, count), count)
         finally:
             del self._slots[service, key]
-            self._busy -= 1
-            if not self._busy and self._idle is not None:
+            if not self._slots and self._idle is not None:
                 self._idle.set()
 
     async def _run(
@@ -277,7 +274,7 @@ class HookRunner:
         by its `hook_timeout`.
         """
         self.catch_up()
-        while self._busy:
+        while self._slots:
             self._idle = anyio.Event()
             await self._idle.wait()
 
