@@ -110,13 +110,11 @@ class Printer:
         elif isinstance(event, ev.HostStopped):
             yield self._say("tuisup: every service stopped")
         elif isinstance(event, ev.FilesChanged):
-            shown = ", ".join(event.paths[:3])
-            if len(event.paths) > 3:
-                shown += f" and {len(event.paths) - 3} more"
-            if event.paused:
-                yield self._say(f"{event.service}: {event.paused}")
-            else:
-                yield self._say(f"{event.service} restarting: {shown} changed")
+            yield self._files_changed(event)
+        elif isinstance(event, ev.HookRan):
+            # Its output is printed as the service's; only a run that failed says more.
+            if not event.succeeded:
+                yield self._say(f"{event.service}: {event.describe()}")
         elif isinstance(event, ev.ManifestReloaded):
             yield self._say(f"tuisup: manifest reloaded: {event.summary()}")
         elif isinstance(event, ev.ManifestInvalid):
@@ -124,6 +122,14 @@ class Printer:
             yield from (self._say(f"  {line}") for line in event.error.splitlines())
         elif isinstance(event, ev.Missed):
             yield from self._missed(event)
+
+    def _files_changed(self, event: ev.FilesChanged) -> str:
+        if event.paused:
+            return self._say(f"{event.service}: {event.paused}")
+        shown = ", ".join(event.paths[:3])
+        if len(event.paths) > 3:
+            shown += f" and {len(event.paths) - 3} more"
+        return self._say(f"{event.service} restarting: {shown} changed")
 
     def _missed(self, event: ev.Missed) -> Iterable[str]:
         """Say how many events went unseen, and where every service stands after them."""

@@ -122,6 +122,37 @@ class HealthCheck:
     """Seconds after each start in which failures do not count."""
 
 
+class HookEvent(enum.StrEnum):
+    """What a service's hook runs on: the keys of its `on` table."""
+
+    STARTED = "started"
+    """A run is up (`running`)."""
+    EXITED = "exited"
+    """A run ended by itself (whether it is restarted or not)."""
+    FAILED = "failed"
+    """It is `failed`: restart budget spent, cannot start, a dependency failed for good."""
+    RESTARTING = "restarting"
+    """A restart is scheduled (backoff)."""
+    HEALTHY = "healthy"
+    """Its health check passed (after not passing)."""
+    UNHEALTHY = "unhealthy"
+    """Its health check failed `retries` times in a row."""
+    STOPPED = "stopped"
+    """It is `stopped`: by hand, by a shutdown, or a pending restart cancelled."""
+    FILES_CHANGED = "files_changed"
+    """Files it watches changed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Hook:
+    """One command of a service's `on` table."""
+
+    argv: tuple[str, ...]
+    """The program and its arguments (`/bin/sh -c` for a string)."""
+    command: str
+    """As written, for display."""
+
+
 @dataclass(frozen=True, slots=True)
 class ServiceSpec:
     """One `[services.NAME]` table, validated and with every default filled in."""
@@ -180,6 +211,10 @@ class ServiceSpec:
     """Whether an unhealthy run is restarted, as a failure (policy, backoff, budget)."""
     restart_dependents: bool = False
     """Whether this service starting again restarts its running dependents."""
+    hooks: Mapping[HookEvent, Hook] = field(default_factory=dict)
+    """Commands run when something happens to the service (its `on` table), in file order."""
+    hook_timeout: float = 10.0
+    """Seconds one run of a hook may take before it is killed with its group."""
     target: str | None = None
     """A Python service's `module:attribute`; None for a command."""
     executor: ExecutorKind | None = ExecutorKind.PROCESS
@@ -191,7 +226,7 @@ class ServiceSpec:
 RUN_FIELDS = ("argv", "command", "cwd", "env", "shell", "env_file", "target", "executor")
 """The fields of a ServiceSpec that shape the running service itself: a change to one of
 them needs a new run. The others only steer tuisup (restarts, stops, watching, health,
-dependencies) and apply to the run in place."""
+dependencies, hooks) and apply to the run in place."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ import anyio
 from tuisup.model.events import Event as Event
 from tuisup.model.events import FilesChanged as FilesChanged
 from tuisup.model.events import HealthChanged as HealthChanged
+from tuisup.model.events import HookRan as HookRan
 from tuisup.model.events import HostStarted as HostStarted
 from tuisup.model.events import HostStopped as HostStopped
 from tuisup.model.events import HostStopping as HostStopping

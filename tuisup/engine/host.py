@@ -39,6 +39,7 @@ from tuisup.engine.events import (
 )
 from tuisup.engine.executors import Executor, ProcessExecutor
 from tuisup.engine.executors.base import KILL_GRACE
+from tuisup.engine.hooks import HookRunner
 from tuisup.engine.lifeline import Lifeline
 from tuisup.engine.logfile import FileNews
 from tuisup.engine.logs import LogBatch, LogStore
@@ -124,6 +125,8 @@ class Host:
         self._stats: ProcessCollector | None = None
         self._departed: dict[str, None] = {}
         """Services that left the manifest, newest last: their kept lines stay readable."""
+        self._hooks = HookRunner(self)
+        """Runs each service's `on` hooks on its events (an observer of the bus)."""
 
     def _supervise(self, spec: ServiceSpec) -> Supervisor:
         return Supervisor(
@@ -156,6 +159,7 @@ class Host:
         self.reaper.listen()
         await self._tg.start(self.lifeline.run)
         await self._tg.start(DependencyWaker(self, self._tg).run)
+        await self._tg.start(self._hooks.run, self._tg)
         if self.watch:
             self._watcher = FileWatcher(self.manifest.path, self._saved)
             self._watcher.start()
@@ -222,6 +226,7 @@ class Host:
         try:
             with anyio.move_on_after(self.manifest.settings.shutdown_timeout) as scope:
                 await self.graph.stop(self.supervisors)
+                await self._hooks.settle()  # the hooks of its own events (`stopped`) too
             # Escapees of services that ended by themselves are swept at their exit; one
             # that slipped through (re-parented only after that sweep) is caught here.
             now = time.monotonic()  # one look, after every service stopped, serves them all
@@ -232,13 +237,15 @@ class Host:
                 with anyio.move_on_after(KILL_GRACE):
                     while any(s.state in ACTIVE for s in self.supervisors.values()):
                         await anyio.sleep(0.01)
+                    await self._hooks.settle()
         finally:
             self.store.close()
             self.bus.emit(HostStopped)
             stopped.set()
 
     def kill_all(self) -> None:
-        """SIGKILL every running service now (a second Ctrl-C)."""
+        """SIGKILL every running service and hook now (a second Ctrl-C); no hook runs after."""
+        self._hooks.halt()
         for sup in self.supervisors.values():
             sup.kill()
 

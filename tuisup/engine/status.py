@@ -57,6 +57,7 @@ _AS_IS = (
     "watch",
     "restart_on_unhealthy",
     "restart_dependents",
+    "hook_timeout",
 )
 """The fields a SpecView takes from a ServiceSpec as they are."""
 _CHECK_AS_IS = ("target", "interval", "timeout", "retries", "start_period")
@@ -76,6 +77,7 @@ def spec_view(spec: ServiceSpec) -> SpecView:
         success_exit_codes=tuple(sorted(spec.success_exit_codes)),
         stop_signal=spec.stop_signal.name,
         depends_on={name: str(condition) for name, condition in spec.depends_on.items()},
+        hooks={str(event): hook.command for event, hook in spec.hooks.items()},
         healthcheck=HealthCheckView(
             kind=str(check.kind), **{name: getattr(check, name) for name in _CHECK_AS_IS}
         )

@@ -10,6 +10,7 @@ from typing import Any
 
 from tuisup.manifest import checks
 from tuisup.manifest.deps import check_graph, depends_on, healthcheck
+from tuisup.manifest.hooks import check_reachable, on_table
 from tuisup.manifest.locator import Key, Locator
 from tuisup.manifest.problems import (
     INVALID,
@@ -134,6 +135,9 @@ _SERVICE_CHECKS: dict[str, checks.Check] = {
     "healthcheck": healthcheck,
     "restart_on_unhealthy": checks.boolean,
     "restart_dependents": checks.boolean,
+    # Event hooks (the `on` table becomes the spec's `hooks`).
+    "on": on_table,
+    "hook_timeout": checks.number(0, above=True),
 }
 _SERVICE_KEYS = ("command", *_SERVICE_CHECKS, "target", "executor")
 _DEFAULT = ServiceSpec(name="", argv=("",), command="", cwd=Path("/"))
@@ -214,8 +218,11 @@ def _service(ck: Checker, name: str, raw: object) -> ServiceSpec | Invalid:
     command = _command_or_target(ck, base, table, values)
     _check_backoff(ck, base, table, values)
     _check_unhealthy(ck, base, table, values)
+    check_reachable(ck, base, table)
     if command is INVALID or len(ck.problems) > before:
         return INVALID
+    if "on" in values:
+        values["hooks"] = values.pop("on")
     values["executor"] = executor
     env_file, file_env = values.pop("env_file", (None, {}))
     values["env"] = {**file_env, **values.get("env", {})}

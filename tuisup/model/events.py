@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from tuisup.model.record import Record
-from tuisup.model.states import Health, ServiceState
+from tuisup.model.states import ExitStatus, Health, ServiceState
 from tuisup.model.views import ServiceView
 
 
@@ -160,6 +160,50 @@ class FilesChanged(Event):
     paths: tuple[str, ...]
     paused: str | None = None
     """Set when watching this service was paused instead (a restart loop)."""
+
+
+class HookRan(Event):
+    """One run of a service's hook (a command of its `on` table) ended.
+
+    `coalesced` is how many events it ran for: the hook runs once at a time per service,
+    and the events that came meanwhile make one more run, with the latest of them. It
+    succeeded with exit code 0; otherwise `exit_code` or `signal` says how it ended,
+    `timed_out` that it was killed at `hook_timeout`, `error` why it could not run.
+    """
+
+    kind: ClassVar[str] = "hook"
+    service: str
+    hook: str
+    """The event it ran on, as keyed in `on`: `exited`, `unhealthy`, ..."""
+    command: str
+    exit_code: int | None = None
+    signal: int | None = None
+    error: str | None = None
+    timed_out: bool = False
+    timeout: float = 10.0
+    """The bound of each run (the service's `hook_timeout`)."""
+    runtime: float = 0.0
+    coalesced: int = 1
+
+    @property
+    def succeeded(self) -> bool:
+        """Whether it ran and exited with code 0."""
+        return self.exit_code == 0 and not self.timed_out
+
+    def describe(self) -> str:
+        """`hook "exited" failed with code 2 after 0.1s`, `... timed out after 10s: killed`."""
+        what = f'hook "{self.hook}"'
+        if self.error is not None:
+            text = f"{what} {self.error}"
+        elif self.timed_out:
+            text = f"{what} timed out after {self.timeout:g}s: killed"
+        else:
+            status = ExitStatus(code=self.exit_code, signal=self.signal)
+            how = "ran in" if self.succeeded else f"failed with {status.describe()} after"
+            text = f"{what} {how} {self.runtime:.1f}s"
+        if self.coalesced > 1:
+            text += f" (for {self.coalesced} events)"
+        return text
 
 
 class ManifestReloaded(Event):

@@ -74,6 +74,9 @@ class SpecView(Record):
     healthcheck: HealthCheckView | None = None
     restart_on_unhealthy: bool = False
     restart_dependents: bool = False
+    hooks: Mapping[str, str] = {}  # shared by every record: never mutated
+    """Its event hooks: each event (`exited`, `unhealthy`, ...) and its command as written."""
+    hook_timeout: float = 10.0
 
     @property
     def in_process(self) -> bool:

@@ -52,6 +52,8 @@ def describe(status: ServiceView) -> Table:
         rows.append(("health check", _healthcheck(status)))
     if spec.restart_dependents:
         rows.append(("dependents", "restarted whenever this service starts again"))
+    if spec.hooks:
+        rows.append(("hooks", _hooks(status)))
     for key, value in rows:
         table.add_row(key, shown(value))
     return table
@@ -74,6 +76,14 @@ def _healthcheck(status: ServiceView) -> str:
             f": {one_line(status.health_reason)}" if status.health_reason else ""
         )
     return text
+
+
+def _hooks(status: ServiceView) -> str:
+    """Each event's command, a line each, then how long a run may take."""
+    spec = status.spec
+    lines = [f"{event}: {one_line(command)}" for event, command in spec.hooks.items()]
+    lines.append(f"one run of each at a time, killed after {spec.hook_timeout:g}s")
+    return "\n".join(lines)
 
 
 def _executor(status: ServiceView) -> str:
