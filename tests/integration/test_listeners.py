@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -14,10 +15,21 @@ from tests.conftest import Tuisup, wait_event, wait_gone, wait_until
 from tests.integration.test_cli import sigkill_leaves_nothing
 from tuisup.engine import Host, ServiceState
 from tuisup.engine.events import Event, Output
-from tuisup.spec import BackoffKind, ExecutorKind, HostSettings, Listen, Manifest, ServiceSpec
+from tuisup.manifest import load_manifest, parse_manifest
+from tuisup.spec import (
+    BackoffKind,
+    ExecutorKind,
+    HealthCheck,
+    HealthKind,
+    HostSettings,
+    Listen,
+    Manifest,
+    ServiceSpec,
+)
 from tuisup.terminal import json_text
 
 S = ServiceState
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
 
 def received(host: Host, name: str) -> list[dict[str, Any]]:
@@ -216,8 +228,6 @@ async def test_a_change_to_listen_restarts_the_listener_under_it(
         listen = {{ services = ["{listened}"] }}
     """
     path.write_text(textwrap.dedent(text.format(token=token, listened="db")))
-    from tuisup.manifest import load_manifest
-
     async with Host(load_manifest(path), watch=False) as host:
         await wait_until(host, lambda s: all(v.state is S.RUNNING for v in s.values()))
         pid = host.snapshot()["alerts"].pid
@@ -229,7 +239,8 @@ async def test_a_change_to_listen_restarts_the_listener_under_it(
         got = await until_received(
             host, "alerts", lambda got: sum(e["event"] == "snapshot" for e in got) == 2
         )
-        assert [v["service"] for v in got[-1]["services"]] == ["alerts"]
+        snapshots = [e for e in got if e["event"] == "snapshot"]
+        assert [v["service"] for v in snapshots[-1]["services"]] == ["alerts"]
 
 
 async def test_listeners_leave_no_process_and_no_feeder_after_a_shutdown(
@@ -294,3 +305,23 @@ async def test_a_service_that_is_no_listener_still_has_dev_null_for_stdin(
         await wait_until(host, lambda s: s["plain"].state is S.RUNNING)
         await until_logged(host, "plain", "/dev/null")
         assert not host.listeners.live
+
+
+async def test_the_readme_listener_reads_what_tuisup_writes(
+    tmp_path: Path, make_manifest: Callable[..., Manifest]
+) -> None:
+    section = README.split("### Listener services", 1)[1]
+    toml = section.split("```toml", 1)[1].split("```")[0]
+    python = section.split("```python", 1)[1].split("```")[0]
+    others = '[services.api]\ncommand = "api"\n[services.db]\ncommand = "db"\n'
+    listen = parse_manifest(toml + others, tmp_path / "services.toml").services["alerts"].listen
+    assert listen == Listen(kinds=("state", "health"), services=("api", "db"))
+    (tmp_path / "alerts.py").write_text(python)
+    check = HealthCheck(kind=HealthKind.COMMAND, target="true", argv=("true",))
+    manifest = make_manifest(
+        db=("exec sleep 60", {"healthcheck": check}),
+        api="exec sleep 61",
+        alerts=(f"exec {sys.executable} alerts.py", {"listen": listen}),
+    )
+    async with Host(manifest) as host:
+        await until_logged(host, "alerts", "db is up")

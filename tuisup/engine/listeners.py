@@ -69,7 +69,8 @@ class Feeder:
 
     def __init__(self, host: Host, name: str, listen: Listen, buffer: int, fd: int) -> None:
         self._host = host
-        self._name = name
+        self.name = name
+        """The listener's service."""
         self._listen = listen
         self._buffer = buffer
         self._fd = fd
@@ -130,7 +131,7 @@ class Feeder:
 
     def _wants(self, event: Event) -> bool:
         service: str | None = getattr(event, "service", None)
-        if service == self._name and isinstance(event, Output):
+        if service == self.name and isinstance(event, Output):
             return False  # its own output, made of what it read: a loop
         return self._listen.wants(event.kind, service)
 
