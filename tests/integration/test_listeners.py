@@ -325,3 +325,26 @@ async def test_the_readme_listener_reads_what_tuisup_writes(
     )
     async with Host(manifest) as host:
         await until_logged(host, "alerts", "db is up")
+
+
+async def test_a_feeder_that_fell_off_the_bus_ring_says_missed_then_where_things_stand(
+    make_manifest: Callable[..., Manifest],
+) -> None:
+    """The loop was held up while more events than the bus keeps went by (here: added
+    without a pause): the listener is told how many it lost, then where things stand."""
+    listen = Listen(kinds=("output",), services=("src",))
+    manifest = make_manifest(src="exec sleep 60", alerts=("exec cat", {"listen": listen}))
+    async with Host(manifest) as host:
+        await until_received(host, "alerts", lambda got: len(got) == 1)
+        lost = host.bus.capacity + 10
+        for i in range(lost):
+            host.store.add("src", "stdout", [f"line {i}"])
+        added = host.bus.last_seq
+        got = await until_received(host, "alerts", lambda got: len(got) == 3)
+        assert [e["event"] for e in got] == ["snapshot", "missed", "snapshot"]
+        # Which of those that left the ring it asked for is unknown: they all count.
+        assert lost <= got[1]["count"] <= lost + 2
+        assert got[2]["seq"] >= added  # it holds them all
+        host.store.add("src", "stdout", ["after"])
+        got = await until_received(host, "alerts", lambda got: len(got) == 4)
+        assert got[3]["lines"] == ["after"] and got[3]["seq"] > got[2]["seq"]
