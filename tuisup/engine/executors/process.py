@@ -55,8 +55,8 @@ class ProcessExecutor(Executor):
         """Spawn the service; see `Executor.start`."""
         env = service_env(spec, self.reaper)
         argv = spec.argv
-        ours: list[int] = []  # read ends, kept by the run; closed here if the start fails
-        theirs: list[int] = []  # write ends, the child's: always closed here after the spawn
+        ours: list[int] = []  # our ends, kept by the run (or its feeder); closed if it fails
+        theirs: list[int] = []  # the child's ends: always closed here after the spawn
         status_r = status_w = -1
         stdin_r = stdin_w = -1
         try:
