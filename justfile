@@ -33,6 +33,10 @@ bench *args:
 bench-deps:
     uv run python bench/deps.py
 
+# Listener services: event → line latency, and the cost of one that never reads.
+bench-observers:
+    uv run python bench/observers.py
+
 # Start and restart latency of each executor kind.
 bench-executors:
     uv run python bench/executors.py

@@ -154,6 +154,23 @@ class Hook:
 
 
 @dataclass(frozen=True, slots=True)
+class Listen:
+    """A listener service's `listen` table: the events its stdin receives, as JSON lines."""
+
+    kinds: tuple[str, ...] | None = None
+    """The `event` words it gets (`state`, `health`, ...); None: every kind."""
+    services: tuple[str, ...] | None = None
+    """The services whose events it gets (and whose state its snapshots hold); None: all.
+    Events about no service (`host_stopping`, ...) pass whatever this says."""
+
+    def wants(self, kind: str, service: str | None) -> bool:
+        """Whether an event of `kind` about `service` (None: about the host) goes to it."""
+        if self.kinds is not None and kind not in self.kinds:
+            return False
+        return service is None or self.services is None or service in self.services
+
+
+@dataclass(frozen=True, slots=True)
 class ServiceSpec:
     """One `[services.NAME]` table, validated and with every default filled in."""
 
@@ -221,9 +238,17 @@ class ServiceSpec:
     """How the service runs; None for a target whose kind decides (async or thread)."""
     line: int = 0
     """The manifest line of the service's table, for messages."""
+    # -- listener services (engine.listeners) --
+    listen: Listen | None = None
+    """The events its stdin receives, one JSON line each; None: its stdin is /dev/null."""
+    listen_buffer: int = 1000
+    """Events kept for it while it does not read; past that the oldest are dropped."""
 
 
-RUN_FIELDS = ("argv", "command", "cwd", "env", "shell", "env_file", "target", "executor")
+RUN_FIELDS = (
+    *("argv", "command", "cwd", "env", "shell", "env_file", "target", "executor"),
+    *("listen", "listen_buffer"),  # they shape the run's stdin
+)
 """The fields of a ServiceSpec that shape the running service itself: a change to one of
 them needs a new run. The others only steer tuisup (restarts, stops, watching, health,
 dependencies, hooks) and apply to the run in place."""

@@ -31,6 +31,7 @@ def test_the_demo_manifest_is_valid() -> None:
         "echo",
         "crunch",
         "moody",
+        "alerts",
     ]
 
 
@@ -72,6 +73,8 @@ def test_the_demo_runs_and_stops_cleanly() -> None:
         conn.sendall(b"ping\n")
         assert conn.makefile("rb").readline() == b"ping\n"
     tuisup.expect(lambda line: line.startswith("flaky exited with code 3 after "), timeout=15)
+    # The listener heard it.
+    tuisup.expect(lambda line: line.startswith("alerts  | flaky crashed with exit code 3"))
     tuisup.expect(lambda line: line.startswith("crunch  | ") and "hashes/s" in line)
     assert "ticker started (async in tuisup)" in tuisup.lines
     assert "moody started (thread in tuisup)" in tuisup.lines
@@ -83,6 +86,9 @@ def test_the_demo_runs_and_stops_cleanly() -> None:
     # The dependency chain: db warms up, migrate runs once it is healthy, then api serves.
     if "api is healthy" not in tuisup.lines:
         tuisup.expect(lambda line: line == "api is healthy", timeout=15)
+    heard = "alerts  | db is healthy: migrate and api can start"
+    if heard not in tuisup.lines:  # db was healthy long before api: this comes at once
+        tuisup.expect(lambda line: line == heard)
     lines = tuisup.lines
     started = [line.split(" started")[0] for line in lines if " started (pid " in line]
     assert started.index("db") < started.index("migrate") < started.index("api")

@@ -41,6 +41,7 @@ from tuisup.engine.executors import Executor, ProcessExecutor
 from tuisup.engine.executors.base import KILL_GRACE
 from tuisup.engine.hooks import HookRunner
 from tuisup.engine.lifeline import Lifeline
+from tuisup.engine.listeners import Listeners
 from tuisup.engine.logfile import FileNews
 from tuisup.engine.logs import LogBatch, LogStore
 from tuisup.engine.messages import CommandMessage, Start
@@ -112,7 +113,9 @@ class Host:
         self.reaper = Reaper()
         self.reaper.ended = self._ended
         self.lifeline = Lifeline(self.reaper.tag, self.reaper.managed)
-        self._process = ProcessExecutor(self.reaper, manifest.root)
+        self.listeners = Listeners(self)
+        """The feeders of listener services' stdin."""
+        self._process = ProcessExecutor(self.reaper, manifest.root, self.listeners.feed)
         self._in_process: Executor | None = None
         self.clock = clock
         """Where the engine's time comes from (a fake one in tests)."""

@@ -12,7 +12,7 @@ from tuisup.model.states import ACTIVE as ACTIVE
 from tuisup.model.states import ExitRecord as ExitRecord
 from tuisup.model.states import ExitStatus as ExitStatus
 from tuisup.model.states import ServiceState
-from tuisup.model.views import HealthCheckView, SpecView, mask_env
+from tuisup.model.views import HealthCheckView, ListenView, SpecView, mask_env
 from tuisup.spec import ServiceSpec
 
 S = ServiceState
@@ -83,4 +83,13 @@ def spec_view(spec: ServiceSpec) -> SpecView:
         )
         if check is not None
         else None,
+        listen=_listen_view(spec),
     )
+
+
+def _listen_view(spec: ServiceSpec) -> ListenView | None:
+    """A listener's settings as observers see them; None for a service that is not one."""
+    listen = spec.listen
+    if listen is None:
+        return None
+    return ListenView(kinds=listen.kinds, services=listen.services, buffer=spec.listen_buffer)

@@ -11,6 +11,7 @@ from typing import Any
 from tuisup.manifest import checks
 from tuisup.manifest.deps import check_graph, depends_on, healthcheck
 from tuisup.manifest.hooks import check_reachable, on_table
+from tuisup.manifest.listen import check_listened, check_listener, listen
 from tuisup.manifest.locator import Key, Locator
 from tuisup.manifest.problems import (
     INVALID,
@@ -138,6 +139,9 @@ _SERVICE_CHECKS: dict[str, checks.Check] = {
     # Event hooks (the `on` table becomes the spec's `hooks`).
     "on": on_table,
     "hook_timeout": checks.number(0, above=True),
+    # listener services
+    "listen": listen,
+    "listen_buffer": checks.integer(1),
 }
 _SERVICE_KEYS = ("command", *_SERVICE_CHECKS, "target", "executor")
 _DEFAULT = ServiceSpec(name="", argv=("",), command="", cwd=Path("/"))
@@ -201,6 +205,7 @@ def _services(ck: Checker, raw: object) -> dict[str, ServiceSpec]:
     specs = [_service(ck, str(name), value) for name, value in tables.items()]
     ordered = sorted((spec for spec in specs if spec is not INVALID), key=lambda s: s.line)
     check_graph(ck, tables)
+    check_listened(ck, tables)
     return {spec.name: spec for spec in ordered}
 
 
@@ -219,6 +224,7 @@ def _service(ck: Checker, name: str, raw: object) -> ServiceSpec | Invalid:
     _check_backoff(ck, base, table, values)
     _check_unhealthy(ck, base, table, values)
     check_reachable(ck, base, table)
+    check_listener(ck, base, table, executor)
     if command is INVALID or len(ck.problems) > before:
         return INVALID
     if "on" in values:

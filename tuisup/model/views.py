@@ -42,6 +42,31 @@ class HealthCheckView(Record):
     start_period: float
 
 
+class ListenView(Record):
+    """A listener's `listen` settings: what its stdin receives, and how much is kept for it."""
+
+    kinds: tuple[str, ...] | None = None
+    """The `event` words it gets; None: every kind."""
+    services: tuple[str, ...] | None = None
+    """The services whose events it gets; None: every service."""
+    buffer: int = 1000
+    """`listen_buffer`: events kept while it does not read."""
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the view as JSON-ready data (None left out)."""
+        data = {name: _plain(getattr(self, name)) for name in ListenView._fields}
+        return {key: value for key, value in data.items() if value is not None}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ListenView:
+        """Read back what `to_json` wrote."""
+        values = {k: v for k, v in data.items() if k in ListenView._fields}
+        for name in ("kinds", "services"):
+            if values.get(name) is not None:
+                values[name] = tuple(values[name])
+        return cls(**values)
+
+
 class SpecView(Record):
     """A service's table in the manifest, as observers see it (environment values masked)."""
 
@@ -77,6 +102,8 @@ class SpecView(Record):
     hooks: Mapping[str, str] = {}  # shared by every record: never mutated
     """Its event hooks: each event (`exited`, `unhealthy`, ...) and its command as written."""
     hook_timeout: float = 10.0
+    listen: ListenView | None = None
+    """A listener's settings; None: not a listener (its stdin is /dev/null)."""
 
     @property
     def in_process(self) -> bool:
@@ -88,6 +115,8 @@ class SpecView(Record):
         data = {name: _plain(getattr(self, name)) for name in _SPEC_FIELDS}
         if self.healthcheck is not None:
             data["healthcheck"] = {name: getattr(self.healthcheck, name) for name in _HEALTH_FIELDS}
+        if self.listen is not None:
+            data["listen"] = self.listen.to_json()
         return {key: value for key, value in data.items() if value is not None}
 
     @classmethod
@@ -102,6 +131,9 @@ class SpecView(Record):
             values["healthcheck"] = HealthCheckView(
                 **{k: v for k, v in check.items() if k in _HEALTH_FIELDS}
             )
+        listen = data.get("listen")
+        if listen is not None:
+            values["listen"] = ListenView.from_json(listen)
         return cls(**values)
 
 
@@ -181,7 +213,7 @@ class ServiceView(Record):
         )
 
 
-_SPEC_FIELDS = tuple(f for f in SpecView._fields if f != "healthcheck")
+_SPEC_FIELDS = tuple(f for f in SpecView._fields if f not in ("healthcheck", "listen"))
 _HEALTH_FIELDS = HealthCheckView._fields
 _VIEW_FIELDS = (
     "pid",

@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -37,21 +38,33 @@ SWEEP_TIME = 1.0
 """Seconds to keep killing leftovers of a run's process tree after its leader exited."""
 
 
+Feed = Callable[[ServiceSpec, int, "ProcessRun", TaskGroup], None]
+"""Starts feeding a listener's run through the write end of its stdin (`engine.listeners`)."""
+
+
 class ProcessExecutor(Executor):
     """Starts commands, and Python targets in a child interpreter, as group leaders."""
 
-    def __init__(self, reaper: Reaper, root: Path) -> None:
+    def __init__(self, reaper: Reaper, root: Path, feed: Feed | None = None) -> None:
         self.reaper = reaper
         self.root = root
+        self.feed = feed
+        """What feeds a listener's stdin; without it, every stdin is /dev/null."""
 
     async def start(self, spec: ServiceSpec, logs: LogStore, tg: TaskGroup) -> Run:
         """Spawn the service; see `Executor.start`."""
         env = service_env(spec, self.reaper)
         argv = spec.argv
-        ours: list[int] = []  # read ends, kept by the run; closed here if the start fails
-        theirs: list[int] = []  # write ends, the child's: always closed here after the spawn
+        ours: list[int] = []  # our ends, kept by the run (or its feeder); closed if it fails
+        theirs: list[int] = []  # the child's ends: always closed here after the spawn
         status_r = status_w = -1
+        stdin_r = stdin_w = -1
         try:
+            if spec.listen is not None and self.feed is not None:
+                # A listener's stdin: the child reads, the run's feeder writes.
+                stdin_r, stdin_w = os.pipe2(os.O_CLOEXEC)
+                theirs.append(stdin_r)
+                ours.append(stdin_w)
             if spec.target is not None:
                 status_r, status_w = _pipe(ours, theirs)
                 argv = _child_argv(spec, status_w, self.root)
@@ -66,6 +79,7 @@ class ProcessExecutor(Executor):
                 cwd=spec.cwd,
                 env=env,
                 managed=self.reaper.managed,
+                stdin=stdin_r if stdin_r >= 0 else subprocess.DEVNULL,
                 stdout=out_w,
                 stderr=err_w,
                 pass_fds=(status_w,) if status_w >= 0 else (),
@@ -85,6 +99,9 @@ class ProcessExecutor(Executor):
             StreamSink(logs, spec.name, "stderr"),
             err_r,
         )
+        if stdin_w >= 0:
+            assert self.feed is not None
+            self.feed(spec, stdin_w, run, tg)
         return run
 
 

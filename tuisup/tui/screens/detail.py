@@ -16,6 +16,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from tuisup.model import ServiceView
+from tuisup.model.views import ListenView
 from tuisup.terminal import one_line, text_lines
 
 
@@ -54,6 +55,8 @@ def describe(status: ServiceView) -> Table:
         rows.append(("dependents", "restarted whenever this service starts again"))
     if spec.hooks:
         rows.append(("hooks", _hooks(status)))
+    if spec.listen is not None:
+        rows.append(("listens to", _listen(spec.listen)))
     for key, value in rows:
         table.add_row(key, shown(value))
     return table
@@ -84,6 +87,16 @@ def _hooks(status: ServiceView) -> str:
     lines = [f"{event}: {one_line(command)}" for event, command in spec.hooks.items()]
     lines.append(f"one run of each at a time, killed after {spec.hook_timeout:g}s")
     return "\n".join(lines)
+
+
+def _listen(listen: ListenView) -> str:
+    """What a listener's stdin receives: `state, health events of api, db (…)`."""
+    kinds = f"{', '.join(listen.kinds)} events" if listen.kinds is not None else "every event"
+    services = ", ".join(listen.services) if listen.services is not None else "every service"
+    return (
+        f"{kinds} of {services}, as JSON lines on its stdin, a snapshot first; "
+        f"{listen.buffer} kept while it does not read"
+    )
 
 
 def _executor(status: ServiceView) -> str:
