@@ -124,12 +124,13 @@ class Raw:
         seen: list[Message] = []
         with anyio.fail_after(timeout):
             while True:
-                while self.streamed:
-                    message = self.streamed.pop(0)
-                    if message["id"] == stream:
-                        seen.append(message["stream"])
-                        if until(message["stream"]):
-                            return seen
+                mine = [m for m in self.streamed if m["id"] == stream]
+                self.streamed = [m for m in self.streamed if m["id"] != stream]
+                for index, message in enumerate(mine):
+                    seen.append(message["stream"])
+                    if until(message["stream"]):
+                        self.streamed[:0] = mine[index + 1 :]  # not read yet: kept
+                        return seen
                 message = await self.line(timeout)
                 if "stream" in message:
                     self.streamed.append(message)

@@ -279,3 +279,41 @@ async def test_an_unexpected_error_is_an_internal_answer_and_the_host_keeps_goin
             assert answer["error"] == {"code": "internal", "message": "RuntimeError: boom"}
             assert (await raw.result("snapshot"))["services"][0]["service"] == "web"
             await raw.aclose()
+
+
+class FailingViews:
+    """A host whose `snapshot` fails once a stream has begun (a bug in making views)."""
+
+    def __init__(self, host: Host) -> None:
+        self._host = host
+        self.broken = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._host, name)
+
+    def snapshot(self) -> Any:
+        if self.broken:
+            raise RuntimeError("no views")
+        return self._host.snapshot()
+
+
+async def test_a_stream_that_fails_ends_with_an_internal_error_and_nothing_else_does(
+    make_manifest: Callable[..., Manifest], folder: Path
+) -> None:
+    async with Host(make_manifest(web="exec sleep 30")) as host:
+        api = FailingViews(host)
+        server = ControlServer(api, SocketPath(folder / "s.sock"))  # type: ignore[arg-type]
+        server.bind()
+        async with server:
+            raw = await Raw.connect(folder / "s.sock")
+            await raw.result("subscribe", views=True)
+            api.broken = True
+            await host.restart("web")  # its events want views
+            assert await raw.answer(1) == {
+                "id": 1,
+                "ok": False,
+                "error": {"code": "internal", "message": "RuntimeError: no views"},
+            }
+            api.broken = False
+            assert (await raw.result("snapshot"))["services"][0]["state"] == "running"
+            await raw.aclose()

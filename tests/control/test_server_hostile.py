@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import sys
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,7 +22,7 @@ from tuisup.control.protocol import MAX_LINE
 from tuisup.control.server import Limits
 from tuisup.engine import Host, ServiceState
 from tuisup.engine.events import Event, Output
-from tuisup.spec import Manifest
+from tuisup.spec import ExecutorKind, HostSettings, Manifest, RestartPolicy, ServiceSpec
 
 S = ServiceState
 
@@ -296,3 +297,33 @@ async def test_secret_values_never_leave_the_host(
     assert spec_env["API_TOKEN"] == spec_env["DB_PASSWORD"] == "••••••••"
     assert spec_env["PORT"] == "8000"
     assert json.dumps(snapshot).count("hunter2") == 0
+
+
+async def test_text_that_is_not_valid_unicode_travels_escaped(tmp_path: Path, folder: Path) -> None:
+    r"""Regression: a service failed with a lone surrogate in its error (`"\udcff"`, as a
+    file name that is not UTF-8 decodes to; so do watched paths). Encoding the stream line
+    and the answers that carry it raised, and that took the server down with the host."""
+    module = f"svc_{uuid.uuid4().hex[:10]}"
+    (tmp_path / f"{module}.py").write_text(
+        "async def run(ctx):\n    raise ValueError('no such file: \\udcff.txt')\n"
+    )
+    spec = ServiceSpec(
+        name="odd",
+        argv=(),
+        command=f"{module}:run",
+        target=f"{module}:run",
+        executor=ExecutorKind.ASYNC,
+        cwd=tmp_path,
+        autostart=False,
+        restart=RestartPolicy.NEVER,
+    )
+    manifest = Manifest(tmp_path / "services.toml", HostSettings(log_dir=None), {"odd": spec})
+    async with serving(manifest, folder / "s.sock") as (host, _):
+        raw = await Raw.connect(folder / "s.sock")
+        await raw.result("subscribe", views=True)
+        await raw.result("start", name="odd")
+        said = await raw.events(1, lambda e: e["event"] == "state" and e["state"] == "exited")
+        assert said[-1]["error"] == "ValueError: no such file: \udcff.txt"
+        view = (await raw.result("snapshot"))["services"][0]
+        assert view["history"][0]["error"] == "ValueError: no such file: \udcff.txt"
+        await raw.aclose()

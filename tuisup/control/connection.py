@@ -233,6 +233,9 @@ class Connection:
     async def _run_stream(self, stream: EventStream) -> None:
         try:
             await stream.run()
+        except Exception as exc:  # a bug: this stream ends, saying so; nothing else does
+            text = f"{type(exc).__name__}: {exc}"
+            self._answer(protocol.error(stream.id, "internal", text))
         finally:
             if self._streams.get(stream.id) is stream:
                 del self._streams[stream.id]

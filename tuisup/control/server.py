@@ -183,9 +183,13 @@ class ControlServer:
                 await anyio.sleep(0.1)
                 continue
             raw = stream.extra(SocketAttribute.raw_socket)
-            pid, uid, _ = _CREDENTIALS.unpack(
-                raw.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _CREDENTIALS.size)
-            )
+            try:
+                pid, uid, _ = _CREDENTIALS.unpack(
+                    raw.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _CREDENTIALS.size)
+                )
+            except OSError:  # gone already
+                await stream.aclose()
+                continue
             if uid != os.getuid():
                 await stream.aclose()
                 self._refuse(pid, uid)
@@ -200,6 +204,8 @@ class ControlServer:
     async def _serve(self, connection: Connection) -> None:
         try:
             await connection.run()
+        except Exception:  # a bug in one connection: it is closed, and nothing more
+            pass
         finally:
             self._connections.discard(connection)
 
