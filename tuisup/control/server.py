@@ -275,7 +275,11 @@ def _ask_pid(where: Path) -> int:
 
 
 def _cannot(where: Path, exc: OSError) -> str:
-    return f"tuisup: cannot serve the control socket {_shown(where)}: {exc.strerror or exc}"
+    """One line for a failure to serve at `where`, naming the path that failed if another."""
+    why = exc.strerror or str(exc)
+    if exc.filename is not None and Path(os.fsdecode(exc.filename)) != where:
+        why = f"{_shown(Path(os.fsdecode(exc.filename)))}: {why}"
+    return f"tuisup: cannot serve the control socket {_shown(where)}: {why}"
 
 
 def _shown(path: Path) -> str:
