@@ -179,9 +179,15 @@ async def test_reload_answers_with_the_summary_or_the_error(tmp_path: Path, toke
     with short_folder() as folder:
         async with serving(load_manifest(path), folder / "s.sock") as (host, _):
             raw = await Raw.connect(folder / "s.sock")
-            path.write_text(f"[services.web]\n{service}[services.more]\n{service}")
+            before = (await raw.result("snapshot"))["services"]
+            assert before[0]["spec"]["command"] == "sleep 60"
+            changed = service.replace("sleep 60", "sleep 61")
+            path.write_text(f"[services.web]\n{changed}[services.more]\n{service}")
             result = await raw.result("reload")
-            assert result == {"applied": True, "summary": "added more"}
+            assert result == {"applied": True, "summary": "added more; restarted web"}
+            after = (await raw.result("snapshot"))["services"]  # its new spec, not the old
+            assert [v["spec"]["command"] for v in after] == ["sleep 61", "sleep 60"]
+            assert after == [view.to_json() for view in host.snapshot().values()]
             path.write_text("[services.web]\ncommand = 5\n")
             result = await raw.result("reload")
             assert result["applied"] is False

@@ -38,6 +38,7 @@ from tuisup.model.record import Record
 
 if TYPE_CHECKING:
     from tuisup.control.connection import Connection
+    from tuisup.control.ops import ViewCoder
 
 CLOSE_GRACE = 2.0
 """Seconds a closing server gives its clients to receive what is theirs (the answer to a
@@ -99,6 +100,7 @@ class ControlServer:
         self._listener: SocketListener | None = None
         self._tg: TaskGroup | None = None
         self._connections: set[Connection] = set()
+        self._coder: ViewCoder | None = None
         self._hello: dict[str, object] = {
             "version": protocol.VERSION,
             "tuisup": tuisup.__version__,
@@ -197,7 +199,11 @@ class ControlServer:
             # Imported at the first client, not at every start: most hosts never get one.
             from tuisup.control.connection import Connection
 
-            connection = Connection(self.api, stream, self._hello, pid, self.limits)
+            if self._coder is None:
+                from tuisup.control.ops import ViewCoder
+
+                self._coder = ViewCoder()
+            connection = Connection(self.api, stream, self._hello, pid, self.limits, self._coder)
             self._connections.add(connection)
             self._tg.start_soon(self._serve, connection)
 
