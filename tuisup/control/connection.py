@@ -186,7 +186,9 @@ class Connection:
             self._answer(protocol.error(None, "bad_request", str(exc)))
             return self._malformed < self.limits.malformed
         op, args = message.get("op"), message.get("args")
-        if op == "hello":
+        if not isinstance(op, str):
+            self._answer(protocol.error(id_, "bad_request", "op must be a string"))
+        elif op == "hello":
             self._answer(protocol.ok(id_, self._hello))
         elif op == "unsubscribe":
             self._unsubscribe(id_, args)
@@ -196,7 +198,7 @@ class Connection:
             await self._slots.acquire()
             self._requests += 1
             assert self._tg is not None
-            self._tg.start_soon(self._run_request, id_, str(op), args)
+            self._tg.start_soon(self._run_request, id_, op, args)
         return True
 
     # -- requests and streams -------------------------------------------------------------
