@@ -19,8 +19,9 @@ import pytest
 
 from tests.conftest import wait_event, wait_until
 from tests.control.raw import Closed, Raw, open_fds, serving, short_folder
+from tuisup.control.paths import SocketPath
 from tuisup.control.protocol import MAX_LINE
-from tuisup.control.server import Limits
+from tuisup.control.server import ControlServer, Limits
 from tuisup.engine import Host, ServiceState
 from tuisup.engine.events import Event, Output
 from tuisup.spec import ExecutorKind, HostSettings, Manifest, RestartPolicy, ServiceSpec
@@ -374,3 +375,40 @@ async def test_running_out_of_descriptors_does_not_stop_the_server_for_good(
         raw = await Raw.connect(folder / "s.sock")
         assert (await raw.result("snapshot"))["services"][0]["service"] == "web"
         await raw.aclose()
+
+
+class SlowToSubscribe:
+    """A host whose `subscribe` takes a moment, as one behind a socket does (HostAPI
+    allows it: the server may serve a RemoteHost)."""
+
+    def __init__(self, host: Host) -> None:
+        self._host = host
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._host, name)
+
+    async def subscribe(self, *, lines: bool = False) -> Any:
+        await anyio.sleep(0.05)
+        return await self._host.subscribe(lines=lines)
+
+
+async def test_a_client_that_stops_sending_right_after_subscribing_is_let_go(
+    make_manifest: Callable[..., Manifest], folder: Path
+) -> None:
+    """Regression: a `subscribe` answered after the client had closed its sending side
+    (the end of its requests) opened a stream that nothing ended: the connection, its
+    task and its socket stayed for as long as the host ran. Now that stream ends at once:
+    the client gets its answer, then the end of the connection."""
+    async with Host(make_manifest(web="exec sleep 30")) as host:
+        server = ControlServer(SlowToSubscribe(host), SocketPath(folder / "s.sock"))  # type: ignore[arg-type]
+        server.bind()
+        async with server:
+            raw = await Raw.connect(folder / "s.sock")
+            await raw.send({"id": 1, "op": "subscribe"})
+            await raw.stream.send_eof()
+            assert (await raw.answer(1))["ok"]
+            await raw.closed(timeout=5)
+            await raw.aclose()
+            with anyio.fail_after(5):
+                while server.clients:
+                    await anyio.sleep(0.01)

@@ -7,8 +7,8 @@ import json
 import os
 import socket
 import stat
-from dataclasses import replace
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import anyio

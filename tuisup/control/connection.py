@@ -99,6 +99,8 @@ class Connection:
         self._slots = anyio.Semaphore(limits.in_flight)
         self._requests = 0
         self._streams: dict[int, EventStream] = {}
+        self._streams_ended = False
+        """No stream may run any more (one opened late ends at once)."""
         self._settled = anyio.Event()
         self._malformed = 0
         self._reading = anyio.CancelScope()
@@ -168,7 +170,8 @@ class Connection:
         args = message.get("args")
         version = message.get("version", args.get("version") if isinstance(args, dict) else None)
         if version != protocol.VERSION:
-            text = f"protocol version {version!r} is not served: this host speaks version 1"
+            speaks = f"this host speaks version {protocol.VERSION}"
+            text = f"protocol version {version!r} is not served: {speaks}"
             self._answer(protocol.error(id_, "version", text))
             return False
         self._answer(protocol.ok(id_, self._hello))
@@ -230,6 +233,8 @@ class Connection:
         }
         self.outbox.put(protocol.encode(protocol.ok(id_, result)))
         stream = self._streams[id_] = EventStream(self.api, id_, subscribed, self.outbox)
+        if self._streams_ended:  # it was asked for as the connection ends
+            stream.scope.cancel()
         assert self._tg is not None
         self._tg.start_soon(self._run_stream, stream)
 
@@ -258,6 +263,7 @@ class Connection:
         self._answer(protocol.ok(id_))
 
     def _end_streams(self) -> None:
+        self._streams_ended = True
         for stream in self._streams.values():
             stream.scope.cancel()
 
