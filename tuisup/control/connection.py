@@ -31,7 +31,10 @@ if TYPE_CHECKING:
     from tuisup.control.server import Limits
 
 CHUNK = 64 * 1024
-"""Bytes read, and sent, at a time."""
+"""Bytes read at a time."""
+SEND = 16 * 1024
+"""Bytes sent at a time: a client that cannot take this much within `stall` seconds
+(1.6 KB/s at the default) has stopped reading, as far as the server is concerned."""
 
 
 class LineTooLong(Exception):
@@ -284,7 +287,7 @@ class Connection:
 
     async def _write(self) -> None:
         """Send what the outbox holds; cut off a client that stops taking it."""
-        while (data := await self.outbox.take(CHUNK)) is not None:
+        while (data := await self.outbox.take(SEND)) is not None:
             try:
                 # A chunk is small: one that cannot go in `stall` seconds means the client
                 # has stopped reading (its socket buffer is full), not that it reads slowly.
