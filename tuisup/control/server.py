@@ -207,7 +207,9 @@ class ControlServer:
                 from tuisup.control.ops import ViewCoder
 
                 self._coder = ViewCoder()
-            connection = Connection(self.api, stream, self._hello, pid, self.limits, self._coder)
+            # The socket leaves anyio's stream here: the connection reads and writes it
+            # through an asyncio transport (see tuisup.control.connection).
+            connection = Connection(self.api, raw, self._hello, pid, self.limits, self._coder)
             self._connections.add(connection)
             self._tg.start_soon(self._serve, connection)
 
