@@ -323,10 +323,12 @@ class Connection:
                 if writer.is_closing():
                     raise ConnectionResetError("the client has gone")
                 writer.write(data)
-                # At most SEND bytes wait unsent: if they cannot go in `stall` seconds, the
-                # client has stopped reading (its socket buffer is full), not slowed down.
-                with anyio.fail_after(self.limits.stall):
-                    await writer.drain()
+                if writer.transport.get_write_buffer_size() > SEND:
+                    # At most SEND bytes wait unsent: if they cannot go in `stall` seconds,
+                    # the client has stopped reading (its socket buffer is full). Most
+                    # writes go straight to the socket: no timer for them (it costs).
+                    with anyio.fail_after(self.limits.stall):
+                        await writer.drain()
             except (TimeoutError, OSError):
                 assert self._tg is not None
                 self._tg.cancel_scope.cancel()
