@@ -33,7 +33,7 @@ from tuisup.api import HostAPI
 from tuisup.control import protocol
 from tuisup.control.ops import Args, Ops, Subscribed, ViewCoder
 from tuisup.control.outbox import Outbox
-from tuisup.control.streams import EventStream
+from tuisup.control.streams import EventStream, Feeds
 from tuisup.model import ApiError
 
 if TYPE_CHECKING:
@@ -100,12 +100,14 @@ class Connection:
         peer_pid: int,
         limits: Limits,
         coder: ViewCoder,
+        feeds: Feeds,
     ) -> None:
         self.api = api
         self.sock = sock
         self.limits = limits
         self.outbox = Outbox(limits.outbox)
         self.ops = Ops(api, peer_pid, coder)
+        self.feeds = feeds
         self.done = anyio.Event()
         """Set once the connection has ended and its socket is closed."""
         self._hello = hello
@@ -142,6 +144,7 @@ class Connection:
                 await self._settle()
                 self.outbox.close()  # the writer sends what is left, then returns
         finally:
+            self._end_streams()  # cut off: its streams leave their feeds too
             with anyio.CancelScope(shield=True):
                 await self._close(writer)
             self.done.set()
@@ -260,28 +263,26 @@ class Connection:
             self._check_settled()
 
     def _open_stream(self, id_: int, subscribed: Subscribed) -> None:
-        """Answer a subscribe with its snapshot, then run its stream (lines after it)."""
+        """Answer a subscribe with its snapshot, then put its stream on the host's feed."""
         result = {
             "after": subscribed.subscription.after,
             "snapshot": self.ops.coder(subscribed.snapshot),
         }
         self.outbox.put(protocol.encode(protocol.ok(id_, result)))
-        stream = self._streams[id_] = EventStream(self.api, id_, subscribed, self.outbox)
-        if self._streams_ended:  # it was asked for as the connection ends
-            stream.scope.cancel()
-        assert self._tg is not None
-        self._tg.start_soon(self._run_stream, stream)
+        if self._streams_ended:  # it was asked for as the connection ends: it ends now
+            return
+        stream = EventStream(self.api, id_, subscribed, self.outbox, self._stream_ended)
+        self._streams[id_] = stream
+        self.feeds.join(stream, subscribed.subscription)
 
-    async def _run_stream(self, stream: EventStream) -> None:
-        try:
-            await stream.run()
-        except Exception as exc:  # a bug: this stream ends, saying so; nothing else does
-            text = f"{type(exc).__name__}: {exc}"
-            self._answer(protocol.error(stream.id, "internal", text))
-        finally:
-            if self._streams.get(stream.id) is stream:
-                del self._streams[stream.id]
-            self._check_settled()
+    def _stream_ended(self, stream: EventStream, error: str | None) -> None:
+        """A stream ended by itself: the host stopped, or (`error`) a bug."""
+        if error is not None:  # this stream ends, saying so; nothing else does
+            self._answer(protocol.error(stream.id, "internal", error))
+        self.feeds.leave(stream)
+        if self._streams.get(stream.id) is stream:
+            del self._streams[stream.id]
+        self._check_settled()
 
     def _unsubscribe(self, id_: int, raw_args: object) -> None:
         try:
@@ -293,13 +294,15 @@ class Connection:
         if stream is None:
             self._answer(protocol.error(id_, "bad_request", f"unsubscribe: no stream {number}"))
             return
-        stream.scope.cancel()  # it sends nothing more: the answer below is its last word
+        self.feeds.leave(stream)  # it sends nothing more: the answer below is its last word
         self._answer(protocol.ok(id_))
 
     def _end_streams(self) -> None:
         self._streams_ended = True
         for stream in self._streams.values():
-            stream.scope.cancel()
+            self.feeds.leave(stream)
+        self._streams.clear()
+        self._check_settled()
 
     async def _settle(self) -> None:
         """Wait for the requests running and the streams still going."""
