@@ -337,9 +337,16 @@ class Connection:
                 self._tg.cancel_scope.cancel()
                 return
             if self.outbox.roomy:
-                for stream in list(self._streams.values()):
-                    stream.caught_up()
+                self._caught_up()
         self._flushed = True
+
+    def _caught_up(self) -> None:
+        """The client took what waited: streams that dropped lines say so now."""
+        for stream in list(self._streams.values()):
+            try:
+                stream.caught_up()
+            except Exception as exc:  # a bug (making its snapshot): this stream ends
+                self._stream_ended(stream, f"{type(exc).__name__}: {exc}")
 
 
 def _id(message: dict[str, Any]) -> int | None:
