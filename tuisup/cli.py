@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -43,6 +44,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "-f", "--file", default=DEFAULT_MANIFEST, help="the manifest (default: services.toml)"
+    )
+    parser.add_argument(
+        "--socket",
+        metavar="PATH",
+        help="the control socket (default: .tuisup/tuisup.sock beside the manifest)",
     )
     parser.add_argument(
         "--no-tui", action="store_true", help="run headless: print output and lifecycle lines"
@@ -101,10 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         manifest = _load(options.file)
         if manifest is None:
             return 1
-        if options.no_reload:
-            from dataclasses import replace
-
-            manifest = replace(manifest, settings=replace(manifest.settings, reload=False))
+        manifest = _overridden(manifest, options)
         # The engine, asyncio and anyio; Textual only once the console runs.
         from tuisup.run import run_console, run_headless
 
@@ -119,6 +122,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return anyio.run(task)
     except KeyboardInterrupt:
         return 130
+
+
+def _overridden(manifest: Manifest, options: argparse.Namespace) -> Manifest:
+    """The manifest with the command line's `--no-reload` and `--socket` applied."""
+    from dataclasses import replace
+
+    settings = manifest.settings
+    if options.no_reload:
+        settings = replace(settings, reload=False)
+    if options.socket is not None:  # relative to where the command runs, as paths typed are
+        settings = replace(settings, socket=Path(os.path.abspath(options.socket)))
+    return replace(manifest, settings=settings)
 
 
 @contextlib.contextmanager

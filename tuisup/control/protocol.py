@@ -52,7 +52,26 @@ class ProtocolError(Exception):
 
 def encode(message: dict[str, Any]) -> bytes:
     """One message as a line of UTF-8 JSON."""
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+    return dumps(message) + b"\n"
+
+
+def dumps(value: Any) -> bytes:
+    r"""A JSON value as compact UTF-8.
+
+    Text that is not valid Unicode (a lone surrogate: a file name that is not UTF-8, as
+    Python decodes it) cannot be UTF-8: it goes as its JSON escape (`\udcff`), which a
+    JSON reader turns back into the same string.
+    """
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return text.encode("utf-8", "backslashreplace")
+
+
+def stream_line(id_: int, event: bytes) -> bytes:
+    """`encode(stream(id_, e))`, byte for byte, for an event already encoded (`dumps(e)`).
+
+    A server encodes each event once, however many streams send it.
+    """
+    return b'{"id":%d,"stream":%s}\n' % (id_, event)
 
 
 def decode(line: bytes) -> dict[str, Any]:
@@ -70,6 +89,11 @@ def decode(line: bytes) -> dict[str, Any]:
     if not isinstance(message, dict):
         raise ProtocolError("not a JSON object")
     return message
+
+
+def hello(id_: int = 0) -> dict[str, Any]:
+    """A client's first message: the protocol version it speaks."""
+    return {"id": id_, "op": "hello", "version": VERSION}
 
 
 def request(id_: int, op: str, **args: Any) -> dict[str, Any]:

@@ -244,6 +244,20 @@ class ManifestInvalid(Event):
     error: str
 
 
+class ControlRefused(Event):
+    """A process of another user connected to the control socket, and was turned away.
+
+    Said once per user id while the host runs: a client that retries in a loop does not
+    flood the log.
+    """
+
+    kind: ClassVar[str] = "control_refused"
+    pid: int
+    """The peer's process id, as the kernel gave it (`SO_PEERCRED`)."""
+    uid: int
+    """The peer's user id."""
+
+
 class Missed(Event):
     """The subscriber fell so far behind that `count` events left the ring unread."""
 
@@ -269,6 +283,10 @@ def _plain(value: Any) -> Any:
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, tuple):
+        # An event's tuples hold one kind each: names, paths and lines (an output event's
+        # thousands, for every follower of a busy service) are copied as they are.
+        if value and isinstance(value[0], str):
+            return list(value)
         return [_plain(v) for v in value]
     if isinstance(value, ServiceView):
         return value.to_json()

@@ -179,6 +179,9 @@ class TuisupApp(App[int]):
                         severity="error",
                         timeout=3600,
                     )
+                elif isinstance(event, ev.ControlRefused):
+                    text = f"uid {event.uid} (pid {event.pid}): only this user may control tuisup"
+                    self.notify(text, title="control connection refused", severity="warning")
             if any(isinstance(e, ev.HostStopped) for e in batch):
                 self.exit(0)
                 return
