@@ -20,6 +20,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -94,6 +95,11 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=lambda prog: argparse.RawDescriptionHelpFormatter(prog, width=100),
     )
     _where(parser, after_verb=False)
+    parser.add_argument(
+        "--socket",
+        metavar="PATH",
+        help="the control socket (default: .tuisup/tuisup.sock beside the manifest)",
+    )
     parser.add_argument(
         "--no-tui", action="store_true", help="run headless: print output and lifecycle lines"
     )
@@ -218,10 +224,7 @@ def _run_host(options: argparse.Namespace) -> int:
         manifest = _load(options.file)
         if manifest is None:
             return 1
-        if options.no_reload:
-            from dataclasses import replace
-
-            manifest = replace(manifest, settings=replace(manifest.settings, reload=False))
+        manifest = _overridden(manifest, options)
         # The engine, asyncio and anyio; Textual only once the console runs.
         from tuisup.run import run_console, run_headless
 
@@ -236,6 +239,18 @@ def _run_host(options: argparse.Namespace) -> int:
         return anyio.run(task)
     except KeyboardInterrupt:
         return 130
+
+
+def _overridden(manifest: Manifest, options: argparse.Namespace) -> Manifest:
+    """The manifest with the command line's `--no-reload` and `--socket` applied."""
+    from dataclasses import replace
+
+    settings = manifest.settings
+    if options.no_reload:
+        settings = replace(settings, reload=False)
+    if options.socket is not None:  # relative to where the command runs, as paths typed are
+        settings = replace(settings, socket=Path(os.path.abspath(options.socket)))
+    return replace(manifest, settings=settings)
 
 
 @contextlib.contextmanager

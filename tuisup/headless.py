@@ -127,10 +127,6 @@ class Printer:
         elif isinstance(event, ev.RestartScheduled):
             ended = self._pending_exit.pop(event.service, f"{event.service} exited")
             yield self._say(f"{ended}; restarting in {event.delay:.1f}s (attempt {event.attempt})")
-        elif isinstance(event, ev.HostStopping):
-            yield self._say(f"tuisup: stopping {event.count} services ({event.reason})")
-        elif isinstance(event, ev.HostStopped):
-            yield self._say("tuisup: every service stopped")
         elif isinstance(event, ev.FilesChanged):
             shown = ", ".join(event.paths[:3])
             if len(event.paths) > 3:
@@ -139,6 +135,15 @@ class Printer:
                 yield self._say(f"{event.service}: {event.paused}")
             else:
                 yield self._say(f"{event.service} restarting: {shown} changed")
+        else:
+            yield from self._host_wide(event)
+
+    def _host_wide(self, event: Event) -> Iterable[str]:
+        """The lines of events about the host rather than one service."""
+        if isinstance(event, ev.HostStopping):
+            yield self._say(f"tuisup: stopping {event.count} services ({event.reason})")
+        elif isinstance(event, ev.HostStopped):
+            yield self._say("tuisup: every service stopped")
         elif isinstance(event, ev.ManifestReloaded):
             yield self._say(f"tuisup: manifest reloaded: {event.summary()}")
         elif isinstance(event, ev.ManifestInvalid):
@@ -146,6 +151,9 @@ class Printer:
             yield from (self._say(f"  {line}") for line in event.error.splitlines())
         elif isinstance(event, ev.Missed):
             yield from self._missed(event)
+        elif isinstance(event, ev.ControlRefused):
+            who = f"uid {event.uid} (pid {event.pid})"
+            yield self._say(f"tuisup: refused a control connection from {who}: not this user")
 
     def _missed(self, event: ev.Missed) -> Iterable[str]:
         """Say how many events went unseen, and where every service stands after them."""

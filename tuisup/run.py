@@ -1,7 +1,10 @@
 """Provides the runners: a Host with a front end on top (the console, or the printer).
 
 They are the one place that builds a Host and hands it, as a HostAPI, to a front end; the
-front ends themselves know only the Protocol (`tuisup.api`).
+front ends themselves know only the Protocol (`tuisup.api`). Each also serves the host on
+its control socket (`tuisup.control.server`): bound before any service starts, so that a
+second host for the same manifest is refused before it runs anything, and closed after
+the host has stopped.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ from typing import TextIO
 import anyio
 from anyio.abc import TaskGroup
 
+from tuisup.control.server import ControlError, ControlServer
 from tuisup.engine import Host
+from tuisup.model.events import ControlRefused
 from tuisup.spec import Manifest
 
 
@@ -23,10 +28,13 @@ async def run_console(manifest: Manifest) -> int:
     from tuisup.tui.app import TuisupApp  # Textual is imported only here
 
     host = Host(manifest)
+    server = await _bound(host)
+    if server is None:
+        return 1
     # Textual captures stdout for itself once it runs; in-process services' prints must
     # still reach their own logs, so the router goes back on top once the app is mounted.
     app = TuisupApp(host, log_lines=manifest.settings.log_lines, on_mount=install)
-    async with host, anyio.create_task_group() as tg:
+    async with server, host, anyio.create_task_group() as tg:
         tg.start_soon(_quit_on_signals, app)
         await app.run_async()
         tg.cancel_scope.cancel()
@@ -54,9 +62,14 @@ async def run_headless(manifest: Manifest, *, json_mode: bool, out: TextIO | Non
 
     stream = out or sys.stdout
     host = Host(manifest)
+    server = await _bound(host)
+    if server is None:
+        return 1
+    if server.path.fallback:  # on stderr: stdout may be JSON
+        sys.stderr.write(f"tuisup: control socket {server.path.path} ({_too_long(server)})\n")
     printer = Printer(host, json_mode=json_mode, colour=not json_mode and use_colour(stream))
     subscription = await host.subscribe(lines=True)
-    async with anyio.create_task_group() as tg:
+    async with server, anyio.create_task_group() as tg:
         tg.start_soon(_on_signals, host, tg)
         async with host:
             status = await follow(host, printer, subscription, stream)
@@ -78,3 +91,31 @@ async def _on_signals(host: Host, tg: TaskGroup) -> None:
                 tg.start_soon(host.shutdown, f"{name}; Ctrl-C again to kill")
             elif signum == signal.SIGINT:
                 host.kill_all()
+
+
+async def _bound(host: Host) -> ControlServer | None:
+    """The host's control server, its socket bound; None when it cannot be (said on stderr).
+
+    A refused client of another user becomes a `control_refused` event on the host's bus,
+    so that every front end says it (the server itself knows the host only as a HostAPI).
+    """
+    from tuisup.control.paths import socket_path
+
+    manifest = host.manifest
+    where = socket_path(manifest.path, manifest.settings.socket)
+
+    def refused(pid: int, uid: int) -> None:
+        host.bus.emit(ControlRefused, pid=pid, uid=uid)
+
+    server = ControlServer(host, where, refused=refused)
+    try:
+        # Off the loop: the probe of a live host waits for its answer.
+        await anyio.to_thread.run_sync(server.bind)
+    except ControlError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return None
+    return server
+
+
+def _too_long(server: ControlServer) -> str:
+    return f"{server.path.wanted} is too long for a socket address"

@@ -170,6 +170,9 @@ class HostSettings:
     """Lines kept in memory per service (the merged view keeps the same number)."""
     reload: bool = True
     """Whether edits to the manifest are applied as soon as it is saved."""
+    socket: Path | None = None
+    """Where the control socket goes (absolute); None: `.tuisup/tuisup.sock` beside the
+    manifest (see `tuisup.control.paths`)."""
 
 
 @dataclass(frozen=True, slots=True)

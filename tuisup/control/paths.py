@@ -9,11 +9,10 @@ to a short one derived from the manifest's path, under `$XDG_RUNTIME_DIR/tuisup/
 from __future__ import annotations
 
 import enum
-import hashlib
+import errno
 import os
 import socket
 import stat
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +31,14 @@ class SocketPath:
     """The path asked for did not fit in a socket address: this one is derived from it."""
     wanted: Path | None = None
     """The path asked for (or the default), when `path` is the fallback."""
+    chosen: bool = False
+    """The user named the path (`--socket`, `[tuisup] socket`): a folder of theirs that
+    already exists keeps its mode (tuisup restricts only the folders it owns or makes)."""
+
+    @property
+    def own_folder(self) -> bool:
+        """Whether the socket's folder is tuisup's own: `.tuisup`, or the fallback's."""
+        return self.fallback or not self.chosen
 
 
 def socket_path(manifest: Path, configured: Path | str | None = None) -> SocketPath:
@@ -46,8 +53,12 @@ def socket_path(manifest: Path, configured: Path | str | None = None) -> SocketP
     wanted = Path(configured).expanduser() if configured is not None else DEFAULT
     if not wanted.is_absolute():
         wanted = manifest.parent / wanted
+    chosen = configured is not None
     if len(os.fsencode(wanted)) <= SUN_PATH_MAX:
-        return SocketPath(wanted)
+        return SocketPath(wanted, chosen=chosen)
+    import hashlib  # only for the fallback: `tempfile` alone is 4 ms of every start
+    import tempfile
+
     digest = hashlib.sha256(os.fsencode(manifest)).hexdigest()[:16]
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     folder = (
@@ -55,7 +66,7 @@ def socket_path(manifest: Path, configured: Path | str | None = None) -> SocketP
         if runtime
         else Path(tempfile.gettempdir()) / f"tuisup-{os.getuid()}"
     )
-    return SocketPath(folder / f"{digest}.sock", fallback=True, wanted=wanted)
+    return SocketPath(folder / f"{digest}.sock", fallback=True, wanted=wanted, chosen=chosen)
 
 
 class Found(enum.Enum):
@@ -91,12 +102,27 @@ def probe(path: Path) -> Found:
     return Found.LIVE
 
 
-def private_folder(folder: Path) -> None:
+def private_folder(folder: Path, *, own: bool = True) -> None:
     """Make `folder` (and its parents) and keep it to its owner: mode 0700.
 
+    Args:
+        folder: Where the socket goes.
+        own: It is tuisup's own folder (`.tuisup`, the fallback's): restricted even if it
+            existed, and it must belong to this user. A folder the user named that exists
+            already is left as it is (`/tmp`, their project): the socket's own mode and the
+            peer check guard the socket there.
+
     Raises:
-        OSError: It cannot be made, or it is not ours to restrict.
+        OSError: It cannot be made, it is not ours, or it cannot be restricted.
     """
+    made = not os.path.lexists(folder)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if stat.S_IMODE(folder.stat().st_mode) != 0o700:
+    if not (made or own):
+        return
+    info = folder.stat()
+    if info.st_uid != os.getuid():
+        # Another user's folder in a shared place (a `tuisup-UID` in /tmp made first by
+        # someone else) could let them swap the socket: never serve from it.
+        raise PermissionError(errno.EPERM, f"{folder} belongs to uid {info.st_uid}")
+    if stat.S_IMODE(info.st_mode) != 0o700:
         folder.chmod(0o700)

@@ -72,6 +72,11 @@ def decode(line: bytes) -> dict[str, Any]:
     return message
 
 
+def hello(id_: int = 0) -> dict[str, Any]:
+    """A client's first message: the protocol version it speaks."""
+    return {"id": id_, "op": "hello", "version": VERSION}
+
+
 def request(id_: int, op: str, **args: Any) -> dict[str, Any]:
     """A request (`args` left out when there are none)."""
     message: dict[str, Any] = {"id": id_, "op": op}

@@ -103,8 +103,25 @@ def _log_dir(ck: Checker, path: Key, raw: object) -> Path | None | Invalid:
     return ck.fail(path, f"expected a path or false, got {describe(raw)}")
 
 
+def _socket(ck: Checker, path: Key, raw: object) -> Path | Invalid:
+    """Check the control socket's path: absolute from the manifest's folder, not resolved.
+
+    Not resolved: a symlink at the path must be seen as one when the host starts (and left
+    alone), not followed to wherever it points.
+    """
+    text = checks.string(ck, path, raw)
+    if text is INVALID:
+        return INVALID
+    if not text or text.endswith("/"):
+        return ck.fail(path, f"expected the path of a socket file, got string {quote(text)}")
+    if "\0" in text:
+        return ck.fail(path, "a path cannot contain NUL characters")
+    return Path(os.path.abspath(ck.root / os.path.expanduser(text)))
+
+
 _HOST_CHECKS: dict[str, checks.Check] = {
     "log_dir": _log_dir,
+    "socket": _socket,
     "shutdown_timeout": checks.number(0, above=True),
     "log_lines": checks.integer(100),
     "reload": checks.boolean,

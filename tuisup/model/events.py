@@ -200,6 +200,20 @@ class ManifestInvalid(Event):
     error: str
 
 
+class ControlRefused(Event):
+    """A process of another user connected to the control socket, and was turned away.
+
+    Said once per user id while the host runs: a client that retries in a loop does not
+    flood the log.
+    """
+
+    kind: ClassVar[str] = "control_refused"
+    pid: int
+    """The peer's process id, as the kernel gave it (`SO_PEERCRED`)."""
+    uid: int
+    """The peer's user id."""
+
+
 class Missed(Event):
     """The subscriber fell so far behind that `count` events left the ring unread."""
 

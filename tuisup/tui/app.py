@@ -189,6 +189,9 @@ class TuisupApp(App[int]):
                         severity="error",
                         timeout=3600,
                     )
+                elif isinstance(event, ev.ControlRefused):
+                    text = f"uid {event.uid} (pid {event.pid}): only this user may control tuisup"
+                    self.notify(text, title="control connection refused", severity="warning")
             if any(isinstance(e, ev.HostStopped) for e in batch):
                 self._leave(0, None if self.quitting else "it stopped")
                 return

@@ -1,0 +1,170 @@
+"""Streams: a snapshot, then every event as `--no-tui --json` prints it, with lines, views and a
+filter on services; `unsubscribe` ends one. And the server knows the host by HostAPI alone."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import tagged_pids, wait_until
+from tests.control.raw import Raw, short_folder
+from tests.tui.test_protocol import PROTOCOL, OnlyTheProtocol
+from tuisup.control.paths import SocketPath
+from tuisup.control.server import ControlServer
+from tuisup.engine import Host, ServiceState
+from tuisup.spec import Manifest
+
+S = ServiceState
+
+
+@pytest.fixture
+def folder() -> Iterator[Path]:
+    with short_folder() as path:
+        yield path
+
+
+def running(*names: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda s: all(s[n].state is S.RUNNING for n in names)
+
+
+def is_running(service: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda e: e["event"] == "state" and e["service"] == service and e["state"] == "running"
+
+
+async def test_a_stream_sends_the_events_as_the_json_printer_does(
+    make_manifest: Callable[..., Manifest], folder: Path
+) -> None:
+    manifest = make_manifest(web="exec sleep 30", db="exec sleep 31")
+    host = Host(manifest)
+    server = ControlServer(host, SocketPath(folder / "s.sock"))
+    server.bind()
+    async with server, host:
+        await wait_until(host, running("web", "db"))
+        raw = await Raw.connect(folder / "s.sock")
+        answer = await raw.call("subscribe")
+        assert answer["result"]["after"] == host.bus.last_seq
+        assert answer["result"]["snapshot"] == [v.to_json() for v in host.snapshot().values()]
+        await raw.result("restart", name="web")
+        events = await raw.events(answer["id"], is_running("web"))
+        kept = {event.seq: event.to_json() for event in host.bus.since(answer["result"]["after"])}
+        assert events == [kept[e["seq"]] for e in events]
+        assert [e["state"] for e in events if e["event"] == "state"] == [
+            "stopping",
+            "stopped",
+            "starting",
+            "running",
+        ]
+        await raw.aclose()
+
+
+async def test_lines_views_and_a_filter_on_services(
+    make_manifest: Callable[..., Manifest], folder: Path
+) -> None:
+    manifest = make_manifest(web="exec sleep 30", db="exec sleep 31")
+    host = Host(manifest)
+    server = ControlServer(host, SocketPath(folder / "s.sock"))
+    server.bind()
+    async with server, host:
+        await wait_until(host, running("web", "db"))
+        raw = await Raw.connect(folder / "s.sock")
+        subscribed = await raw.result("subscribe", lines=True, views=True, services=["db"])
+        assert [v["service"] for v in subscribed["snapshot"]] == ["db"]
+        await raw.result("restart", name="web")  # not about db: nothing of it comes
+        await raw.result("restart", name="db")
+        events = await raw.events(1, lambda e: e["event"] == "status" and is_db_running(e))
+        assert {e.get("service") for e in events if e["event"] != "status"} == {"db"}
+        statuses = [e for e in events if e["event"] == "status"]
+        assert all([v["service"] for v in s["services"]] == ["db"] for s in statuses)
+        assert statuses[-1]["services"][0] == host.snapshot()["db"].to_json()
+        wrong = await raw.call("subscribe", services=["dbb"])
+        assert wrong["error"]["code"] == "unknown_service"
+        await raw.aclose()
+
+
+def is_db_running(status: dict[str, Any]) -> bool:
+    return any(v["service"] == "db" and v["state"] == "running" for v in status["services"])
+
+
+async def test_output_events_carry_their_lines_when_asked(
+    make_manifest: Callable[..., Manifest], folder: Path
+) -> None:
+    manifest = make_manifest(web=("echo one; echo two; exec sleep 30", {"autostart": False}))
+    host = Host(manifest)
+    server = ControlServer(host, SocketPath(folder / "s.sock"))
+    server.bind()
+    async with server, host:
+        raw = await Raw.connect(folder / "s.sock")
+        await raw.result("subscribe", lines=True)
+        await raw.result("subscribe")
+        await raw.result("start", name="web")
+        lines: list[str] = []
+
+        def both(event: dict[str, Any]) -> bool:
+            if event["event"] == "output" and event["stream"] == "stdout":
+                lines.extend(event["lines"])
+            return "two" in lines
+
+        await raw.events(1, both)
+        assert lines == ["one", "two"]
+        plain = await raw.events(2, lambda e: e["event"] == "output" and e["stream"] == "stdout")
+        assert "lines" not in plain[-1]
+        await raw.aclose()
+
+
+async def test_unsubscribe_ends_the_stream(
+    make_manifest: Callable[..., Manifest], folder: Path
+) -> None:
+    manifest = make_manifest(web="exec sleep 30")
+    host = Host(manifest)
+    server = ControlServer(host, SocketPath(folder / "s.sock"))
+    server.bind()
+    async with server, host:
+        await wait_until(host, running("web"))
+        raw = await Raw.connect(folder / "s.sock")
+        await raw.send({"id": 1, "op": "subscribe"})
+        await raw.answer(1)
+        assert await raw.ask({"id": 2, "op": "unsubscribe", "args": {"stream": 1}}) == {
+            "id": 2,
+            "ok": True,
+            "result": {},
+        }
+        raw.streamed.clear()
+        await raw.send({"id": 3, "op": "subscribe"})
+        await raw.answer(3)
+        await raw.result("restart", name="web")
+        await raw.events(3, is_running("web"))
+        assert [m for m in raw.streamed if m["id"] == 1] == []
+        again = await raw.call("unsubscribe", stream=1)
+        assert again["error"]["message"] == "unsubscribe: no stream 1"
+        await raw.aclose()
+
+
+async def test_the_server_uses_nothing_but_the_protocol(
+    make_manifest: Callable[..., Manifest], folder: Path, token: str
+) -> None:
+    manifest = make_manifest(web="echo hello; exec sleep 30", db="exec sleep 31")
+    host = Host(manifest)
+    api = OnlyTheProtocol(host)
+    server = ControlServer(api, SocketPath(folder / "s.sock"))  # type: ignore[arg-type]
+    server.bind()
+    async with server, host:
+        await wait_until(host, running("web", "db"))
+        raw = await Raw.connect(folder / "s.sock")
+        await raw.result("subscribe", lines=True, views=True)
+        await raw.result("snapshot", services=["web"])
+        for op in ("stop", "start", "restart", "kill", "toggle_watch"):
+            await raw.result(op, name="web")
+        await raw.result("affected", verb="stop", name="db")
+        await raw.result("logs", name="web", limit=1)
+        await raw.result("processes")
+        await raw.result("reload")  # the file does not exist: an answer all the same
+        await raw.events(1, lambda e: e["event"] == "manifest_invalid")
+        await raw.result("unsubscribe", stream=1)
+        await raw.result("shutdown")
+        await raw.aclose()
+    assert api.refused == []
+    assert api.used == PROTOCOL - {"close", "remote"}
+    assert not list(tagged_pids(token))

@@ -1,0 +1,292 @@
+"""Provides Connection: one client of the control socket, from its hello to its end.
+
+A connection reads lines, answers a hello, then runs each request as a task of its own
+(a slow `stop` does not hold up a `ps`), and streams each `subscribe`. One writer sends
+what the outbox holds. Whatever the client does, the host is not hurt, and what the
+connection holds stays bounded:
+
+- a line over `MAX_LINE` is answered `bad_request` and the connection is closed;
+- malformed lines are answered `bad_request` (`"id": null`); too many of them close it;
+- no hello within `hello_within` seconds, or anything before the hello, closes it;
+- requests are not read while the outbox is full, nor while `in_flight` are running;
+- a client that takes nothing for `stall` seconds is cut off;
+- when it ends, every task of it has ended and its socket is closed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from anyio.abc import SocketStream, TaskGroup
+
+from tuisup.api import HostAPI
+from tuisup.control import protocol
+from tuisup.control.ops import Args, Ops, Subscribed
+from tuisup.control.outbox import Outbox
+from tuisup.control.streams import EventStream
+from tuisup.model import ApiError
+
+if TYPE_CHECKING:
+    from tuisup.control.server import Limits
+
+CHUNK = 64 * 1024
+"""Bytes read, and sent, at a time."""
+
+
+class LineTooLong(Exception):
+    """A line went past MAX_LINE bytes without its newline."""
+
+
+class Lines:
+    """The lines a client sends, each at most `most` bytes (without its newline)."""
+
+    def __init__(self, stream: SocketStream, most: int = protocol.MAX_LINE) -> None:
+        self._stream = stream
+        self._most = most
+        self._buffer = bytearray()
+        self._scanned = 0
+
+    async def next(self) -> bytes | None:
+        """The next line, without its newline; None at the end (a last unended line counts).
+
+        Raises:
+            LineTooLong: The line is over `most` bytes.
+        """
+        while True:
+            end = self._buffer.find(b"\n", self._scanned)
+            if end >= 0:
+                return self._cut(end, end + 1)
+            if len(self._buffer) > self._most:
+                raise LineTooLong
+            self._scanned = len(self._buffer)
+            try:
+                data = await self._stream.receive(CHUNK)
+            except (anyio.EndOfStream, anyio.BrokenResourceError):
+                return self._cut(len(self._buffer), len(self._buffer)) if self._buffer else None
+            self._buffer += data
+
+    def _cut(self, end: int, after: int) -> bytes:
+        if end > self._most:
+            raise LineTooLong
+        line = bytes(self._buffer[:end])
+        del self._buffer[:after]
+        self._scanned = 0
+        return line
+
+
+class Connection:
+    """One client: its requests, its streams, its outbox and its writer."""
+
+    def __init__(
+        self,
+        api: HostAPI,
+        stream: SocketStream,
+        hello: dict[str, Any],
+        peer_pid: int,
+        limits: Limits,
+    ) -> None:
+        self.api = api
+        self.stream = stream
+        self.limits = limits
+        self.outbox = Outbox(limits.outbox)
+        self.ops = Ops(api, peer_pid)
+        self.done = anyio.Event()
+        """Set once the connection has ended and its socket is closed."""
+        self._hello = hello
+        self._lines = Lines(stream)
+        self._slots = anyio.Semaphore(limits.in_flight)
+        self._requests = 0
+        self._streams: dict[int, EventStream] = {}
+        self._settled = anyio.Event()
+        self._malformed = 0
+        self._reading = anyio.CancelScope()
+        self._tg: TaskGroup | None = None
+
+    async def run(self) -> None:
+        """Serve the client until it leaves, is sent away, or `finish` is called."""
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                tg.start_soon(self._write)
+                with self._reading:
+                    await self._read()
+                if not self._reading.cancel_called:  # it left, or was sent away
+                    self._end_streams()
+                await self._settle()
+                self.outbox.close()  # the writer sends what is left, then returns
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.stream.aclose()
+            self.done.set()
+
+    def finish(self, *, streams: bool) -> None:
+        """Read no more requests; answer those running, then end.
+
+        Args:
+            streams: Let streams run to the host's `host_stopped` (the host is stopping,
+                and that is the last thing they have to say); else end them now.
+        """
+        self._reading.cancel()
+        if not streams:
+            self._end_streams()
+
+    # -- reading --------------------------------------------------------------------------
+
+    async def _read(self) -> None:
+        """Read the hello, then requests, until the end or a reason to close."""
+        try:
+            with anyio.move_on_after(self.limits.hello_within) as waited:
+                line = await self._lines.next()
+            if waited.cancelled_caught:
+                within = f"{self.limits.hello_within:g}"
+                self._answer(protocol.error(None, "bad_request", f"no hello within {within} s"))
+                return
+            if line is None or not self._said_hello(line):
+                return
+            while True:
+                await self.outbox.room()  # not one request more for a client that reads none
+                line = await self._lines.next()
+                if line is None or not await self._request(line):
+                    return
+        except LineTooLong:
+            message = f"request over {protocol.MAX_LINE >> 20} MiB"
+            self._answer(protocol.error(None, "bad_request", message))
+
+    def _said_hello(self, line: bytes) -> bool:
+        """Answer the first line; return whether it was a hello this server speaks."""
+        try:
+            message = protocol.decode(line)
+        except protocol.ProtocolError as exc:
+            self._answer(protocol.error(None, "bad_request", f"hello first ({exc})"))
+            return False
+        id_ = _id(message)
+        if message.get("op") != "hello":
+            self._answer(protocol.error(id_, "bad_request", "hello first"))
+            return False
+        args = message.get("args")
+        version = message.get("version", args.get("version") if isinstance(args, dict) else None)
+        if version != protocol.VERSION:
+            text = f"protocol version {version!r} is not served: this host speaks version 1"
+            self._answer(protocol.error(id_, "version", text))
+            return False
+        self._answer(protocol.ok(id_, self._hello))
+        return True
+
+    async def _request(self, line: bytes) -> bool:
+        """Start answering one line; return whether to go on reading."""
+        try:
+            message = protocol.decode(line)
+            id_ = message.get("id")
+            if not isinstance(id_, int) or isinstance(id_, bool):
+                raise protocol.ProtocolError("id must be an integer")
+        except protocol.ProtocolError as exc:
+            self._malformed += 1
+            self._answer(protocol.error(None, "bad_request", str(exc)))
+            return self._malformed < self.limits.malformed
+        op, args = message.get("op"), message.get("args")
+        if op == "hello":
+            self._answer(protocol.ok(id_, self._hello))
+        elif op == "unsubscribe":
+            self._unsubscribe(id_, args)
+        elif op == "subscribe" and id_ in self._streams:
+            self._answer(protocol.error(id_, "bad_request", f"stream {id_} is open already"))
+        else:
+            await self._slots.acquire()
+            self._requests += 1
+            assert self._tg is not None
+            self._tg.start_soon(self._run_request, id_, str(op), args)
+        return True
+
+    # -- requests and streams -------------------------------------------------------------
+
+    async def _run_request(self, id_: int, op: str, args: object) -> None:
+        try:
+            try:
+                result = await self.ops.call(op, args)
+                if isinstance(result, Subscribed):
+                    self._open_stream(id_, result)
+                    return
+                answer = protocol.encode(protocol.ok(id_, result))
+            except ApiError as exc:
+                answer = protocol.encode(protocol.error(id_, exc.code, exc.message))
+            except Exception as exc:  # a bug, not the client's: say it, keep the host up
+                text = f"{type(exc).__name__}: {exc}"
+                answer = protocol.encode(protocol.error(id_, "internal", text))
+            self.outbox.put(answer)
+        finally:
+            self._slots.release()
+            self._requests -= 1
+            self._check_settled()
+
+    def _open_stream(self, id_: int, subscribed: Subscribed) -> None:
+        """Answer a subscribe with its snapshot, then run its stream (lines after it)."""
+        result = {
+            "after": subscribed.subscription.after,
+            "snapshot": [view.to_json() for view in subscribed.snapshot],
+        }
+        self.outbox.put(protocol.encode(protocol.ok(id_, result)))
+        stream = self._streams[id_] = EventStream(self.api, id_, subscribed, self.outbox)
+        assert self._tg is not None
+        self._tg.start_soon(self._run_stream, stream)
+
+    async def _run_stream(self, stream: EventStream) -> None:
+        try:
+            await stream.run()
+        finally:
+            if self._streams.get(stream.id) is stream:
+                del self._streams[stream.id]
+            self._check_settled()
+
+    def _unsubscribe(self, id_: int, raw_args: object) -> None:
+        try:
+            number = Args("unsubscribe", raw_args).count("stream")
+        except ApiError as exc:
+            self._answer(protocol.error(id_, exc.code, exc.message))
+            return
+        stream = self._streams.pop(number, None) if number is not None else None
+        if stream is None:
+            self._answer(protocol.error(id_, "bad_request", f"unsubscribe: no stream {number}"))
+            return
+        stream.scope.cancel()  # it sends nothing more: the answer below is its last word
+        self._answer(protocol.ok(id_))
+
+    def _end_streams(self) -> None:
+        for stream in self._streams.values():
+            stream.scope.cancel()
+
+    async def _settle(self) -> None:
+        """Wait for the requests running and the streams still going."""
+        while self._requests or self._streams:
+            self._settled = anyio.Event()
+            await self._settled.wait()
+
+    def _check_settled(self) -> None:
+        if not self._requests and not self._streams:
+            self._settled.set()
+
+    # -- writing --------------------------------------------------------------------------
+
+    def _answer(self, message: dict[str, Any]) -> None:
+        self.outbox.put(protocol.encode(message))
+
+    async def _write(self) -> None:
+        """Send what the outbox holds; cut off a client that stops taking it."""
+        while (data := await self.outbox.take(CHUNK)) is not None:
+            try:
+                # A chunk is small: one that cannot go in `stall` seconds means the client
+                # has stopped reading (its socket buffer is full), not that it reads slowly.
+                with anyio.fail_after(self.limits.stall):
+                    await self.stream.send(data)
+            except (TimeoutError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                assert self._tg is not None
+                self._tg.cancel_scope.cancel()
+                return
+            if self.outbox.roomy:
+                for stream in list(self._streams.values()):
+                    stream.caught_up()
+
+
+def _id(message: dict[str, Any]) -> int | None:
+    id_ = message.get("id")
+    return id_ if isinstance(id_, int) and not isinstance(id_, bool) else None

@@ -1,0 +1,287 @@
+"""Provides Ops: the control protocol's operations, each a call of the HostAPI.
+
+Each operation checks its arguments (`Args`: unknown, missing or mistyped ones are a
+`BadRequest`), calls the host and returns the answer's `result` as JSON-ready data. What
+the host refuses comes back as its `ApiError`; the connection turns both into answers.
+`subscribe` returns a `Subscribed`: the connection answers it and runs the stream.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import anyio
+
+from tuisup.api import HostAPI, Subscription
+from tuisup.model import BadRequest, LogBatch, ServiceView, UnknownService
+from tuisup.model.events import Event, ManifestInvalid, ManifestReloaded
+from tuisup.model.record import Record
+
+ARGUMENTS: dict[str, frozenset[str]] = {
+    op: frozenset(names)
+    for op, names in {
+        "snapshot": {"services"},
+        "start": {"name"},
+        "stop": {"name"},
+        "restart": {"name"},
+        "kill": {"name"},
+        "affected": {"verb", "name"},
+        "toggle_watch": {"name"},
+        "reload": set(),
+        "logs": {"name", "since", "limit"},
+        "processes": set(),
+        "shutdown": {"reason"},
+        "subscribe": {"lines", "views", "services"},
+        "unsubscribe": {"stream"},
+    }.items()
+}
+"""The arguments each operation takes (besides `hello`, which the connection answers)."""
+VERBS = ("start", "stop", "restart")
+"""What `affected` can be asked about."""
+OUTCOME_WITHIN = 1.0
+"""Seconds a reload's answer waits for the event that says what it did (it was emitted
+before the reload returned: this bounds only a host that stopped meanwhile)."""
+
+
+class Args:
+    """A request's `args`, read by type; whatever does not fit is a BadRequest."""
+
+    def __init__(self, op: str, raw: object) -> None:
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise BadRequest(f"{op}: args must be an object")
+        unknown = sorted(set(raw) - ARGUMENTS[op])
+        if unknown:
+            raise BadRequest(f'{op}: unknown argument "{unknown[0]}"')
+        self.op = op
+        self._raw: dict[str, Any] = raw
+
+    def _bad(self, key: str, wanted: str) -> BadRequest:
+        return BadRequest(f"{self.op}: {key} must be {wanted}")
+
+    def text(self, key: str) -> str:
+        """A required string."""
+        value = self._raw.get(key)
+        if not isinstance(value, str):
+            raise self._bad(key, "a string")
+        return value
+
+    def optional_text(self, key: str) -> str | None:
+        """A string, or None when it is left out (or null)."""
+        return None if self._raw.get(key) is None else self.text(key)
+
+    def flag(self, key: str) -> bool:
+        """A boolean, False when left out."""
+        value = self._raw.get(key, False)
+        if not isinstance(value, bool):
+            raise self._bad(key, "true or false")
+        return value
+
+    def count(self, key: str) -> int | None:
+        """An integer of at least 0, or None when it is left out (or null)."""
+        value = self._raw.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise self._bad(key, "an integer >= 0")
+        return value
+
+    def names(self, key: str) -> list[str] | None:
+        """A list of strings, or None when it is left out (or null)."""
+        value = self._raw.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self._bad(key, "a list of service names")
+        return value
+
+
+class StreamOptions(Record):
+    """What a `subscribe` asked for."""
+
+    lines: bool = False
+    """Output events carry their lines."""
+    views: bool = False
+    """Each batch of events is followed by a `status` event with the views it changed."""
+    services: frozenset[str] | None = None
+    """Only events about these services (and host-wide ones); None: every service."""
+
+
+class Subscribed(Record):
+    """A subscription taken for a `subscribe`: the connection answers, then streams it."""
+
+    subscription: Subscription
+    options: StreamOptions
+    snapshot: list[ServiceView]
+    """The views the answer carries (those of `options.services`, if given)."""
+
+
+class Ops:
+    """The operations of one connection, over one host."""
+
+    def __init__(self, api: HostAPI, peer_pid: int) -> None:
+        self.api = api
+        self.peer_pid = peer_pid
+        self._ops: dict[str, Callable[[Args], Awaitable[Any]]] = {
+            "snapshot": self.snapshot,
+            "start": self.command,
+            "stop": self.command,
+            "restart": self.command,
+            "kill": self.command,
+            "affected": self.affected,
+            "toggle_watch": self.toggle_watch,
+            "reload": self.reload,
+            "logs": self.logs,
+            "processes": self.processes,
+            "shutdown": self.shutdown,
+            "subscribe": self.subscribe,
+        }
+
+    async def call(self, op: str, raw_args: object) -> Any:
+        """Run one operation; return its result.
+
+        Raises:
+            ApiError: The request is not one (BadRequest), or the host refused it.
+        """
+        handler = self._ops.get(op)
+        if handler is None:
+            raise unknown_op(op)
+        return await handler(Args(op, raw_args))
+
+    def _known(self, name: str) -> None:
+        services = self.api.snapshot()
+        if name not in services:
+            raise UnknownService.named(name, list(services))
+
+    def _views(self, names: list[str] | None) -> list[ServiceView]:
+        """The views of `names` (every service for None), in manifest order."""
+        views = self.api.snapshot()
+        if names is None:
+            return list(views.values())
+        for name in names:
+            if name not in views:
+                raise UnknownService.named(name, list(views))
+        wanted = set(names)
+        return [view for name, view in views.items() if name in wanted]
+
+    async def snapshot(self, args: Args) -> dict[str, Any]:
+        """`snapshot` {services?} → {"services": [view]}."""
+        return {"services": [view.to_json() for view in self._views(args.names("services"))]}
+
+    async def command(self, args: Args) -> dict[str, Any]:
+        """`start`, `stop`, `restart`, `kill` {name} → {"moved": [others]}, once done."""
+        name = args.text("name")
+        self._known(name)
+        moved = [] if args.op == "kill" else await self.api.affected(args.op, name)
+        await getattr(self.api, args.op)(name)
+        return {"moved": moved}
+
+    async def affected(self, args: Args) -> dict[str, Any]:
+        """`affected` {verb, name} → {"services": [names]}."""
+        verb, name = args.text("verb"), args.text("name")
+        if verb not in VERBS:
+            raise BadRequest(f"affected: verb must be one of {', '.join(VERBS)}")
+        self._known(name)
+        return {"services": await self.api.affected(verb, name)}
+
+    async def toggle_watch(self, args: Args) -> dict[str, Any]:
+        """`toggle_watch` {name} → {"watching": true | false | null}."""
+        name = args.text("name")
+        self._known(name)
+        return {"watching": await self.api.toggle_watch(name)}
+
+    async def reload(self, args: Args) -> dict[str, Any]:
+        """`reload` {} → {"applied": bool}, with the `summary` or the `error` it led to."""
+        subscription = await self.api.subscribe()
+        applied = await self.api.reload()
+        result: dict[str, Any] = {"applied": applied}
+        if applied or not self.api.stopping:
+            outcome = await _outcome(subscription)
+            if isinstance(outcome, ManifestReloaded):
+                result["summary"] = outcome.summary()
+            elif isinstance(outcome, ManifestInvalid):
+                result["error"] = outcome.error
+        return result
+
+    async def logs(self, args: Args) -> dict[str, Any]:
+        """`logs` {name?, since?, limit?} → {"batches": [batch]} (the last `limit` lines)."""
+        since, limit = args.count("since") or 0, args.count("limit")
+        batches = await self.api.logs(args.optional_text("name"), since)
+        if limit is not None:
+            batches = last_lines(batches, limit)
+        return {"batches": [batch.to_json() for batch in batches]}
+
+    async def processes(self, args: Args) -> dict[str, Any]:
+        """`processes` {} → the process trees, CPU and memory."""
+        return (await self.api.processes()).to_json()
+
+    async def shutdown(self, args: Args) -> dict[str, Any]:
+        """`shutdown` {reason?} → {} once the host has stopped."""
+        reason = args.optional_text("reason") or f"asked by pid {self.peer_pid}"
+        await self.api.shutdown(reason)
+        return {}
+
+    async def subscribe(self, args: Args) -> Subscribed:
+        """`subscribe` {lines?, views?, services?}: the subscription, for the connection."""
+        names = args.names("services")
+        options = StreamOptions(
+            lines=args.flag("lines"),
+            views=args.flag("views"),
+            services=frozenset(names) if names is not None else None,
+        )
+        self._views(names)  # unknown names are refused before anything is taken
+        subscription = await self.api.subscribe(lines=options.lines)
+        wanted = options.services
+        views = [v for n, v in subscription.snapshot.items() if wanted is None or n in wanted]
+        return Subscribed(subscription=subscription, options=options, snapshot=views)
+
+
+def unknown_op(op: str) -> BadRequest:
+    """The error for an operation this server does not know, with the closest one."""
+    import difflib
+
+    message = f'unknown op "{op}"'
+    close = difflib.get_close_matches(op, [*ARGUMENTS, "hello"], n=1)
+    if close:
+        message += f' (did you mean "{close[0]}"?)'
+    return BadRequest(message)
+
+
+def last_lines(batches: list[LogBatch], limit: int) -> list[LogBatch]:
+    """The batches cut to their last `limit` lines in all."""
+    kept: list[LogBatch] = []
+    left = limit
+    for batch in reversed(batches):
+        if left <= 0:
+            break
+        if len(batch.lines) > left:
+            batch = batch.after(batch.end - left - 1)
+        kept.append(batch)
+        left -= len(batch.lines)
+    kept.reverse()
+    return kept
+
+
+async def _outcome(subscription: Subscription) -> Event | None:
+    """The first `manifest_reloaded` or `manifest_invalid` event of `subscription`."""
+    batches = aiter(subscription)
+    try:
+        with anyio.move_on_after(OUTCOME_WITHIN):
+            async for batch in batches:
+                for event in batch:
+                    if isinstance(event, ManifestReloaded | ManifestInvalid):
+                        return event
+        return None
+    finally:
+        await close_iterator(batches)
+
+
+async def close_iterator(iterator: AsyncIterator[Any]) -> None:
+    """Close a subscription's iterator now (an async generator would wait for the GC)."""
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+            await aclose()
