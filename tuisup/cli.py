@@ -96,11 +96,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     _where(parser, after_verb=False)
     parser.add_argument(
-        "--socket",
-        metavar="PATH",
-        help="the control socket (default: .tuisup/tuisup.sock beside the manifest)",
-    )
-    parser.add_argument(
         "--no-tui", action="store_true", help="run headless: print output and lifecycle lines"
     )
     parser.add_argument(
