@@ -19,8 +19,8 @@ from pathlib import Path
 
 from tuisup.control.client import RemoteHost, RemoteSubscription
 from tuisup.control.paths import private_folder
-from tuisup.control.verbs import FAILED, OK, connect, dump, locate, out, say
-from tuisup.headless import Printer, now_line, use_colour
+from tuisup.control.verbs import FAILED, OK, connect, dump, locate, out, say, state_line
+from tuisup.headless import Printer, use_colour
 from tuisup.model import ServiceState, ServiceView
 from tuisup.model import events as ev
 from tuisup.terminal import one_line
@@ -164,7 +164,7 @@ def _report(
         return
     width = max((len(view.name) for view in views), default=0)
     for view in views:
-        line = one_line(now_line(view))
+        line = state_line(view)
         out(f"{view.name:<{width}} {line[len(view.name) + 1 :]}\n")
     name = Path(host.manifest_path).name
     if already:

@@ -154,6 +154,13 @@ def duration(seconds: float) -> str:
     return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
+def state_line(view: ServiceView) -> str:
+    """`web running (pid 42)`, `api waiting for db to be healthy (...)`: one line, safe."""
+    if view.state is S.WAITING and view.reason:
+        return one_line(f"{view.name} {view.reason}")
+    return one_line(now_line(view))
+
+
 # -- ps ----------------------------------------------------------------------------------------
 
 COLUMNS = ("NAME", "STATE", "PID", "RESTARTS", "UPTIME", "HEALTH", "LAST EXIT", "WAITING FOR")
@@ -292,7 +299,7 @@ def _print_outcome(verb: str, entry: dict[str, Any]) -> None:
     if verb == "kill":
         out(f"{name} killed (SIGKILL to its process group); now {view.state.value}\n")
     else:
-        out(one_line(now_line(view)) + "\n")
+        out(state_line(view) + "\n")
 
 
 async def _post(host: RemoteHost, verb: str, names: list[str], options: argparse.Namespace) -> int:
@@ -346,7 +353,7 @@ async def events(options: argparse.Namespace) -> int:
         if options.json:
             dump(ev.Snapshot(seq=subscription.after, ts=time.time(), services=views).to_json())
         else:
-            out("".join(f"{one_line(now_line(view))}\n" for view in views))
+            out("".join(f"{state_line(view)}\n" for view in views))
         async for batch in subscription:
             out(printer.render(batch))
             if any(isinstance(event, ev.HostStopped) for event in batch):
