@@ -239,11 +239,17 @@ async def follow(
                 await anyio.to_thread.run_sync(_write, sys.stderr, warnings)
             if any(isinstance(e, ev.HostStopped) for e in events):
                 break
-            changed = any(isinstance(e, ev.StateChanged) for e in events)
-            if changed and status is None and not host.stopping and _settled(host):
+            # Ended by itself: a service stopped by a request (`tuisup stop --all`) leaves
+            # the host up, to start it again.
+            ended = any(isinstance(e, ev.StateChanged) and e.state in _ENDED for e in events)
+            if ended and status is None and not host.stopping and _settled(host):
                 status = _final_status(host)
                 tg.start_soon(host.shutdown, "every service has ended")
     return status
+
+
+_ENDED = frozenset({ServiceState.EXITED, ServiceState.FAILED})
+"""The states in which a service has ended by itself (or given up)."""
 
 
 def _write(stream: TextIO, text: str) -> None:
