@@ -38,6 +38,8 @@ from tuisup.tui.widgets.log_view import LogView, Query
 from tuisup.tui.widgets.service_tree import GLYPHS, ServiceTree, megabytes
 
 S = ServiceState
+STOPPED = "it stopped, and every service with it"
+"""What an attached console says as it leaves a host that stopped."""
 FOLLOW_AGAIN = 1.0
 """Seconds before following the Host's events again after the follower failed."""
 
@@ -193,7 +195,7 @@ class TuisupApp(App[int]):
                     text = f"uid {event.uid} (pid {event.pid}): only this user may control tuisup"
                     self.notify(text, title="control connection refused", severity="warning")
             if any(isinstance(e, ev.HostStopped) for e in batch):
-                self._leave(0, None if self.quitting else "it stopped")
+                self._leave(0, STOPPED)
                 return
         # The subscription ended without the host saying it stopped: it is gone.
         self._leave(1, "the connection to it was lost")
@@ -579,8 +581,7 @@ class TuisupApp(App[int]):
         """Let go of the host in another process: every service keeps running."""
         self._left = True  # the subscription ends with the connection: that is no loss
         await self.api.close()
-        said = "detached; every service keeps running (tuisup attach: the console again)"
-        self.exit(0, message=Text(self._about(said)))
+        self.exit(0, message=Text(self._about("detached, every service keeps running")))
 
     def action_stop_host(self) -> None:
         """Stop every service and the host this console is attached to, once confirmed."""
@@ -610,7 +611,7 @@ class TuisupApp(App[int]):
     async def _quit(self, reason: str) -> None:
         """Leave once the host has stopped, whatever became of the worker that follows it."""
         await self.api.shutdown(reason)
-        self._leave(0, "it stopped, and every service with it")
+        self._leave(0, STOPPED)
 
     def _about(self, what: str) -> str:
         """A line said on leaving an attached console: `tuisup (services.toml): ...`."""
