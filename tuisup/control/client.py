@@ -29,7 +29,15 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from tuisup.control import protocol
-from tuisup.model import ApiError, Event, LogBatch, ProcessStats, ServiceView, event_from_json
+from tuisup.model import (
+    ApiError,
+    Event,
+    LogBatch,
+    ProcessStats,
+    ServiceView,
+    SpecView,
+    event_from_json,
+)
 from tuisup.model import events as ev
 from tuisup.model.errors import error_from_json
 
@@ -143,6 +151,8 @@ class RemoteHost:
         self._views: dict[str, ServiceView] = {}
         self._seen: dict[str, int] = {}
         """The seq each view in the mirror is as of (an older one never replaces it)."""
+        self._specs: dict[str, tuple[dict[str, Any], SpecView]] = {}
+        """Each service's spec as last read, and its JSON: the same JSON is not read again."""
         self._stopping = False
         self.lost: str | None = None
         """Why the connection ended, once it has."""
@@ -239,7 +249,7 @@ class RemoteHost:
         """
         args = {"services": services} if services is not None else {}
         result = await self._request("snapshot", **args)
-        views = [ServiceView.from_json(data) for data in result["services"]]
+        views = [self._view(data) for data in result["services"]]
         return {view.name: view for view in views}
 
     async def logs(
@@ -427,7 +437,7 @@ class RemoteHost:
         stream.open = True
         after = int(result.get("after", 0))
         stream.last_seq = stream.delivered = after
-        views = [ServiceView.from_json(data) for data in result.get("snapshot", ())]
+        views = [self._view(data) for data in result.get("snapshot", ())]
         self._take_views(views, after, whole=not stream.filtered)
         if stream.mirror:
             return None
@@ -441,7 +451,7 @@ class RemoteHost:
             seq = data.get("seq")
             if isinstance(seq, int) and seq > stream.last_seq:
                 stream.last_seq = seq
-            views = [ServiceView.from_json(view) for view in data.get("services", ())]
+            views = [self._view(view) for view in data.get("services", ())]
             whole = kind == "snapshot" and not stream.filtered
             self._take_views(views, stream.last_seq, whole=whole)
             self._flush(stream)
@@ -462,6 +472,17 @@ class RemoteHost:
         stream.held.append(event)
         stream.held_size += size
         stream.wants_status = stream.wants_status or kind in VIEW_EVENTS
+
+    def _view(self, data: dict[str, Any]) -> ServiceView:
+        """A view read from its JSON, with the spec read before if the host sent the same."""
+        raw = data.get("spec")
+        known = self._specs.get(data["service"])
+        if known is not None and known[0] == raw:
+            return ServiceView.from_json(data, spec=known[1])
+        view = ServiceView.from_json(data)
+        if isinstance(raw, dict):
+            self._specs[view.name] = (raw, view.spec)
+        return view
 
     def _take_views(self, views: list[ServiceView], seq: int, *, whole: bool) -> None:
         """Put views as of `seq` in the mirror; `whole`: they are every service there is."""
