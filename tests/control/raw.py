@@ -35,10 +35,16 @@ class Raw:
     def __init__(self, stream: SocketStream) -> None:
         self.stream = stream
         self.received = bytearray()
+        """Every byte the server sent (unless `keep` is False)."""
+        self.keep = True
         self._buffer = bytearray()
         self._next_id = 1
         self.streamed: list[Message] = []
+        self.counted = 0
+        """Stream lines read in the background (`reading`), and not kept."""
         self._answers: dict[int | None, Message] = {}
+        self._background = False
+        self._arrived = anyio.Event()
 
     @classmethod
     async def connect(cls, path: Path, *, hello: bool = True) -> Raw:
@@ -60,7 +66,8 @@ class Raw:
                     data = await self.stream.receive()
                 except (anyio.EndOfStream, anyio.BrokenResourceError):
                     raise Closed(bytes(self._buffer)) from None
-                self.received += data
+                if self.keep:
+                    self.received += data
                 self._buffer += data
         end = self._buffer.index(b"\n")
         line = bytes(self._buffer[:end])
@@ -81,6 +88,10 @@ class Raw:
         """The answer to request `id_` (stream lines and other answers are kept aside)."""
         with anyio.fail_after(timeout):
             while id_ not in self._answers:
+                if self._background:
+                    self._arrived = anyio.Event()
+                    await self._arrived.wait()
+                    continue
                 message = await self.line(timeout)
                 if "stream" in message:
                     self.streamed.append(message)
@@ -113,17 +124,43 @@ class Raw:
         seen: list[Message] = []
         with anyio.fail_after(timeout):
             while True:
-                while self.streamed:
-                    message = self.streamed.pop(0)
-                    if message["id"] == stream:
-                        seen.append(message["stream"])
-                        if until(message["stream"]):
-                            return seen
+                mine = [m for m in self.streamed if m["id"] == stream]
+                self.streamed = [m for m in self.streamed if m["id"] != stream]
+                for index, message in enumerate(mine):
+                    seen.append(message["stream"])
+                    if until(message["stream"]):
+                        self.streamed[:0] = mine[index + 1 :]  # not read yet: kept
+                        return seen
                 message = await self.line(timeout)
                 if "stream" in message:
                     self.streamed.append(message)
                 else:
                     self._answers[message["id"]] = message
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[None]:
+        """Read everything as it comes, in a task: stream lines are counted, not kept."""
+
+        async def read() -> None:
+            while True:
+                try:
+                    message = await self.line(timeout=3600)
+                except Closed:
+                    return
+                if "stream" in message:
+                    self.counted += 1
+                else:
+                    self._answers[message["id"]] = message
+                    self._arrived.set()
+
+        async with anyio.create_task_group() as tg:
+            self._background = True
+            tg.start_soon(read)
+            try:
+                yield
+            finally:
+                self._background = False
+                tg.cancel_scope.cancel()
 
     async def aclose(self) -> None:
         await self.stream.aclose()
@@ -149,4 +186,5 @@ async def serving(
 
 
 def open_fds() -> set[int]:
-    return {int(fd) for fd in os.listdir("/proc/self/fd")}
+    """This process's open descriptors (not the one that lists them, closed by then)."""
+    return {int(fd) for fd in os.listdir("/proc/self/fd") if os.path.exists(f"/proc/self/fd/{fd}")}

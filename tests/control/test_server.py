@@ -179,9 +179,15 @@ async def test_reload_answers_with_the_summary_or_the_error(tmp_path: Path, toke
     with short_folder() as folder:
         async with serving(load_manifest(path), folder / "s.sock") as (host, _):
             raw = await Raw.connect(folder / "s.sock")
-            path.write_text(f"[services.web]\n{service}[services.more]\n{service}")
+            before = (await raw.result("snapshot"))["services"]
+            assert before[0]["spec"]["command"] == "sleep 60"
+            changed = service.replace("sleep 60", "sleep 61")
+            path.write_text(f"[services.web]\n{changed}[services.more]\n{service}")
             result = await raw.result("reload")
-            assert result == {"applied": True, "summary": "added more"}
+            assert result == {"applied": True, "summary": "added more; restarted web"}
+            after = (await raw.result("snapshot"))["services"]  # its new spec, not the old
+            assert [v["spec"]["command"] for v in after] == ["sleep 61", "sleep 60"]
+            assert after == [view.to_json() for view in host.snapshot().values()]
             path.write_text("[services.web]\ncommand = 5\n")
             result = await raw.result("reload")
             assert result["applied"] is False
@@ -278,4 +284,42 @@ async def test_an_unexpected_error_is_an_internal_answer_and_the_host_keeps_goin
             answer = await raw.call("processes")
             assert answer["error"] == {"code": "internal", "message": "RuntimeError: boom"}
             assert (await raw.result("snapshot"))["services"][0]["service"] == "web"
+            await raw.aclose()
+
+
+class FailingViews:
+    """A host whose `snapshot` fails once a stream has begun (a bug in making views)."""
+
+    def __init__(self, host: Host) -> None:
+        self._host = host
+        self.broken = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._host, name)
+
+    def snapshot(self) -> Any:
+        if self.broken:
+            raise RuntimeError("no views")
+        return self._host.snapshot()
+
+
+async def test_a_stream_that_fails_ends_with_an_internal_error_and_nothing_else_does(
+    make_manifest: Callable[..., Manifest], folder: Path
+) -> None:
+    async with Host(make_manifest(web="exec sleep 30")) as host:
+        api = FailingViews(host)
+        server = ControlServer(api, SocketPath(folder / "s.sock"))  # type: ignore[arg-type]
+        server.bind()
+        async with server:
+            raw = await Raw.connect(folder / "s.sock")
+            await raw.result("subscribe", views=True)
+            api.broken = True
+            await host.restart("web")  # its events want views
+            assert await raw.answer(1) == {
+                "id": 1,
+                "ok": False,
+                "error": {"code": "internal", "message": "RuntimeError: no views"},
+            }
+            api.broken = False
+            assert (await raw.result("snapshot"))["services"][0]["state"] == "running"
             await raw.aclose()

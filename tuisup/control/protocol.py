@@ -51,8 +51,14 @@ class ProtocolError(Exception):
 
 
 def encode(message: dict[str, Any]) -> bytes:
-    """One message as a line of UTF-8 JSON."""
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+    r"""One message as a line of UTF-8 JSON.
+
+    Text that is not valid Unicode (a lone surrogate: a file name that is not UTF-8, as
+    Python decodes it) cannot be UTF-8: it goes as its JSON escape (`\udcff`), which a
+    JSON reader turns back into the same string.
+    """
+    text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+    return text.encode("utf-8", "backslashreplace") + b"\n"
 
 
 def decode(line: bytes) -> dict[str, Any]:

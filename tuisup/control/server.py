@@ -38,6 +38,7 @@ from tuisup.model.record import Record
 
 if TYPE_CHECKING:
     from tuisup.control.connection import Connection
+    from tuisup.control.ops import ViewCoder
 
 CLOSE_GRACE = 2.0
 """Seconds a closing server gives its clients to receive what is theirs (the answer to a
@@ -99,6 +100,7 @@ class ControlServer:
         self._listener: SocketListener | None = None
         self._tg: TaskGroup | None = None
         self._connections: set[Connection] = set()
+        self._coder: ViewCoder | None = None
         self._hello: dict[str, object] = {
             "version": protocol.VERSION,
             "tuisup": tuisup.__version__,
@@ -183,9 +185,13 @@ class ControlServer:
                 await anyio.sleep(0.1)
                 continue
             raw = stream.extra(SocketAttribute.raw_socket)
-            pid, uid, _ = _CREDENTIALS.unpack(
-                raw.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _CREDENTIALS.size)
-            )
+            try:
+                pid, uid, _ = _CREDENTIALS.unpack(
+                    raw.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _CREDENTIALS.size)
+                )
+            except OSError:  # gone already
+                await stream.aclose()
+                continue
             if uid != os.getuid():
                 await stream.aclose()
                 self._refuse(pid, uid)
@@ -193,13 +199,19 @@ class ControlServer:
             # Imported at the first client, not at every start: most hosts never get one.
             from tuisup.control.connection import Connection
 
-            connection = Connection(self.api, stream, self._hello, pid, self.limits)
+            if self._coder is None:
+                from tuisup.control.ops import ViewCoder
+
+                self._coder = ViewCoder()
+            connection = Connection(self.api, stream, self._hello, pid, self.limits, self._coder)
             self._connections.add(connection)
             self._tg.start_soon(self._serve, connection)
 
     async def _serve(self, connection: Connection) -> None:
         try:
             await connection.run()
+        except Exception:  # a bug in one connection: it is closed, and nothing more
+            pass
         finally:
             self._connections.discard(connection)
 
@@ -269,7 +281,11 @@ def _ask_pid(where: Path) -> int:
 
 
 def _cannot(where: Path, exc: OSError) -> str:
-    return f"tuisup: cannot serve the control socket {_shown(where)}: {exc.strerror or exc}"
+    """One line for a failure to serve at `where`, naming the path that failed if another."""
+    why = exc.strerror or str(exc)
+    if exc.filename is not None and Path(os.fsdecode(exc.filename)) != where:
+        why = f"{_shown(Path(os.fsdecode(exc.filename)))}: {why}"
+    return f"tuisup: cannot serve the control socket {_shown(where)}: {why}"
 
 
 def _shown(path: Path) -> str:

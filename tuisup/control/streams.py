@@ -56,6 +56,7 @@ class EventStream:
             try:
                 async for batch in batches:
                     if self._forward(batch):
+                        self.caught_up()  # its last word, even if the outbox is full
                         return
             finally:
                 await close_iterator(batches)
