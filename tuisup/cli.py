@@ -28,20 +28,23 @@ if TYPE_CHECKING:
 
 DEFAULT_MANIFEST = "services.toml"
 VERBS = {
-    "up": "run the services headless (-d: in the background, once they are up)",
-    "ps": "list the services of the running tuisup",
-    "start": "start services (and first what they need)",
-    "stop": "stop services (and first what depends on them)",
-    "restart": "restart services",
-    "kill": "SIGKILL services' process groups (their restart policy then applies)",
-    "logs": "print services' kept output (-f: and follow it)",
-    "events": "print the running tuisup's events as they happen",
-    "reload": "read the manifest again and apply what changed",
-    "down": "stop every service and the running tuisup",
-    "attach": "open the console on the running tuisup (q detaches)",
-    "check": "validate a manifest without starting anything",
+    "up": ("[-d] [--json]", "run the services headless (-d: in the background, once up)"),
+    "ps": ("[--json] [NAME...]", "where the running tuisup's services stand"),
+    "start": ("NAME...|--all [--no-wait] [--json]", "start services (and what they need)"),
+    "stop": ("NAME...|--all [--no-wait] [--json]", "stop services (and their dependents)"),
+    "restart": ("NAME...|--all [--no-wait] [--json]", "restart services"),
+    "kill": ("NAME...|--all [--json]", "SIGKILL services' process groups"),
+    "logs": (
+        "[-f] [-n N] [--timestamps] [--no-color] [--json] [NAME...]",
+        "services' kept output (-f: and what comes)",
+    ),
+    "events": ("[--json] [NAME...]", "the running tuisup's events as they happen"),
+    "reload": ("[--json]", "read the manifest again and apply what changed"),
+    "down": ("[--json]", "stop every service and the running tuisup"),
+    "attach": ("", "the console, on the running tuisup (q detaches)"),
+    "check": ("", "validate the manifest without starting anything"),
 }
-"""Every verb, with what it does."""
+"""Every verb: its arguments, and what it does."""
 _VALUED = frozenset({"-f", "--file", "--socket"})
 """The options before a verb that take a value (the next argument)."""
 
@@ -83,7 +86,9 @@ def _where(parser: argparse.ArgumentParser, *, after_verb: bool, short: bool = T
 
 
 def _parser() -> argparse.ArgumentParser:
-    verbs = "\n".join(f"  {verb:<9} {text}" for verb, text in VERBS.items())
+    verbs = "\n".join(
+        f"  {verb} {args}".rstrip() + f"\n      {text}" for verb, (args, text) in VERBS.items()
+    )
     parser = argparse.ArgumentParser(
         prog="tuisup",
         usage="tuisup [-f FILE] [--socket PATH] [--no-tui [--json]] [--no-reload] [VERB ...]",
@@ -116,7 +121,7 @@ def _no_reload(parser: argparse.ArgumentParser) -> None:
 def _verb_parser(verb: str) -> argparse.ArgumentParser:
     """The parser of one verb's own arguments (only that one is built: it is quicker)."""
     parser = argparse.ArgumentParser(
-        prog=f"tuisup {verb}", description=VERBS[verb].capitalize() + ".", formatter_class=_help
+        prog=f"tuisup {verb}", description=VERBS[verb][1].capitalize() + ".", formatter_class=_help
     )
     _where(parser, after_verb=True, short=verb != "logs")
     if verb == "up":

@@ -248,7 +248,7 @@ class RemoteHost:
             UnknownService: One of `services` is not a service.
         """
         args = {"services": services} if services is not None else {}
-        result = await self._request("snapshot", **args)
+        result = await self.request("snapshot", **args)
         views = [self._view(data) for data in result["services"]]
         return {view.name: view for view in views}
 
@@ -265,16 +265,16 @@ class RemoteHost:
         args: dict[str, Any] = {"name": name, "since": since}
         if limit is not None:
             args["limit"] = limit
-        result = await self._request("logs", **args)
+        result = await self.request("logs", **args)
         return [LogBatch.from_json(batch) for batch in result["batches"]]
 
     async def processes(self) -> ProcessStats:
         """Every running service's OS process tree, with CPU and memory."""
-        return ProcessStats.from_json(await self._request("processes"))
+        return ProcessStats.from_json(await self.request("processes"))
 
     async def affected(self, verb: str, name: str) -> list[str]:
         """The other services that `verb` on `name` would move now."""
-        result = await self._request("affected", verb=verb, name=name)
+        result = await self.request("affected", verb=verb, name=name)
         return [str(n) for n in result["services"]]
 
     # -- commands ---------------------------------------------------------------------------
@@ -285,7 +285,7 @@ class RemoteHost:
         Returns:
             The other services it moved (dependencies started, dependents stopped first).
         """
-        result = await self._request(verb, name=name)
+        result = await self.request(verb, name=name)
         return [str(n) for n in result.get("moved", ())]
 
     async def start(self, name: str) -> None:
@@ -306,7 +306,7 @@ class RemoteHost:
 
     async def toggle_watch(self, name: str) -> bool | None:
         """Pause or resume restarting a service for its changed files; the new state."""
-        result = await self._request("toggle_watch", name=name)
+        result = await self.request("toggle_watch", name=name)
         watching = result.get("watching")
         return watching if isinstance(watching, bool) else None
 
@@ -316,14 +316,14 @@ class RemoteHost:
 
     async def reload_result(self) -> dict[str, Any]:
         """`reload`, with all the server said: `applied`, and `summary` or `error` if given."""
-        result: dict[str, Any] = await self._request("reload")
+        result: dict[str, Any] = await self.request("reload")
         return result
 
     async def shutdown(self, reason: str = "shutdown") -> None:
         """Stop every service and the host; return once it has stopped."""
         self._stopping = True
         try:
-            await self._request("shutdown", reason=reason)
+            await self.request("shutdown", reason=reason)
         except ConnectionLost:
             pass  # it closed as it stopped: what was asked is done
 
@@ -346,7 +346,13 @@ class RemoteHost:
 
     # -- requests ---------------------------------------------------------------------------
 
-    async def _request(self, op: str, **args: Any) -> Any:
+    async def request(self, op: str, **args: Any) -> Any:
+        """Any operation of the protocol; its answer's `result`, as JSON.
+
+        Raises:
+            ApiError: The host refused it (the class its code names).
+            ConnectionLost: The connection ended before the answer.
+        """
         id_ = next(self._ids)
         return await self._ask(id_, protocol.request(id_, op, **args))
 

@@ -23,7 +23,6 @@ from typing import Any
 
 from tuisup.control.client import RemoteHost
 from tuisup.control.paths import SocketPath, socket_path
-from tuisup.headless import Printer, now_line, use_colour
 from tuisup.model import ApiError, ServiceState, ServiceView
 from tuisup.model import events as ev
 from tuisup.terminal import json_text, one_line
@@ -41,9 +40,19 @@ class NoHost(Exception):
 
 def run(options: argparse.Namespace) -> int:
     """Run one verb (`options.verb`); return the exit status."""
-    from tuisup.control.attach import attach
-    from tuisup.control.up import down, up_detached
+    return _exit_status(_verb(options.verb), options)
 
+
+def _verb(name: str) -> Callable[[argparse.Namespace], Coroutine[Any, Any, int]]:
+    """The coroutine function of a verb; only its own module is imported."""
+    if name in ("up", "down"):
+        from tuisup.control import up
+
+        return up.up_detached if name == "up" else up.down
+    if name == "attach":
+        from tuisup.control.attach import attach
+
+        return attach
     verbs: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = {
         "ps": ps,
         "start": command,
@@ -53,12 +62,15 @@ def run(options: argparse.Namespace) -> int:
         "logs": logs,
         "events": events,
         "reload": reload,
-        "down": down,
-        "up": up_detached,
-        "attach": attach,
     }
+    return verbs[name]
+
+
+def _exit_status(
+    verb: Callable[[argparse.Namespace], Coroutine[Any, Any, int]], options: argparse.Namespace
+) -> int:
     try:
-        return asyncio.run(verbs[options.verb](options))
+        return asyncio.run(verb(options))
     except NoHost as exc:
         say(str(exc))
         return NO_HOST
@@ -158,6 +170,8 @@ def state_line(view: ServiceView) -> str:
     """`web running (pid 42)`, `api waiting for db to be healthy (...)`: one line, safe."""
     if view.state is S.WAITING and view.reason:
         return one_line(f"{view.name} {view.reason}")
+    from tuisup.headless import now_line  # not for `ps`: it prints a table
+
     return one_line(now_line(view))
 
 
@@ -347,6 +361,8 @@ async def events(options: argparse.Namespace) -> int:
     host = await connect(options)
     try:
         subscription = await host.subscribe(services=options.names or None)
+        from tuisup.headless import Printer, use_colour
+
         colour = not options.json and use_colour(sys.stdout)
         printer = Printer(host, json_mode=options.json, colour=colour)
         views = tuple(subscription.snapshot.values())
