@@ -36,6 +36,8 @@ class LogFollower:
         """The number of the last line printed."""
         self.printer: Printer | None = None
         self.subscription: RemoteSubscription | None = None
+        self._pending: list[LogBatch] = []
+        """Lines taken from the stream, not printed yet (printed once per batch)."""
 
     async def history(self, limit: int | None) -> None:
         """Print the kept lines (the last `limit`); when following, subscribe first.
@@ -61,18 +63,15 @@ class LogFollower:
         """Print new lines until the host stops (0) or the connection is lost (1)."""
         assert self.subscription is not None
         async for batch in self.subscription:
-            fresh: list[LogBatch] = []
             for event in batch:
                 if isinstance(event, ev.Output):
-                    fresh.extend(self._lines_of(event))
+                    self._take(event)
                 elif isinstance(event, ev.Missed):
-                    self._print(fresh)
-                    fresh = []
                     await self._caught_up(event)
                 elif isinstance(event, ev.HostStopped):
-                    self._print(fresh)
+                    self._print(self._pending)
                     return OK
-            self._print(fresh)
+            self._print(self._pending)
         say(f"tuisup: {self.host.lost}")
         return FAILED
 
@@ -85,20 +84,18 @@ class LogFollower:
         batches = sorted((b for each in found for b in each), key=lambda b: b.first)
         return last_lines(batches, limit) if limit is not None else batches
 
-    def _lines_of(self, event: ev.Output) -> list[LogBatch]:
-        """The lines an output event carries that were not printed yet, and a gap mark."""
-        out_: list[LogBatch] = []
+    def _take(self, event: ev.Output) -> None:
+        """Keep an output event's lines to print; where some are missing, mark it, in place."""
         if event.dropped:
+            self._print(self._pending)  # the lines before the gap, before its mark
             self._mark({"service": event.service, "dropped": event.dropped})
         first = event.first_line + (event.dropped or 0)
         lines = list(event.lines or ())
-        batch = LogBatch(event.service, event.stream, first, event.ts, lines).after(self.upto)
-        if batch.lines:
-            out_.append(batch)
-        return out_
+        self._pending.append(LogBatch(event.service, event.stream, first, event.ts, lines))
 
     async def _caught_up(self, missed: ev.Missed) -> None:
         """Say that events went unseen, then print what the host still keeps of them."""
+        self._print(self._pending)
         self._mark({"event": "missed", "seq": missed.seq, "count": missed.count})
         self._print(await self._read(self.upto, None))
 
@@ -113,15 +110,17 @@ class LogFollower:
             out(f"[tuisup: fell behind by {data['count']} events; what is still kept follows]\n")
 
     def _print(self, batches: list[LogBatch]) -> None:
-        batches = [b.after(self.upto) for b in batches if b.end - 1 > self.upto]
-        if not batches:
+        """Print the lines not printed yet (`batches` is emptied: it may be the pending list)."""
+        fresh = [b.after(self.upto) for b in batches if b.end - 1 > self.upto]
+        batches.clear()
+        if not fresh:
             return
-        self.upto = batches[-1].end - 1
+        self.upto = fresh[-1].end - 1
         if self.json:
-            out("".join(_json_line(batch) for batch in batches))
+            out("".join(_json_line(batch) for batch in fresh))
             return
         assert self.printer is not None
-        out(self.printer.render([_as_event(batch) for batch in batches]))
+        out(self.printer.render([_as_event(batch) for batch in fresh]))
 
 
 def _json_line(batch: LogBatch) -> str:
