@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +25,8 @@ def states(folder: Path) -> dict[str, str]:
 
 def test_every_verb_says_no_host_and_exits_3(tmp_path: Path, token: str) -> None:
     write(tmp_path, token)
-    for verb in (["ps"], ["restart", "web"], ["logs"], ["events"], ["reload"], ["down"]):
+    verbs = (["ps"], ["restart", "web"], ["logs", "-f"], ["events"], ["reload"], ["down"])
+    for verb in (*verbs, ["attach"]):
         done = tuisup(*verb, cwd=tmp_path)
         assert (done.returncode, done.stderr, done.stdout) == (3, NO_HOST, ""), verb
     done = tuisup("-f", "other.toml", "ps", cwd=tmp_path)
@@ -32,6 +34,17 @@ def test_every_verb_says_no_host_and_exits_3(tmp_path: Path, token: str) -> None
     assert done.stderr == (
         "no tuisup is running for ./other.toml (start one with: tuisup -f other.toml up -d)\n"
     )
+
+
+def test_up_without_d_is_no_tui(tmp_path: Path, token: str) -> None:
+    write(tmp_path, token)
+    host = Tuisup("up", "--json", cwd=tmp_path)
+    started = host.expect(lambda line: json.loads(line).get("state") == "running")
+    assert json.loads(started)["event"] == "state"
+    assert tuisup("ps", cwd=tmp_path).returncode == 0
+    host.proc.send_signal(signal.SIGTERM)
+    assert host.finish() == 0
+    assert not list(tagged_pids(token))
 
 
 def test_usage_errors_exit_2(tmp_path: Path) -> None:
