@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import tagged_pids, wait_until
 from tests.control.raw import serving, short_folder
-from tuisup.control import client, protocol
+from tuisup.control import client, mirror, protocol
 from tuisup.control.client import ConnectionLost, RemoteHost
 from tuisup.control.paths import SocketPath
 from tuisup.control.server import ControlServer
@@ -161,18 +161,18 @@ async def test_an_event_waits_for_its_status_line_before_a_front_end_sees_it(
     await asyncio.wait_for(peer.connected.wait(), 10)
     await peer.expect("hello")
     peer.send(protocol.ok(0, {"version": 1, "pid": 1, "manifest": "/m/services.toml"}))
-    mirror = (await peer.expect("subscribe"))["id"]
-    peer.send(protocol.ok(mirror, {"after": 1, "snapshot": [view("web", S.STOPPED).to_json()]}))
+    own = (await peer.expect("subscribe"))["id"]
+    peer.send(protocol.ok(own, {"after": 1, "snapshot": [view("web", S.STOPPED).to_json()]}))
     remote = await connecting
     subscription = await remote.subscribe()
     started = ev.StateChanged(seq=2, ts=0.0, service="web", old=S.STOPPED, state=S.RUNNING, pid=7)
-    peer.send(protocol.stream(mirror, started.to_json()))
-    with anyio.move_on_after(client.HOLD / 2) as waited:
+    peer.send(protocol.stream(own, started.to_json()))
+    with anyio.move_on_after(mirror.HOLD / 2) as waited:
         await anext(aiter(subscription))
     assert waited.cancelled_caught, "the event came before the view it changed"
     assert remote.snapshot()["web"].state is S.STOPPED
     status = ev.StatusChanged(seq=2, ts=0.0, services=(view("web", S.RUNNING, 7),))
-    peer.send(protocol.stream(mirror, status.to_json()))
+    peer.send(protocol.stream(own, status.to_json()))
     with anyio.fail_after(10):
         batch = await anext(aiter(subscription))
     assert [e.to_json() for e in batch] == [started.to_json()]
@@ -184,7 +184,7 @@ async def test_an_event_waits_for_its_status_line_before_a_front_end_sees_it(
     behind = await subscribing
     assert behind.snapshot["web"].state is S.STOPPED and behind.after == 1
     assert remote.snapshot()["web"].state is S.RUNNING
-    peer.send(protocol.stream(mirror, ev.HostStopping(seq=3, ts=0.0, reason="x").to_json()))
+    peer.send(protocol.stream(own, ev.HostStopping(seq=3, ts=0.0, reason="x").to_json()))
     with anyio.fail_after(10):
         await anext(aiter(subscription))
     assert remote.stopping
@@ -225,7 +225,7 @@ async def test_the_mirror_keeps_up_with_a_real_host_read_in_tiny_pieces(
 async def test_a_subscription_nobody_reads_drops_and_says_missed_never_holding_answers(
     make_manifest: Callable[..., Manifest], folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(client, "QUEUE_MAX", 4096)
+    monkeypatch.setattr(mirror, "QUEUE_MAX", 4096)
     noisy = "for i in $(seq 3000); do echo line $i; done; exec sleep 30"
     manifest = make_manifest(noisy=(noisy, {"autostart": False}))
     async with serving(manifest, folder / "s.sock") as (host, _):

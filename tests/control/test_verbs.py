@@ -117,11 +117,15 @@ def test_stop_all_leaves_the_host_up_for_start_all(tmp_path: Path, token: str) -
         "db": "stopped", "api": "stopped", "web": "stopped", "broken": "stopped"
     }  # fmt: skip
     assert not list(tagged_pids(token))
-    done = tuisup("start", "--all", "--no-wait", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert "db: start asked\n" in done.stdout
-    for name in ("db", "web", "api"):
-        host.expect(lambda line, name=name: line.startswith(f"{name} started (pid "))
+    done = tuisup("start", "web", "--no-wait", cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (0, "web: start asked\n")
+    host.expect(lambda line: line.startswith("web started (pid "))  # once the client had left
+    done = tuisup("start", "--all", cwd=tmp_path)
+    assert done.returncode == 1  # broken cannot start
+    said = [line.split()[:2] for line in done.stdout.splitlines()]
+    assert said[0] == ["db", "running"] and said[2] == ["web", "running"]
+    assert said[1][0] == "api" and said[1][1] in ("running", "waiting")  # for db to be up
+    assert said[3] == ["broken", "failed:"]
     assert host.proc.poll() is None
 
 

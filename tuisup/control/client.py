@@ -22,20 +22,16 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-import time
-import weakref
-from collections import deque
-from collections.abc import AsyncIterator
 from typing import Any
 
 from tuisup.control import protocol
+from tuisup.control.mirror import HOLD, Mirror, Stream
+from tuisup.control.mirror import RemoteSubscription as RemoteSubscription
 from tuisup.model import (
     ApiError,
-    Event,
     LogBatch,
     ProcessStats,
     ServiceView,
-    SpecView,
     event_from_json,
 )
 from tuisup.model import events as ev
@@ -45,97 +41,14 @@ READ_SIZE = 1 << 18
 """Bytes asked of the socket at a time; every complete line in them is one batch."""
 LINE_MAX = 64 << 20
 """Bytes a line from the server may have (a snapshot of thousands of services, a big log read)."""
-QUEUE_MAX = 16 << 20
-"""Bytes of events a subscription holds for a reader that is behind, before it drops them."""
-HOLD = 0.25
-"""Seconds a batch waits for its status line at most (a server that sends none)."""
 CONNECT_TIMEOUT = 5.0
 """Seconds to connect and be greeted."""
-VIEW_EVENTS = frozenset(
-    {"state", "health", "restart_scheduled", "files_changed", "log_file", "manifest_reloaded"}
-)
-"""Events that change a service's view: a batch with one waits for its status line."""
 
 
 class ConnectionLost(ApiError):
     """The host closed the connection (it stopped, or died) before answering."""
 
     code = "connection_lost"
-
-
-class RemoteSubscription:
-    """A subscription over the socket: the snapshot, then batches of events (the Protocol's).
-
-    Batches wait in a queue bounded in bytes; a reader that falls behind gets a `missed`
-    event instead of what did not fit (the mirror, `snapshot()`, has kept up regardless).
-    Iteration ends when the connection does.
-    """
-
-    def __init__(self, snapshot: dict[str, ServiceView], after: int) -> None:
-        self.snapshot = snapshot
-        self.after = after
-        self._batches: deque[tuple[list[Event], int]] = deque()
-        self._size = 0
-        self._missed = 0
-        self._missed_from = 0
-        self._ended = False
-        self._wake = asyncio.Event()
-
-    def __aiter__(self) -> AsyncIterator[list[Event]]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[list[Event]]:
-        while True:
-            if self._batches:
-                batch, size = self._batches.popleft()
-                self._size -= size
-                yield batch
-            elif self._missed:
-                missed = ev.Missed(seq=self._missed_from, ts=time.time(), count=self._missed)
-                self._missed = 0
-                yield [missed]
-            elif self._ended:
-                return
-            else:
-                self._wake.clear()
-                await self._wake.wait()
-
-    def push(self, batch: list[Event], size: int) -> None:
-        """Queue a batch, or count it missed: the queue is full, or has not drained since."""
-        if self._missed or self._size + size > QUEUE_MAX:
-            if not self._missed:
-                self._missed_from = batch[0].seq
-            self._missed += len(batch)
-        else:
-            self._batches.append((batch, size))
-            self._size += size
-        self._wake.set()
-
-    def end(self) -> None:
-        """No more batches: iteration ends once the queue is read."""
-        self._ended = True
-        self._wake.set()
-
-
-class _Stream:
-    """One stream the server sends (a `subscribe`): held events, and who reads them."""
-
-    def __init__(self, id_: int, *, lines: bool, filtered: bool, mirror: bool) -> None:
-        self.id = id_
-        self.lines = lines
-        self.filtered = filtered
-        self.mirror = mirror
-        """The connection's own stream, that keeps `snapshot()` up to date."""
-        self.listeners: weakref.WeakSet[RemoteSubscription] = weakref.WeakSet()
-        self.open = False
-        self.last_seq = 0
-        """The seq of the last event read on it."""
-        self.delivered = 0
-        """The seq of the last event handed to the listeners."""
-        self.held: list[Event] = []
-        self.held_size = 0
-        self.wants_status = False
-        self.timer: asyncio.TimerHandle | None = None
 
 
 class RemoteHost:
@@ -146,13 +59,9 @@ class RemoteHost:
         self._writer = writer
         self._ids = itertools.count(1)
         self._answers: dict[int, asyncio.Future[Any]] = {}
-        self._streams: dict[int, _Stream] = {}
-        self._mirror: _Stream | None = None
-        self._views: dict[str, ServiceView] = {}
-        self._seen: dict[str, int] = {}
-        """The seq each view in the mirror is as of (an older one never replaces it)."""
-        self._specs: dict[str, tuple[dict[str, Any], SpecView]] = {}
-        """Each service's spec as last read, and its JSON: the same JSON is not read again."""
+        self._streams: dict[int, Stream] = {}
+        self._own: Stream | None = None
+        self._mirror = Mirror()
         self._stopping = False
         self.lost: str | None = None
         """Why the connection ended, once it has."""
@@ -183,8 +92,8 @@ class RemoteHost:
             try:
                 host.hello = await host._ask(0, {"id": 0, "op": "hello", "version": 1})
                 if mirror:
-                    host._mirror = host._open_stream(lines=False, services=None, mirror=True)
-                    await host._ask(host._mirror.id, host._subscribe_request(host._mirror, None))
+                    own = host._own = host._open_stream(lines=False, services=None, mirror=True)
+                    await host._ask(own.id, host._subscribe_request(own, None))
             except BaseException:
                 await host.close()
                 raise
@@ -215,7 +124,7 @@ class RemoteHost:
 
     def snapshot(self) -> dict[str, ServiceView]:
         """Every service's view, from the mirror (no round trip)."""
-        return dict(self._views)
+        return dict(self._mirror.views)
 
     async def subscribe(
         self, *, lines: bool = False, services: list[str] | None = None
@@ -228,18 +137,18 @@ class RemoteHost:
             lines: Carry the lines an `output` event announces in the event itself.
             services: Only events about these services (and host-wide ones).
         """
-        mirror = self._mirror
-        if mirror is not None and not lines and services is None:
-            subscription = RemoteSubscription(self.snapshot(), mirror.delivered)
-            mirror.listeners.add(subscription)
+        own = self._own
+        if own is not None and not lines and services is None:
+            subscription = RemoteSubscription(self.snapshot(), own.delivered)
+            own.listeners.add(subscription)
             if self.lost is not None:
                 subscription.end()
             return subscription
         stream = self._open_stream(lines=lines, services=services, mirror=False)
-        own: RemoteSubscription = await self._ask(
+        dedicated: RemoteSubscription = await self._ask(
             stream.id, self._subscribe_request(stream, services)
         )
-        return own
+        return dedicated
 
     async def views(self, services: list[str] | None = None) -> dict[str, ServiceView]:
         """Every service's view (or those named) as the host has it now: a round trip.
@@ -249,7 +158,7 @@ class RemoteHost:
         """
         args = {"services": services} if services is not None else {}
         result = await self.request("snapshot", **args)
-        views = [self._view(data) for data in result["services"]]
+        views = [self._mirror.read(data) for data in result["services"]]
         return {view.name: view for view in views}
 
     async def logs(
@@ -374,14 +283,14 @@ class RemoteHost:
             if id_ in self._streams and not self._streams[id_].open:
                 del self._streams[id_]  # refused, or cancelled before its answer
 
-    def _open_stream(self, *, lines: bool, services: list[str] | None, mirror: bool) -> _Stream:
+    def _open_stream(self, *, lines: bool, services: list[str] | None, mirror: bool) -> Stream:
         """A stream, known before its request goes: its lines may follow its answer at once."""
-        stream = _Stream(next(self._ids), lines=lines, filtered=services is not None, mirror=mirror)
+        stream = Stream(next(self._ids), lines=lines, filtered=services is not None, mirror=mirror)
         self._streams[stream.id] = stream
         return stream
 
     @staticmethod
-    def _subscribe_request(stream: _Stream, services: list[str] | None) -> dict[str, Any]:
+    def _subscribe_request(stream: Stream, services: list[str] | None) -> dict[str, Any]:
         args: dict[str, Any] = {"lines": stream.lines, "views": True}
         if services is not None:
             args["services"] = services
@@ -406,7 +315,7 @@ class RemoteHost:
                     chunk = b"".join([*partial, chunk])
                 *lines, rest = chunk.split(b"\n")
                 partial, size = ([rest], len(rest)) if rest else ([], 0)
-                touched: dict[int, _Stream] = {}
+                touched: dict[int, Stream] = {}
                 for line in lines:
                     self._line(line, touched)
                 for stream in touched.values():
@@ -415,7 +324,7 @@ class RemoteHost:
             why = f"{type(exc).__name__}: {exc}"
         self._lose(why)
 
-    def _line(self, line: bytes, touched: dict[int, _Stream]) -> None:
+    def _line(self, line: bytes, touched: dict[int, Stream]) -> None:
         message = protocol.decode(line)
         id_ = message.get("id")
         if "stream" in message:
@@ -438,29 +347,29 @@ class RemoteHost:
             result = self._opened(stream, result if isinstance(result, dict) else {})
         future.set_result(result)
 
-    def _opened(self, stream: _Stream, result: dict[str, Any]) -> RemoteSubscription | None:
+    def _opened(self, stream: Stream, result: dict[str, Any]) -> RemoteSubscription | None:
         """A stream's answer: its snapshot goes into the mirror; its reader is made."""
         stream.open = True
         after = int(result.get("after", 0))
         stream.last_seq = stream.delivered = after
-        views = [self._view(data) for data in result.get("snapshot", ())]
-        self._take_views(views, after, whole=not stream.filtered)
+        views = [self._mirror.read(data) for data in result.get("snapshot", ())]
+        self._mirror.take(views, after, whole=not stream.filtered)
         if stream.mirror:
             return None
         subscription = RemoteSubscription({view.name: view for view in views}, after)
         stream.listeners.add(subscription)
         return subscription
 
-    def _stream_line(self, stream: _Stream, data: dict[str, Any], size: int) -> None:
+    def _stream_line(self, stream: Stream, data: dict[str, Any], size: int) -> None:
         kind = data.get("event")
         if kind == "status" or kind == "snapshot":
             seq = data.get("seq")
             if isinstance(seq, int) and seq > stream.last_seq:
                 stream.last_seq = seq
-            views = [self._view(view) for view in data.get("services", ())]
+            views = [self._mirror.read(view) for view in data.get("services", ())]
             whole = kind == "snapshot" and not stream.filtered
-            self._take_views(views, stream.last_seq, whole=whole)
-            self._flush(stream)
+            self._mirror.take(views, stream.last_seq, whole=whole)
+            stream.flush()
             return
         try:
             event = event_from_json(data)
@@ -470,66 +379,22 @@ class RemoteHost:
         if isinstance(event, ev.HostStopping):
             self._stopping = True
         elif isinstance(event, ev.ManifestReloaded):
-            for name in event.removed:
-                if self._seen.get(name, 0) <= event.seq:
-                    self._views.pop(name, None)
+            self._mirror.forget(event.removed, event.seq)
         if not stream.mirror and not stream.listeners:
             return  # a subscription nobody reads any more: dropped at the end of the read
-        stream.held.append(event)
-        stream.held_size += size
-        stream.wants_status = stream.wants_status or kind in VIEW_EVENTS
+        stream.hold(event, size)
 
-    def _view(self, data: dict[str, Any]) -> ServiceView:
-        """A view read from its JSON, with the spec read before if the host sent the same."""
-        raw = data.get("spec")
-        known = self._specs.get(data["service"])
-        if known is not None and known[0] == raw:
-            return ServiceView.from_json(data, spec=known[1])
-        view = ServiceView.from_json(data)
-        if isinstance(raw, dict):
-            self._specs[view.name] = (raw, view.spec)
-        return view
-
-    def _take_views(self, views: list[ServiceView], seq: int, *, whole: bool) -> None:
-        """Put views as of `seq` in the mirror; `whole`: they are every service there is."""
-        for view in views:
-            if seq >= self._seen.get(view.name, 0):
-                self._views[view.name] = view
-                self._seen[view.name] = seq
-        if whole:
-            given = {view.name for view in views}
-            ordered = {view.name: self._views[view.name] for view in views}
-            newer = {  # came after this snapshot was taken: kept
-                name: view
-                for name, view in self._views.items()
-                if name not in given and self._seen.get(name, 0) > seq
-            }
-            self._views = ordered | newer
-
-    def _settle(self, stream: _Stream) -> None:
+    def _settle(self, stream: Stream) -> None:
         """At the end of a read: hand over what needs no status, else wait a little for it."""
         if not stream.mirror and not stream.listeners:
             self._drop(stream)
         elif not stream.wants_status:
-            self._flush(stream)
+            stream.flush()
         elif stream.timer is None:
             loop = asyncio.get_running_loop()
-            stream.timer = loop.call_later(HOLD, self._flush, stream)
+            stream.timer = loop.call_later(HOLD, stream.flush)
 
-    def _flush(self, stream: _Stream) -> None:
-        if stream.timer is not None:
-            stream.timer.cancel()
-            stream.timer = None
-        stream.wants_status = False
-        if not stream.held:
-            return
-        batch, size = stream.held, stream.held_size
-        stream.held, stream.held_size = [], 0
-        stream.delivered = batch[-1].seq
-        for subscription in list(stream.listeners):
-            subscription.push(batch, size)
-
-    def _drop(self, stream: _Stream) -> None:
+    def _drop(self, stream: Stream) -> None:
         """Nobody reads this stream any more: ask the server to end it."""
         self._streams.pop(stream.id, None)
         if self.lost is None:
@@ -545,6 +410,6 @@ class RemoteHost:
             if not future.done():
                 future.set_exception(ConnectionLost(f"the connection to tuisup was lost: {why}"))
         for stream in self._streams.values():
-            self._flush(stream)
+            stream.flush()
             for subscription in list(stream.listeners):
                 subscription.end()
