@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import resource
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -18,8 +19,9 @@ import pytest
 
 from tests.conftest import wait_event, wait_until
 from tests.control.raw import Closed, Raw, open_fds, serving, short_folder
+from tuisup.control.paths import SocketPath
 from tuisup.control.protocol import MAX_LINE
-from tuisup.control.server import Limits
+from tuisup.control.server import ControlServer, Limits
 from tuisup.engine import Host, ServiceState
 from tuisup.engine.events import Event, Output
 from tuisup.spec import ExecutorKind, HostSettings, Manifest, RestartPolicy, ServiceSpec
@@ -193,7 +195,7 @@ async def test_a_reader_that_falls_behind_is_told_what_it_missed(
             await until_flooded(host, lines)
             await quick.result("restart", name="other")
         # The flood is 8 MB of stream lines: kept for the slow client, 4 MB more showed.
-        assert peak[0] - before < 1 << 20, peak[0] - before
+        assert peak[0] - before < 2 << 20, peak[0] - before
         last = host.bus.last_seq  # slow reads up to here: every event, or a `missed` for it
         expected, missed = after + 1, 0
         while expected <= last:
@@ -327,3 +329,86 @@ async def test_text_that_is_not_valid_unicode_travels_escaped(tmp_path: Path, fo
         view = (await raw.result("snapshot"))["services"][0]
         assert view["history"][0]["error"] == "ValueError: no such file: \udcff.txt"
         await raw.aclose()
+
+
+HOLDER = """
+import socket, sys
+sys.stdin.readline()
+held = []
+for _ in range(int(sys.argv[2])):
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    client.connect(sys.argv[1])
+    held.append(client)
+print("holding", flush=True)
+sys.stdin.readline()
+"""
+
+
+async def test_running_out_of_descriptors_does_not_stop_the_server_for_good(
+    make_manifest: Callable[..., Manifest], folder: Path
+) -> None:
+    """Regression: a client that opened connections until the host ran out of descriptors
+    made accept fail once (EMFILE), and the server stopped accepting for good."""
+    async with serving(make_manifest(web="exec sleep 30"), folder / "s.sock") as (_, server):
+        holder = await anyio.open_process(
+            [sys.executable, "-c", HOLDER, str(folder / "s.sock"), "40"]
+        )
+        assert holder.stdout is not None and holder.stdin is not None
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        # Lowered after the holder started: it inherits the limit, the host runs out.
+        resource.setrlimit(resource.RLIMIT_NOFILE, (len(open_fds()) + 10, hard))
+        try:
+            await holder.stdin.send(b"connect\n")
+            with anyio.fail_after(10):
+                assert b"holding" in await holder.stdout.receive()
+                while server.clients < 5:  # it took what it could, then accept failed
+                    await anyio.sleep(0.02)
+                await anyio.sleep(0.3)  # and failed again, and again
+            await holder.stdin.send(b"\n")
+            await holder.wait()
+            await holder.aclose()
+            with anyio.fail_after(10):
+                while server.clients:
+                    await anyio.sleep(0.02)
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        raw = await Raw.connect(folder / "s.sock")
+        assert (await raw.result("snapshot"))["services"][0]["service"] == "web"
+        await raw.aclose()
+
+
+class SlowToSubscribe:
+    """A host whose `subscribe` takes a moment, as one behind a socket does (HostAPI
+    allows it: the server may serve a RemoteHost)."""
+
+    def __init__(self, host: Host) -> None:
+        self._host = host
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._host, name)
+
+    async def subscribe(self, *, lines: bool = False) -> Any:
+        await anyio.sleep(0.05)
+        return await self._host.subscribe(lines=lines)
+
+
+async def test_a_client_that_stops_sending_right_after_subscribing_is_let_go(
+    make_manifest: Callable[..., Manifest], folder: Path
+) -> None:
+    """Regression: a `subscribe` answered after the client had closed its sending side
+    (the end of its requests) opened a stream that nothing ended: the connection, its
+    task and its socket stayed for as long as the host ran. Now that stream ends at once:
+    the client gets its answer, then the end of the connection."""
+    async with Host(make_manifest(web="exec sleep 30")) as host:
+        server = ControlServer(SlowToSubscribe(host), SocketPath(folder / "s.sock"))  # type: ignore[arg-type]
+        server.bind()
+        async with server:
+            raw = await Raw.connect(folder / "s.sock")
+            await raw.send({"id": 1, "op": "subscribe"})
+            await raw.stream.send_eof()
+            assert (await raw.answer(1))["ok"]
+            await raw.closed(timeout=5)
+            await raw.aclose()
+            with anyio.fail_after(5):
+                while server.clients:
+                    await anyio.sleep(0.01)

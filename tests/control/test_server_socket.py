@@ -8,6 +8,7 @@ import os
 import socket
 import stat
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import anyio
@@ -106,6 +107,11 @@ async def test_a_live_socket_refuses_a_second_host_with_the_first_ones_pid(
             f"tuisup is already running {manifest.path} (pid {os.getpid()}): "
             "tuisup attach opens its console"
         )
+        # Another manifest that names the same socket: the message names the one running.
+        other = ControlServer(Host(replace(manifest, path=folder / "other.toml")), second.path)
+        with pytest.raises(ControlError) as error:
+            await anyio.to_thread.run_sync(other.bind)
+        assert f"already running {manifest.path} (pid {os.getpid()})" in str(error.value)
         raw = await Raw.connect(folder / "s.sock")  # the first one is untouched
         assert (await raw.result("snapshot"))["services"][0]["service"] == "web"
         await raw.aclose()

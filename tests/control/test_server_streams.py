@@ -13,9 +13,10 @@ from tests.conftest import tagged_pids, wait_until
 from tests.control.raw import Raw, short_folder
 from tests.tui.test_protocol import PROTOCOL, OnlyTheProtocol
 from tuisup.control.paths import SocketPath
-from tuisup.control.server import ControlServer
+from tuisup.control.server import ControlServer, Limits
 from tuisup.engine import Host, ServiceState
-from tuisup.spec import Manifest
+from tuisup.model import Health
+from tuisup.spec import HealthCheck, HealthKind, Manifest
 
 S = ServiceState
 
@@ -168,3 +169,34 @@ async def test_the_server_uses_nothing_but_the_protocol(
     assert api.refused == []
     assert api.used == PROTOCOL - {"close", "remote"}
     assert not list(tagged_pids(token))
+
+
+async def test_a_mirror_kept_from_views_ends_equal_to_the_host_when_a_status_drops(
+    make_manifest: Callable[..., Manifest], folder: Path
+) -> None:
+    """Regression: a `status` line that did not fit was dropped without a word (it is no
+    event, so no `missed` counted it): a client's mirror stayed stale for good. Here the
+    health event comes alone in its batch; it fits the empty outbox, its status does not.
+    Any line dropped is now followed, once there is room, by a `snapshot`."""
+    check = HealthCheck(
+        kind=HealthKind.COMMAND, target="true", argv=("/bin/sh", "-c", "true"), interval=60
+    )
+    manifest = make_manifest(web=("exec sleep 30", {"healthcheck": check, "autostart": False}))
+    limits = Limits(outbox=1)  # a line goes only into an empty outbox
+    host = Host(manifest)
+    server = ControlServer(host, SocketPath(folder / "s.sock"), limits=limits)
+    server.bind()
+    async with server, host:
+        raw = await Raw.connect(folder / "s.sock")
+        subscribed = await raw.result("subscribe", views=True)
+        mirror = {view["service"]: view for view in subscribed["snapshot"]}
+        await raw.result("start", name="web")
+        await wait_until(host, lambda s: s["web"].health is Health.HEALTHY)
+
+        def mirrored(event: dict[str, Any]) -> bool:
+            if event["event"] in ("snapshot", "status"):
+                mirror.update({view["service"]: view for view in event["services"]})
+            return mirror["web"] == host.snapshot()["web"].to_json()
+
+        await raw.events(1, mirrored, timeout=5)
+        await raw.aclose()

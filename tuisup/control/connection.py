@@ -31,7 +31,10 @@ if TYPE_CHECKING:
     from tuisup.control.server import Limits
 
 CHUNK = 64 * 1024
-"""Bytes read, and sent, at a time."""
+"""Bytes read at a time."""
+SEND = 16 * 1024
+"""Bytes sent at a time: a client that cannot take this much within `stall` seconds
+(1.6 KB/s at the default) has stopped reading, as far as the server is concerned."""
 
 
 class LineTooLong(Exception):
@@ -99,6 +102,8 @@ class Connection:
         self._slots = anyio.Semaphore(limits.in_flight)
         self._requests = 0
         self._streams: dict[int, EventStream] = {}
+        self._streams_ended = False
+        """No stream may run any more (one opened late ends at once)."""
         self._settled = anyio.Event()
         self._malformed = 0
         self._reading = anyio.CancelScope()
@@ -168,7 +173,8 @@ class Connection:
         args = message.get("args")
         version = message.get("version", args.get("version") if isinstance(args, dict) else None)
         if version != protocol.VERSION:
-            text = f"protocol version {version!r} is not served: this host speaks version 1"
+            speaks = f"this host speaks version {protocol.VERSION}"
+            text = f"protocol version {version!r} is not served: {speaks}"
             self._answer(protocol.error(id_, "version", text))
             return False
         self._answer(protocol.ok(id_, self._hello))
@@ -186,7 +192,9 @@ class Connection:
             self._answer(protocol.error(None, "bad_request", str(exc)))
             return self._malformed < self.limits.malformed
         op, args = message.get("op"), message.get("args")
-        if op == "hello":
+        if not isinstance(op, str):
+            self._answer(protocol.error(id_, "bad_request", "op must be a string"))
+        elif op == "hello":
             self._answer(protocol.ok(id_, self._hello))
         elif op == "unsubscribe":
             self._unsubscribe(id_, args)
@@ -196,7 +204,7 @@ class Connection:
             await self._slots.acquire()
             self._requests += 1
             assert self._tg is not None
-            self._tg.start_soon(self._run_request, id_, str(op), args)
+            self._tg.start_soon(self._run_request, id_, op, args)
         return True
 
     # -- requests and streams -------------------------------------------------------------
@@ -228,6 +236,8 @@ class Connection:
         }
         self.outbox.put(protocol.encode(protocol.ok(id_, result)))
         stream = self._streams[id_] = EventStream(self.api, id_, subscribed, self.outbox)
+        if self._streams_ended:  # it was asked for as the connection ends
+            stream.scope.cancel()
         assert self._tg is not None
         self._tg.start_soon(self._run_stream, stream)
 
@@ -256,6 +266,7 @@ class Connection:
         self._answer(protocol.ok(id_))
 
     def _end_streams(self) -> None:
+        self._streams_ended = True
         for stream in self._streams.values():
             stream.scope.cancel()
 
@@ -276,7 +287,7 @@ class Connection:
 
     async def _write(self) -> None:
         """Send what the outbox holds; cut off a client that stops taking it."""
-        while (data := await self.outbox.take(CHUNK)) is not None:
+        while (data := await self.outbox.take(SEND)) is not None:
             try:
                 # A chunk is small: one that cannot go in `stall` seconds means the client
                 # has stopped reading (its socket buffer is full), not that it reads slowly.

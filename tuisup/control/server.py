@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 CLOSE_GRACE = 2.0
 """Seconds a closing server gives its clients to receive what is theirs (the answer to a
 `shutdown`, the last events of a stream) before it cuts them off."""
+ACCEPT_AGAIN = 0.1
+"""Seconds before accepting again after accepting failed (the descriptors ran out)."""
 ASK_WITHIN = 2.0
 """Seconds a live host has to answer the hello that asks for its pid."""
 _CREDENTIALS = struct.Struct("3i")
@@ -179,10 +181,12 @@ class ControlServer:
         while True:
             try:
                 stream = await listener.accept()
-            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            except anyio.ClosedResourceError:  # the server is closing
                 return
-            except OSError:  # out of descriptors: keep serving those connected
-                await anyio.sleep(0.1)
+            except (anyio.BrokenResourceError, OSError):
+                # Out of descriptors (EMFILE), most likely: the clients connected are
+                # served, and the one waiting is taken once one of them has gone.
+                await anyio.sleep(ACCEPT_AGAIN)
                 continue
             raw = stream.extra(SocketAttribute.raw_socket)
             try:
@@ -257,27 +261,30 @@ def _listen(where: Path) -> socket.socket:
 
 
 def _running(where: Path, manifest: str) -> str:
-    """What to say when another host serves the socket: its pid, asked with a hello."""
-    shown = _shown(Path(manifest))
+    """What to say when another host serves the socket: its manifest and pid, from a hello."""
     try:
-        pid = _ask_pid(where)
+        hello = _ask_hello(where)
     except PermissionError:
         return f"tuisup: {_shown(where)} is another user's socket: left alone"
     except (OSError, ValueError, KeyError, TypeError):
-        pid = None
-    running = f"(pid {pid})" if pid is not None else "(pid unknown)"
+        hello = {}
+    # Its manifest, not ours: two manifests may name the same socket.
+    shown = _shown(Path(str(hello.get("manifest") or manifest)))
+    pid = hello.get("pid")
+    running = f"(pid {pid})" if isinstance(pid, int) else "(pid unknown)"
     return f"tuisup is already running {shown} {running}: tuisup attach opens its console"
 
 
-def _ask_pid(where: Path) -> int:
-    """The pid that the host serving `where` names in its hello."""
+def _ask_hello(where: Path) -> dict[str, object]:
+    """What the host serving `where` says of itself in its hello."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(ASK_WITHIN)
         sock.connect(os.fsencode(where))
         sock.sendall(protocol.encode(protocol.hello()))
         with sock.makefile("rb") as answers:
             answer = json.loads(answers.readline(protocol.MAX_LINE))
-    return int(answer["result"]["pid"])
+    result: dict[str, object] = answer["result"]
+    return result
 
 
 def _cannot(where: Path, exc: OSError) -> str:

@@ -44,8 +44,10 @@ class EventStream:
         self.outbox = outbox
         self.scope = anyio.CancelScope()
         """Cancelled by `unsubscribe`, or when its connection ends."""
+        self.behind = False
+        """Lines were dropped: nothing more goes until a `missed` and a `snapshot` have."""
         self.dropped = 0
-        """Events dropped since the outbox was last able to take them."""
+        """Events dropped since (a `status` dropped is not an event: it is not counted)."""
         self._first_dropped = 0
         self._last_seq = self.subscription.after
 
@@ -63,12 +65,13 @@ class EventStream:
 
     def caught_up(self) -> None:
         """The outbox has room again: say what was dropped, then where things stand."""
-        if not self.dropped:
+        if not self.behind:
             return
-        missed = Missed(seq=self._first_dropped, ts=time.time(), count=self.dropped)
-        self.dropped = 0
-        self._put(missed.to_json())
+        if self.dropped:
+            missed = Missed(seq=self._first_dropped, ts=time.time(), count=self.dropped)
+            self._put(missed.to_json())
         self._put(self._snapshot().to_json())
+        self.behind, self.dropped = False, 0
 
     def _forward(self, batch: list[Event]) -> bool:
         """Offer one batch; return whether the host has stopped (nothing comes after)."""
@@ -81,7 +84,7 @@ class EventStream:
                 continue
             if not self._wanted(event):
                 continue
-            self._offer(event.seq, event.to_json())
+            self._offer(event, counted=True)
             changed.update(_changes(event))
             stopped = stopped or isinstance(event, HostStopped)
         if self.options.views and changed:
@@ -91,8 +94,8 @@ class EventStream:
                 ts=time.time(),
                 services=tuple(views[n] for n in views if n in changed and self._about(n)),
             )
-            self._offer(None, status.to_json())
-        if self.dropped and self.outbox.roomy:  # the host's own ring dropped them
+            self._offer(status, counted=False)
+        if self.behind and self.outbox.roomy:  # the host's own ring dropped them
             self.caught_up()
         return stopped
 
@@ -104,17 +107,17 @@ class EventStream:
         wanted = self.options.services
         return wanted is None or name in wanted
 
-    def _offer(self, seq: int | None, event: dict[str, Any]) -> None:
-        """Send one event if the outbox takes it; `seq` None: a status, not counted."""
-        if not self.dropped and self.outbox.offer(self._line(event)):
+    def _offer(self, event: Event, *, counted: bool) -> None:
+        """Send one event if the outbox takes it (`counted`: in a `missed`, if not)."""
+        if not self.behind and self.outbox.offer(self._line(event.to_json())):
             return
-        if seq is not None:
-            self._drop(seq, 1)
+        self._drop(event.seq, 1 if counted else 0)
 
     def _drop(self, seq: int, count: int) -> None:
-        if not self.dropped:
+        if not self.dropped and count:
             self._first_dropped = seq
         self.dropped += count
+        self.behind = True
 
     def _put(self, event: dict[str, Any]) -> None:
         self.outbox.put(self._line(event))
