@@ -285,3 +285,25 @@ async def test_shutdown_returns_once_the_host_stopped(
                     break
         assert kinds[0] == "host_stopping" and kinds[-1] == "host_stopped"
         await remote.close()
+
+
+async def test_an_answer_over_a_mebibyte_is_read(
+    make_manifest: Callable[..., Manifest], folder: Path
+) -> None:
+    """Regression: the client held answers to the 1 MiB limit of requests, and hung up."""
+    line = "y" * 200
+    big = f"for i in $(seq 10000); do echo {line}; done; exec sleep 30"
+    async with serving(make_manifest(big=(big, {"autostart": False})), folder / "s.sock") as (
+        host,
+        _,
+    ):
+        remote = await RemoteHost.connect(folder / "s.sock")
+        subscription = await remote.subscribe(lines=True)
+        await remote.start("big")
+        with anyio.fail_after(10):
+            while host.store.last_seq < 10_000:
+                await anext(aiter(subscription))
+        batches = await remote.logs("big")
+        assert sum(len(b.lines) for b in batches) == 10_000
+        assert {text for b in batches for text in b.lines} == {line}
+        await remote.close()

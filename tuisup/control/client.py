@@ -325,7 +325,7 @@ class RemoteHost:
         self._lose(why)
 
     def _line(self, line: bytes, touched: dict[int, Stream]) -> None:
-        message = protocol.decode(line)
+        message = protocol.decode(line, LINE_MAX)  # answers are not held to MAX_LINE
         id_ = message.get("id")
         if "stream" in message:
             stream = self._streams.get(id_) if isinstance(id_, int) else None
