@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import sys
 import threading
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import Tuisup
 from tests.control.raw import short_folder
@@ -116,3 +119,23 @@ def test_a_follower_that_falls_behind_marks_where_lines_may_be_missing(
     assert gaps == 0  # and no line went missing without a mark before it
     assert last == count  # the end was read again from what the host keeps
     assert host.finish() == 0
+
+
+def test_a_socket_that_never_answers_is_one_line_and_exit_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: a socket that accepted but never said hello ended `ps` in a traceback."""
+    from tuisup.cli import main
+    from tuisup.control import client
+
+    write(tmp_path, "unused", WEB)
+    (tmp_path / ".tuisup").mkdir()
+    mute = socket.socket(socket.AF_UNIX)
+    with short_folder() as short:
+        mute.bind(str(short / "mute.sock"))
+        mute.listen()  # connections are queued, never accepted nor answered
+        monkeypatch.setattr(client, "CONNECT_TIMEOUT", 0.2)
+        monkeypatch.chdir(tmp_path)
+        assert main(["--socket", str(short / "mute.sock"), "ps"]) == 1
+        mute.close()
+    assert capsys.readouterr().err == (f"tuisup: no answer from {short / 'mute.sock'} in 0.2 s\n")

@@ -71,7 +71,7 @@ class RemoteHost:
 
     @classmethod
     async def connect(
-        cls, path: str | os.PathLike[str], *, mirror: bool = True, timeout: float = CONNECT_TIMEOUT
+        cls, path: str | os.PathLike[str], *, mirror: bool = True, timeout: float | None = None
     ) -> RemoteHost:
         """Connect, say hello and (with `mirror`) follow every service's view.
 
@@ -79,14 +79,14 @@ class RemoteHost:
             path: The host's socket.
             mirror: Keep every service's view up to date for `snapshot()` (a front end);
                 without it, `snapshot()` holds what the client's subscriptions brought.
-            timeout: Seconds to connect and be greeted.
+            timeout: Seconds to connect and be greeted (default: CONNECT_TIMEOUT).
 
         Raises:
             OSError: Nothing listens there (FileNotFoundError, ConnectionRefusedError).
             ApiError: The server refused the hello (another protocol version).
             TimeoutError: The server did not answer in time.
         """
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(CONNECT_TIMEOUT if timeout is None else timeout):
             reader, writer = await asyncio.open_unix_connection(os.fspath(path))
             host = cls(reader, writer)
             try:

@@ -19,7 +19,17 @@ from pathlib import Path
 
 from tuisup.control.client import RemoteHost, RemoteSubscription
 from tuisup.control.paths import private_folder
-from tuisup.control.verbs import FAILED, OK, connect, dump, locate, out, say, state_line
+from tuisup.control.verbs import (
+    FAILED,
+    OK,
+    Failed,
+    connect,
+    dump,
+    locate,
+    out,
+    say,
+    state_line,
+)
 from tuisup.headless import Printer, use_colour
 from tuisup.model import ServiceState, ServiceView
 from tuisup.model import events as ev
@@ -41,17 +51,14 @@ TAIL = 20
 async def up_detached(options: argparse.Namespace) -> int:
     """`tuisup up -d [--json]` (the manifest was checked already)."""
     manifest, log, where = _paths(options)
-    try:
-        host = await RemoteHost.connect(where)
-    except (FileNotFoundError, ConnectionRefusedError):
+    running = await _running(where)
+    already = running is not None
+    if running is None:
         child = _spawn(options, manifest, log)
-        found = await _answering(child, where, log)
-        if found is None:
+        running = await _answering(child, where, log)
+        if running is None:
             return FAILED
-        host = found
-        already = False
-    else:
-        already = True
+    host = running
     try:
         views = await _settled(host)
     finally:
@@ -62,6 +69,20 @@ async def up_detached(options: argparse.Namespace) -> int:
         return FAILED
     _report(host, views, log, already=already, json_mode=options.json)
     return FAILED if any(_failed(view) for view in views) else OK
+
+
+async def _running(where: Path) -> RemoteHost | None:
+    """The host already running there, if one answers.
+
+    Raises:
+        Failed: Something is there that does not answer as a host does.
+    """
+    try:
+        return await RemoteHost.connect(where)
+    except (FileNotFoundError, ConnectionRefusedError):
+        return None
+    except (TimeoutError, OSError) as exc:
+        raise Failed(f"tuisup: {where} does not answer as a tuisup: {exc}") from None
 
 
 def _paths(options: argparse.Namespace) -> tuple[Path, Path, Path]:
@@ -101,7 +122,7 @@ async def _answering(child: subprocess.Popen[bytes], where: Path, log: Path) -> 
     while child.poll() is None:
         try:
             host = await RemoteHost.connect(where)
-        except (FileNotFoundError, ConnectionRefusedError):
+        except (FileNotFoundError, ConnectionRefusedError, TimeoutError):
             if time.monotonic() > deadline:
                 say(f"tuisup: the host (pid {child.pid}) did not answer in {ANSWER_WITHIN:g} s")
                 _tail(log)

@@ -38,6 +38,10 @@ class NoHost(Exception):
     """Nothing answers at the socket: no tuisup runs this manifest."""
 
 
+class Failed(Exception):
+    """A verb could not do its work: its one line for stderr (exit status 1)."""
+
+
 def run(options: argparse.Namespace) -> int:
     """Run one verb (`options.verb`); return the exit status."""
     return _exit_status(_verb(options.verb), options)
@@ -74,6 +78,9 @@ def _exit_status(
     except NoHost as exc:
         say(str(exc))
         return NO_HOST
+    except Failed as exc:
+        say(str(exc))
+        return FAILED
     except ApiError as exc:
         say(f"tuisup: {exc}")
         return FAILED
@@ -132,6 +139,13 @@ async def connect(options: argparse.Namespace, *, mirror: bool = False) -> Remot
         return await RemoteHost.connect(where.path, mirror=mirror)
     except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError):
         raise NoHost(no_host_message(options)) from None
+    except TimeoutError:
+        from tuisup.control import client
+
+        waited = f"{client.CONNECT_TIMEOUT:g} s"
+        raise Failed(f"tuisup: no answer from {where.path} in {waited}") from None
+    except OSError as exc:  # another user's socket, a path it cannot reach, ...
+        raise Failed(f"tuisup: cannot connect to {where.path}: {exc.strerror or exc}") from None
 
 
 # -- printing --------------------------------------------------------------------------------
