@@ -14,7 +14,7 @@ import tuisup
 from tests.conftest import tagged_pids, wait_until
 from tests.control.raw import Raw, serving, short_folder
 from tuisup.control.paths import SocketPath
-from tuisup.control.server import ControlServer
+from tuisup.control.server import ControlServer, Limits
 from tuisup.engine import Host, ServiceState
 from tuisup.manifest import load_manifest
 from tuisup.spec import Condition, Manifest
@@ -315,6 +315,33 @@ async def test_a_stream_that_fails_ends_with_an_internal_error_and_nothing_else_
             await raw.result("subscribe", views=True)
             api.broken = True
             await host.restart("web")  # its events want views
+            assert await raw.answer(1) == {
+                "id": 1,
+                "ok": False,
+                "error": {"code": "internal", "message": "RuntimeError: no views"},
+            }
+            api.broken = False
+            assert (await raw.result("snapshot"))["services"][0]["state"] == "running"
+            await raw.aclose()
+
+
+async def test_a_catch_up_that_fails_ends_its_stream_and_not_the_connection(
+    make_manifest: Callable[..., Manifest], folder: Path
+) -> None:
+    """Regression: once a client had taken what waited, the writer told its streams to
+    catch up (a `missed`, a `snapshot`) with no guard: a snapshot that failed there closed
+    the whole connection, other answers and streams with it."""
+    async with Host(make_manifest(web="exec sleep 30")) as host:
+        api = FailingViews(host)
+        limits = Limits(outbox=1)  # a line goes only into an empty outbox: most are dropped
+        server = ControlServer(api, SocketPath(folder / "s.sock"), limits=limits)  # type: ignore[arg-type]
+        server.bind()
+        async with server:
+            raw = await Raw.connect(folder / "s.sock")
+            await raw.result("subscribe")
+            api.broken = True
+            for _ in range(3):
+                await host.restart("web")
             assert await raw.answer(1) == {
                 "id": 1,
                 "ok": False,

@@ -200,3 +200,27 @@ async def test_a_mirror_kept_from_views_ends_equal_to_the_host_when_a_status_dro
 
         await raw.events(1, mirrored, timeout=5)
         await raw.aclose()
+
+
+async def test_a_stream_that_joins_a_running_feed_gets_every_event_after_its_snapshot(
+    make_manifest: Callable[..., Manifest], folder: Path
+) -> None:
+    """Streams share one subscription of the host (a feed): one that joins later gets
+    each event after its own snapshot, once, and nothing its snapshot already holds."""
+    manifest = make_manifest(web="exec sleep 30", tick="while true; echo tick; do sleep 0.01; done")
+    host = Host(manifest)
+    server = ControlServer(host, SocketPath(folder / "s.sock"))
+    server.bind()
+    async with server, host:
+        await wait_until(host, running("web", "tick"))
+        first, second = await Raw.connect(folder / "s.sock"), await Raw.connect(folder / "s.sock")
+        after_first = (await first.result("subscribe", lines=True))["after"]
+        await first.result("restart", name="web")
+        after_second = (await second.result("subscribe", lines=True))["after"]
+        assert after_second > after_first
+        await second.result("restart", name="web")
+        last = host.bus.last_seq
+        for raw, after in ((first, after_first), (second, after_second)):
+            events = await raw.events(1, lambda e, last=last: e["seq"] >= last)
+            assert [e["seq"] for e in events] == list(range(after + 1, events[-1]["seq"] + 1))
+            await raw.aclose()

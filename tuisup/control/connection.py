@@ -11,20 +11,29 @@ connection holds stays bounded:
 - requests are not read while the outbox is full, nor while `in_flight` are running;
 - a client that takes nothing for `stall` seconds is cut off;
 - when it ends, every task of it has ended and its socket is closed.
+
+Its socket is read and written through an asyncio transport, not anyio's UNIX socket
+stream: cancelling a read of that stream when its peer has just gone (the usual way a
+connection ends) leaves a callback that sets the result of the cancelled future, and asyncio
+prints `Exception in callback ... InvalidStateError` on the host's stderr, once per client
+that was killed while following a busy service.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import socket
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from anyio.abc import SocketStream, TaskGroup
+from anyio.abc import TaskGroup
 
 from tuisup.api import HostAPI
 from tuisup.control import protocol
 from tuisup.control.ops import Args, Ops, Subscribed, ViewCoder
 from tuisup.control.outbox import Outbox
-from tuisup.control.streams import EventStream
+from tuisup.control.streams import EventStream, Feeds
 from tuisup.model import ApiError
 
 if TYPE_CHECKING:
@@ -44,8 +53,8 @@ class LineTooLong(Exception):
 class Lines:
     """The lines a client sends, each at most `most` bytes (without its newline)."""
 
-    def __init__(self, stream: SocketStream, most: int = protocol.MAX_LINE) -> None:
-        self._stream = stream
+    def __init__(self, reader: asyncio.StreamReader, most: int = protocol.MAX_LINE) -> None:
+        self._reader = reader
         self._most = most
         self._buffer = bytearray()
         self._scanned = 0
@@ -64,8 +73,10 @@ class Lines:
                 raise LineTooLong
             self._scanned = len(self._buffer)
             try:
-                data = await self._stream.receive(CHUNK)
-            except (anyio.EndOfStream, anyio.BrokenResourceError):
+                data = await self._reader.read(CHUNK)
+            except OSError:  # reset by the peer: it is gone
+                data = b""
+            if not data:
                 return self._cut(len(self._buffer), len(self._buffer)) if self._buffer else None
             self._buffer += data
 
@@ -84,21 +95,24 @@ class Connection:
     def __init__(
         self,
         api: HostAPI,
-        stream: SocketStream,
+        sock: socket.socket,
         hello: dict[str, Any],
         peer_pid: int,
         limits: Limits,
         coder: ViewCoder,
+        feeds: Feeds,
     ) -> None:
         self.api = api
-        self.stream = stream
+        self.sock = sock
         self.limits = limits
         self.outbox = Outbox(limits.outbox)
         self.ops = Ops(api, peer_pid, coder)
+        self.feeds = feeds
         self.done = anyio.Event()
         """Set once the connection has ended and its socket is closed."""
         self._hello = hello
-        self._lines = Lines(stream)
+        self._flushed = False
+        """The writer sent everything and ended: the socket closes after a flush."""
         self._slots = anyio.Semaphore(limits.in_flight)
         self._requests = 0
         self._streams: dict[int, EventStream] = {}
@@ -112,19 +126,39 @@ class Connection:
     async def run(self) -> None:
         """Serve the client until it leaves, is sent away, or `finish` is called."""
         try:
+            reader, writer = await asyncio.open_unix_connection(sock=self.sock, limit=CHUNK)
+        except BaseException:
+            self.sock.close()
+            self.done.set()
+            raise
+        # drain() waits while more than SEND bytes are unsent: see _write.
+        writer.transport.set_write_buffer_limits(high=SEND)
+        try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
-                tg.start_soon(self._write)
+                tg.start_soon(self._write, writer)
                 with self._reading:
-                    await self._read()
+                    await self._read(Lines(reader))
                 if not self._reading.cancel_called:  # it left, or was sent away
                     self._end_streams()
                 await self._settle()
                 self.outbox.close()  # the writer sends what is left, then returns
         finally:
+            self._end_streams()  # cut off: its streams leave their feeds too
             with anyio.CancelScope(shield=True):
-                await self.stream.aclose()
+                await self._close(writer)
             self.done.set()
+
+    async def _close(self, writer: asyncio.StreamWriter) -> None:
+        """Close the socket: after what is unsent, or (a client cut off) at once."""
+        if self._flushed:
+            writer.close()
+            with anyio.move_on_after(self.limits.stall), contextlib.suppress(Exception):
+                await writer.wait_closed()
+                return
+        writer.transport.abort()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
 
     def finish(self, *, streams: bool) -> None:
         """Read no more requests; answer those running, then end.
@@ -139,11 +173,11 @@ class Connection:
 
     # -- reading --------------------------------------------------------------------------
 
-    async def _read(self) -> None:
+    async def _read(self, lines: Lines) -> None:
         """Read the hello, then requests, until the end or a reason to close."""
         try:
             with anyio.move_on_after(self.limits.hello_within) as waited:
-                line = await self._lines.next()
+                line = await lines.next()
             if waited.cancelled_caught:
                 within = f"{self.limits.hello_within:g}"
                 self._answer(protocol.error(None, "bad_request", f"no hello within {within} s"))
@@ -152,7 +186,7 @@ class Connection:
                 return
             while True:
                 await self.outbox.room()  # not one request more for a client that reads none
-                line = await self._lines.next()
+                line = await lines.next()
                 if line is None or not await self._request(line):
                     return
         except LineTooLong:
@@ -229,28 +263,26 @@ class Connection:
             self._check_settled()
 
     def _open_stream(self, id_: int, subscribed: Subscribed) -> None:
-        """Answer a subscribe with its snapshot, then run its stream (lines after it)."""
+        """Answer a subscribe with its snapshot, then put its stream on the host's feed."""
         result = {
             "after": subscribed.subscription.after,
             "snapshot": self.ops.coder(subscribed.snapshot),
         }
         self.outbox.put(protocol.encode(protocol.ok(id_, result)))
-        stream = self._streams[id_] = EventStream(self.api, id_, subscribed, self.outbox)
-        if self._streams_ended:  # it was asked for as the connection ends
-            stream.scope.cancel()
-        assert self._tg is not None
-        self._tg.start_soon(self._run_stream, stream)
+        if self._streams_ended:  # it was asked for as the connection ends: it ends now
+            return
+        stream = EventStream(self.api, id_, subscribed, self.outbox, self._stream_ended)
+        self._streams[id_] = stream
+        self.feeds.join(stream, subscribed.subscription)
 
-    async def _run_stream(self, stream: EventStream) -> None:
-        try:
-            await stream.run()
-        except Exception as exc:  # a bug: this stream ends, saying so; nothing else does
-            text = f"{type(exc).__name__}: {exc}"
-            self._answer(protocol.error(stream.id, "internal", text))
-        finally:
-            if self._streams.get(stream.id) is stream:
-                del self._streams[stream.id]
-            self._check_settled()
+    def _stream_ended(self, stream: EventStream, error: str | None) -> None:
+        """A stream ended by itself: the host stopped, or (`error`) a bug."""
+        if error is not None:  # this stream ends, saying so; nothing else does
+            self._answer(protocol.error(stream.id, "internal", error))
+        self.feeds.leave(stream)
+        if self._streams.get(stream.id) is stream:
+            del self._streams[stream.id]
+        self._check_settled()
 
     def _unsubscribe(self, id_: int, raw_args: object) -> None:
         try:
@@ -262,13 +294,15 @@ class Connection:
         if stream is None:
             self._answer(protocol.error(id_, "bad_request", f"unsubscribe: no stream {number}"))
             return
-        stream.scope.cancel()  # it sends nothing more: the answer below is its last word
+        self.feeds.leave(stream)  # it sends nothing more: the answer below is its last word
         self._answer(protocol.ok(id_))
 
     def _end_streams(self) -> None:
         self._streams_ended = True
         for stream in self._streams.values():
-            stream.scope.cancel()
+            self.feeds.leave(stream)
+        self._streams.clear()
+        self._check_settled()
 
     async def _settle(self) -> None:
         """Wait for the requests running and the streams still going."""
@@ -285,21 +319,34 @@ class Connection:
     def _answer(self, message: dict[str, Any]) -> None:
         self.outbox.put(protocol.encode(message))
 
-    async def _write(self) -> None:
+    async def _write(self, writer: asyncio.StreamWriter) -> None:
         """Send what the outbox holds; cut off a client that stops taking it."""
         while (data := await self.outbox.take(SEND)) is not None:
             try:
-                # A chunk is small: one that cannot go in `stall` seconds means the client
-                # has stopped reading (its socket buffer is full), not that it reads slowly.
-                with anyio.fail_after(self.limits.stall):
-                    await self.stream.send(data)
-            except (TimeoutError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                if writer.is_closing():
+                    raise ConnectionResetError("the client has gone")
+                writer.write(data)
+                if writer.transport.get_write_buffer_size() > SEND:
+                    # At most SEND bytes wait unsent: if they cannot go in `stall` seconds,
+                    # the client has stopped reading (its socket buffer is full). Most
+                    # writes go straight to the socket: no timer for them (it costs).
+                    with anyio.fail_after(self.limits.stall):
+                        await writer.drain()
+            except (TimeoutError, OSError):
                 assert self._tg is not None
                 self._tg.cancel_scope.cancel()
                 return
             if self.outbox.roomy:
-                for stream in list(self._streams.values()):
-                    stream.caught_up()
+                self._caught_up()
+        self._flushed = True
+
+    def _caught_up(self) -> None:
+        """The client took what waited: streams that dropped lines say so now."""
+        for stream in list(self._streams.values()):
+            try:
+                stream.caught_up()
+            except Exception as exc:  # a bug (making its snapshot): this stream ends
+                self._stream_ended(stream, f"{type(exc).__name__}: {exc}")
 
 
 def _id(message: dict[str, Any]) -> int | None:

@@ -51,14 +51,27 @@ class ProtocolError(Exception):
 
 
 def encode(message: dict[str, Any]) -> bytes:
-    r"""One message as a line of UTF-8 JSON.
+    """One message as a line of UTF-8 JSON."""
+    return dumps(message) + b"\n"
+
+
+def dumps(value: Any) -> bytes:
+    r"""A JSON value as compact UTF-8.
 
     Text that is not valid Unicode (a lone surrogate: a file name that is not UTF-8, as
     Python decodes it) cannot be UTF-8: it goes as its JSON escape (`\udcff`), which a
     JSON reader turns back into the same string.
     """
-    text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
-    return text.encode("utf-8", "backslashreplace") + b"\n"
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return text.encode("utf-8", "backslashreplace")
+
+
+def stream_line(id_: int, event: bytes) -> bytes:
+    """`encode(stream(id_, e))`, byte for byte, for an event already encoded (`dumps(e)`).
+
+    A server encodes each event once, however many streams send it.
+    """
+    return b'{"id":%d,"stream":%s}\n' % (id_, event)
 
 
 def decode(line: bytes, most: int = MAX_LINE) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from tuisup.model.record import Record
 if TYPE_CHECKING:
     from tuisup.control.connection import Connection
     from tuisup.control.ops import ViewCoder
+    from tuisup.control.streams import Feeds
 
 CLOSE_GRACE = 2.0
 """Seconds a closing server gives its clients to receive what is theirs (the answer to a
@@ -102,7 +103,8 @@ class ControlServer:
         self._listener: SocketListener | None = None
         self._tg: TaskGroup | None = None
         self._connections: set[Connection] = set()
-        self._coder: ViewCoder | None = None
+        self._shared: tuple[ViewCoder, Feeds] | None = None
+        """What connections share: the specs' JSON, the host's feeds of events."""
         self._hello: dict[str, object] = {
             "version": protocol.VERSION,
             "tuisup": tuisup.__version__,
@@ -203,11 +205,14 @@ class ControlServer:
             # Imported at the first client, not at every start: most hosts never get one.
             from tuisup.control.connection import Connection
 
-            if self._coder is None:
+            if self._shared is None:
                 from tuisup.control.ops import ViewCoder
+                from tuisup.control.streams import Feeds
 
-                self._coder = ViewCoder()
-            connection = Connection(self.api, stream, self._hello, pid, self.limits, self._coder)
+                self._shared = ViewCoder(), Feeds(self.api, self._tg)
+            # The socket leaves anyio's stream here: the connection reads and writes it
+            # through an asyncio transport (see tuisup.control.connection).
+            connection = Connection(self.api, raw, self._hello, pid, self.limits, *self._shared)
             self._connections.add(connection)
             self._tg.start_soon(self._serve, connection)
 

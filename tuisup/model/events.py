@@ -239,6 +239,10 @@ def _plain(value: Any) -> Any:
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, tuple):
+        # An event's tuples hold one kind each: names, paths and lines (an output event's
+        # thousands, for every follower of a busy service) are copied as they are.
+        if value and isinstance(value[0], str):
+            return list(value)
         return [_plain(v) for v in value]
     if isinstance(value, ServiceView):
         return value.to_json()
