@@ -91,7 +91,10 @@ class LogFollower:
             self._mark({"service": event.service, "dropped": event.dropped})
         first = event.first_line + (event.dropped or 0)
         lines = list(event.lines or ())
-        self._pending.append(LogBatch(event.service, event.stream, first, event.ts, lines))
+        batch = LogBatch(
+            service=event.service, stream=event.stream, first=first, ts=event.ts, lines=lines
+        )
+        self._pending.append(batch)
 
     async def _caught_up(self, missed: ev.Missed) -> None:
         """Say that events went unseen, then print what the host still keeps of them."""
