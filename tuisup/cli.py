@@ -1,7 +1,14 @@
-"""Provides the `tuisup` command: the console by default, `--no-tui` headless, and `check`.
+"""Provides the `tuisup` command: the console by default, `--no-tui` headless, `check`, and verbs.
+
+    tuisup [-f FILE] [--socket PATH] [VERB ...]
+
+With no verb it runs the manifest's services with the console (`--no-tui`: headless, the
+same as `up`). The other verbs talk to a tuisup that is already running, through its
+control socket (`tuisup.control.verbs`).
 
 A user waits for this to start, so it imports only what the command needs, when it needs
-it: the manifest reader after the arguments are read, Textual only for the console.
+it: the manifest reader after the arguments are read, Textual only for the console, and
+for a verb such as `ps` neither the engine, anyio nor Textual.
 """
 
 from __future__ import annotations
@@ -20,6 +27,26 @@ if TYPE_CHECKING:
     from tuisup.spec import Manifest
 
 DEFAULT_MANIFEST = "services.toml"
+VERBS = {
+    "up": ("[-d] [--json]", "run the services headless (-d: in the background, once up)"),
+    "ps": ("[--json] [NAME...]", "where the running tuisup's services stand"),
+    "start": ("NAME...|--all [--no-wait] [--json]", "start services (and what they need)"),
+    "stop": ("NAME...|--all [--no-wait] [--json]", "stop services (and their dependents)"),
+    "restart": ("NAME...|--all [--no-wait] [--json]", "restart services"),
+    "kill": ("NAME...|--all [--json]", "SIGKILL services' process groups"),
+    "logs": (
+        "[-f] [-n N] [--timestamps] [--no-color] [--json] [NAME...]",
+        "services' kept output (-f: and what comes)",
+    ),
+    "events": ("[--json] [NAME...]", "the running tuisup's events as they happen"),
+    "reload": ("[--json]", "read the manifest again and apply what changed"),
+    "down": ("[--json]", "stop every service and the running tuisup"),
+    "attach": ("", "the console, on the running tuisup (q detaches)"),
+    "check": ("", "validate the manifest without starting anything"),
+}
+"""Every verb: its arguments, and what it does."""
+_VALUED = frozenset({"-f", "--file", "--socket"})
+"""The options before a verb that take a value (the next argument)."""
 
 
 def _help(prog: str) -> argparse.HelpFormatter:
@@ -35,45 +62,111 @@ def _help(prog: str) -> argparse.HelpFormatter:
     return argparse.HelpFormatter(prog, width=max(columns - 2, 11))
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="tuisup",
-        description="Run the services of a services.toml, with a console or headless.",
-        epilog="`tuisup check [-f FILE]` validates a manifest without starting anything.",
-        formatter_class=_help,
-    )
+def _where(parser: argparse.ArgumentParser, *, after_verb: bool, short: bool = True) -> None:
+    """-f and --socket: before the verb, or after it (then they override).
+
+    Args:
+        parser: The main parser, or a verb's.
+        after_verb: For a verb's parser: given there, they override those before it.
+        short: Whether `-f` names the file (for `logs`, `-f` follows).
+    """
+    default = argparse.SUPPRESS if after_verb else None
     parser.add_argument(
-        "-f", "--file", default=DEFAULT_MANIFEST, help="the manifest (default: services.toml)"
+        *(("-f", "--file") if short else ("--file",)),
+        dest="file",
+        default=argparse.SUPPRESS if after_verb else DEFAULT_MANIFEST,
+        help="the manifest (default: services.toml)",
     )
     parser.add_argument(
         "--socket",
+        default=default,
         metavar="PATH",
         help="the control socket (default: .tuisup/tuisup.sock beside the manifest)",
     )
+
+
+def _parser() -> argparse.ArgumentParser:
+    verbs = "\n".join(
+        f"  {verb} {args}".rstrip() + f"\n      {text}" for verb, (args, text) in VERBS.items()
+    )
+    parser = argparse.ArgumentParser(
+        prog="tuisup",
+        usage="tuisup [-f FILE] [--socket PATH] [--no-tui [--json]] [--no-reload] [VERB ...]",
+        description="Run the services of a services.toml, with a console or headless; "
+        "or control the tuisup that runs them.",
+        epilog=f"verbs (`tuisup VERB -h` for each):\n{verbs}\n\n"
+        "exit status: 0 done, 1 a command failed (or an invalid manifest), 2 usage, "
+        "3 no tuisup running",
+        formatter_class=lambda prog: argparse.RawDescriptionHelpFormatter(prog, width=100),
+    )
+    _where(parser, after_verb=False)
     parser.add_argument(
         "--no-tui", action="store_true", help="run headless: print output and lifecycle lines"
     )
     parser.add_argument(
         "--json", action="store_true", help="with --no-tui: print one JSON event per line"
     )
+    _no_reload(parser)
+    return parser
+
+
+def _no_reload(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-reload",
         action="store_true",
         help="do not apply edits to the manifest when it is saved (SIGHUP and L still do)",
     )
-    return parser
 
 
-def _check_parser() -> argparse.ArgumentParser:
+def _verb_parser(verb: str) -> argparse.ArgumentParser:
+    """The parser of one verb's own arguments (only that one is built: it is quicker)."""
     parser = argparse.ArgumentParser(
-        prog="tuisup check",
-        description="Validate a manifest; exit 0 if it is valid, 1 if not.",
-        formatter_class=_help,
+        prog=f"tuisup {verb}", description=VERBS[verb][1].capitalize() + ".", formatter_class=_help
     )
-    parser.add_argument(
-        "-f", "--file", default=DEFAULT_MANIFEST, help="the manifest (default: services.toml)"
-    )
+    _where(parser, after_verb=True, short=verb != "logs")
+    if verb == "up":
+        parser.add_argument(
+            "-d", "--detach", action="store_true", help="in the background; return once up"
+        )
+        parser.add_argument("--json", action="store_true", help="print JSON")
+        _no_reload(parser)
+    elif verb in ("start", "stop", "restart", "kill"):
+        parser.add_argument("names", nargs="*", metavar="NAME", help="the services")
+        parser.add_argument("--all", action="store_true", help="every service")
+        parser.add_argument("--no-wait", action="store_true", help="return without waiting")
+    elif verb in ("ps", "logs", "events"):
+        parser.add_argument("names", nargs="*", metavar="NAME", help="only these services")
+    if verb == "logs":
+        parser.add_argument("-f", "--follow", action="store_true", help="follow new lines")
+        parser.add_argument("-n", "--lines", type=int, metavar="N", help="only the last N lines")
+        parser.add_argument("--timestamps", action="store_true", help="show when lines came")
+        parser.add_argument("--no-color", action="store_true", help="never colour")
+    if verb not in ("attach", "check", "up"):
+        parser.add_argument("--json", action="store_true", help="print JSON")
     return parser
+
+
+def _split(args: list[str]) -> tuple[str | None, list[str], list[str]]:
+    """The verb, the arguments before it and those after it (None: no verb).
+
+    Raises:
+        SystemExit: 2, for a word that is not a verb.
+    """
+    skip = False
+    for index, arg in enumerate(args):
+        if skip:
+            skip = False
+        elif arg in _VALUED:
+            skip = True
+        elif not arg.startswith("-"):
+            if arg not in VERBS:
+                import difflib
+
+                close = difflib.get_close_matches(arg, list(VERBS), n=1)
+                hint = f' (did you mean "{close[0]}"?)' if close else ""
+                _parser().error(f'unknown verb "{arg}"{hint}')
+            return arg, args[:index], args[index + 1 :]
+    return None, args, []
 
 
 def _load(path: str) -> Manifest | None:
@@ -90,19 +183,43 @@ def _load(path: str) -> Manifest | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process's exit status."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if args[:1] == ["check"]:
-        options = _check_parser().parse_args(args[1:])
-        manifest = _load(options.file)
-        if manifest is None:
-            return 1
-        count = len(manifest.services)
-        print(f"ok: {count} service{'s' if count != 1 else ''}")  # noqa: T201
-        return 0
+    verb, before, after = _split(list(sys.argv[1:] if argv is None else argv))
     parser = _parser()
-    options = parser.parse_args(args)
-    if options.json and not options.no_tui:
-        parser.error("--json needs --no-tui")
+    options = parser.parse_args(before)
+    if verb is None:
+        if options.json and not options.no_tui:
+            parser.error("--json needs --no-tui")
+        return _run_host(options)
+    if options.no_tui:
+        parser.error(f"--no-tui runs the services (it is `up`): not with {verb}")
+    options = _verb_parser(verb).parse_args(after, namespace=options)
+    options.verb = verb
+    if verb == "check":
+        return _check(options.file)
+    if verb == "up":
+        if not options.detach:
+            options.no_tui = True
+            return _run_host(options)
+        if _load(options.file) is None:  # said as `check` says it, before anything starts
+            return 1
+    elif verb in ("start", "stop", "restart", "kill") and bool(options.names) == options.all:
+        _verb_parser(verb).error("name the services, or give --all")
+    from tuisup.control.verbs import run
+
+    return run(options)
+
+
+def _check(path: str) -> int:
+    manifest = _load(path)
+    if manifest is None:
+        return 1
+    count = len(manifest.services)
+    print(f"ok: {count} service{'s' if count != 1 else ''}")  # noqa: T201
+    return 0
+
+
+def _run_host(options: argparse.Namespace) -> int:
+    """Run the manifest's services: with the console, or headless."""
     with _collector_paused():
         manifest = _load(options.file)
         if manifest is None:

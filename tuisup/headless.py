@@ -19,8 +19,6 @@ import zlib
 from collections.abc import Iterable
 from typing import TextIO
 
-import anyio
-
 from tuisup.api import HostAPI, Subscription
 from tuisup.model import ACTIVE, Event, ExitStatus, Health, ServiceState, ServiceView
 from tuisup.model import events as ev
@@ -33,11 +31,32 @@ _COLOURS = (36, 33, 32, 35, 34, 91, 96, 93, 92, 95, 94)
 class Printer:
     """Turns batches of events into text for stdout."""
 
-    def __init__(self, host: HostAPI, *, json_mode: bool, colour: bool) -> None:
+    def __init__(
+        self,
+        host: HostAPI,
+        *,
+        json_mode: bool,
+        colour: bool,
+        width: int | None = None,
+        markers: bool = False,
+        timestamps: bool = False,
+    ) -> None:
+        """A printer of `host`'s events.
+
+        Args:
+            host: Whose events (its snapshot gives the names, and the states after `missed`).
+            json_mode: One JSON object per event.
+            colour: Colour the names (and keep the colours of the output).
+            width: The width names are padded to (default: the longest in the snapshot).
+            markers: Print tuisup's own lines of a log too (`── run 4 · ...`): `tuisup logs`.
+            timestamps: Begin each output line with the time it was kept.
+        """
         self.host = host
         self.json_mode = json_mode
         self.colour = colour
-        self._width = max((len(n) for n in host.snapshot()), default=6)
+        self.markers = markers
+        self.timestamps = timestamps
+        self._width = width or max((len(n) for n in host.snapshot()), default=6)
         self._prefixes: dict[str, str] = {}
         self._pending_exit: dict[str, str] = {}
 
@@ -62,9 +81,8 @@ class Printer:
                 if isinstance(event, ev.Missed):  # what the unseen events led to
                     out.append(json_text(self._snapshot(event).to_json()))
             elif isinstance(event, ev.Output):
-                if event.stream != MARKER_STREAM:
-                    lines = list(event.lines or ())
-                    out.extend(self._output(event.service, lines, event.dropped or 0))
+                if self.markers or event.stream != MARKER_STREAM:
+                    out.extend(self._output(event))
             else:
                 out.extend(self._lifecycle(event))
         return "\n".join(out) + "\n" if out else ""
@@ -82,15 +100,19 @@ class Printer:
         ]
         return "".join(out)
 
-    def _output(self, service: str, lines: list[str], dropped: int) -> Iterable[str]:
-        prefix = self._prefix(service)
-        if dropped:
-            noun = "line" if dropped == 1 else "lines"
-            yield f"{prefix}[tuisup: {dropped} {noun} not shown: the printer fell behind]"
+    def _output(self, event: ev.Output) -> Iterable[str]:
+        prefix = self._prefix(event.service)
+        if event.dropped:
+            noun = "line" if event.dropped == 1 else "lines"
+            yield f"{prefix}[tuisup: {event.dropped} {noun} not shown: the printer fell behind]"
+        lines = list(event.lines or ())
         if not lines:
             return
         if unsafe("\n".join(lines)):
             lines = [output_line(line, keep_colour=self.colour) for line in lines]
+        if self.timestamps:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(event.ts))
+            prefix += f"{stamp}.{int(event.ts % 1 * 1000):03d} "
         yield prefix + ("\n" + prefix).join(lines)
 
     def _lifecycle(self, event: Event) -> Iterable[str]:
@@ -143,7 +165,7 @@ class Printer:
         """Say how many events went unseen, and where every service stands after them."""
         yield self._say(f"tuisup: {event.count} events not shown: the printer fell behind; now:")
         for view in self.host.snapshot().values():
-            yield self._say(f"  {_now(view)}")
+            yield self._say(f"  {now_line(view)}")
 
     def _snapshot(self, missed: ev.Missed) -> ev.Snapshot:
         views = tuple(self.host.snapshot().values())
@@ -185,7 +207,7 @@ class Printer:
         return f"\x1b[1m{text}\x1b[0m" if self.colour else text
 
 
-def _now(status: ServiceView) -> str:
+def now_line(status: ServiceView) -> str:
     """One service's state in a line: `web running (pid 42)`, `db failed: reason`."""
     text = f"{status.name} {status.state}"
     if status.pid is not None:
@@ -213,6 +235,8 @@ async def follow(
         None when the host was stopped (by a signal: the caller says what that means);
         0 when every service ended by itself with success, 1 when one of them failed.
     """
+    import anyio  # here: the printer's rendering serves the CLI verbs, which load no anyio
+
     status: int | None = None
     async with anyio.create_task_group() as tg:
         async for events in subscription:
@@ -221,11 +245,17 @@ async def follow(
                 await anyio.to_thread.run_sync(_write, sys.stderr, warnings)
             if any(isinstance(e, ev.HostStopped) for e in events):
                 break
-            changed = any(isinstance(e, ev.StateChanged) for e in events)
-            if changed and status is None and not host.stopping and _settled(host):
+            # Ended by itself: a service stopped by a request (`tuisup stop --all`) leaves
+            # the host up, to start it again.
+            ended = any(isinstance(e, ev.StateChanged) and e.state in _ENDED for e in events)
+            if ended and status is None and not host.stopping and _settled(host):
                 status = _final_status(host)
                 tg.start_soon(host.shutdown, "every service has ended")
     return status
+
+
+_ENDED = frozenset({ServiceState.EXITED, ServiceState.FAILED})
+"""The states in which a service has ended by itself (or given up)."""
 
 
 def _write(stream: TextIO, text: str) -> None:

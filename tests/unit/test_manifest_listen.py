@@ -81,7 +81,8 @@ listen_buffer = 5
 """
     found = problems(text)
     assert found[0].startswith(
-        'services.toml:5:30: services.alerts.listen.kinds[1]: expected one of "control_refused", "files_changed",'
+        "services.toml:5:30: services.alerts.listen.kinds[1]: "
+        'expected one of "control_refused", "files_changed",'
     )
     assert found[0].endswith(', got "helth" (did you mean "health"?)')
     assert found[1:] == [

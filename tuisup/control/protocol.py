@@ -74,14 +74,19 @@ def stream_line(id_: int, event: bytes) -> bytes:
     return b'{"id":%d,"stream":%s}\n' % (id_, event)
 
 
-def decode(line: bytes) -> dict[str, Any]:
+def decode(line: bytes, most: int = MAX_LINE) -> dict[str, Any]:
     """One line (its newline, if any, included) as a message.
 
+    Args:
+        line: The line.
+        most: Bytes it may have: MAX_LINE for a request; a client reading answers (a big
+            snapshot, a log read) allows more.
+
     Raises:
-        ProtocolError: Not JSON, not UTF-8, not an object, or over MAX_LINE bytes.
+        ProtocolError: Not JSON, not UTF-8, not an object, or over `most` bytes.
     """
-    if len(line) > MAX_LINE + 1:
-        raise ProtocolError(f"line over {MAX_LINE} bytes")
+    if len(line) > most + 1:
+        raise ProtocolError(f"line over {most} bytes")
     try:
         message = json.loads(line)
     except (UnicodeDecodeError, ValueError) as exc:

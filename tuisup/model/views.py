@@ -190,14 +190,21 @@ class ServiceView(Record):
         return data
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ServiceView:
-        """Read back what `to_json` wrote."""
+    def from_json(cls, data: Mapping[str, Any], spec: SpecView | None = None) -> ServiceView:
+        """Read back what `to_json` wrote.
+
+        Args:
+            data: The view's JSON.
+            spec: Its `spec` already read (a client that read the same one before).
+        """
         health = data.get("health")
         name = data["service"]
+        if spec is None:
+            spec = SpecView.from_json(data.get("spec") or {"name": name, "command": ""})
         return cls(
             name=name,
             state=ServiceState(data["state"]),
-            spec=SpecView.from_json(data.get("spec") or {"name": name, "command": ""}),
+            spec=spec,
             pid=data.get("pid"),
             executor=data.get("executor"),
             restarts=int(data.get("restarts", 0)),

@@ -5,7 +5,8 @@ on the in-process Host and, attached, on a host in another process over its sock
 subscription (snapshot, then events) moves the tree and the header; the log view pulls kept
 lines by sequence number; keys call start, stop, restart. The host's lifetime belongs to
 the caller, not to Textual: quitting an embedded host stops everything, shows what is still
-stopping, and only then leaves; quitting an attached console detaches.
+stopping, and only then leaves; quitting an attached console detaches (`q`), and stopping
+that host is a key of its own (`Q`), confirmed.
 """
 
 from __future__ import annotations
@@ -30,12 +31,15 @@ from tuisup.model import ACTIVE, Health, ProcessStats, ServiceState, ServiceView
 from tuisup.model import events as ev
 from tuisup.terminal import one_line, text_lines
 from tuisup.tui.commands import ServiceCommands
+from tuisup.tui.screens.confirm import ConfirmScreen
 from tuisup.tui.screens.detail import DetailScreen
 from tuisup.tui.screens.quit import QuitScreen
 from tuisup.tui.widgets.log_view import LogView, Query
 from tuisup.tui.widgets.service_tree import GLYPHS, ServiceTree, megabytes
 
 S = ServiceState
+STOPPED = "it stopped, and every service with it"
+"""What an attached console says as it leaves a host that stopped."""
 FOLLOW_AGAIN = 1.0
 """Seconds before following the Host's events again after the follower failed."""
 
@@ -66,7 +70,13 @@ class TuisupApp(App[int]):
         Binding("L", "reload", "Reload manifest", show=False),
         Binding("W", "toggle_watch", "Watch on/off", show=False),
         Binding("question_mark", "help", "Help"),
+        Binding("Q", "stop_host", "Stop tuisup", show=False),  # attached only
+        # One of each pair is enabled (`check_action`): embedded, q quits; attached, q
+        # detaches, and the footer says which.
         Binding("q", "quit", "Quit"),
+        Binding("q", "detach", "Detach"),
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+        Binding("ctrl+q", "detach", "Detach", show=False, priority=True),
     ]
 
     def __init__(
@@ -86,6 +96,8 @@ class TuisupApp(App[int]):
         super().__init__()
         self.api = api
         self.quitting = False
+        """The host is being stopped from here: q again kills what is left."""
+        self._left = False
         self._log_lines = log_lines
         self._on_mount = on_mount
         self._cpu = 0.0
@@ -183,8 +195,10 @@ class TuisupApp(App[int]):
                     text = f"uid {event.uid} (pid {event.pid}): only this user may control tuisup"
                     self.notify(text, title="control connection refused", severity="warning")
             if any(isinstance(e, ev.HostStopped) for e in batch):
-                self.exit(0)
+                self._leave(0, STOPPED)
                 return
+        # The subscription ended without the host saying it stopped: it is gone.
+        self._leave(1, "the connection to it was lost")
 
     def _caught_up(self) -> None:
         """Redraw from the snapshot, and pull the lines that unseen events announced.
@@ -542,29 +556,71 @@ class TuisupApp(App[int]):
 
     # -- quitting -----------------------------------------------------------------------------
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Attached to a host in another process, q detaches and Q stops it; else q quits."""
+        if action in ("detach", "stop_host"):
+            return self.api.remote and not self.quitting
+        if action == "quit":
+            return not self.api.remote or self.quitting
+        return True
+
     async def action_quit(self) -> None:
         """Stop every service, showing what is still stopping; a second q kills.
 
-        Attached to a host in another process, q detaches instead: everything keeps
-        running (stopping that host is `S`, confirmed).
+        Attached to a host in another process, this detaches instead: everything keeps
+        running (stopping that host is `Q`, confirmed).
         """
-        if self.api.remote:
-            await self.api.close()
-            self.exit(0)
-            return
         if self.quitting:
             self._kill_all()
-            return
+        elif self.api.remote:
+            await self.action_detach()
+        else:
+            self._stop_everything("quit from the console")
+
+    async def action_detach(self) -> None:
+        """Let go of the host in another process: every service keeps running."""
+        self._left = True  # the subscription ends with the connection: that is no loss
+        await self.api.close()
+        self.exit(0, message=Text(self._about("detached, every service keeps running")))
+
+    def action_stop_host(self) -> None:
+        """Stop every service and the host this console is attached to, once confirmed."""
+        manifest = one_line(Path(self.api.manifest_path).name)
+        self.push_screen(
+            ConfirmScreen(
+                f"Stop tuisup and every service of {manifest}?",
+                "q only detaches this console; this stops the host for every client.",
+            ),
+            self._stop_confirmed,
+        )
+
+    def _stop_confirmed(self, yes: bool | None) -> None:
+        if yes and not self.quitting:
+            self._stop_everything("stopped from an attached console")
+
+    def _stop_everything(self, reason: str) -> None:
         self.quitting = True
         self.push_screen(QuitScreen(self.api))
-        self.run_worker(self._quit(), exit_on_error=False)
+        self.run_worker(self._quit(reason), exit_on_error=False)
 
     def _kill_all(self) -> None:
         for name, status in self.api.snapshot().items():
             if status.state in ACTIVE:
                 self.run_worker(self.api.kill(name), exit_on_error=False)
 
-    async def _quit(self) -> None:
+    async def _quit(self, reason: str) -> None:
         """Leave once the host has stopped, whatever became of the worker that follows it."""
-        await self.api.shutdown("quit from the console")
-        self.exit(0)
+        await self.api.shutdown(reason)
+        self._leave(0, STOPPED)
+
+    def _about(self, what: str) -> str:
+        """A line said on leaving an attached console: `tuisup (services.toml): ...`."""
+        return f"tuisup ({one_line(Path(self.api.manifest_path).name)}): {what}"
+
+    def _leave(self, code: int, why: str | None) -> None:
+        """Exit once, with `code`; attached, say `why` on the terminal once it is back."""
+        if self._left:
+            return
+        self._left = True
+        message = Text(self._about(why)) if why and self.api.remote else None
+        self.exit(code, return_code=code, message=message)

@@ -1,0 +1,160 @@
+"""Provides LogFollower: `tuisup logs`, the kept lines of services and then the new ones.
+
+Lines are numbered across every service in the order the host kept them, so lines of
+several services merge by number, and a line is printed once: the follower remembers the
+last number printed, and skips what it has seen when the history and the stream overlap.
+A client that falls behind is told (`missed`), prints a mark where lines may be missing,
+and reads again what the host still keeps after the last line it printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+from tuisup.control.client import RemoteHost, RemoteSubscription
+from tuisup.control.verbs import FAILED, OK, dump, out, say
+from tuisup.headless import Printer, use_colour
+from tuisup.model import LogBatch
+from tuisup.model import events as ev
+
+
+class LogFollower:
+    """Prints the kept lines of some services (or all, merged), then follows them."""
+
+    def __init__(self, host: RemoteHost, names: list[str] | None, options: argparse.Namespace):
+        """A follower of `names` (None: every service) on `host`, printing as `options` say."""
+        self.host = host
+        self.names = names
+        self.json = bool(options.json)
+        self.follows = bool(options.follow)
+        self.colour = not self.json and not options.no_color and use_colour(sys.stdout)
+        self.timestamps = bool(options.timestamps)
+        self.upto = 0
+        """The number of the last line printed."""
+        self.printer: Printer | None = None
+        self.subscription: RemoteSubscription | None = None
+        self._pending: list[LogBatch] = []
+        """Lines taken from the stream, not printed yet (printed once per batch)."""
+
+    async def history(self, limit: int | None) -> None:
+        """Print the kept lines (the last `limit`); when following, subscribe first.
+
+        Raises:
+            UnknownService: One of the names is not a service.
+        """
+        if self.follows:  # first: nothing kept between the read and the stream is lost
+            self.subscription = await self.host.subscribe(lines=True, services=self.names)
+        batches = await self._read(0, limit)
+        known = list(self.names or self.host.snapshot() or {b.service for b in batches})
+        self.printer = Printer(
+            self.host,
+            json_mode=False,
+            colour=self.colour,
+            width=max((len(name) for name in known), default=6),
+            markers=True,
+            timestamps=self.timestamps,
+        )
+        self._print(batches)
+
+    async def follow(self) -> int:
+        """Print new lines until the host stops (0) or the connection is lost (1)."""
+        assert self.subscription is not None
+        async for batch in self.subscription:
+            for event in batch:
+                if isinstance(event, ev.Output):
+                    self._take(event)
+                elif isinstance(event, ev.Missed):
+                    await self._caught_up(event)
+                elif isinstance(event, ev.HostStopped):
+                    self._print(self._pending)
+                    return OK
+            self._print(self._pending)
+        say(f"tuisup: {self.host.lost}")
+        return FAILED
+
+    async def _read(self, since: int, limit: int | None) -> list[LogBatch]:
+        """The kept lines after `since` of the services followed, merged by number."""
+        names = self.names
+        if names is None or len(names) == 1:
+            return await self.host.logs(names[0] if names else None, since, limit)
+        found = await asyncio.gather(*(self.host.logs(name, since, limit) for name in names))
+        batches = sorted((b for each in found for b in each), key=lambda b: b.first)
+        return last_lines(batches, limit) if limit is not None else batches
+
+    def _take(self, event: ev.Output) -> None:
+        """Keep an output event's lines to print; where some are missing, mark it, in place."""
+        if event.dropped:
+            self._print(self._pending)  # the lines before the gap, before its mark
+            self._mark({"service": event.service, "dropped": event.dropped})
+        first = event.first_line + (event.dropped or 0)
+        lines = list(event.lines or ())
+        batch = LogBatch(
+            service=event.service, stream=event.stream, first=first, ts=event.ts, lines=lines
+        )
+        self._pending.append(batch)
+
+    async def _caught_up(self, missed: ev.Missed) -> None:
+        """Say that events went unseen, then print what the host still keeps of them."""
+        self._print(self._pending)
+        self._mark({"event": "missed", "seq": missed.seq, "count": missed.count})
+        self._print(await self._read(self.upto, None))
+
+    def _mark(self, data: dict[str, Any]) -> None:
+        """Say where lines may be missing: in the stream of lines, where it happened."""
+        if self.json:
+            dump(data)
+        elif "dropped" in data:
+            noun = "line" if data["dropped"] == 1 else "lines"
+            out(f"[tuisup: {data['dropped']} {noun} of {data['service']} left the log unread]\n")
+        else:
+            out(f"[tuisup: fell behind by {data['count']} events; what is still kept follows]\n")
+
+    def _print(self, batches: list[LogBatch]) -> None:
+        """Print the lines not printed yet (`batches` is emptied: it may be the pending list)."""
+        fresh = [b.after(self.upto) for b in batches if b.end - 1 > self.upto]
+        batches.clear()
+        if not fresh:
+            return
+        self.upto = fresh[-1].end - 1
+        if self.json:
+            out("".join(_json_line(batch) for batch in fresh))
+            return
+        assert self.printer is not None
+        out(self.printer.render([_as_event(batch) for batch in fresh]))
+
+
+def _json_line(batch: LogBatch) -> str:
+    from tuisup.terminal import json_text
+
+    return json_text(batch.to_json()) + "\n"
+
+
+def _as_event(batch: LogBatch) -> ev.Output:
+    """A batch of kept lines as the output event the printer prints."""
+    return ev.Output(
+        seq=0,
+        ts=batch.ts,
+        service=batch.service,
+        stream=batch.stream,
+        first_line=batch.first,
+        count=len(batch.lines),
+        lines=tuple(batch.lines),
+    )
+
+
+def last_lines(batches: list[LogBatch], limit: int) -> list[LogBatch]:
+    """The batches cut to their last `limit` lines in all."""
+    kept: list[LogBatch] = []
+    left = limit
+    for batch in reversed(batches):
+        if left <= 0:
+            break
+        if len(batch.lines) > left:
+            batch = batch.after(batch.end - left - 1)
+        kept.append(batch)
+        left -= len(batch.lines)
+    kept.reverse()
+    return kept
