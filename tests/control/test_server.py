@@ -350,3 +350,21 @@ async def test_a_catch_up_that_fails_ends_its_stream_and_not_the_connection(
             api.broken = False
             assert (await raw.result("snapshot"))["services"][0]["state"] == "running"
             await raw.aclose()
+
+
+async def test_a_command_not_waited_for_is_answered_at_once_and_done_after_the_client_left(
+    make_manifest: Callable[..., Manifest], folder: Path
+) -> None:
+    """`no_wait`: the answer says it is asked (and what else moves), the host does it."""
+    slow = ("trap '' TERM; echo up; while true; do sleep 0.1; done", {"stop_timeout": 1.0})
+    async with serving(make_manifest(slow=slow), folder / "s.sock") as (host, _):
+        await wait_until(host, lambda s: s["slow"].state is S.RUNNING)
+        with anyio.fail_after(10):
+            while not await host.logs("slow"):  # its trap is set
+                await anyio.sleep(0.02)
+        raw = await Raw.connect(folder / "s.sock")
+        answer = await raw.call("stop", name="slow", no_wait=True)
+        assert answer["ok"] and answer["result"] == {"moved": []}
+        assert host.snapshot()["slow"].state is S.STOPPING  # answered before it was done
+        await raw.aclose()
+        await wait_until(host, lambda s: s["slow"].state is S.STOPPED)  # done all the same

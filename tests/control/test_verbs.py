@@ -129,6 +129,24 @@ def test_stop_all_leaves_the_host_up_for_start_all(tmp_path: Path, token: str) -
     assert host.proc.poll() is None
 
 
+def test_start_all_without_waiting_starts_every_service(tmp_path: Path, token: str) -> None:
+    """Regression: `--no-wait` sent its commands and left; the first answer the host could
+    not write cut the connection off, and the commands not begun yet were lost."""
+    write(tmp_path, token)
+    host = headless(tmp_path, "db", "web", "api")
+    assert tuisup("stop", "--all", cwd=tmp_path).returncode == 0
+    done = tuisup("start", "--all", "--no-wait", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    begun = len(host.lines)
+    wanted = {"db started (pid ", "web started (pid ", "api started (pid ", "broken failed: "}
+
+    def all_seen(line: str) -> bool:  # each in its own time, after the client left
+        seen = {w for w in wanted for said in host.lines[begun:] + [line] if said.startswith(w)}
+        return seen == wanted
+
+    host.expect(all_seen)
+
+
 def test_logs_print_kept_lines_and_follow_until_the_host_stops(tmp_path: Path, token: str) -> None:
     write(tmp_path, token)
     host = headless(tmp_path, "db", "web", "api")

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -101,12 +102,13 @@ class Connection:
         limits: Limits,
         coder: ViewCoder,
         feeds: Feeds,
+        detach: Callable[[Awaitable[None]], None],
     ) -> None:
         self.api = api
         self.sock = sock
         self.limits = limits
         self.outbox = Outbox(limits.outbox)
-        self.ops = Ops(api, peer_pid, coder)
+        self.ops = Ops(api, peer_pid, coder, detach)
         self.feeds = feeds
         self.done = anyio.Event()
         """Set once the connection has ended and its socket is closed."""
@@ -332,9 +334,15 @@ class Connection:
                     # writes go straight to the socket: no timer for them (it costs).
                     with anyio.fail_after(self.limits.stall):
                         await writer.drain()
-            except (TimeoutError, OSError):
+            except TimeoutError:  # it stopped reading: cut it off, requests and all
                 assert self._tg is not None
                 self._tg.cancel_scope.cancel()
+                return
+            except OSError:
+                # It is gone (it may have sent its commands and left at once, as
+                # `--no-wait` does): what it asked for is still done, its answers dropped.
+                self._end_streams()
+                self.outbox.discard()
                 return
             if self.outbox.roomy:
                 self._caught_up()

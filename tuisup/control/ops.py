@@ -23,10 +23,10 @@ ARGUMENTS: dict[str, frozenset[str]] = {
     op: frozenset(names)
     for op, names in {
         "snapshot": {"services"},
-        "start": {"name"},
-        "stop": {"name"},
-        "restart": {"name"},
-        "kill": {"name"},
+        "start": {"name", "no_wait"},
+        "stop": {"name", "no_wait"},
+        "restart": {"name", "no_wait"},
+        "kill": {"name", "no_wait"},
         "affected": {"verb", "name"},
         "toggle_watch": {"name"},
         "reload": set(),
@@ -150,11 +150,20 @@ class ViewCoder:
 class Ops:
     """The operations of one connection, over one host."""
 
-    def __init__(self, api: HostAPI, peer_pid: int, coder: ViewCoder | None = None) -> None:
+    def __init__(
+        self,
+        api: HostAPI,
+        peer_pid: int,
+        coder: ViewCoder,
+        detach: Callable[[Awaitable[None]], None],
+    ) -> None:
         self.api = api
         self.peer_pid = peer_pid
-        self.coder = coder or ViewCoder()
+        self.coder = coder
         """Shared by the server's connections."""
+        self.detach = detach
+        """Runs a command that nobody waits for, in a task of the server's, not the
+        connection's: it is done even if the client is gone by then."""
         self._ops: dict[str, Callable[[Args], Awaitable[Any]]] = {
             "snapshot": self.snapshot,
             "start": self.command,
@@ -202,11 +211,19 @@ class Ops:
         return {"services": self.coder(self._views(args.names("services")))}
 
     async def command(self, args: Args) -> dict[str, Any]:
-        """`start`, `stop`, `restart`, `kill` {name} → {"moved": [others]}, once done."""
+        """`start`, `stop`, `restart`, `kill` {name, no_wait?} → {"moved": [others]}.
+
+        Answered once done; with `no_wait`, at once, and the host does it all the same,
+        whatever becomes of the client (`tuisup start --no-wait` leaves at once).
+        """
         name = args.text("name")
         self._known(name)
         moved = [] if args.op == "kill" else await self.api.affected(args.op, name)
-        await getattr(self.api, args.op)(name)
+        done = getattr(self.api, args.op)(name)
+        if args.flag("no_wait"):
+            self.detach(done)
+        else:
+            await done
         return {"moved": moved}
 
     async def affected(self, args: Args) -> dict[str, Any]:

@@ -23,6 +23,7 @@ class Outbox:
         self.size = 0
         self._chunks: deque[bytes | memoryview] = deque()
         self._closed = False
+        self._discarding = False
         self._filled = anyio.Event()
         self._emptied = anyio.Event()
 
@@ -41,6 +42,8 @@ class Outbox:
 
     def put(self, data: bytes) -> None:
         """Queue `data` whatever the size (an answer that is owed)."""
+        if self._discarding:
+            return
         self._chunks.append(data)
         self.size += len(data)
         self._filled.set()
@@ -54,6 +57,14 @@ class Outbox:
             return False
         self.put(data)
         return True
+
+    def discard(self) -> None:
+        """The client is gone: drop what waits, and whatever is put from now on."""
+        self._discarding = True
+        self._chunks.clear()
+        self.size = 0
+        self._emptied.set()
+        self.close()
 
     def close(self) -> None:
         """Nothing more comes: `take` returns None once the rest is taken."""

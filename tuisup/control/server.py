@@ -22,7 +22,7 @@ import os
 import socket
 import stat
 import struct
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -212,9 +212,21 @@ class ControlServer:
                 self._shared = ViewCoder(), Feeds(self.api, self._tg)
             # The socket leaves anyio's stream here: the connection reads and writes it
             # through an asyncio transport (see tuisup.control.connection).
-            connection = Connection(self.api, raw, self._hello, pid, self.limits, *self._shared)
+            connection = Connection(
+                self.api, raw, self._hello, pid, self.limits, *self._shared, self._detach
+            )
             self._connections.add(connection)
             self._tg.start_soon(self._serve, connection)
+
+    def _detach(self, command: Awaitable[None]) -> None:
+        """Do a command that no client waits for (`no_wait`), as long as the server runs."""
+
+        async def run() -> None:
+            with contextlib.suppress(Exception):  # nobody to tell: the events say it all
+                await command
+
+        assert self._tg is not None
+        self._tg.start_soon(run)
 
     async def _serve(self, connection: Connection) -> None:
         try:

@@ -331,7 +331,7 @@ def _print_outcome(verb: str, entry: dict[str, Any]) -> None:
 
 
 async def _post(host: RemoteHost, verb: str, names: list[str], options: argparse.Namespace) -> int:
-    """Send the commands without waiting for them: the host does them once the client left.
+    """Ask for the commands without waiting for them to be done: the host does them.
 
     The names are checked first, so that a wrong one is said (with the closest) and the
     exit status is 1.
@@ -341,8 +341,8 @@ async def _post(host: RemoteHost, verb: str, names: list[str], options: argparse
     if verb != "kill":
         found = await asyncio.gather(*(host.affected(verb, name) for name in names))
         moved = dict(zip(names, found, strict=True))
-    for name in names:
-        await host.send(verb, name=name)
+    # Answered at once; the host does them whatever becomes of this client.
+    await asyncio.gather(*(host.request(verb, name=name, no_wait=True) for name in names))
     if options.json:
         dump([{"service": name, "ok": True, "moved": moved[name]} for name in names])
         return OK
