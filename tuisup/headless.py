@@ -129,6 +129,9 @@ class Printer:
             yield self._say(f"{ended}; restarting in {event.delay:.1f}s (attempt {event.attempt})")
         elif isinstance(event, ev.FilesChanged):
             yield self._files_changed(event)
+        elif isinstance(event, ev.WatchToggled):
+            how = "watching its files again" if event.watching else "watching its files paused"
+            yield self._say(f"{event.service}: {how}")
         elif isinstance(event, ev.HookRan):
             # Its output is printed as the service's; only a run that failed says more.
             if not event.succeeded:

@@ -307,3 +307,38 @@ async def test_an_answer_over_a_mebibyte_is_read(
         assert sum(len(b.lines) for b in batches) == 10_000
         assert {text for b in batches for text in b.lines} == {line}
         await remote.close()
+
+
+async def test_a_watch_toggled_by_one_client_shows_in_another_clients_mirror(
+    make_manifest: Callable[..., Manifest], folder: Path, tmp_path: Path
+) -> None:
+    """Regression: toggling a watch emitted no event, so no other client's view changed."""
+    (tmp_path / "src").mkdir()
+    manifest = make_manifest(web=("exec sleep 30", {"watch": ("src",)}), db="exec sleep 31")
+    async with serving(manifest, folder / "s.sock") as (host, _):
+        await wait_until(host, running("web", "db"))
+        one = await RemoteHost.connect(folder / "s.sock")
+        other = await RemoteHost.connect(folder / "s.sock")
+        assert other.snapshot()["web"].watching is True
+        assert await one.toggle_watch("web") is False
+        await mirrored(other, lambda s: s["web"].watching is False)
+        await one.close()
+        await other.close()
+
+
+async def test_a_reload_keeps_the_mirror_in_the_manifests_order(
+    tmp_path: Path, folder: Path, token: str
+) -> None:
+    """Regression: services a reload added went to the end of a client's mirror."""
+    from tuisup.manifest import load_manifest
+
+    path = tmp_path / "services.toml"
+    table = '[services.{0}]\ncommand = "sleep 60"\nenv = {{ TUISUP_TEST_TOKEN = "{1}" }}\n'
+    path.write_text(table.format("a", token) + table.format("c", token))
+    async with serving(load_manifest(path), folder / "s.sock") as (host, _):
+        await wait_until(host, running("a", "c"))
+        remote = await RemoteHost.connect(folder / "s.sock")
+        path.write_text("".join(table.format(n, token) for n in ("a", "b", "c")))
+        assert await host.reload()
+        await mirrored(remote, lambda s: list(s) == ["a", "b", "c"])
+        await remote.close()

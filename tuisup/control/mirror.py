@@ -24,7 +24,15 @@ QUEUE_MAX = 16 << 20
 HOLD = 0.25
 """Seconds a batch waits for its status line at most (a server that sends none)."""
 VIEW_EVENTS = frozenset(
-    {"state", "health", "restart_scheduled", "files_changed", "log_file", "manifest_reloaded"}
+    {
+        "state",
+        "health",
+        "restart_scheduled",
+        "files_changed",
+        "log_file",
+        "manifest_reloaded",
+        "watch",
+    }
 )
 """Events that change a service's view: a batch with one waits for its status line."""
 

@@ -98,7 +98,7 @@ class EventStream:
     def forward(self, batch: Coded, views: Views) -> bool:
         """Offer one batch; return whether the host has stopped (nothing comes after)."""
         changed: set[str] = set()
-        stopped = False
+        stopped = reloaded = False
         for event, data in batch:
             if isinstance(event, Missed):  # the feed fell off the host's ring
                 self._missed(event)
@@ -111,14 +111,20 @@ class EventStream:
             self._offer(event, data, counted=True)
             changed.update(_changes(event))
             stopped = stopped or isinstance(event, HostStopped)
+            reloaded = reloaded or isinstance(event, ManifestReloaded)
         if self.options.views and changed:
             now = views()
-            status = StatusChanged(
-                seq=self._last_seq,
-                ts=time.time(),
-                services=tuple(now[n] for n in now if n in changed and self._about(n)),
-            )
-            self._offer(status, coded(status), counted=False)
+            if reloaded:  # the set of services, and their order, changed: all of them
+                chosen = tuple(view for name, view in now.items() if self._about(name))
+                whole = Snapshot(seq=self._last_seq, ts=time.time(), services=chosen)
+                self._offer(whole, coded(whole), counted=False)
+            else:
+                status = StatusChanged(
+                    seq=self._last_seq,
+                    ts=time.time(),
+                    services=tuple(now[n] for n in now if n in changed and self._about(n)),
+                )
+                self._offer(status, coded(status), counted=False)
         if self.behind and (stopped or self.outbox.roomy):
             self.caught_up()  # at once if the ring dropped them; at the end, its last word
         return stopped

@@ -31,6 +31,7 @@ from tuisup.model.events import RestartScheduled as RestartScheduled
 from tuisup.model.events import Snapshot as Snapshot
 from tuisup.model.events import StateChanged as StateChanged
 from tuisup.model.events import StatusChanged as StatusChanged
+from tuisup.model.events import WatchToggled as WatchToggled
 from tuisup.model.states import Health as Health
 from tuisup.model.states import ServiceState as ServiceState
 

@@ -36,6 +36,7 @@ from tuisup.engine.events import (
     ManifestInvalid,
     ManifestReloaded,
     Output,
+    WatchToggled,
 )
 from tuisup.engine.executors import Executor, ProcessExecutor
 from tuisup.engine.executors.base import KILL_GRACE
@@ -403,7 +404,10 @@ class Host:
     async def toggle_watch(self, name: str) -> bool | None:
         """Pause or resume restarting a service for its changed files; return the new state."""
         self._supervisor(name)
-        return self._service_watch.toggle(name) if self._service_watch else None
+        watching = self._service_watch.toggle(name) if self._service_watch else None
+        if watching is not None:  # every observer's view of it changed
+            self.bus.emit(WatchToggled, service=name, watching=watching)
+        return watching
 
     def _saved(self) -> None:
         """The manifest file changed and has been quiet since: apply it."""

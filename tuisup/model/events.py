@@ -206,6 +206,14 @@ class HookRan(Event):
         return text
 
 
+class WatchToggled(Event):
+    """Restarting a service for its changed files was paused, or resumed (`W`, a client)."""
+
+    kind: ClassVar[str] = "watch"
+    service: str
+    watching: bool
+
+
 class ManifestReloaded(Event):
     """A changed manifest was applied: services added, removed, restarted or updated.
 

@@ -169,7 +169,9 @@ class TuisupApp(App[int]):
             changed = {
                 e.service
                 for e in batch
-                if isinstance(e, ev.StateChanged | ev.RestartScheduled | ev.HealthChanged)
+                if isinstance(
+                    e, ev.StateChanged | ev.RestartScheduled | ev.HealthChanged | ev.WatchToggled
+                )
             }
             if changed:
                 snapshot = self.api.snapshot()
