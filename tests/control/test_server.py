@@ -368,3 +368,16 @@ async def test_a_command_not_waited_for_is_answered_at_once_and_done_after_the_c
         assert host.snapshot()["slow"].state is S.STOPPING  # answered before it was done
         await raw.aclose()
         await wait_until(host, lambda s: s["slow"].state is S.STOPPED)  # done all the same
+
+
+async def test_a_snapshot_without_specs_leaves_the_manifest_tables_out(
+    make_manifest: Callable[..., Manifest], folder: Path
+) -> None:
+    async with serving(make_manifest(web="exec sleep 60"), folder / "s.sock") as (host, _):
+        await wait_until(host, lambda s: s["web"].state is S.RUNNING)
+        raw = await Raw.connect(folder / "s.sock")
+        [bare] = (await raw.result("snapshot", spec=False))["services"]
+        [whole] = (await raw.result("snapshot"))["services"]
+        assert "spec" not in bare and whole["spec"]["command"] == "exec sleep 60"
+        assert bare == {key: value for key, value in whole.items() if key != "spec"}
+        await raw.aclose()

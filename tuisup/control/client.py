@@ -150,13 +150,22 @@ class RemoteHost:
         )
         return dedicated
 
-    async def views(self, services: list[str] | None = None) -> dict[str, ServiceView]:
+    async def views(
+        self, services: list[str] | None = None, *, spec: bool = True
+    ) -> dict[str, ServiceView]:
         """Every service's view (or those named) as the host has it now: a round trip.
+
+        Args:
+            services: Only these.
+            spec: Ask for the manifest tables too; without them, a view gets the table the
+                mirror has of its service (a bare one if it has none).
 
         Raises:
             UnknownService: One of `services` is not a service.
         """
-        args = {"services": services} if services is not None else {}
+        args: dict[str, Any] = {"services": services} if services is not None else {}
+        if not spec:
+            args["spec"] = False
         result = await self.request("snapshot", **args)
         views = [self._mirror.read(data) for data in result["services"]]
         return {view.name: view for view in views}

@@ -48,10 +48,13 @@ class Mirror:
         """Each service's spec as last read, and its JSON: the same JSON is not read again."""
 
     def read(self, data: dict[str, Any]) -> ServiceView:
-        """A view from its JSON, with the spec read before if the host sent the same one."""
+        """A view from its JSON, with the spec read before if the host sent the same one.
+
+        A view sent without its spec (`snapshot` with `spec: false`) gets the one known.
+        """
         raw = data.get("spec")
         known = self._specs.get(data["service"])
-        if known is not None and known[0] == raw:
+        if known is not None and (raw is None or known[0] == raw):
             return ServiceView.from_json(data, spec=known[1])
         view = ServiceView.from_json(data)
         if isinstance(raw, dict):

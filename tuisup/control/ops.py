@@ -22,7 +22,7 @@ from tuisup.model.record import Record
 ARGUMENTS: dict[str, frozenset[str]] = {
     op: frozenset(names)
     for op, names in {
-        "snapshot": {"services"},
+        "snapshot": {"services", "spec"},
         "start": {"name", "no_wait"},
         "stop": {"name", "no_wait"},
         "restart": {"name", "no_wait"},
@@ -73,9 +73,9 @@ class Args:
         """A string, or None when it is left out (or null)."""
         return None if self._raw.get(key) is None else self.text(key)
 
-    def flag(self, key: str) -> bool:
-        """A boolean, False when left out."""
-        value = self._raw.get(key, False)
+    def flag(self, key: str, default: bool = False) -> bool:
+        """A boolean, `default` when left out."""
+        value = self._raw.get(key, default)
         if not isinstance(value, bool):
             raise self._bad(key, "true or false")
         return value
@@ -207,8 +207,16 @@ class Ops:
         return [view for name, view in views.items() if name in wanted]
 
     async def snapshot(self, args: Args) -> dict[str, Any]:
-        """`snapshot` {services?} → {"services": [view]}."""
-        return {"services": self.coder(self._views(args.names("services")))}
+        """`snapshot` {services?, spec?} → {"services": [view]}.
+
+        `spec: false` leaves each view's manifest table out: a client that keeps them
+        (from its subscription) or does not need them (`tuisup ps`) gets a quarter of the
+        bytes, made in a third of the time.
+        """
+        views = self._views(args.names("services"))
+        if not args.flag("spec", default=True):
+            return {"services": [view.to_json(spec=False) for view in views]}
+        return {"services": self.coder(views)}
 
     async def command(self, args: Args) -> dict[str, Any]:
         """`start`, `stop`, `restart`, `kill` {name, no_wait?} → {"moved": [others]}.

@@ -234,8 +234,8 @@ def table(views: list[ServiceView], now: float) -> str:
 async def ps(options: argparse.Namespace) -> int:
     """`tuisup ps [--json] [NAME...]`: where every service (or those named) stands."""
     host = await connect(options)
-    try:
-        views = await host.views(options.names or None)
+    try:  # the table shows nothing of the manifest's tables: only --json wants them
+        views = await host.views(options.names or None, spec=options.json)
     finally:
         await host.close()
     if options.json:
