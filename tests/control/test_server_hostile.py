@@ -464,3 +464,25 @@ async def test_clients_killed_while_following_leave_no_error_on_the_hosts_stderr
                 await anyio.sleep(0.01)
         await host.stop("flood")
     assert errors == []
+
+
+async def test_a_reader_behind_when_the_host_stops_still_hears_it_stopped(
+    make_manifest: Callable[..., Manifest], folder: Path
+) -> None:
+    """Regression: `host_stopped` was dropped like any event for a full outbox, and a
+    follower behind ended with "the host closed the connection" and exit 1."""
+    lines = 100_000
+    manifest = make_manifest(flood=flooding(folder, lines))
+    limits = Limits(outbox=64 * 1024, stall=60.0)
+    async with serving(manifest, folder / "s.sock", limits) as (host, server):
+        slow = await Raw.connect(folder / "s.sock")
+        await slow.result("subscribe", lines=True)
+        await host.start("flood")
+        await until_flooded(host, lines)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(host.shutdown)  # while its outbox is full
+            last: dict[str, object] = {}
+            with anyio.fail_after(20):
+                while last.get("event") != "host_stopped":
+                    last = (await slow.line())["stream"]
+        await slow.aclose()

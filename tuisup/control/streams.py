@@ -99,6 +99,7 @@ class EventStream:
         """Offer one batch; return whether the host has stopped (nothing comes after)."""
         changed: set[str] = set()
         stopped = reloaded = False
+        last_word = b""
         for event, data in batch:
             if isinstance(event, Missed):  # the feed fell off the host's ring
                 self._missed(event)
@@ -108,9 +109,12 @@ class EventStream:
             self._last_seq = event.seq
             if not self._wanted(event):
                 continue
+            if isinstance(event, HostStopped):  # its last word: it goes, full outbox or not
+                stopped = True
+                last_word = data
+                continue
             self._offer(event, data, counted=True)
             changed.update(_changes(event))
-            stopped = stopped or isinstance(event, HostStopped)
             reloaded = reloaded or isinstance(event, ManifestReloaded)
         if self.options.views and changed:
             now = views()
@@ -126,7 +130,9 @@ class EventStream:
                 )
                 self._offer(status, coded(status), counted=False)
         if self.behind and (stopped or self.outbox.roomy):
-            self.caught_up()  # at once if the ring dropped them; at the end, its last word
+            self.caught_up()  # at once if the ring dropped them; at the end, before its end
+        if stopped:
+            self.outbox.put(self._line(last_word))
         return stopped
 
     def caught_up(self) -> None:
