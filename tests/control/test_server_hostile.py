@@ -471,16 +471,15 @@ async def test_a_reader_behind_when_the_host_stops_still_hears_it_stopped(
 ) -> None:
     """Regression: `host_stopped` was dropped like any event for a full outbox, and a
     follower behind ended with "the host closed the connection" and exit 1."""
-    lines = 100_000
-    manifest = make_manifest(flood=flooding(folder, lines))
-    limits = Limits(outbox=64 * 1024, stall=60.0)
+    others = {f"idle{i}": "exec sleep 60" for i in range(20)}  # the stop says much
+    manifest = make_manifest(flood="exec yes 'a line that never ends'", **others)
+    limits = Limits(outbox=1024, stall=60.0)
     async with serving(manifest, folder / "s.sock", limits) as (host, server):
         slow = await Raw.connect(folder / "s.sock")
         await slow.result("subscribe", lines=True)
-        await host.start("flood")
-        await until_flooded(host, lines)
+        await until_flooded(host, 200_000)  # far more than it can hold: it is behind
         async with anyio.create_task_group() as tg:
-            tg.start_soon(host.shutdown)  # while its outbox is full
+            tg.start_soon(host.shutdown)  # while the flood still comes
             last: dict[str, object] = {}
             with anyio.fail_after(20):
                 while last.get("event") != "host_stopped":
