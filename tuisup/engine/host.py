@@ -264,16 +264,36 @@ class Host:
         try:
             return self.supervisors[name]
         except KeyError:
-            raise UnknownService.named(name, list(self.supervisors)) from None
+            raise self._unknown(name) from None
+
+    def _unknown(self, name: str) -> UnknownService:
+        known = [*self.supervisors, *self.manifest.templates, *self.manifest.groups]
+        return UnknownService.named(name, known)
+
+    def names(self, name: str) -> list[str]:
+        """The services a name stands for, in order.
+
+        A service's own name, a replicated table's (its replicas), a group's (its members).
+
+        Raises:
+            UnknownService: It names none of these.
+        """
+        if name in self.supervisors:
+            return [name]
+        group = self.manifest.groups.get(name)
+        if group is not None:
+            return [i for member in group.services for i in self.manifest.instances(member)]
+        if name in self.manifest.templates:
+            return self.manifest.instances(name)
+        raise self._unknown(name)
 
     async def start(self, name: str) -> None:
         """Start a service, and first the dependencies it needs that are not up.
 
         Resets its backoff and restart budget. It waits for its dependencies, if they do
-        not hold yet.
+        not hold yet. A replicated table's name starts each replica, a group's each member.
         """
-        self._supervisor(name)
-        await self._start_all(self.graph.to_start([name], self.supervisors))
+        await self._start_all(self.graph.to_start(self.names(name), self.supervisors))
 
     async def _start_all(self, names: list[str]) -> None:
         """Start `names` at once, in order (dependencies first: see `Graph.to_start`)."""
@@ -295,22 +315,27 @@ class Host:
         The services that depend on it, directly or not, are stopped first, dependents
         before their dependencies (as compose does); they are not started again with it.
         """
-        self._supervisor(name)
-        names = self.graph.with_dependents(name)
+        names: dict[str, None] = {}
+        for one in self.names(name):
+            names.update(dict.fromkeys(self.graph.with_dependents(one)))
         await self.graph.stop({n: self.supervisors[n] for n in names})
 
     async def kill(self, name: str) -> None:
         """SIGKILL a service's process group now; its restart policy then applies."""
-        self._supervisor(name).kill()
+        for one in self.names(name):
+            self.supervisors[one].kill()
 
     async def restart(self, name: str) -> None:
         """Restart a service; not counted against its restart budget.
 
         Its dependencies that are not up are started first, as for `start`.
         """
-        sup = self._supervisor(name)
-        await self._start_all(self.graph.to_start([name], self.supervisors)[:-1])
-        await sup.restart()
+        names = self.names(name)
+        needed = self.graph.to_start(names, self.supervisors)
+        await self._start_all([n for n in needed if n not in names])
+        async with anyio.create_task_group() as tg:
+            for one in names:
+                tg.start_soon(self.supervisors[one].restart)
 
     async def affected(self, verb: str, name: str) -> list[str]:
         """The other services that `verb` (start, stop, restart) on `name` would move now.
@@ -318,10 +343,11 @@ class Host:
         A stop stops the running or waiting dependents first; a start or restart starts
         the dependencies that are neither up nor completed.
         """
+        names = self.names(name)
         if verb == "stop":
-            dependents = self.graph.with_dependents(name)[1:]
-            return [d for d in dependents if self.supervisors[d].state in ACTIVE]
-        return self.graph.to_start([name], self.supervisors)[:-1]
+            found = {d: None for n in names for d in self.graph.with_dependents(n)}
+            return [d for d in found if d not in names and self.supervisors[d].state in ACTIVE]
+        return [n for n in self.graph.to_start(names, self.supervisors) if n not in names]
 
     def _ended(self, name: str) -> bool:
         """Whether a service has no run (its escapees have no business living on)."""

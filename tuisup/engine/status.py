@@ -58,6 +58,7 @@ _AS_IS = (
     "restart_on_unhealthy",
     "restart_dependents",
     "hook_timeout",
+    "port",
 )
 """The fields a SpecView takes from a ServiceSpec as they are."""
 _CHECK_AS_IS = ("target", "interval", "timeout", "retries", "start_period")

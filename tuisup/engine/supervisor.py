@@ -54,6 +54,7 @@ from tuisup.engine.messages import (
     Unhealthy,
 )
 from tuisup.engine.policy import Restarts
+from tuisup.engine.ports import port_taken
 from tuisup.engine.reaper import Reaper
 from tuisup.engine.status import (
     ACTIVE,
@@ -185,6 +186,8 @@ class Supervisor:
             history=tuple(self.history),
             log_problem=self._logs.file_problem(self.spec.name),
             watching=watching,
+            replica=self.spec.replica,
+            group=self.spec.group,
         )
 
     async def serve(self, tg: TaskGroup) -> None:
@@ -362,6 +365,9 @@ class Supervisor:
         if last is not None:
             self._logs.marker(self.spec.name, last.marker(self._now.runs))
         assert self._tg is not None
+        if self.spec.port is not None and (taken := port_taken(self.spec.port)) is not None:
+            self._cannot_start(f"cannot start: port {self.spec.port} is taken ({taken})")
+            return
         try:
             run = await self._executor.start(self.spec, self._logs, self._tg)
         except StartError as exc:
@@ -465,7 +471,14 @@ class Supervisor:
         delay = next_.delay
         self._now.next_start = self._clock.time() + delay
         self._transition(S.BACKOFF, reason=reason, **fields)
-        self._bus.emit(RestartScheduled, service=self.spec.name, attempt=next_.attempt, delay=delay)
+        self._bus.emit(
+            RestartScheduled,
+            service=self.spec.name,
+            attempt=next_.attempt,
+            delay=delay,
+            replica=self.spec.replica,
+            group=self.spec.group,
+        )
         if delay <= 0:
             await self._launch(restart=True)
         else:
@@ -508,6 +521,8 @@ class Supervisor:
             state=new,
             reason=reason,
             restarts=self.restarts,
+            replica=self.spec.replica,
+            group=self.spec.group,
             **fields,
         )
         if old is S.RUNNING:

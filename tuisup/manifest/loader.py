@@ -22,6 +22,16 @@ from tuisup.manifest.problems import (
     describe,
     quote,
 )
+from tuisup.manifest.replicas import (
+    MAX_REPLICAS,
+    check_placeholders,
+    check_ports,
+    instance,
+    instances,
+    port,
+    port_env,
+    replicas,
+)
 from tuisup.manifest.syntax import parse_toml
 from tuisup.spec import (
     BackoffKind,
@@ -30,6 +40,7 @@ from tuisup.spec import (
     Manifest,
     RestartPolicy,
     ServiceSpec,
+    Template,
 )
 
 
@@ -81,12 +92,12 @@ def parse_manifest(text: str, path: Path, display: str | None = None) -> Manifes
         if name not in ("tuisup", "services"):
             ck.unknown((name,), ("tuisup", "services"))
     settings = _host_settings(ck, document.get("tuisup", {}))
-    services = _services(ck, document.get("services"))
+    services, templates = _services(ck, document.get("services"))
     if ck.problems:
         ck.problems.sort(key=lambda p: (p.file != display, p.file, p.line, p.col))
         raise ManifestError(ck.problems)
     assert settings is not INVALID  # only when a problem was recorded
-    return Manifest(path=path, settings=settings, services=services)
+    return Manifest(path=path, settings=settings, services=services, templates=templates)
 
 
 def _unreadable(display: str, reason: str) -> Problem:
@@ -159,6 +170,9 @@ _SERVICE_CHECKS: dict[str, checks.Check] = {
     # listener services
     "listen": listen,
     "listen_buffer": checks.integer(1),
+    # replicas and ports (manifest.replicas)
+    "replicas": replicas,
+    "port": port,
 }
 _SERVICE_KEYS = ("command", *_SERVICE_CHECKS, "target", "executor")
 _DEFAULT = ServiceSpec(name="", argv=("",), command="", cwd=Path("/"))
@@ -209,21 +223,46 @@ def _log_dir_problem(ck: Checker, problem: str, *, given: bool) -> None:
     ck.problems.append(Problem(ck.display, line or 1, col or 1, "tuisup.log_dir", text))
 
 
-def _services(ck: Checker, raw: object) -> dict[str, ServiceSpec]:
+def _services(ck: Checker, raw: object) -> tuple[dict[str, ServiceSpec], dict[str, Template]]:
     if raw is None or raw == {}:
         line, col = ck.where.find(("services",), key=True)
         ck.problems.append(
             Problem(ck.display, line or 1, col or 1, "services", "no services defined")
         )
-        return {}
+        return {}, {}
     tables = checks.table(ck, ("services",), raw)
     if tables is INVALID:
-        return {}
-    specs = [_service(ck, str(name), value) for name, value in tables.items()]
-    ordered = sorted((spec for spec in specs if spec is not INVALID), key=lambda s: s.line)
+        return {}, {}
+    templates = {
+        name: _template(name, table)
+        for name, table in tables.items()
+        if isinstance(table, dict) and ("replicas" in table or "port" in table)
+    }
+    env = port_env(templates)
+    specs: list[ServiceSpec] = []
+    for name, value in tables.items():
+        template = templates.get(name)
+        if template is not None:
+            check_placeholders(ck, name, template.table)
+            made = instances(ck, template, template.replicas, env, _service)
+            specs.extend(made if made is not INVALID else [])
+        elif (spec := _service(ck, str(name), value)) is not INVALID:
+            specs.append(instance(spec, None, None, env))
+    specs.sort(key=lambda s: s.line)
     check_graph(ck, tables)
     check_listened(ck, tables)
-    return {spec.name: spec for spec in ordered}
+    check_ports(ck, templates)
+    return {spec.name: spec for spec in specs}, templates
+
+
+def _template(name: str, table: dict[str, Any]) -> Template:
+    """What it takes to make a table's instances again (a value with a problem: as none)."""
+    count, first = table.get("replicas"), table.get("port")
+    if "replicas" in table and (type(count) is not int or not 0 <= count <= MAX_REPLICAS):
+        count = 1  # reported when the instance is checked
+    if type(first) is not int or not 1 <= first <= 65535:
+        first = None
+    return Template(name=name, replicas=count, port=first, table=table)
 
 
 def _service(ck: Checker, name: str, raw: object) -> ServiceSpec | Invalid:
@@ -246,6 +285,8 @@ def _service(ck: Checker, name: str, raw: object) -> ServiceSpec | Invalid:
         return INVALID
     if "on" in values:
         values["hooks"] = values.pop("on")
+    values.pop("replicas", None)  # an instance's own are set by manifest.replicas
+    values.pop("port", None)
     values["executor"] = executor
     env_file, file_env = values.pop("env_file", (None, {}))
     values["env"] = {**file_env, **values.get("env", {})}

@@ -79,6 +79,10 @@ class StateChanged(Event):
     error: str | None = None
     reason: str | None = None
     restarts: int = 0
+    replica: int | None = None
+    """The service's index when it is a replica (`worker.2`: 2)."""
+    group: str | None = None
+    """The group the service belongs to, if any."""
 
 
 class HealthChanged(Event):
@@ -103,6 +107,8 @@ class RestartScheduled(Event):
     service: str
     attempt: int
     delay: float
+    replica: int | None = None
+    group: str | None = None
 
 
 class Output(Event):

@@ -104,6 +104,8 @@ class SpecView(Record):
     hook_timeout: float = 10.0
     listen: ListenView | None = None
     """A listener's settings; None: not a listener (its stdin is /dev/null)."""
+    port: int | None = None
+    """Its own port (`port` plus its replica index); None: the table has no `port`."""
 
     @property
     def in_process(self) -> bool:
@@ -165,6 +167,15 @@ class ServiceView(Record):
     """While its log file cannot be written: why (its lines are kept in memory only)."""
     watching: bool | None = None
     """Whether saving its files restarts it (False: paused; None: it watches nothing)."""
+    replica: int | None = None
+    """Its index when it is a replica: `worker.2` is replica 2 of the table `worker`."""
+    group: str | None = None
+    """The group it belongs to (`[groups.NAME]`), if any."""
+
+    @property
+    def declared(self) -> str:
+        """The name of the table it comes from (`worker` for `worker.2`)."""
+        return self.name.split(".", 1)[0]
 
     @property
     def last_exit(self) -> ExitRecord | None:
@@ -224,6 +235,8 @@ class ServiceView(Record):
             history=tuple(ExitRecord.from_json(r) for r in data.get("history", ())),
             log_problem=data.get("log_problem"),
             watching=data.get("watching"),
+            replica=data.get("replica"),
+            group=data.get("group"),
         )
 
 
@@ -238,6 +251,8 @@ _PLAIN_FIELDS = (
     "health_reason",
     "log_problem",
     "watching",
+    "replica",
+    "group",
 )
 """A view's fields that are JSON as they are (numbers, strings, booleans, or None)."""
 
