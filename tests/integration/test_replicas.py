@@ -51,7 +51,7 @@ async def test_each_replica_runs_with_its_own_index_port_and_variables(
         token,
         f"""
         [services.worker]
-        command = "echo id={{replica}} port=$PORT rep=$TUISUP_REPLICA db=$TUISUP_PORT_DB; sleep 9"
+        command = "echo {{replica}} $PORT $TUISUP_REPLICA $TUISUP_PORT_DB; exec sleep 9"
         shell = true
         replicas = 2
         port = {first}
@@ -74,7 +74,7 @@ async def test_each_replica_runs_with_its_own_index_port_and_variables(
                 while not await host.logs(f"worker.{i}"):
                     await anyio.sleep(0.02)
             lines = [line for batch in await host.logs(f"worker.{i}") for line in batch.lines]
-            assert f"id={i} port={first + i} rep={i} db={first + 10}" in lines[0]
+            assert f"{i} {first + i} {i} {first + 10}" in lines[0]
         assert (tmp_path / ".tuisup" / "logs" / "worker.1.log").exists()
 
 
