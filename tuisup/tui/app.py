@@ -113,11 +113,12 @@ class TuisupApp(App[int]):
     def compose(self) -> ComposeResult:
         """The header line, the tree and the log pane, the footer."""
         manifest = Path(self.api.manifest_path)
-        names = list(self.api.snapshot())
+        views = self.api.snapshot()
+        names = list(views)
         yield Static(id="summary")
         with Horizontal():
             title = one_line(manifest.absolute().parent.name) or "tuisup"  # a folder's name
-            yield ServiceTree(title, names, id="tree")
+            yield ServiceTree(title, list(views.values()), id="tree")
             with Vertical(id="log-pane"):
                 yield Static(id="log-title")
                 yield LogView(self.api, names, self._log_lines, id="log")
@@ -209,7 +210,7 @@ class TuisupApp(App[int]):
         """
         tree = self.query_one(ServiceTree)
         snapshot = self.api.snapshot()
-        tree.sync(list(snapshot))
+        tree.sync(list(snapshot.values()))
         for status in snapshot.values():
             self._show(tree, status)
         self._show_summary()
@@ -284,9 +285,10 @@ class TuisupApp(App[int]):
         tree.show(status, watching=status.watching, reloading=status.name in self._reloading)
 
     def _reloaded(self, event: ev.ManifestReloaded) -> None:
-        names = list(self.api.snapshot())
+        snapshot = self.api.snapshot()
+        names = list(snapshot)
         tree = self.query_one(ServiceTree)
-        tree.sync(names)
+        tree.sync(list(snapshot.values()))
         view = self.query_one(LogView)
         view.name_width = max((len(n) for n in names), default=6)
         if view.source is not None and view.source not in names:
@@ -393,8 +395,9 @@ class TuisupApp(App[int]):
     @on(Tree.NodeHighlighted, "#tree")
     def _selected_changed(self) -> None:
         view = self.query_one(LogView)
-        service = self.query_one(ServiceTree).selected_service
-        if service is not None and view.source != service:
+        tree = self.query_one(ServiceTree)
+        service = tree.selected_service
+        if service is not None and service not in tree.parents and view.source != service:
             view.switch(service)
             self._show_log_title()
 
@@ -450,9 +453,9 @@ class TuisupApp(App[int]):
     def action_toggle_merged(self) -> None:
         """Switch between the selected service's log and every service's."""
         view = self.query_one(LogView)
-        view.switch(
-            None if view.source is not None else self.query_one(ServiceTree).selected_service
-        )
+        tree = self.query_one(ServiceTree)
+        selected = tree.selected_service
+        view.switch(None if view.source is not None or selected in tree.parents else selected)
         self._show_log_title()
 
     def action_search(self) -> None:
