@@ -147,6 +147,8 @@ class Printer:
             yield self._say("tuisup: every service stopped")
         elif isinstance(event, ev.ManifestReloaded):
             yield self._say(f"tuisup: manifest reloaded: {event.summary()}")
+        elif isinstance(event, ev.Scaled):
+            yield self._say(f"tuisup: {scaled_line(event)}")
         elif isinstance(event, ev.ManifestInvalid):
             yield self._say("tuisup: manifest not applied, every service left as it was:")
             yield from (self._say(f"  {line}") for line in event.error.splitlines())
@@ -286,3 +288,13 @@ def _final_status(host: HostAPI) -> int:
             if not last.status.succeeded(status.spec.success_exit_codes):
                 return 1
     return 0
+
+
+def scaled_line(event: ev.Scaled) -> str:
+    """`scaled worker to 5 (added worker.3, worker.4)`."""
+    moved = [
+        f"{what} {', '.join(names)}"
+        for what, names in (("added", event.added), ("removed", event.removed))
+        if names
+    ]
+    return f"scaled {event.service} to {event.replicas} ({'; '.join(moved) or 'as it was'})"

@@ -7,7 +7,7 @@ import textwrap
 from pathlib import Path
 
 from tests.conftest import Tuisup, wait_until
-from tests.tui.test_console import console, label, until
+from tests.tui.test_console import console, label, notification_text, until
 from tuisup.engine import ServiceState
 from tuisup.manifest import load_manifest
 from tuisup.spec import Manifest
@@ -67,3 +67,27 @@ def test_json_events_carry_the_replica(tmp_path: Path, token: str) -> None:
     assert "replica" not in json.loads(line)
     tuisup.proc.terminate()
     assert tuisup.finish() == 0
+
+
+async def test_plus_and_minus_scale_the_selected_replicated_service(
+    tmp_path: Path, token: str
+) -> None:
+    async with console(load(tmp_path, token)) as (host, app, pilot):
+        await wait_until(host, lambda s: all(v.state is S.RUNNING for v in s.values()))
+        before = {n: v.pid for n, v in host.snapshot().items()}
+        tree = app.query_one(ServiceTree)
+        tree.move_cursor(tree.nodes_by_name["worker.1"])
+        await pilot.press("plus", "plus")
+        await wait_until(host, lambda s: "worker.4" in s and s["worker.4"].state is S.RUNNING)
+        node = tree.parents["worker"]
+        await until(pilot, lambda: "5/5 running" in str(node.label))
+        assert [child.data for child in node.children][-1] == "worker.4"
+        await pilot.press("minus")
+        await wait_until(host, lambda s: "worker.4" not in s)
+        await until(pilot, lambda: "4/4 running" in str(node.label))
+        now = host.snapshot()
+        assert {n: now[n].pid for n in before} == before  # none of those restarted
+
+        tree.move_cursor(tree.nodes_by_name["web"])
+        await pilot.press("plus")
+        await until(pilot, lambda: "web has no replicas key" in notification_text(app))

@@ -28,6 +28,7 @@ from tuisup.model.events import ManifestReloaded as ManifestReloaded
 from tuisup.model.events import Missed as Missed
 from tuisup.model.events import Output as Output
 from tuisup.model.events import RestartScheduled as RestartScheduled
+from tuisup.model.events import Scaled as Scaled
 from tuisup.model.events import Snapshot as Snapshot
 from tuisup.model.events import StateChanged as StateChanged
 from tuisup.model.events import StatusChanged as StatusChanged

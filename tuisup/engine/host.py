@@ -36,6 +36,7 @@ from tuisup.engine.events import (
     ManifestInvalid,
     ManifestReloaded,
     Output,
+    Scaled,
     WatchToggled,
 )
 from tuisup.engine.executors import Executor, ProcessExecutor
@@ -47,13 +48,13 @@ from tuisup.engine.logfile import FileNews
 from tuisup.engine.logs import LogBatch, LogStore
 from tuisup.engine.messages import CommandMessage, Start
 from tuisup.engine.reaper import Reaper, become_subreaper
-from tuisup.engine.reload import ReloadPlan, plan_reload, reread
+from tuisup.engine.reload import ReloadPlan, Scales, plan_reload, reread
 from tuisup.engine.spawn import raise_open_files_limit
 from tuisup.engine.status import ACTIVE, LIVE
 from tuisup.engine.supervisor import Supervisor
 from tuisup.engine.waker import DependencyWaker
 from tuisup.engine.watch import FileWatcher
-from tuisup.model import ProcessStats, ServiceView, UnknownService
+from tuisup.model import ProcessStats, ServiceView, UnknownService, errors
 from tuisup.spec import Manifest, ServiceSpec
 
 if TYPE_CHECKING:
@@ -136,6 +137,8 @@ class Host:
         """Services that left the manifest, newest last: their kept lines stay readable."""
         self._hooks = HookRunner(self)
         """Runs each service's `on` hooks on its events (an observer of the bus)."""
+        self._scales = Scales(manifest)
+        """Replicated tables scaled while running, kept across reloads."""
 
     def _supervise(self, spec: ServiceSpec) -> Supervisor:
         return Supervisor(
@@ -381,8 +384,33 @@ class Host:
                 return False
             if self._stopped is not None:
                 return False
+            new = self._scales.keep(new)
             await self._apply(new, plan_reload(self.manifest.services, new.services))
             return True
+
+    async def scale(self, name: str, count: int) -> None:
+        """Run `count` replicas of a replicated table; the others keep running, untouched.
+
+        The missing ones are made (and started, with autostart), the highest stopped.
+
+        Raises:
+            UnknownService: No table of that name.
+            CannotScale: It has no `replicas` key, or its ports would overlap another's.
+            HostStopping: The host is shutting down.
+        """
+        from tuisup.manifest.scale import scaled
+
+        async with self._reloading:
+            if self._stopped is not None:
+                raise errors.HostStopping("tuisup is stopping: nothing is scaled")
+            try:
+                new = scaled(self.manifest, name, count)
+            except LookupError:
+                raise self._unknown(name) from None
+            except ValueError as exc:
+                raise errors.CannotScale(f"cannot scale {name}: {exc}") from None
+            self._scales.counts[name] = count
+            await self._apply(new, plan_reload(self.manifest.services, new.services), name)
 
     def _watch_services(self) -> None:
         """(Re)start the one watcher of every service's `watch` paths, keeping its pauses.
@@ -445,7 +473,7 @@ class Host:
         if self._tg is not None and self._stopped is None:
             self._tg.start_soon(self.reload)
 
-    async def _apply(self, new: Manifest, plan: ReloadPlan) -> None:
+    async def _apply(self, new: Manifest, plan: ReloadPlan, scaled: str | None = None) -> None:
         old, old_graph = self.supervisors, self.graph
         removed = {name: old[name] for name in plan.removed}
         # The new graph and supervisors first: a changed service may now need an added one.
@@ -473,14 +501,20 @@ class Host:
         for name, sup in removed.items():
             sup.close()
             self.store.forget(name)
-        self.bus.emit(
-            ManifestReloaded,
-            manifest=str(new.path),
-            added=plan.added,
-            removed=plan.removed,
-            changed=plan.changed,
-            updated=plan.updated,
-        )
+        if scaled is not None:
+            count = len(new.instances(scaled))
+            self.bus.emit(
+                Scaled, service=scaled, replicas=count, added=plan.added, removed=plan.removed
+            )
+        else:
+            self.bus.emit(
+                ManifestReloaded,
+                manifest=str(new.path),
+                added=plan.added,
+                removed=plan.removed,
+                changed=plan.changed,
+                updated=plan.updated,
+            )
         self._watch_services()
         autostart = [name for name in plan.added if fresh[name].spec.autostart]
         await self._start_all(self.graph.to_start(autostart, self.supervisors))

@@ -10,6 +10,7 @@ from typing import Any
 
 from tuisup.manifest import checks
 from tuisup.manifest.deps import check_graph, depends_on, healthcheck
+from tuisup.manifest.groups import assign_groups, groups
 from tuisup.manifest.hooks import check_reachable, on_table
 from tuisup.manifest.listen import check_listened, check_listener, listen
 from tuisup.manifest.locator import Key, Locator
@@ -89,15 +90,22 @@ def parse_manifest(text: str, path: Path, display: str | None = None) -> Manifes
     where.run_safely()
     ck = Checker(display, path.parent, where)
     for name in document:
-        if name not in ("tuisup", "services"):
-            ck.unknown((name,), ("tuisup", "services"))
+        if name not in ("tuisup", "services", "groups"):
+            ck.unknown((name,), ("tuisup", "services", "groups"))
     settings = _host_settings(ck, document.get("tuisup", {}))
     services, templates = _services(ck, document.get("services"))
+    raw_services = document.get("services")
+    found = groups(
+        ck, document.get("groups"), raw_services if isinstance(raw_services, dict) else {}
+    )
+    services = {spec.name: spec for spec in assign_groups(services.values(), found)}
     if ck.problems:
         ck.problems.sort(key=lambda p: (p.file != display, p.file, p.line, p.col))
         raise ManifestError(ck.problems)
     assert settings is not INVALID  # only when a problem was recorded
-    return Manifest(path=path, settings=settings, services=services, templates=templates)
+    return Manifest(
+        path=path, settings=settings, services=services, templates=templates, groups=found
+    )
 
 
 def _unreadable(display: str, reason: str) -> Problem:
@@ -244,9 +252,9 @@ def _services(ck: Checker, raw: object) -> tuple[dict[str, ServiceSpec], dict[st
         template = templates.get(name)
         if template is not None:
             check_placeholders(ck, name, template.table)
-            made = instances(ck, template, template.replicas, env, _service)
+            made = instances(ck, template, template.replicas, env, service_spec)
             specs.extend(made if made is not INVALID else [])
-        elif (spec := _service(ck, str(name), value)) is not INVALID:
+        elif (spec := service_spec(ck, str(name), value)) is not INVALID:
             specs.append(instance(spec, None, None, env))
     specs.sort(key=lambda s: s.line)
     check_graph(ck, tables)
@@ -265,7 +273,8 @@ def _template(name: str, table: dict[str, Any]) -> Template:
     return Template(name=name, replicas=count, port=first, table=table)
 
 
-def _service(ck: Checker, name: str, raw: object) -> ServiceSpec | Invalid:
+def service_spec(ck: Checker, name: str, raw: object) -> ServiceSpec | Invalid:
+    """Check one `[services.NAME]` table and make its spec (before replicas and ports)."""
     base: Key = ("services", name)
     before = len(ck.problems)
     if not _NAME.fullmatch(name):

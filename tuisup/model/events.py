@@ -250,6 +250,21 @@ class ManifestReloaded(Event):
         return "; ".join(parts) or "nothing changed"
 
 
+class Scaled(Event):
+    """A replicated table was scaled (`tuisup scale`, `+`/`-`): it now has `replicas`.
+
+    `added` replicas were made (and started, with autostart), `removed` ones stopped and
+    dropped: the highest indices. The others were not touched.
+    """
+
+    kind: ClassVar[str] = "scaled"
+    service: str
+    """The table's name (`worker`)."""
+    replicas: int
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+
 class ManifestInvalid(Event):
     """A changed manifest could not be applied; every service keeps running as it was."""
 

@@ -27,7 +27,7 @@ from textual.widgets import Footer, Input, Static, Tree
 from textual.worker import Worker, WorkerState
 
 from tuisup.api import HostAPI, Subscription
-from tuisup.model import ACTIVE, Health, ProcessStats, ServiceState, ServiceView, UnknownService
+from tuisup.model import ACTIVE, ApiError, Health, ProcessStats, ServiceState, ServiceView
 from tuisup.model import events as ev
 from tuisup.terminal import one_line, text_lines
 from tuisup.tui.commands import ServiceCommands
@@ -69,6 +69,8 @@ class TuisupApp(App[int]):
         Binding("e", "export", "Export", show=False),
         Binding("L", "reload", "Reload manifest", show=False),
         Binding("W", "toggle_watch", "Watch on/off", show=False),
+        Binding("plus", "scale(1)", "One replica more", show=False),
+        Binding("minus", "scale(-1)", "One replica fewer", show=False),
         Binding("question_mark", "help", "Help"),
         Binding("Q", "stop_host", "Stop tuisup", show=False),  # attached only
         # One of each pair is enabled (`check_action`): embedded, q quits; attached, q
@@ -107,6 +109,9 @@ class TuisupApp(App[int]):
         """Failures of the stats worker already notified."""
         self._reloading: dict[str, int] = {}
         """Services restarting for changed files, with their restart count before it."""
+        self._scaling: dict[str, int] = {}
+        """Replicated tables being scaled, and the count asked for: `+` pressed again
+        before the host said it is done counts from there."""
 
     # -- building ---------------------------------------------------------------------------
 
@@ -184,6 +189,9 @@ class TuisupApp(App[int]):
                     self._files_changed(tree, event)
                 elif isinstance(event, ev.ManifestReloaded):
                     self._reloaded(event)
+                elif isinstance(event, ev.Scaled):
+                    self._scaling.pop(event.service, None)
+                    self._resync()
                 elif isinstance(event, ev.LogFileChanged):
                     self._log_file_changed(event.service, event.message, writing=event.writing)
                 elif isinstance(event, ev.ManifestInvalid):
@@ -226,7 +234,7 @@ class TuisupApp(App[int]):
             return
         error = worker.error
         what = f"{type(error).__name__}: {error}" if error is not None else "failed"
-        if isinstance(error, UnknownService):
+        if isinstance(error, ApiError):
             what = str(error)
         if worker.group == "stats":  # it runs every second: each failure is said once
             if what in self._reported:
@@ -285,6 +293,12 @@ class TuisupApp(App[int]):
         tree.show(status, watching=status.watching, reloading=status.name in self._reloading)
 
     def _reloaded(self, event: ev.ManifestReloaded) -> None:
+        self._resync()
+        self.clear_notifications()
+        self.notify(event.summary(), title="services.toml reloaded")
+
+    def _resync(self) -> None:
+        """Follow a new set of services (a reload, a scale): the tree, the log's names."""
         snapshot = self.api.snapshot()
         names = list(snapshot)
         tree = self.query_one(ServiceTree)
@@ -296,8 +310,6 @@ class TuisupApp(App[int]):
         for status in self.api.snapshot().values():
             self._show(tree, status)
         self._show_summary()
-        self.clear_notifications()
-        self.notify(event.summary(), title="services.toml reloaded")
 
     def _log_file_changed(self, service: str, message: str, *, writing: bool) -> None:
         """Say that a log file cannot be written (a warning, for 30 s) or is written again."""
@@ -442,6 +454,30 @@ class TuisupApp(App[int]):
         """Start, stop, restart or kill (SIGKILL its group) the selected service."""
         if (name := self._service()) is not None:
             self.command(verb, name)
+
+    def action_scale(self, delta: int) -> None:
+        """Run one replica more (`+`) or fewer (`-`) of the selected replicated service."""
+        if (name := self._service()) is None:
+            return
+        views = self.api.snapshot()
+        table = views[name].declared if name in views else name
+        now = self._scaling.get(table, sum(v.declared == table for v in views.values()))
+        if now + delta < 0:
+            return
+        self._scaling[table] = now + delta
+        self.run_worker(
+            self._scale(table, now + delta),
+            group=f"scale-{table}",
+            description=f"scale {table}",
+            exit_on_error=False,
+        )
+
+    async def _scale(self, table: str, count: int) -> None:
+        try:
+            await self.api.scale(table, count)
+        finally:
+            if self._scaling.get(table) == count:
+                del self._scaling[table]
 
     def action_restart_all(self) -> None:
         """Restart every service."""
