@@ -132,6 +132,11 @@ class Printer:
         elif isinstance(event, ev.WatchToggled):
             how = "watching its files again" if event.watching else "watching its files paused"
             yield self._say(f"{event.service}: {how}")
+        elif isinstance(event, ev.GroupRestarting):
+            yield self._say(event.describe())
+        elif isinstance(event, ev.GroupFailed):
+            doing = "stopping tuisup" if event.on_failure == "shutdown" else "its members stopped"
+            yield self._say(f"{event.reason}: {doing}")
         elif isinstance(event, ev.HookRan):
             # Its output is printed as the service's; only a run that failed says more.
             if not event.succeeded:
@@ -238,7 +243,8 @@ async def follow(
 
     Returns:
         None when the host was stopped (by a signal: the caller says what that means);
-        0 when every service ended by itself with success, 1 when one of them failed.
+        0 when every service ended by itself with success, 1 when one of them failed, or
+        a group with `on_failure = "shutdown"` gave up.
     """
     import anyio  # here: the printer's rendering serves the CLI verbs, which load no anyio
 
@@ -248,6 +254,8 @@ async def follow(
             await anyio.to_thread.run_sync(_write, out, printer.render(events))
             if warnings := printer.to_stderr(events):
                 await anyio.to_thread.run_sync(_write, sys.stderr, warnings)
+            if any(isinstance(e, ev.GroupFailed) and e.on_failure == "shutdown" for e in events):
+                status = 1  # a group gave up and took tuisup down: what a CI script must see
             if any(isinstance(e, ev.HostStopped) for e in events):
                 break
             # Ended by itself: a service stopped by a request (`tuisup stop --all`) leaves

@@ -253,8 +253,13 @@ class ServiceSpec:
     """Its index (from 0) when its table has `replicas`: it is then named `NAME.INDEX`."""
     port: int | None = None
     """Its own port: the table's `port` plus its replica index; None without `port`."""
-    group: str | None = None
+    group: GroupSpec | None = None
     """The group it belongs to (`[groups.NAME]`), if any."""
+
+    @property
+    def group_name(self) -> str | None:
+        """Its group's name, if it has one."""
+        return self.group.name if self.group is not None else None
 
     @property
     def declared(self) -> str:
@@ -307,8 +312,9 @@ class GroupSpec:
     restart_window: float = 5.0
     """Seconds over which the group's restarts are counted."""
     on_failure: GroupFailure = GroupFailure.STOP
-    line: int = 0
-    """The manifest line of the group's table, for messages."""
+    line: int = field(default=0, compare=False)
+    """The manifest line of the group's table, for messages (a table that only moved is
+    the same group: its members are not changed by it)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,8 @@ import anyio
 
 from tuisup.model.events import Event as Event
 from tuisup.model.events import FilesChanged as FilesChanged
+from tuisup.model.events import GroupFailed as GroupFailed
+from tuisup.model.events import GroupRestarting as GroupRestarting
 from tuisup.model.events import HealthChanged as HealthChanged
 from tuisup.model.events import HookRan as HookRan
 from tuisup.model.events import HostStarted as HostStarted

@@ -41,6 +41,7 @@ from tuisup.engine.events import (
 )
 from tuisup.engine.executors import Executor, ProcessExecutor
 from tuisup.engine.executors.base import KILL_GRACE
+from tuisup.engine.groups import Groups
 from tuisup.engine.hooks import HookRunner
 from tuisup.engine.lifeline import Lifeline
 from tuisup.engine.listeners import Listeners
@@ -137,6 +138,8 @@ class Host:
         """Services that left the manifest, newest last: their kept lines stay readable."""
         self._hooks = HookRunner(self)
         """Runs each service's `on` hooks on its events (an observer of the bus)."""
+        self.groups = Groups(self)
+        """Restarts groups' members together (an observer of the bus)."""
         self._scales = Scales(manifest)
         """Replicated tables scaled while running, kept across reloads."""
 
@@ -172,6 +175,7 @@ class Host:
         await self._tg.start(self.lifeline.run)
         await self._tg.start(DependencyWaker(self, self._tg).run)
         await self._tg.start(self._hooks.run, self._tg)
+        await self._tg.start(self.groups.run, self._tg)
         if self.watch:
             self._watcher = FileWatcher(self.manifest.path, self._saved)
             self._watcher.start()
@@ -296,6 +300,9 @@ class Host:
         Resets its backoff and restart budget. It waits for its dependencies, if they do
         not hold yet. A replicated table's name starts each replica, a group's each member.
         """
+        if (group := self.groups.groups.get(name)) is not None:
+            await group.start()  # in order, each once the one before is handled
+            return
         await self._start_all(self.graph.to_start(self.names(name), self.supervisors))
 
     async def _start_all(self, names: list[str]) -> None:
@@ -318,6 +325,9 @@ class Host:
         The services that depend on it, directly or not, are stopped first, dependents
         before their dependencies (as compose does); they are not started again with it.
         """
+        if (group := self.groups.groups.get(name)) is not None:
+            await group.stop()  # in reverse order
+            return
         names: dict[str, None] = {}
         for one in self.names(name):
             names.update(dict.fromkeys(self.graph.with_dependents(one)))
@@ -333,6 +343,9 @@ class Host:
 
         Its dependencies that are not up are started first, as for `start`.
         """
+        if (group := self.groups.groups.get(name)) is not None:
+            await group.restart()
+            return
         names = self.names(name)
         needed = self.graph.to_start(names, self.supervisors)
         await self._start_all([n for n in needed if n not in names])
@@ -488,6 +501,7 @@ class Host:
             self._departed.pop(name, None)
         self.graph = Graph(new.services)
         self.manifest = replace(new, settings=self.manifest.settings)
+        self.groups.take(new.groups)
         assert self._tg is not None
         for sup in fresh.values():
             self._tg.start_soon(sup.serve, self._tg)
@@ -533,8 +547,10 @@ class Host:
 
     def snapshot(self) -> dict[str, ServiceView]:
         """Return every service's current view, in manifest order."""
+        failed = self.groups.failed
         return {
-            name: sup.status(self._watching(name)) for name, sup in list(self.supervisors.items())
+            name: sup.status(self._watching(name), failed.get(sup.spec.group_name or ""))
+            for name, sup in list(self.supervisors.items())
         }
 
     async def subscribe(self, *, lines: bool = False) -> Subscription:

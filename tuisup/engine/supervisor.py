@@ -158,11 +158,12 @@ class Supervisor:
             return 0.0
         return self._clock.monotonic() - self._now.started_mono
 
-    def status(self, watching: bool | None = None) -> ServiceView:
+    def status(self, watching: bool | None = None, group_failed: str | None = None) -> ServiceView:
         """Return what observers see of this service now.
 
         Args:
             watching: Whether its changed files restart it (the host's watch knows).
+            group_failed: Why its group gave up, if it did (the host's groups know).
         """
         now = self._now
         run = now.run
@@ -187,7 +188,8 @@ class Supervisor:
             log_problem=self._logs.file_problem(self.spec.name),
             watching=watching,
             replica=self.spec.replica,
-            group=self.spec.group,
+            group=self.spec.group_name,
+            group_failed=group_failed,
         )
 
     async def serve(self, tg: TaskGroup) -> None:
@@ -477,7 +479,7 @@ class Supervisor:
             attempt=next_.attempt,
             delay=delay,
             replica=self.spec.replica,
-            group=self.spec.group,
+            group=self.spec.group_name,
         )
         if delay <= 0:
             await self._launch(restart=True)
@@ -522,7 +524,7 @@ class Supervisor:
             reason=reason,
             restarts=self.restarts,
             replica=self.spec.replica,
-            group=self.spec.group,
+            group=self.spec.group_name,
             **fields,
         )
         if old is S.RUNNING:

@@ -120,7 +120,7 @@ def assign_groups(
     specs: Iterable[ServiceSpec], found: Mapping[str, GroupSpec]
 ) -> list[ServiceSpec]:
     """The specs, each member (every replica of a replicated one) with its group set."""
-    owner = {member: group.name for group in found.values() for member in group.services}
+    owner = {member: group for group in found.values() for member in group.services}
     return [
         replace(spec, group=owner[spec.declared]) if spec.declared in owner else spec
         for spec in specs

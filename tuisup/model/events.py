@@ -265,6 +265,38 @@ class Scaled(Event):
     removed: tuple[str, ...] = ()
 
 
+class GroupRestarting(Event):
+    """A member of a group failed; the group restarts the members its strategy says.
+
+    One event per group restart: `service` failed, `restarting` are moved (in start
+    order: the others are stopped in reverse first), `restarts` counts this one among the
+    group's restarts within its `restart_window`.
+    """
+
+    kind: ClassVar[str] = "group_restart"
+    group: str
+    service: str
+    restarting: tuple[str, ...]
+    strategy: str
+    restarts: int = 1
+
+    def describe(self) -> str:
+        """`pipeline: consumer failed, restarting consumer, indexer (rest_for_one)`."""
+        moved = ", ".join(self.restarting)
+        return f"{self.group}: {self.service} failed, restarting {moved} ({self.strategy})"
+
+
+class GroupFailed(Event):
+    """A group gave up: its members are stopped, or (`shutdown`) tuisup stops and exits 1."""
+
+    kind: ClassVar[str] = "group_failed"
+    group: str
+    reason: str
+    """e.g. `group pipeline: 4 restarts in 5s`."""
+    on_failure: str = "stop"
+    """`stop` (its members) or `shutdown` (everything, exit status 1)."""
+
+
 class ManifestInvalid(Event):
     """A changed manifest could not be applied; every service keeps running as it was."""
 
