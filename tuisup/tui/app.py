@@ -109,6 +109,8 @@ class TuisupApp(App[int]):
         """Failures of the stats worker already notified."""
         self._reloading: dict[str, int] = {}
         """Services restarting for changed files, with their restart count before it."""
+        self._gave_up: str | None = None
+        """Why a group with `on_failure = "shutdown"` stopped tuisup, if one did."""
         self._scaling: dict[str, int] = {}
         """Replicated tables being scaled, and the count asked for: `+` pressed again
         before the host said it is done counts from there."""
@@ -185,31 +187,40 @@ class TuisupApp(App[int]):
                     self._show(tree, snapshot[name])
                 self._show_summary()
             for event in batch:
-                if isinstance(event, ev.FilesChanged):
-                    self._files_changed(tree, event)
-                elif isinstance(event, ev.ManifestReloaded):
-                    self._reloaded(event)
-                elif isinstance(event, ev.Scaled):
-                    self._scaling.pop(event.service, None)
-                    self._resync()
-                elif isinstance(event, ev.LogFileChanged):
-                    self._log_file_changed(event.service, event.message, writing=event.writing)
-                elif isinstance(event, ev.ManifestInvalid):
-                    self.clear_notifications()
-                    self.notify(
-                        event.error,
-                        title="services.toml not applied",
-                        severity="error",
-                        timeout=3600,
-                    )
-                elif isinstance(event, ev.ControlRefused):
-                    text = f"uid {event.uid} (pid {event.pid}): only this user may control tuisup"
-                    self.notify(text, title="control connection refused", severity="warning")
+                self._on_event(tree, event)
             if any(isinstance(e, ev.HostStopped) for e in batch):
-                self._leave(0, STOPPED)
+                # A group that gave up with on_failure = "shutdown" makes it a failure.
+                self._leave(1 if self._gave_up else 0, self._gave_up or STOPPED)
                 return
         # The subscription ended without the host saying it stopped: it is gone.
         self._leave(1, "the connection to it was lost")
+
+    def _on_event(self, tree: ServiceTree, event: ev.Event) -> None:
+        """React to one event beyond the labels it changed: notifications, reloads."""
+        if isinstance(event, ev.FilesChanged):
+            self._files_changed(tree, event)
+        elif isinstance(event, ev.ManifestReloaded):
+            self._reloaded(event)
+        elif isinstance(event, ev.Scaled):
+            self._scaling.pop(event.service, None)
+            self._resync()
+        elif isinstance(event, ev.LogFileChanged):
+            self._log_file_changed(event.service, event.message, writing=event.writing)
+        elif isinstance(event, ev.ManifestInvalid):
+            self.clear_notifications()
+            self.notify(
+                event.error,
+                title="services.toml not applied",
+                severity="error",
+                timeout=3600,
+            )
+        elif isinstance(event, ev.GroupRestarting):
+            self.notify(event.describe(), title="group restart", severity="warning")
+        elif isinstance(event, ev.GroupFailed):
+            self._group_failed(event)
+        elif isinstance(event, ev.ControlRefused):
+            text = f"uid {event.uid} (pid {event.pid}): only this user may control tuisup"
+            self.notify(text, title="control connection refused", severity="warning")
 
     def _caught_up(self) -> None:
         """Redraw from the snapshot, and pull the lines that unseen events announced.
@@ -291,6 +302,11 @@ class TuisupApp(App[int]):
         if since is not None and status.state is S.RUNNING and status.restarts > since:
             del self._reloading[status.name]  # the new run is up
         tree.show(status, watching=status.watching, reloading=status.name in self._reloading)
+
+    def _group_failed(self, event: ev.GroupFailed) -> None:
+        if event.on_failure == "shutdown":
+            self._gave_up = event.reason
+        self.notify(event.reason, title=f"group {event.group} failed", severity="error")
 
     def _reloaded(self, event: ev.ManifestReloaded) -> None:
         self._resync()

@@ -304,12 +304,15 @@ def summary_label(key: str, members: list[ServiceView], width: int) -> Text:
     """A group's or a replicated table's label: `3/3 running`, restarts summed.
 
     Its glyph is the worst of its members': failed, then on its way (starting, backoff,
-    stopping, waiting), then all running, else none running.
+    stopping, waiting), then all running, else none running. A group's says its strategy,
+    and, once it gave up, why.
     """
     running = sum(v.state is S.RUNNING for v in members)
     restarts = sum(v.restarts for v in members)
     states = {v.state for v in members}
-    if S.FAILED in states:
+    group = next((v.spec.group for v in members if v.spec.group and v.spec.group.name == key), None)
+    failed = next((v.group_failed for v in members if v.group_failed), None) if group else None
+    if S.FAILED in states or failed:
         glyph, colour = GLYPHS[S.FAILED]
     elif states & {S.STARTING, S.BACKOFF, S.STOPPING, S.WAITING}:
         glyph, colour = GLYPHS[S.STARTING]
@@ -317,12 +320,17 @@ def summary_label(key: str, members: list[ServiceView], width: int) -> Text:
         glyph, colour = GLYPHS[S.RUNNING]
     else:
         glyph, colour = GLYPHS[S.STOPPED]
-    return Text.assemble(
+    label = Text.assemble(
         (f"{glyph} ", colour),
         (f"{key:<{width}} ", "bold"),
         (f"{running}/{len(members)} running ", colour if running else "bright_black"),
         (f"×{restarts}", "yellow" if restarts else "bright_black"),
     )
+    if group is not None:
+        label.append(f"  {group.strategy}", "cyan")
+    if failed:
+        label.append(f" · {one_line(failed)}", "red")
+    return label
 
 
 def _relabel(node: TreeNode[str | int], label: Text) -> None:
