@@ -83,9 +83,9 @@ async def one_for_all(folder: Path, crashes: int) -> list[float]:
         f'[services.{m}]\ncommand = "sleep 600"\nbackoff = "immediate"\nmax_restarts = 10000\n'
         for m in members
     )
-    text += f'[groups.all]\nservices = {members!r}\nstrategy = "one_for_all"\n'
-    text += "max_restarts = 100000\nrestart_window = 1\n".replace("'", '"')
-    text = text.replace("'", '"')
+    listed = ", ".join(f'"{m}"' for m in members)
+    text += f'[groups.all]\nservices = [{listed}]\nstrategy = "one_for_all"\n'
+    text += "max_restarts = 100000\nrestart_window = 1\n"
     times: list[float] = []
     async with Host(load_manifest(write(folder, text))) as host:
         await running_after(host, 0, set(members))
