@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tests.conftest import Tuisup, tagged_pids, wait_event, wait_until
 from tuisup.engine import Host, ServiceState
-from tuisup.engine.events import Event, GroupFailed, GroupRestarting, StateChanged
+from tuisup.engine.events import Event, GroupFailed, GroupRestarting, ManifestReloaded, StateChanged
 from tuisup.manifest import load_manifest
 
 S = ServiceState
@@ -210,3 +210,23 @@ def test_on_failure_shutdown_stops_everything_and_exits_1(tmp_path: Path, token:
     }
     assert tuisup.finish() == 1
     assert not list(tagged_pids(token))
+
+
+async def test_a_group_added_by_a_reload_takes_its_members_in_place(
+    tmp_path: Path, token: str
+) -> None:
+    path = manifest(tmp_path, token)
+    plain = path.read_text().split("[groups.g]")[0]
+    path.write_text(plain)
+    async with Host(load_manifest(path)) as host:
+        before = await wait_until(host, all_running)
+        assert host.snapshot()["a"].group is None
+        path.write_text(plain + '[groups.g]\nservices = ["a", "b"]\nstrategy = "one_for_all"\n')
+        seq = host.bus.last_seq
+        assert await host.reload()
+        reloaded = [e for e in host.bus.since(seq) if isinstance(e, ManifestReloaded)]
+        assert [(e.changed, e.updated) for e in reloaded] == [((), ("a", "b"))]
+        now = host.snapshot()
+        assert (now["a"].group, now["a"].pid) == ("g", before["a"].pid)
+        events = await kill_and_settle(host, "b", ["a", "b"])
+        assert [e.restarting for e in events if isinstance(e, GroupRestarting)] == [("a", "b")]
