@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 S = ServiceState
 COMING_BACK = frozenset({S.BACKOFF, S.STARTING})
 """The states of a failed member on its way back by itself."""
+NEVER = RestartPolicy.NEVER
 
 
 class Group:
@@ -193,9 +194,6 @@ class Group:
         """Stop the members in reverse order, then start them in order."""
         await self.stop()
         await self.start()
-
-
-NEVER = RestartPolicy.NEVER
 
 
 class Groups:
