@@ -6,6 +6,8 @@ import json
 import textwrap
 from pathlib import Path
 
+import anyio
+
 from tests.conftest import Tuisup, tagged_pids, wait_event, wait_until
 from tuisup.engine import Host, ServiceState
 from tuisup.engine.events import Event, GroupFailed, GroupRestarting, ManifestReloaded, StateChanged
@@ -230,3 +232,24 @@ async def test_a_group_added_by_a_reload_takes_its_members_in_place(
         assert (now["a"].group, now["a"].pid) == ("g", before["a"].pid)
         events = await kill_and_settle(host, "b", ["a", "b"])
         assert [e.restarting for e in events if isinstance(e, GroupRestarting)] == [("a", "b")]
+
+
+async def test_stopping_a_group_does_not_wait_for_a_restart_that_waits_for_a_backoff(
+    tmp_path: Path, token: str
+) -> None:
+    path = manifest(tmp_path, token, 'strategy = "one_for_all"\n')
+    path.write_text(path.read_text().replace("backoff_delay = 0.2", "backoff_delay = 30", 1))
+    async with Host(load_manifest(path)) as host:
+        await wait_until(host, all_running)
+        seq = host.bus.last_seq
+        await host.kill("a")  # its own backoff: 30 s; the group restart waits for it
+        await wait_event(host, lambda e: isinstance(e, GroupRestarting), seq)
+        await wait_until(host, lambda s: s["c"].state is S.STOPPED)
+        with anyio.fail_after(5):
+            await host.stop("g")
+        views = host.snapshot()
+        assert [views[n].state for n in ("a", "b", "c")] == [S.STOPPED] * 3
+        seq = host.bus.last_seq
+        with anyio.move_on_after(0.5):  # nothing starts them again
+            await wait_event(host, lambda e: isinstance(e, StateChanged), seq, timeout=1)
+            raise AssertionError("a member moved after the group was stopped")

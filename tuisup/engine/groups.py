@@ -57,6 +57,9 @@ class Group:
         are part of it, not restarts of their own (a consumer that loses its broker)."""
         self._moved = anyio.Event()
         self._stopping = False
+        self._stops = 0
+        """Stops of the whole group asked for: a restart under way that sees this move
+        gives up, instead of starting what was just stopped."""
 
     @property
     def members(self) -> list[str]:
@@ -129,25 +132,28 @@ class Group:
     async def _restart(self, name: str, restarting: list[str]) -> None:
         """Stop the others in reverse order, then start all in order (`name` by itself)."""
         host = self._host
+        stops = self._stops
         try:
             async with self._lock:
                 for other in reversed(restarting):
                     if other != name and other in host.supervisors:
                         await host.supervisors[other].stop()
                 for member in restarting:
-                    if self.failed is not None or host.stopping:
+                    if self.failed is not None or host.stopping or self._stops != stops:
                         return
                     if member == name:
-                        await self._back(member)
+                        await self._back(member, stops)
                     elif member in host.supervisors:
                         await host.post(member, Start()).wait()
                     self._absorbing.discard(member)
         finally:
             self._absorbing.difference_update(restarting)
 
-    async def _back(self, name: str) -> None:
-        """Wait until the failed member's own backoff has brought it back (or not)."""
+    async def _back(self, name: str, stops: int) -> None:
+        """Wait until the failed member's own backoff brought it back (or not), or a stop."""
         while (sup := self._host.supervisors.get(name)) is not None and sup.state in COMING_BACK:
+            if self._stops != stops:
+                return
             moved = self._moved = anyio.Event()
             await moved.wait()
 
@@ -185,10 +191,15 @@ class Group:
                 await self._host.start(member)
 
     async def stop(self) -> None:
-        """Stop the members in reverse order (and, first, what depends on each)."""
-        async with self._lock:
-            for member in reversed(self.members):
-                await self._host.stop(member)
+        """Stop the members in reverse order (and, first, what depends on each).
+
+        Not after a restart under way, which may wait for a long backoff: that restart
+        gives up (see `_restart`), and a member waiting for its backoff is stopped with it.
+        """
+        self._stops += 1
+        self._moved.set()  # a restart waiting for a member's backoff looks again
+        for member in reversed(self.members):
+            await self._host.stop(member)
 
     async def restart(self) -> None:
         """Stop the members in reverse order, then start them in order."""
