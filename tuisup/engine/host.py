@@ -13,6 +13,7 @@ and what a reload changes is worked out apart (`engine.reload`).
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
 from collections.abc import AsyncIterator
@@ -111,6 +112,7 @@ class Host:
         self.store = LogStore(
             settings.log_lines, settings.log_dir, self._announce, self._log_file_changed
         )
+        self.store.default_options = settings.logs
         self.reaper = Reaper()
         self.reaper.ended = self._ended
         self.lifeline = Lifeline(self.reaper.tag, self.reaper.managed)
@@ -133,6 +135,7 @@ class Host:
         """Runs each service's `on` hooks on its events (an observer of the bus)."""
 
     def _supervise(self, spec: ServiceSpec) -> Supervisor:
+        self.store.configure(spec.name, spec.logs)
         return Supervisor(
             spec,
             self._executor(spec),
@@ -161,6 +164,8 @@ class Host:
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         self.reaper.listen()
+        # `logrotate` moved the files away (postrotate: kill -USR1): write new ones.
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, self.reopen_logs)
         await self._tg.start(self.lifeline.run)
         await self._tg.start(DependencyWaker(self, self._tg).run)
         await self._tg.start(self._hooks.run, self._tg)
@@ -197,6 +202,7 @@ class Host:
             # Whatever is left (there should be nothing) dies with the lifeline, which
             # SIGKILLs every process tagged with this host once it is released.
             await self.lifeline.aclose()
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGUSR1)
         self.reaper.close()
         assert self._tg is not None
         self._tg.cancel_scope.cancel()
@@ -453,6 +459,10 @@ class Host:
         self._watch_services()
         autostart = [name for name in plan.added if fresh[name].spec.autostart]
         await self._start_all(self.graph.to_start(autostart, self.supervisors))
+
+    def reopen_logs(self) -> None:
+        """Open every log file's path again at its next line (SIGUSR1, `reopen-logs`)."""
+        self.store.reopen()
 
     # -- observing ------------------------------------------------------------------------
 
