@@ -40,6 +40,7 @@ VERBS = {
     ),
     "events": ("[--json] [NAME...]", "the running tuisup's events as they happen"),
     "reload": ("[--json]", "read the manifest again and apply what changed"),
+    "reopen-logs": ("[--json]", "open the log files again (after logrotate moved them)"),
     "down": ("[--json]", "stop every service and the running tuisup"),
     "attach": ("", "the console, on the running tuisup (q detaches)"),
     "check": ("", "validate the manifest without starting anything"),

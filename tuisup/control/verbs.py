@@ -66,6 +66,7 @@ def _verb(name: str) -> Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
         "logs": logs,
         "events": events,
         "reload": reload,
+        "reopen-logs": reopen_logs,
     }
     return verbs[name]
 
@@ -392,6 +393,23 @@ async def events(options: argparse.Namespace) -> int:
         return FAILED
     finally:
         await host.close()
+
+
+# -- reopen-logs ------------------------------------------------------------------------------
+
+
+async def reopen_logs(options: argparse.Namespace) -> int:
+    """`tuisup reopen-logs [--json]`: the host writes its log files at their paths again."""
+    host = await connect(options)
+    try:
+        await host.reopen_logs()
+    finally:
+        await host.close()
+    if options.json:
+        dump({"reopened": True})
+    else:
+        out("log files reopened\n")
+    return OK
 
 
 # -- reload ------------------------------------------------------------------------------------

@@ -165,7 +165,7 @@ class Host:
         await self._tg.__aenter__()
         self.reaper.listen()
         # `logrotate` moved the files away (postrotate: kill -USR1): write new ones.
-        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, self.reopen_logs)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, self.store.reopen)
         await self._tg.start(self.lifeline.run)
         await self._tg.start(DependencyWaker(self, self._tg).run)
         await self._tg.start(self._hooks.run, self._tg)
@@ -460,8 +460,8 @@ class Host:
         autostart = [name for name in plan.added if fresh[name].spec.autostart]
         await self._start_all(self.graph.to_start(autostart, self.supervisors))
 
-    def reopen_logs(self) -> None:
-        """Open every log file's path again at its next line (SIGUSR1, `reopen-logs`)."""
+    async def reopen_logs(self) -> None:
+        """Open every log file's path again at its next line (`reopen-logs`, SIGUSR1)."""
         self.store.reopen()
 
     # -- observing ------------------------------------------------------------------------

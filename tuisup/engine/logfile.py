@@ -106,6 +106,8 @@ class LogFile:
         self._retry_at = 0.0
         self._recheck_at = 0.0
         self._unwritten = 0
+        self._cut = False
+        """A failed write left half a line in the file: the next line must not follow on."""
 
     @property
     def options(self) -> LogOptions:
@@ -133,13 +135,14 @@ class LogFile:
                 news = FileNews(self.path, True, deleted=deleted, unwritten=self._unwritten)
                 # The notice goes first, in the same write: the file says where its gap is.
                 notice = f"tuisup: {news.describe()}\n".encode()
-                views.insert(0, memoryview(self.encoder.encode(notice, time.time(), "tuisup")))
+                notice = self.encoder.encode(notice, time.time(), "tuisup")
+                views.insert(0, memoryview(b"\n" + notice if self._cut else notice))
             self._put(views)
         except OSError as exc:
             self._failed(exc.strerror or str(exc), views)
             return
         if news is not None:
-            self.error, self._unwritten = None, 0
+            self.error, self._unwritten, self._cut = None, 0, False
             self._tell(news)
 
     def _open(self) -> bool:
@@ -224,14 +227,23 @@ class LogFile:
     def _write(self, views: list[memoryview]) -> None:
         """Write every view, gathered; on an error, `views` holds what was not written."""
         assert self._fd is not None
+        cut = False
         while views:
             # One gathered write, without joining the parts into a new buffer first.
-            written = os.writev(self._fd, views)
+            try:
+                written = os.writev(self._fd, views)
+            except OSError:
+                self._cut = self._cut or cut  # half a line is in the file
+                raise
+            last: bytes | memoryview = b""
             while views and written >= len(views[0]):
                 written -= len(views[0])
-                views.pop(0)
+                last = views.pop(0)[-1:]
             if views:
+                last = views[0][written - 1 : written] if written else last
                 views[0] = views[0][written:]
+                # A short write (a disk filling up): if the rest fails, a line is cut.
+                cut = last not in (b"", b"\n")
 
     def _failed(self, error: str, unwritten: list[memoryview]) -> None:
         self.close()
