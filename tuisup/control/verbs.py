@@ -357,10 +357,18 @@ async def _post(host: RemoteHost, verb: str, names: list[str], options: argparse
 
 
 async def logs(options: argparse.Namespace) -> int:
-    """`tuisup logs [-f] [-n N] [--timestamps] [--no-color] [--json] [NAME...]`."""
-    from tuisup.control.follow import LogFollower
+    """`tuisup logs [-f] [-n N] [--since T] [--grep RE] [--timestamps] [--json] [NAME...]`.
 
-    host = await connect(options)
+    With a tuisup running, its kept lines (and, with -f, those that come); with none, the
+    log files, rotated ones included (`control.logread`).
+    """
+    from tuisup.control.follow import LogFollower, files_logs
+
+    _filters(options)
+    try:
+        host = await connect(options)
+    except NoHost:
+        return files_logs(options)
     try:
         follower = LogFollower(host, options.names or None, options)
         await follower.history(options.lines)
@@ -369,6 +377,29 @@ async def logs(options: argparse.Namespace) -> int:
         return await follower.follow()
     finally:
         await host.close()
+
+
+def _filters(options: argparse.Namespace) -> None:
+    """Read `--since` and `--grep` into `options.since_ts` and `options.pattern`.
+
+    Raises:
+        Failed: One of them cannot be read.
+    """
+    options.since_ts = options.pattern = None
+    if options.since is not None:
+        from tuisup.control.logread import since_time
+
+        try:
+            options.since_ts = since_time(options.since, time.time())
+        except ValueError as exc:
+            raise Failed(f"tuisup: --since: {exc}") from None
+    if options.grep is not None:
+        import re
+
+        try:
+            options.pattern = re.compile(options.grep)
+        except re.error as exc:
+            raise Failed(f"tuisup: --grep: {exc}") from None
 
 
 async def events(options: argparse.Namespace) -> int:
