@@ -57,8 +57,10 @@ class LineEncoder:
             options.format is LogFormat.TEXT and not options.timestamps
         )
 
-    def encode(self, data: bytes, ts: float, stream: str) -> bytes:
-        """The file's bytes for `data`: whole lines (a piece of a longer one gets its end).
+    def encode(self, data: bytes, ts: float, stream: str) -> list[bytes | memoryview]:
+        """The file's bytes for `data`, in parts that the write gathers (not joined here).
+
+        Whole lines are written: a piece of a longer one gets a line end.
 
         Args:
             data: Lines as read, each ending with a newline (the last one may not).
@@ -66,17 +68,20 @@ class LineEncoder:
             stream: `stdout`, `stderr`, or tuisup's own (`tuisup`, `hook`).
         """
         if self.raw:
-            return data
+            return [data]
         if not data.endswith(b"\n"):
             data += b"\n"
         stamp = self._stamp(ts)
         if self.options.format is LogFormat.JSON:
-            return "".join(
+            text = "".join(
                 json.dumps({"ts": stamp, "stream": stream, "line": line}) + "\n"
                 for line in data[:-1].decode("utf-8", "surrogateescape").split("\n")
-            ).encode()
+            )
+            return [text.encode()]
         prefix = stamp.encode() + b" "
-        return prefix + data[:-1].replace(b"\n", b"\n" + prefix) + b"\n"
+        # One copy: every line end gets the next line's time, and the last one's is cut off.
+        body = data.replace(b"\n", b"\n" + prefix)
+        return [prefix, memoryview(body)[: len(body) - len(prefix)]]
 
 
 def parse_stamp(text: str) -> float | None:

@@ -143,6 +143,6 @@ def test_json_lines_keep_bytes_that_are_not_utf8_losslessly(tmp_path: Path) -> N
 
 def test_raw_and_untimed_text_are_the_bytes_as_written() -> None:
     data = b"a\r\nb\xff\n"
-    assert LineEncoder(RAW).encode(data, 0.0, "stdout") is data
+    assert LineEncoder(RAW).encode(data, 0.0, "stdout") == [data]
     untimed = LineEncoder(LogOptions(timestamps=False))
-    assert untimed.raw and untimed.encode(data, 0.0, "stdout") is data
+    assert untimed.raw and untimed.encode(data, 0.0, "stdout") == [data]

@@ -120,7 +120,7 @@ class LogFile:
 
     def write_lines(self, data: bytes, ts: float, stream: str) -> None:
         """Append whole lines read at `ts` from `stream`, in the file's format."""
-        self.write(self.encoder.encode(data, ts, stream))
+        self.write(*self.encoder.encode(data, ts, stream))
 
     def write(self, *parts: bytes | memoryview) -> None:
         """Append `parts` as they are; while failing, skip them until a retry is due."""
@@ -135,8 +135,9 @@ class LogFile:
                 news = FileNews(self.path, True, deleted=deleted, unwritten=self._unwritten)
                 # The notice goes first, in the same write: the file says where its gap is.
                 notice = f"tuisup: {news.describe()}\n".encode()
-                notice = self.encoder.encode(notice, time.time(), "tuisup")
-                views.insert(0, memoryview(b"\n" + notice if self._cut else notice))
+                encoded = self.encoder.encode(notice, time.time(), "tuisup")
+                # After half a line (a disk that filled up), the notice starts a line of its own.
+                views[:0] = [memoryview(p) for p in ([b"\n", *encoded] if self._cut else encoded)]
             self._put(views)
         except OSError as exc:
             self._failed(exc.strerror or str(exc), views)
@@ -185,22 +186,23 @@ class LogFile:
             self._write(views)  # the usual case: one comparison more than no rotation
             self._size += size
             return
-        data = b"".join(views)
-        while data:
+        data = b"".join(views)  # once; then written in slices, never copied again
+        start, end = 0, len(data)
+        while start < end:
             room = limit - self._size
-            if len(data) <= room:
-                cut = len(data)
+            if end - start <= room:
+                cut = end
             elif room > 0:
-                cut = data.rfind(b"\n", 0, room) + 1
+                cut = data.rfind(b"\n", start, start + room) + 1
             else:
                 cut = 0
             if not cut and not self._size:  # a line longer than the limit: it overshoots
-                cut = data.find(b"\n") + 1 or len(data)
+                cut = data.find(b"\n", start) + 1 or end
             if cut:
-                self._write([memoryview(data)[:cut]])
-                self._size += cut
-                data = data[cut:]
-            if data:
+                self._write([memoryview(data)[start:cut]])
+                self._size += cut - start
+                start = cut
+            if start < end:
                 self._rotate()
 
     def _rotate(self) -> None:
@@ -213,11 +215,13 @@ class LogFile:
             return
         self.close()
         path = str(self.path)
-        for number in range(backups - 1, 0, -1):
-            try:
-                os.replace(f"{path}.{number}", f"{path}.{number + 1}")
-            except FileNotFoundError:
-                pass
+        # Shift the run of backups there is (.1, .2, ... up to a gap): not every number up to
+        # log_backups, most of which are not there yet.
+        run = 1
+        while run < backups and os.path.exists(f"{path}.{run}"):
+            run += 1
+        for number in range(run - 1, 0, -1):
+            os.replace(f"{path}.{number}", f"{path}.{number + 1}")
         try:
             os.replace(path, f"{path}.1")
         except FileNotFoundError:

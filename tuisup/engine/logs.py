@@ -266,7 +266,10 @@ class StreamSink:
                 log.write(self._raw_tail, memoryview(data)[:cut])  # no copy on the way
                 self._raw_tail = data[cut:]
             elif cut:
-                log.write_lines(self._raw_tail + data[:cut], now, self._stream)
+                whole = data if cut == len(data) else data[:cut]
+                log.write_lines(
+                    self._raw_tail + whole if self._raw_tail else whole, now, self._stream
+                )
                 self._raw_tail = data[cut:]
             else:
                 self._raw_tail += data
