@@ -1,4 +1,4 @@
-"""Provides LogFollower: `tuisup logs`, the kept lines of services and then the new ones.
+"""Provides `tuisup logs` and its LogFollower: the kept lines of services, then the new ones.
 
 Lines are numbered across every service in the order the host kept them, so lines of
 several services merge by number, and a line is printed once: the follower remembers the
@@ -13,16 +13,59 @@ import argparse
 import asyncio
 import re
 import sys
+import time
 from typing import TYPE_CHECKING, Any, cast
 
 from tuisup.control.client import RemoteHost, RemoteSubscription
-from tuisup.control.verbs import FAILED, OK, dump, out, say
+from tuisup.control.verbs import FAILED, OK, Failed, NoHost, connect, dump, out, say
 from tuisup.headless import Printer, use_colour
 from tuisup.model import LogBatch
 from tuisup.model import events as ev
 
 if TYPE_CHECKING:
     from tuisup.api import HostAPI
+
+
+async def logs(options: argparse.Namespace) -> int:
+    """`tuisup logs [-f] [-n N] [--since T] [--grep RE] [--timestamps] [--json] [NAME...]`.
+
+    With a tuisup running, its kept lines (and, with -f, those that come); with none, the
+    log files, rotated ones included (`control.logread`).
+    """
+    _filters(options)
+    try:
+        host = await connect(options)
+    except NoHost:
+        return files_logs(options)
+    try:
+        follower = LogFollower(host, options.names or None, options)
+        await follower.history(options.lines)
+        if not options.follow:
+            return OK
+        return await follower.follow()
+    finally:
+        await host.close()
+
+
+def _filters(options: argparse.Namespace) -> None:
+    """Read `--since` and `--grep` into `options.since_ts` and `options.pattern`.
+
+    Raises:
+        Failed: One of them cannot be read.
+    """
+    options.since_ts = options.pattern = None
+    if options.since is not None:
+        from tuisup.control.logread import since_time
+
+        try:
+            options.since_ts = since_time(options.since, time.time())
+        except ValueError as exc:
+            raise Failed(f"tuisup: --since: {exc}") from None
+    if options.grep is not None:
+        try:
+            options.pattern = re.compile(options.grep)
+        except re.error as exc:
+            raise Failed(f"tuisup: --grep: {exc}") from None
 
 
 class LogFollower:

@@ -57,13 +57,16 @@ def _verb(name: str) -> Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
         from tuisup.control.attach import attach
 
         return attach
+    if name == "logs":
+        from tuisup.control.follow import logs
+
+        return logs
     verbs: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = {
         "ps": ps,
         "start": command,
         "stop": command,
         "restart": command,
         "kill": command,
-        "logs": logs,
         "events": events,
         "reload": reload,
         "reopen-logs": reopen_logs,
@@ -354,52 +357,6 @@ async def _post(host: RemoteHost, verb: str, names: list[str], options: argparse
 
 
 # -- logs and events -------------------------------------------------------------------------
-
-
-async def logs(options: argparse.Namespace) -> int:
-    """`tuisup logs [-f] [-n N] [--since T] [--grep RE] [--timestamps] [--json] [NAME...]`.
-
-    With a tuisup running, its kept lines (and, with -f, those that come); with none, the
-    log files, rotated ones included (`control.logread`).
-    """
-    from tuisup.control.follow import LogFollower, files_logs
-
-    _filters(options)
-    try:
-        host = await connect(options)
-    except NoHost:
-        return files_logs(options)
-    try:
-        follower = LogFollower(host, options.names or None, options)
-        await follower.history(options.lines)
-        if not options.follow:
-            return OK
-        return await follower.follow()
-    finally:
-        await host.close()
-
-
-def _filters(options: argparse.Namespace) -> None:
-    """Read `--since` and `--grep` into `options.since_ts` and `options.pattern`.
-
-    Raises:
-        Failed: One of them cannot be read.
-    """
-    options.since_ts = options.pattern = None
-    if options.since is not None:
-        from tuisup.control.logread import since_time
-
-        try:
-            options.since_ts = since_time(options.since, time.time())
-        except ValueError as exc:
-            raise Failed(f"tuisup: --since: {exc}") from None
-    if options.grep is not None:
-        import re
-
-        try:
-            options.pattern = re.compile(options.grep)
-        except re.error as exc:
-            raise Failed(f"tuisup: --grep: {exc}") from None
 
 
 async def events(options: argparse.Namespace) -> int:
