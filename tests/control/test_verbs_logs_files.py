@@ -119,3 +119,26 @@ def test_logs_from_the_files_load_neither_anyio_textual_nor_the_engine(
     imported = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()]
     loaded = [m for m in imported if m.startswith(("anyio", "textual", "tuisup.engine"))]
     assert loaded == []
+
+
+def test_json_lines_with_bytes_that_are_not_utf8_print_as_the_console_shows_them(
+    tmp_path: Path, token: str
+) -> None:
+    write(
+        tmp_path,
+        token,
+        """
+        [tuisup]
+        log_format = "json"
+
+        [services.bad]
+        command = "printf 'caf\\\\303\\\\251 \\\\377 end\\\\n'"
+        shell = true
+        restart = "never"
+        """,
+    )
+    host = headless(tmp_path)
+    assert host.finish() == 0
+    done = tuisup("logs", "bad", cwd=tmp_path)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert lines_of(done.stdout, "bad") == ["café \ufffd end"]

@@ -58,8 +58,12 @@ def parse_line(raw: bytes, fallback: float) -> Line:
         try:
             data = json.loads(raw)
             ts = parse_stamp(data["ts"])
-            return Line(fallback if ts is None else ts, str(data["stream"]), str(data["line"]))
-        except (ValueError, KeyError, TypeError):
+            # Bytes that were not UTF-8 come back as they were, then are shown as `�`, as
+            # the kept lines show them (and stdout may not take a lone surrogate).
+            line = str(data["line"]).encode("utf-8", "surrogateescape")
+            text = line.decode("utf-8", "replace")
+            return Line(fallback if ts is None else ts, str(data["stream"]), text)
+        except (ValueError, KeyError, TypeError, UnicodeEncodeError):
             pass  # a service's own line that looks like one: raw
     stream = "stdout"
     if _STAMP.match(raw):
