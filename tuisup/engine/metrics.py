@@ -21,6 +21,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -222,6 +223,73 @@ class Metrics:
         return [body]
 
 
+Series = Callable[[Numbers], Iterable[tuple[str, str, object]]]
+"""A family's samples for one service: the name's suffix, the labels after `service`, the value."""
+
+
+def _histogram(n: Numbers) -> Iterator[tuple[str, str, object]]:
+    total = 0
+    for bound, count in zip(BOUNDS, list(n.starts), strict=True):
+        total += count
+        yield "_bucket", f',le="{bound}"', total
+    yield "_count", "", total
+    yield "_sum", "", repr(n.start_seconds)
+
+
+FAMILIES: tuple[tuple[str, str, str, Series], ...] = (
+    (
+        "tuisup_service_up",
+        "gauge",
+        "1 if the service is running.",
+        lambda n: [("", "", int(n.state is S.RUNNING))],
+    ),
+    (
+        "tuisup_service_state",
+        "gauge",
+        "1 for the state the service is in, 0 for the others.",
+        lambda n: [("", f',state="{each.value}"', int(each is n.state)) for each in S],
+    ),
+    (
+        "tuisup_service_healthy",
+        "gauge",
+        "1 if its health check passes (services with one).",
+        lambda n: [("", "", int(n.health is Health.HEALTHY))] if n.checked else [],
+    ),
+    (
+        "tuisup_service_restarts_total",
+        "counter",
+        "Runs started again after one ended.",
+        lambda n: [("", "", n.restarts)],
+    ),
+    (
+        "tuisup_service_exits_total",
+        "counter",
+        "Runs that ended, by exit code or signal.",
+        lambda n: [("", f',code="{c}",signal="{g}"', k) for (c, g), k in dict(n.exits).items()],
+    ),
+    (
+        "tuisup_service_log_lines_total",
+        "counter",
+        "Lines the service wrote, by stream.",
+        lambda n: [("", f',stream="{stream}"', k) for stream, k in dict(n.lines).items()],
+    ),
+    (
+        "tuisup_service_cpu_seconds_total",
+        "counter",
+        "CPU time of its processes.",
+        lambda n: [("", "", repr(n.cpu_seconds))],
+    ),
+    (
+        "tuisup_service_memory_bytes",
+        "gauge",
+        "Resident memory of its processes.",
+        lambda n: [("", "", n.memory)],
+    ),
+    ("tuisup_service_start_seconds", "histogram", "Time from start to running.", _histogram),
+)
+"""Every family: its name, type, help and samples."""
+
+
 def render(services: dict[str, Numbers]) -> str:
     """Every family in the text format, a series per service, written out directly.
 
@@ -232,56 +300,13 @@ def render(services: dict[str, Numbers]) -> str:
     """
     items = list(services.items())
     out: list[str] = []
-
-    def family(name: str, kind: str, text: str) -> None:
+    for name, kind, text, series in FAMILIES:
         out.append(f"# HELP {name} {text}\n# TYPE {name} {kind}\n")
-
-    family("tuisup_service_up", "gauge", "1 if the service is running.")
-    out.extend(
-        f'tuisup_service_up{{service="{s}"}} {int(n.state is S.RUNNING)}\n' for s, n in items
-    )
-    family("tuisup_service_state", "gauge", "1 for the state the service is in, 0 for the others.")
-    for s, n in items:
-        out.extend(
-            f'tuisup_service_state{{service="{s}",state="{each.value}"}} {int(each is n.state)}\n'
-            for each in S
-        )
-    family("tuisup_service_healthy", "gauge", "1 if its health check passes (with one).")
-    out.extend(
-        f'tuisup_service_healthy{{service="{s}"}} {int(n.health is Health.HEALTHY)}\n'
-        for s, n in items
-        if n.checked
-    )
-    family("tuisup_service_restarts_total", "counter", "Runs started again after one ended.")
-    out.extend(f'tuisup_service_restarts_total{{service="{s}"}} {n.restarts}\n' for s, n in items)
-    family("tuisup_service_exits_total", "counter", "Runs that ended, by exit code or signal.")
-    for s, n in items:
-        out.extend(
-            f'tuisup_service_exits_total{{service="{s}",code="{code}",signal="{sig}"}} {count}\n'
-            for (code, sig), count in dict(n.exits).items()
-        )
-    family("tuisup_service_log_lines_total", "counter", "Lines the service wrote, by stream.")
-    for s, n in items:
-        out.extend(
-            f'tuisup_service_log_lines_total{{service="{s}",stream="{stream}"}} {count}\n'
-            for stream, count in dict(n.lines).items()
-        )
-    family("tuisup_service_cpu_seconds_total", "counter", "CPU time of its processes.")
-    out.extend(
-        f'tuisup_service_cpu_seconds_total{{service="{s}"}} {n.cpu_seconds!r}\n' for s, n in items
-    )
-    family("tuisup_service_memory_bytes", "gauge", "Resident memory of its processes.")
-    out.extend(f'tuisup_service_memory_bytes{{service="{s}"}} {n.memory}\n' for s, n in items)
-    family("tuisup_service_start_seconds", "histogram", "Time from start to running.")
-    for s, n in items:
-        total = 0
-        for bound, count in zip(BOUNDS, list(n.starts), strict=True):
-            total += count
-            out.append(
-                f'tuisup_service_start_seconds_bucket{{service="{s}",le="{bound}"}} {total}\n'
+        for service, numbers in items:
+            out.extend(
+                f'{name}{suffix}{{service="{service}"{labels}}} {value}\n'
+                for suffix, labels, value in series(numbers)
             )
-        out.append(f'tuisup_service_start_seconds_count{{service="{s}"}} {total}\n')
-        out.append(f'tuisup_service_start_seconds_sum{{service="{s}"}} {n.start_seconds!r}\n')
     return "".join(out)
 
 
