@@ -8,12 +8,14 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 
-from tests.conftest import Tuisup, untimed, wait_event, wait_until
+from tests.conftest import RAW_LOGS, Tuisup, untimed, wait_event, wait_until
 from tuisup.engine import Host, ServiceState
 from tuisup.engine.events import LogFileChanged
 from tuisup.spec import LogFormat, LogOptions, Manifest
@@ -197,3 +199,35 @@ def test_the_manifest_keys_reach_the_files(tmp_path: Path) -> None:
     names = sorted(p.name for p in (tmp_path / "logs").iterdir())
     assert names == ["web.log", "web.log.1", "web.log.2"]
     assert (tmp_path / "logs" / "web.log").read_text().count('"stream": "stdout"') > 3
+
+
+def test_a_host_in_another_thread_runs_and_reopens_its_logs_on_request(
+    make_manifest: Callable[..., Manifest], tmp_path: Path
+) -> None:
+    """It was: SIGUSR1's handler made a host outside the main thread fail to start
+    (`set_wakeup_fd only works in main thread`): only the main thread takes signals."""
+    manifest = make_manifest(web=("echo one; exec sleep 60", {"logs": RAW_LOGS}))
+    errors: list[BaseException] = []
+
+    async def run() -> None:
+        async with Host(manifest) as host:
+            await wait_until(host, lambda s: "one" in kept_of(host, "web"))
+            os.rename(tmp_path / "logs" / "web.log", tmp_path / "logs" / "web.log.1")
+            await host.reopen_logs()
+            host.store.marker("web", "after")
+
+    def in_thread() -> None:
+        try:
+            anyio.run(run)
+        except BaseException as exc:  # noqa: BLE001 - said by the test below
+            errors.append(exc)
+
+    thread = threading.Thread(target=in_thread)
+    thread.start()
+    thread.join(timeout=30)
+    assert errors == []
+    assert (tmp_path / "logs" / "web.log").read_bytes() == b"after\n"
+
+
+def kept_of(host: Host, service: str) -> list[str]:
+    return [line for batch in host.store.since(service, 0) for line in batch.lines]

@@ -176,8 +176,7 @@ class Host:
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         self.reaper.listen()
-        # `logrotate` moved the files away (postrotate: kill -USR1): write new ones.
-        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, self.store.reopen)
+        self._on_sigusr1(install=True)
         await self._tg.start(self.lifeline.run)
         await self._tg.start(DependencyWaker(self, self._tg).run)
         await self._tg.start(self._hooks.run, self._tg)
@@ -216,7 +215,7 @@ class Host:
             # Whatever is left (there should be nothing) dies with the lifeline, which
             # SIGKILLs every process tagged with this host once it is released.
             await self.lifeline.aclose()
-        asyncio.get_running_loop().remove_signal_handler(signal.SIGUSR1)
+        self._on_sigusr1(install=False)
         self.reaper.close()
         assert self._tg is not None
         self._tg.cancel_scope.cancel()
@@ -473,6 +472,21 @@ class Host:
         self._watch_services()
         autostart = [name for name in plan.added if fresh[name].spec.autostart]
         await self._start_all(self.graph.to_start(autostart, self.supervisors))
+
+    def _on_sigusr1(self, *, install: bool) -> None:
+        """Reopen the log files on SIGUSR1 (`logrotate` moved them away), while it runs.
+
+        Only a loop in the main thread can take signals: a host run in another thread
+        reopens its files on `reopen_logs` alone.
+        """
+        loop = asyncio.get_running_loop()
+        try:
+            if install:
+                loop.add_signal_handler(signal.SIGUSR1, self.store.reopen)
+            else:
+                loop.remove_signal_handler(signal.SIGUSR1)
+        except (ValueError, RuntimeError):
+            pass  # not the main thread
 
     async def reopen_logs(self) -> None:
         """Open every log file's path again at its next line (`reopen-logs`, SIGUSR1)."""
