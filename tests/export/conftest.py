@@ -104,7 +104,9 @@ def every_key(tmp_path: Path) -> Path:
     return path
 
 
-def tuisup(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def tuisup(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the tuisup command; return what it did."""
     return subprocess.run(
         [sys.executable, "-m", "tuisup", *args],
@@ -112,6 +114,7 @@ def tuisup(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[s
         text=True,
         timeout=60,
         cwd=cwd,
+        env=env,
     )
 
 
@@ -143,6 +146,16 @@ def validate_k8s(*paths: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "WARN" not in done.stdout + done.stderr, done.stdout + done.stderr
+
+
+def verify_units(folder: Path) -> str:
+    """What `systemd-analyze verify` says of every unit in `folder` (it must exit 0)."""
+    units = sorted(str(path) for path in folder.iterdir())
+    done = subprocess.run(
+        [systemd_analyze(), "verify", *units], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stderr
 
 
 def systemd_analyze() -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from tuisup.export.common import Export, Options, read_source
@@ -28,8 +29,13 @@ def run_export(
     into = Path(output) if output else Path.cwd()
     if target == "compose" and output and not into.is_dir():
         into = into.parent  # the file's folder: compose takes relative paths from there
+    options = Options(into.absolute(), user=user)
+    if target == "systemd":  # units run where they are made: for this machine's systemd
+        from tuisup.export.systemd import local_version
+
+        options = replace(options, systemd_version=local_version())
     module = importlib.import_module(f"tuisup.export.{target}")
-    made: Export = module.export(read_source(manifest), Options(into.absolute(), user=user))
+    made: Export = module.export(read_source(manifest), options)
     for loss in made.losses:
         print(f"tuisup export: {loss}", file=sys.stderr)  # noqa: T201
     if strict and made.losses:

@@ -59,6 +59,8 @@ class Options:
     """The folder the files go to: relative paths in them start there."""
     user: bool = False
     """systemd: user units (`systemctl --user`), not system ones."""
+    systemd_version: int | None = None
+    """systemd: the version the units are for; None: the newest."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,9 +233,25 @@ def child_argv(spec: ServiceSpec, python: str, root: PurePosixPath | Path) -> tu
     return ("/bin/sh", "-c", f"exec {shlex.join(words)} 3>/dev/null")
 
 
-def targets_note(source: Source, where: str) -> list[str]:
-    """Comment lines saying that Python targets need tuisup installed `where` (or none)."""
-    names = [s.name for s in source.manifest.services.values() if s.target is not None]
+def in_order(source: Source, found: list[Loss]) -> list[Loss]:
+    """The losses of `[tuisup]` first, then each service's in the manifest's order."""
+    order = {name: index for index, name in enumerate(source.manifest.services)}
+    return sorted(found, key=lambda loss: -1 if loss.service is None else order[loss.service])
+
+
+def targets_note(source: Source, where: str, among: list[str] | None = None) -> list[str]:
+    """Comment lines saying that Python targets need tuisup installed `where` (or none).
+
+    Args:
+        source: The manifest and the keys it writes.
+        where: Where tuisup must be installed, as the end of a sentence.
+        among: Only these services (default: all).
+    """
+    names = [
+        s.name
+        for s in source.manifest.services.values()
+        if s.target is not None and (among is None or s.name in among)
+    ]
     if not names:
         return []
     return [
