@@ -25,7 +25,7 @@ def imported(*args: str, cwd: Path) -> list[str]:
     return [line.split("|")[-1].strip() for line in done.stderr.splitlines() if "| " in line]
 
 
-@pytest.mark.parametrize("target", ["compose", "systemd"])
+@pytest.mark.parametrize("target", ["compose", "k8s", "systemd"])
 def test_export_loads_neither_anyio_textual_nor_the_engine(tmp_path: Path, target: str) -> None:
     modules = imported("-f", str(DEMO), "export", target, "-o", str(tmp_path / "out"), cwd=tmp_path)
     assert "tuisup.export.common" in modules

@@ -155,7 +155,8 @@ def dump_yaml(data: object) -> str:
     import yaml  # only an export needs it
 
     class Dumper(yaml.SafeDumper):
-        pass
+        def ignore_aliases(self, data: object) -> bool:
+            return True  # a value used twice is written twice, not as &id001 and *id001
 
     def text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
         style = "|" if "\n" in value else None
