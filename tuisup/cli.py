@@ -47,6 +47,10 @@ VERBS = {
         "compose|k8s|systemd [-o PATH] [--strict] [--user]",
         "write the services for Docker Compose, Kubernetes or systemd",
     ),
+    "import": (
+        "PROCFILE|COMPOSE_FILE [-o services.toml] [--force]",
+        "write a manifest from a Procfile or a compose file",
+    ),
 }
 """Every verb: its arguments, and what it does."""
 _VALUED = frozenset({"-f", "--file", "--socket"})
@@ -247,6 +251,10 @@ def _check(path: str) -> int:
 
 def _file_verb_run(options: argparse.Namespace) -> int:
     """`export` and `import`: local files only, no control socket, no engine."""
+    if options.verb == "import":
+        from tuisup.importers.command import run_import
+
+        return run_import(options.source, options.output, force=options.force)
     manifest = _load(options.file)
     if manifest is None:
         return 1

@@ -32,3 +32,15 @@ def test_export_loads_neither_anyio_textual_nor_the_engine(tmp_path: Path, targe
     assert "yaml" in modules or target == "systemd"
     assert not [m for m in modules if m.split(".")[0] in FORBIDDEN]
     assert not [m for m in modules if m.startswith(("tuisup.engine", "tuisup.tui"))]
+
+
+@pytest.mark.parametrize("name", ["Procfile", "compose.yaml"])
+def test_import_loads_neither_anyio_textual_nor_the_engine(tmp_path: Path, name: str) -> None:
+    text = "web: python -m http.server\n"
+    (tmp_path / name).write_text(
+        text if name == "Procfile" else "services:\n  web:\n    command: x\n"
+    )
+    modules = imported("import", name, cwd=tmp_path)
+    assert "tuisup.importers.model" in modules
+    assert not [m for m in modules if m.split(".")[0] in FORBIDDEN]
+    assert not [m for m in modules if m.startswith(("tuisup.engine", "tuisup.tui"))]
