@@ -186,6 +186,14 @@ def test_a_yaml_file_without_services_is_an_error(tmp_path: Path) -> None:
     )
 
 
+def test_a_service_that_is_not_a_mapping_is_an_error_at_its_line(tmp_path: Path) -> None:
+    (tmp_path / "compose.yaml").write_text("services:\n  web:\n    command: x\n  db: postgres\n")
+    assert run_import(tmp_path, "compose.yaml")[:2] == (
+        1,
+        ["compose.yaml:4: services.db: expected a mapping"],
+    )
+
+
 def test_a_broken_procfile_line_is_one_error_with_file_and_line(tmp_path: Path) -> None:
     (tmp_path / "Procfile").write_text("web: gunicorn app\n\nthis is not an entry\n")
     status, lines, _ = run_import(tmp_path, "Procfile")

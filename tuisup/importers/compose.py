@@ -76,7 +76,8 @@ def read(text: str, origin: str, folder: Path, out_dir: Path) -> Imported:
         raise ImportFailure(f"{where}: invalid YAML: {problem}") from None
     services = document.get("services") if isinstance(document, dict) else None
     if not isinstance(services, dict) or not services:
-        raise ImportFailure(f"{origin}:1: expected a compose file with a `services` mapping")
+        line = _line(text, ("services",)) or 1
+        raise ImportFailure(f"{origin}:{line}: expected a compose file with a `services` mapping")
     made = Imported(
         origin,
         header=[
@@ -90,10 +91,23 @@ def read(text: str, origin: str, folder: Path, out_dir: Path) -> Imported:
     names = {name: service_name(str(name)) for name in services}
     for name, raw in services.items():
         if not isinstance(raw, dict):
-            raise ImportFailure(f"{origin}: services.{name}: expected a mapping")
+            where = _line(text, ("services", str(name))) or 1
+            raise ImportFailure(f"{origin}:{where}: services.{name}: expected a mapping")
         _service(made, names[name], str(name), raw, folder, out_dir)
     _check_dependencies(made)
     return made
+
+
+def _line(text: str, path: tuple[str, ...]) -> int | None:
+    """The line of the value at `path` (keys from the top), as PyYAML's nodes know it."""
+    import yaml
+
+    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    for key in path:
+        if not isinstance(node, yaml.MappingNode):
+            return None
+        node = next((v for k, v in node.value if k.value == key), None)
+    return None if node is None else node.start_mark.line + 1
 
 
 def _service(
