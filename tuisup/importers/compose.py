@@ -91,8 +91,8 @@ def read(text: str, origin: str, folder: Path, out_dir: Path) -> Imported:
     names = {name: service_name(str(name)) for name in services}
     for name, raw in services.items():
         if not isinstance(raw, dict):
-            where = _line(text, ("services", str(name))) or 1
-            raise ImportFailure(f"{origin}:{where}: services.{name}: expected a mapping")
+            at = _line(text, ("services", str(name))) or 1
+            raise ImportFailure(f"{origin}:{at}: services.{name}: expected a mapping")
         _service(made, names[name], str(name), raw, folder, out_dir)
     _check_dependencies(made)
     return made
