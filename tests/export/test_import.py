@@ -194,6 +194,30 @@ def test_a_service_that_is_not_a_mapping_is_an_error_at_its_line(tmp_path: Path)
     )
 
 
+def test_a_value_of_the_wrong_shape_is_an_error_at_its_line(tmp_path: Path) -> None:
+    (tmp_path / "compose.yaml").write_text(
+        "services:\n  web:\n    command: x\n    env_file: 5\n    depends_on: {db: up}\n"
+    )
+    assert run_import(tmp_path, "compose.yaml")[:2] == (
+        1,
+        ["compose.yaml:4: services.web.env_file: expected a path, or a list of paths"],
+    )
+
+
+def test_a_value_tuisup_rejects_is_reported_and_nothing_is_written(tmp_path: Path) -> None:
+    (tmp_path / "compose.yaml").write_text(
+        "services:\n  web:\n    command: x\n    stop_signal: SIGFOO\n"
+    )
+    assert run_import(tmp_path, "compose.yaml")[:2] == (
+        1,
+        [
+            "the manifest made from compose.yaml would have problems; nothing written:",
+            'services.toml:7:15: services.web.stop_signal: unknown signal "FOO"',
+        ],
+    )
+    assert not (tmp_path / "services.toml").exists()
+
+
 def test_a_broken_procfile_line_is_one_error_with_file_and_line(tmp_path: Path) -> None:
     (tmp_path / "Procfile").write_text("web: gunicorn app\n\nthis is not an entry\n")
     status, lines, _ = run_import(tmp_path, "Procfile")

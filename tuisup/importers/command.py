@@ -42,8 +42,10 @@ def run_import(origin: str, output: str, *, force: bool) -> int:
 
     try:
         parse_manifest(manifest, target.absolute(), output)
-    except ManifestError as exc:  # a bug of ours: say what, and write nothing
-        return _fail(f"the manifest made from {origin} has problems:\n{exc}")
+    except ManifestError as exc:  # a value tuisup rejects (a signal it does not know, ...)
+        return _fail(
+            f"the manifest made from {origin} would have problems; nothing written:\n{exc}"
+        )
     for loss in made.losses:
         print(f"tuisup import: {loss}", file=sys.stderr)  # noqa: T201
     try:

@@ -93,9 +93,83 @@ def read(text: str, origin: str, folder: Path, out_dir: Path) -> Imported:
         if not isinstance(raw, dict):
             at = _line(text, ("services", str(name))) or 1
             raise ImportFailure(f"{origin}:{at}: services.{name}: expected a mapping")
+        _check_shape(text, origin, str(name), raw)
         _service(made, names[name], str(name), raw, folder, out_dir)
     _check_dependencies(made)
     return made
+
+
+def _scalar(value: object) -> bool:
+    return isinstance(value, str | int | float) and not isinstance(value, bool)
+
+
+def _words(value: object) -> bool:
+    return (
+        value is None
+        or isinstance(value, str)
+        or (isinstance(value, list) and all(map(_scalar, value)))
+    )
+
+
+def _dependency(value: object) -> bool:
+    if value is None:
+        return True
+    return isinstance(value, dict) and value.get("condition", "service_started") in _CONDITIONS
+
+
+def _env_files(value: object) -> bool:
+    items = value if isinstance(value, list) else [value]
+    return all(
+        isinstance(item, str) or (isinstance(item, dict) and isinstance(item.get("path"), str))
+        for item in items
+    )
+
+
+def _check(value: object) -> bool:
+    if not isinstance(value, dict):
+        return False
+    durations = ("interval", "timeout", "start_period")
+    return (
+        _words(value.get("test"))
+        and all(seconds(value[key]) is not None for key in durations if key in value)
+        and (type(value.get("retries", 1)) is int)
+    )
+
+
+_SHAPES: dict[str, tuple[Any, str]] = {
+    "command": (_words, "a string or a list of strings"),
+    "entrypoint": (_words, "a string or a list of strings"),
+    "environment": (
+        lambda v: (
+            (isinstance(v, dict) and all(x is None or _scalar(x) for x in v.values()))
+            or (isinstance(v, list) and all(isinstance(x, str) for x in v))
+        ),
+        "a mapping of names to values, or a list of NAME=VALUE",
+    ),
+    "env_file": (_env_files, "a path, or a list of paths"),
+    "working_dir": (lambda v: isinstance(v, str), "a path"),
+    "depends_on": (
+        lambda v: (
+            (isinstance(v, list) and all(isinstance(x, str) for x in v))
+            or (isinstance(v, dict) and all(map(_dependency, v.values())))
+        ),
+        f"a list of services, or a mapping of services to a condition ({', '.join(_CONDITIONS)})",
+    ),
+    "healthcheck": (_check, "a mapping with a test, durations and an integer of retries"),
+    "restart": (lambda v: isinstance(v, str), "a restart policy"),
+    "stop_signal": (_scalar, "a signal"),
+    "stop_grace_period": (lambda v: seconds(v) is not None, "a duration such as 10s"),
+    "profiles": (lambda v: isinstance(v, list), "a list of profiles"),
+    "volumes": (lambda v: isinstance(v, list), "a list of volumes"),
+}
+"""What each key read must be: a value of another shape is an error at its line."""
+
+
+def _check_shape(text: str, origin: str, name: str, raw: dict[str, Any]) -> None:
+    for key, (fits, expected) in _SHAPES.items():
+        if key in raw and raw[key] is not None and not fits(raw[key]):
+            at = _line(text, ("services", name, key)) or _line(text, ("services", name)) or 1
+            raise ImportFailure(f"{origin}:{at}: services.{name}.{key}: expected {expected}")
 
 
 def _line(text: str, path: tuple[str, ...]) -> int | None:
@@ -133,7 +207,7 @@ def _service(
         service["stop_signal"] = str(raw["stop_signal"]).removeprefix("SIG")
     if (grace := seconds(raw.get("stop_grace_period"))) is not None and grace > 0:
         service["stop_timeout"] = grace
-    if raw.get("profiles"):
+    if raw.get("profiles"):  # a service in a profile starts only when it is asked for
         service["autostart"] = False
         made.note(name, "autostart", f"in profiles {', '.join(map(str, raw['profiles']))}")
     _depends_on(raw.get("depends_on"), service)
@@ -185,8 +259,11 @@ def _cwd(made: Imported, name: str, raw: dict[str, Any], folder: Path, out: Path
     if inside is None:
         return _relative(folder, out)
     target = PurePosixPath(str(inside))
-    for volume in raw.get("volumes", []):
-        source, _, rest = str(volume).partition(":")
+    for volume in raw.get("volumes") or []:
+        if isinstance(volume, dict):  # the long syntax
+            source, rest = str(volume.get("source", "")), str(volume.get("target", ""))
+        else:
+            source, _, rest = str(volume).partition(":")
         mounted = PurePosixPath(rest.split(":")[0]) if rest else None
         if mounted is None or not source.startswith((".", "/", "~")):
             continue  # a named volume, not a folder of this machine
@@ -220,7 +297,7 @@ def _environment(
             if sep:  # `KEY` alone passes this machine's value on, as tuisup does anyway
                 pairs[key] = value
     files = raw.get("env_file")
-    files = [files] if isinstance(files, str | dict) else files or []
+    files = files if isinstance(files, list) else [files] if files is not None else []
     paths = [f["path"] if isinstance(f, dict) else str(f) for f in files]
     if paths and (folder / paths[0]).is_file():
         service["env_file"] = _relative(folder / paths[0], out) or paths[0]
