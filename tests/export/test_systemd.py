@@ -174,6 +174,23 @@ def test_words_with_quotes_dollars_and_percents_are_quoted_for_systemd(tmp_path:
     )
 
 
+def test_a_project_folder_with_a_space_and_a_percent_is_a_valid_working_directory(
+    tmp_path: Path,
+) -> None:
+    """Paths are not quoted words: systemd reads quotes there as part of a relative path."""
+    project = tmp_path / "my 100% project"
+    project.mkdir()
+    (project / ".env").write_text("A=1\n")
+    manifest = project / "services.toml"
+    manifest.write_text('[services.web]\ncommand = "python -m http.server 0"\nenv_file = ".env"\n')
+    out = tmp_path / "units"
+    export_to(manifest, out)
+    assert verify_units(out) == ""
+    lines = unit(out, "my-100-project-web.service")
+    assert f"WorkingDirectory={tmp_path}/my 100%% project" in lines
+    assert f"EnvironmentFile={tmp_path}/my 100%% project/.env" in lines
+
+
 def test_the_units_start_for_real_where_a_user_systemd_runs(tmp_path: Path) -> None:
     systemctl = shutil.which("systemctl")
     if systemctl is None:

@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from tuisup.export.common import (
     Export,
@@ -111,11 +112,11 @@ def _unit(
     health = _health_wait(spec, Condition.HEALTHY.value in waits, found)
     if health:
         service.append(f"ExecStartPost={_command(health)}")
-    service.append(f"WorkingDirectory={_quote(str(spec.cwd))}")
+    service.append(f"WorkingDirectory={_path(spec.cwd)}")
     written = source.written(spec.name).get("env", {})
     service += [f"Environment={_quote(f'{k}={v}', dollars=False)}" for k, v in written.items()]
     if spec.env_file is not None:
-        service.append(f"EnvironmentFile={_quote(str(spec.env_file))}")
+        service.append(f"EnvironmentFile={_path(spec.env_file)}")
     if not options.user:
         service.append(f"User={getpass.getuser()}")
     service += _restart(spec, options.systemd_version)
@@ -205,6 +206,11 @@ def _quote(word: str, *, dollars: bool = True) -> str:
     if dollars:
         escaped = escaped.replace("$", "$$")
     return f'"{escaped}"'
+
+
+def _path(path: Path) -> str:
+    """A path setting: the rest of the line as it is (quotes would be part of it), `%` doubled."""
+    return str(path).replace("%", "%%")
 
 
 def _lines(lines: list[str]) -> str:
