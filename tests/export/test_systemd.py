@@ -191,6 +191,21 @@ def test_a_project_folder_with_a_space_and_a_percent_is_a_valid_working_director
     assert f"EnvironmentFile={tmp_path}/my 100%% project/.env" in lines
 
 
+def test_a_target_in_a_subfolder_imports_from_the_manifests_folder_as_under_tuisup(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "app").mkdir()
+    manifest = tmp_path / "services.toml"
+    manifest.write_text('[services.job]\ntarget = "jobs:run"\nexecutor = "process"\ncwd = "app"\n')
+    out = tmp_path / "units"
+    export_to(manifest, out)
+    assert verify_units(out) == ""
+    lines = unit(out, f"{tmp_path.name}-job.service")
+    child = f"-m tuisup.child job jobs:run process 15 3 {tmp_path} 3>/dev/null"
+    assert any(line.startswith("ExecStart=/bin/sh -c ") and child in line for line in lines)
+    assert f"WorkingDirectory={tmp_path}/app" in lines
+
+
 def test_the_units_start_for_real_where_a_user_systemd_runs(tmp_path: Path) -> None:
     systemctl = shutil.which("systemctl")
     if systemctl is None:

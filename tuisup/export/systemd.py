@@ -108,7 +108,7 @@ def _unit(
     unit += [f"StartLimitIntervalSec={_time(spec.restart_window)}"]
     unit += [f"StartLimitBurst={spec.max_restarts + 1}"]
     service = ["Type=oneshot", "RemainAfterExit=yes"] if oneshot else ["Type=simple"]
-    service.append(f"ExecStart={_command(_argv(spec))}")
+    service.append(f"ExecStart={_command(_argv(spec, source.manifest.root))}")
     health = _health_wait(spec, Condition.HEALTHY.value in waits, found)
     if health:
         service.append(f"ExecStartPost={_command(health)}")
@@ -142,10 +142,13 @@ def _target(source: Source, project: str, user: bool) -> str:
     return f"[Unit]\n{_lines(unit)}\n[Install]\nWantedBy={install}\n"
 
 
-def _argv(spec: ServiceSpec) -> tuple[str, ...]:
-    """The command, its program found on this PATH (systemd's own PATH is short)."""
+def _argv(spec: ServiceSpec, root: Path) -> tuple[str, ...]:
+    """The command, its program found on this PATH (systemd's own PATH is short).
+
+    A target's child imports from the manifest's folder (`root`), as under tuisup.
+    """
     if spec.target is not None:
-        return child_argv(spec, sys.executable, spec.cwd)
+        return child_argv(spec, sys.executable, root)
     program, *rest = spec.argv
     path = spec.env.get("PATH", os.environ.get("PATH"))
     if "/" not in program and (found := shutil.which(program, path=path)) is not None:
