@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import signal
+import sys
 import subprocess
 from pathlib import Path
 
@@ -211,3 +213,35 @@ def test_the_compose_file_starts_for_real_where_docker_runs(tmp_path: Path) -> N
     )
     subprocess.run([docker, "compose", "-f", str(out), "down"], capture_output=True, timeout=120)
     assert "up and running" in done.stdout, done.stdout + done.stderr
+
+
+def test_a_python_target_runs_as_the_exported_command_says(tmp_path: Path) -> None:
+    """The child command works outside tuisup: its status descriptor goes to /dev/null."""
+    (tmp_path / "jobs.py").write_text(
+        "import time\ndef run():\n    print('target up', flush=True)\n    time.sleep(60)\n"
+    )
+    manifest = tmp_path / "services.toml"
+    manifest.write_text('[services.job]\ntarget = "jobs:run"\nexecutor = "process"\n')
+    out, _ = export(manifest)
+    shell, flag, script = services(out)["job"]["command"]
+    assert (shell, flag) == ("/bin/sh", "-c")
+    # Here, not in a container: this Python, and the project where /app would be.
+    script = script.replace("exec python ", f"exec {sys.executable} ").replace(
+        "/app", str(tmp_path)
+    )
+    proc = subprocess.Popen(
+        [shell, flag, script],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "target up\n"
+        proc.send_signal(signal.SIGTERM)  # the stop signal it was exported with
+        assert proc.wait(timeout=30) == -signal.SIGTERM
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.stderr is not None and proc.stderr.read() == ""
