@@ -128,10 +128,12 @@ def _no_reload(parser: argparse.ArgumentParser) -> None:
 
 def _verb_parser(verb: str) -> argparse.ArgumentParser:
     """The parser of one verb's own arguments (only that one is built: it is quicker)."""
+    text = VERBS[verb][1]
     parser = argparse.ArgumentParser(
-        prog=f"tuisup {verb}", description=VERBS[verb][1].capitalize() + ".", formatter_class=_help
+        prog=f"tuisup {verb}", description=text[0].upper() + text[1:] + ".", formatter_class=_help
     )
-    _where(parser, after_verb=True, short=verb != "logs")
+    if verb != "import":  # import reads the file it is given, and needs no socket
+        _where(parser, after_verb=True, short=verb != "logs")
     if verb == "up":
         parser.add_argument(
             "-d", "--detach", action="store_true", help="in the background; return once up"

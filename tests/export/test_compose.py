@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import shutil
 import signal
-import sys
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
