@@ -255,6 +255,14 @@ dependencies, hooks) and apply to the run in place."""
 
 
 @dataclass(frozen=True, slots=True)
+class ExportSettings:
+    """The optional `[tuisup.export]` table: what `tuisup export` needs that services don't say."""
+
+    image: str | None = None
+    """The container image of compose and Kubernetes services; None: `tuisup.export`'s default."""
+
+
+@dataclass(frozen=True, slots=True)
 class HostSettings:
     """The optional `[tuisup]` table."""
 
@@ -269,6 +277,8 @@ class HostSettings:
     socket: Path | None = None
     """Where the control socket goes (absolute); None: `.tuisup/tuisup.sock` beside the
     manifest (see `tuisup.control.paths`)."""
+    export: ExportSettings = ExportSettings()
+    """What `tuisup export` needs: not used to run the services."""
 
 
 @dataclass(frozen=True, slots=True)
