@@ -259,3 +259,18 @@ def targets_note(source: Source, where: str, among: list[str] | None = None) -> 
         f"{', '.join(names)}: Python targets run as `python -m tuisup.child`,",
         f"which needs tuisup installed {where}.",
     ]
+
+
+def container_cwd(
+    spec: ServiceSpec, source: Source, found: list[Loss], target: str
+) -> PurePosixPath:
+    """A service's folder in a container: its place under the project mounted at APP.
+
+    A folder outside the project is not in the container: APP, and a warning.
+    """
+    try:
+        return APP / spec.cwd.relative_to(source.manifest.root).as_posix()
+    except ValueError:
+        why = f"{spec.cwd} is outside the project folder, which is all the container has"
+        found.append(Loss(spec.name, "cwd", target, why))
+        return APP

@@ -20,6 +20,7 @@ from tuisup.export.common import (
     Source,
     child_argv,
     command_check,
+    container_cwd,
     dump_yaml,
     duration,
     losses,
@@ -91,7 +92,7 @@ def _service(
     service: dict[str, Any] = {
         "image": source.image,
         "command": [_escaped(word) for word in argv],
-        "working_dir": str(_container_cwd(spec, source, found)),
+        "working_dir": str(container_cwd(spec, source, found, TARGET)),
         "volumes": [f"{mount}:{APP}"],
         "network_mode": "host",
     }
@@ -114,16 +115,6 @@ def _service(
     if not spec.autostart:
         service["profiles"] = ["manual"]  # `docker compose up` leaves it, as tuisup does
     return service
-
-
-def _container_cwd(spec: ServiceSpec, source: Source, found: list[Loss]) -> Any:
-    """The service's folder in the container: its place under the mounted project."""
-    try:
-        return APP / spec.cwd.relative_to(source.manifest.root).as_posix()
-    except ValueError:
-        why = f"{spec.cwd} is outside the project folder, which is all the container has"
-        found.append(Loss(spec.name, "cwd", TARGET, why))
-        return APP
 
 
 def _restart(spec: ServiceSpec) -> str:

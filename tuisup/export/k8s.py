@@ -10,7 +10,6 @@ ServiceAccount, Role and RoleBinding exported with it).
 from __future__ import annotations
 
 import re
-from pathlib import PurePosixPath
 from typing import Any
 
 from tuisup.export.common import (
@@ -21,6 +20,7 @@ from tuisup.export.common import (
     Rule,
     Source,
     child_argv,
+    container_cwd,
     dump_yaml,
     in_order,
     losses,
@@ -188,7 +188,7 @@ def _pod(
         "name": name_of(spec.name),
         "image": source.image,
         "command": list(argv),
-        "workingDir": str(_workdir(source, spec, found)),
+        "workingDir": str(container_cwd(spec, source, found, TARGET)),
     }
     if env_from:
         container["envFrom"] = env_from
@@ -205,15 +205,6 @@ def _pod(
         pod["serviceAccountName"] = "tuisup-waiter"
     pod["containers"] = [container]
     return pod
-
-
-def _workdir(source: Source, spec: ServiceSpec, found: list[Loss]) -> PurePosixPath:
-    try:
-        return APP / spec.cwd.relative_to(source.manifest.root).as_posix()
-    except ValueError:
-        why = f"{spec.cwd} is outside the project folder, which is all the image has"
-        found.append(Loss(spec.name, "cwd", TARGET, why))
-        return APP
 
 
 def _probe(spec: ServiceSpec, check: HealthCheck, found: list[Loss]) -> dict[str, Any]:
