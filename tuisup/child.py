@@ -20,7 +20,14 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
-from tuisup.service import CancellationToken, Context, TargetError, format_crash, load_target
+from tuisup.service import (
+    CancellationToken,
+    Context,
+    TargetError,
+    close_child_link,
+    format_crash,
+    load_target,
+)
 
 if TYPE_CHECKING:
     import asyncio
@@ -70,6 +77,8 @@ def main(argv: list[str]) -> int:
         sys.stderr.write(format_crash(exc))
         _say(status, f"exception {type(exc).__name__}: {exc}")
         return 1
+    finally:
+        close_child_link()  # the connection to the host, if `ctx` made one
     return 0
 
 

@@ -124,6 +124,9 @@ async def _bound(host: Host) -> ControlServer | None:
             metrics.close()
         sys.stderr.write(f"{exc}\n")
         return None
+    from tuisup.link import SOCKET_ENV
+
+    host.env[SOCKET_ENV] = str(server.path.path)  # services observe and act through it
     return server
 
 

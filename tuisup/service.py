@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     # Imported where used: a child running sync code starts 40 ms sooner without asyncio.
     import asyncio
 
+    from tuisup.api import HostAPI
+    from tuisup.link import EventFeed, HostLink
+    from tuisup.model import ServiceView
+
 
 class CancellationToken:
     """Tells a service that it has been asked to stop. Safe to use from any thread or loop."""
@@ -32,6 +36,7 @@ class CancellationToken:
         self._event = threading.Event()
         self._lock = threading.Lock()
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self._callbacks: list[Callable[[], None]] = []
 
     @property
     def is_cancellation_requested(self) -> bool:
@@ -43,8 +48,28 @@ class CancellationToken:
         with self._lock:
             self._event.set()
             waiters, self._waiters = self._waiters, []
+            callbacks, self._callbacks = self._callbacks, []
         for loop, future in waiters:
             loop.call_soon_threadsafe(_resolve, future)
+        for callback in callbacks:
+            callback()
+
+    def on_cancel(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once cancellation is requested (at once if it has been).
+
+        It runs in the thread that cancels: it must be quick and thread-safe.
+        """
+        with self._lock:
+            if not self._event.is_set():
+                self._callbacks.append(callback)
+                return
+        callback()
+
+    def remove_on_cancel(self, callback: Callable[[], None]) -> None:
+        """Forget a callback given to `on_cancel` (one no longer needed)."""
+        with self._lock:
+            if callback in self._callbacks:
+                self._callbacks.remove(callback)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until cancellation is requested or `timeout` passes.
@@ -85,7 +110,11 @@ class Context:
     """What tuisup hands a running service."""
 
     def __init__(
-        self, name: str, token: CancellationToken | None = None, cwd: Path | None = None
+        self,
+        name: str,
+        token: CancellationToken | None = None,
+        cwd: Path | None = None,
+        link: HostLink | None = None,
     ) -> None:
         self.name = name
         """The service's name in the manifest."""
@@ -95,6 +124,10 @@ class Context:
         """A logger whose records land in this service's log."""
         self._token = token if token is not None else CancellationToken()
         self._asked = False
+        self._host_link = link
+        """Its host (in-process); None: reached through `TUISUP_SOCKET` at the first use."""
+        self._link_lock = threading.Lock()
+        self._feeds: list[EventFeed] = []
 
     def __repr__(self) -> str:
         return f"Context(name={self.name!r}, cwd={str(self.cwd)!r})"
@@ -129,6 +162,147 @@ class Context:
     async def sleep_async(self, seconds: float) -> bool:
         """Sleep in a coroutine, waking early on cancellation; return True if cancelled."""
         return await self.token.wait_async(seconds)
+
+    # -- observing and moving the other services (`tuisup.link`) ----------------------------
+
+    def events(
+        self,
+        services: list[str] | None = None,
+        kinds: list[str] | None = None,
+        *,
+        buffer: int = 1000,
+    ) -> EventFeed:
+        """The host's events: `for ev in ctx.events()` in a thread, `async for` in a coroutine.
+
+        First a `snapshot` of the selected services (`ev.services`, their views), then
+        every selected event as it happens (`ev.kind`, `ev.service`, `ev.state`,
+        `ev.health`, `ev.exit_code`, ... : the fields of `--json`). It ends when this
+        service is asked to stop (so asking for events is asking for the token), or after
+        the host's `host_stopped`. A reader more than `buffer` events behind gets a
+        `missed` event with how many it lost, then a fresh snapshot.
+
+        Args:
+            services: Only events about these services (and about the host); None: all.
+            kinds: Only these kinds (`state`, `health`, `restart_scheduled`, `output`,
+                ...); None: all. `snapshot` and `missed` always come.
+            buffer: Events kept for a reader behind before they are dropped (`missed`).
+
+        Raises:
+            ValueError: An unknown kind (at once).
+            UnknownService: An unknown service (at the first read).
+            HostUnreachable: In a child process, the host cannot be reached (first read).
+        """
+        from tuisup.link import EventFeed, wanted
+
+        self._asked = True
+        feed = EventFeed(self._link, self.name, self._token, wanted(services, kinds), buffer)
+        with self._link_lock:
+            self._feeds = [f for f in self._feeds if not f.closed]
+            self._feeds.append(feed)
+        return feed
+
+    def snapshot(self) -> dict[str, ServiceView]:
+        """Every service's view now (state, health, pid, restarts, ...), by name."""
+        return self._link().call(_views)
+
+    async def snapshot_async(self) -> dict[str, ServiceView]:
+        """`snapshot`, awaited."""
+        return await (await self._link_async()).call_async(_views)
+
+    def start(self, name: str) -> None:
+        """Start a service (its dependencies first), as the console and `tuisup start` do.
+
+        Like every command here it waits until done, and raises `SelfControl` for this
+        service itself, `UnknownService` for a name the host does not have.
+        """
+        self._command("start", name)
+
+    async def start_async(self, name: str) -> None:
+        """`start`, awaited."""
+        await self._command_async("start", name)
+
+    def stop(self, name: str) -> None:
+        """Stop a service (its dependents first); `SelfControl` if this one depends on it."""
+        self._command("stop", name)
+
+    async def stop_async(self, name: str) -> None:
+        """`stop`, awaited."""
+        await self._command_async("stop", name)
+
+    def restart(self, name: str) -> None:
+        """Restart a service (not counted against its restart budget)."""
+        self._command("restart", name)
+
+    async def restart_async(self, name: str) -> None:
+        """`restart`, awaited."""
+        await self._command_async("restart", name)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL a service's process group (a thread or task: end it); its policy applies."""
+        self._command("kill", name)
+
+    async def kill_async(self, name: str) -> None:
+        """`kill`, awaited."""
+        await self._command_async("kill", name)
+
+    def _command(self, verb: str, name: str) -> None:
+        from tuisup.link import command
+
+        self._link().call(lambda host: command(host, verb, name, self.name))
+
+    async def _command_async(self, verb: str, name: str) -> None:
+        from tuisup.link import command
+
+        link = await self._link_async()
+        await link.call_async(lambda host: command(host, verb, name, self.name))
+
+    def _link(self) -> HostLink:
+        """The link to the host: given in-process, made at the first use in a child."""
+        with self._link_lock:
+            if self._host_link is None:
+                from tuisup.link import HostLink
+
+                self._host_link = _child_link(HostLink)
+            return self._host_link
+
+    async def _link_async(self) -> HostLink:
+        if self._host_link is not None:
+            return self._host_link
+        import asyncio
+
+        return await asyncio.to_thread(self._link)  # a child connects: not on its loop
+
+    def _end_feeds(self) -> None:
+        """End this run's event feeds (tuisup calls it when the run has ended)."""
+        with self._link_lock:
+            feeds, self._feeds = self._feeds, []
+        for feed in feeds:
+            feed.close()
+
+
+_CHILD_LINK: list[HostLink] = []
+"""A child process's one link to its host, once made (shared by its contexts)."""
+_CHILD_LINK_LOCK = threading.Lock()
+
+
+def _child_link(cls: type[HostLink]) -> HostLink:
+    with _CHILD_LINK_LOCK:
+        if not _CHILD_LINK:
+            _CHILD_LINK.append(cls.from_environment())
+        return _CHILD_LINK[0]
+
+
+def close_child_link() -> None:
+    """Let go of the host, if this child process reached it (its run has ended)."""
+    with _CHILD_LINK_LOCK:
+        links = list(_CHILD_LINK)
+        _CHILD_LINK.clear()
+    for link in links:
+        link.close()
+
+
+async def _views(host: HostAPI) -> dict[str, ServiceView]:
+    return host.snapshot()
 
 
 class Service:

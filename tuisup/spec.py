@@ -285,6 +285,14 @@ dependencies, hooks) and apply to the run in place."""
 
 
 @dataclass(frozen=True, slots=True)
+class ExportSettings:
+    """The optional `[tuisup.export]` table: what `tuisup export` needs that services don't say."""
+
+    image: str | None = None
+    """The container image of compose and Kubernetes services; None: `tuisup.export`'s default."""
+
+
+@dataclass(frozen=True, slots=True)
 class HostSettings:
     """The optional `[tuisup]` table."""
 
@@ -303,6 +311,8 @@ class HostSettings:
     """The `log_*` keys of `[tuisup]`: every service's defaults."""
     metrics: tuple[str, int] | None = None
     """Where Prometheus metrics are served (`/metrics`): host and port; None: nowhere."""
+    export: ExportSettings = ExportSettings()
+    """What `tuisup export` needs: not used to run the services."""
 
 
 @dataclass(frozen=True, slots=True)

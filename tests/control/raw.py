@@ -181,6 +181,7 @@ async def serving(
     host = Host(manifest)
     server = ControlServer(host, SocketPath(path), limits=limits, **options)
     server.bind()
+    host.env["TUISUP_SOCKET"] = str(path)
     async with server, host:
         yield host, server
 

@@ -239,7 +239,7 @@ async def _command(check: HealthCheck, spec: ServiceSpec, reaper: Reaper) -> str
         leader = Leader.spawn(
             check.argv,
             cwd=spec.cwd,
-            env=service_env(spec, reaper),
+            env=service_env(spec, reaper, {}),
             managed=reaper.managed,
             stdout=write_fd,
             stderr=write_fd,

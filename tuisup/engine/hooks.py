@@ -208,7 +208,7 @@ class HookRunner:
             leader = Leader.spawn(
                 hook.argv,
                 cwd=spec.cwd,
-                env={**service_env(spec, self._host.reaper), **env},
+                env={**service_env(spec, self._host.reaper, self._host.env), **env},
                 managed=self._host.reaper.managed,
                 stdout=write_fd,
                 stderr=write_fd,

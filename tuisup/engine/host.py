@@ -121,7 +121,12 @@ class Host:
         self.lifeline = Lifeline(self.reaper.tag, self.reaper.managed)
         self.listeners = Listeners(self)
         """The feeders of listener services' stdin."""
-        self._process = ProcessExecutor(self.reaper, manifest.root, self.listeners.feed)
+        self.env: dict[str, str] = {}
+        """What the host tells every service's processes and hooks: `TUISUP_SOCKET` once
+        its control socket is bound (`tuisup.link`)."""
+        self._process = ProcessExecutor(
+            self.reaper, manifest.root, self.listeners.feed, host_env=self.env
+        )
         self._in_process: Executor | None = None
         self.clock = clock
         """Where the engine's time comes from (a fake one in tests)."""
@@ -165,7 +170,7 @@ class Host:
             # Imported only for in-process services: commands alone start sooner.
             from tuisup.engine.executors.inprocess import InProcessExecutor
 
-            self._in_process = InProcessExecutor(self.manifest.root)
+            self._in_process = InProcessExecutor(self.manifest.root, self)
         return self._in_process
 
     # -- lifetime -------------------------------------------------------------------------

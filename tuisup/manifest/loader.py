@@ -27,6 +27,7 @@ from tuisup.manifest.syntax import parse_toml
 from tuisup.spec import (
     BackoffKind,
     ExecutorKind,
+    ExportSettings,
     HostSettings,
     LogFormat,
     LogOptions,
@@ -162,10 +163,30 @@ def _log_options(values: dict[str, Any], defaults: LogOptions) -> LogOptions:
     return replace(defaults, **given)
 
 
+def _export(ck: Checker, path: Key, raw: object) -> ExportSettings | Invalid:
+    """Check `[tuisup.export]`: what `tuisup export` needs that the services don't say."""
+    table = checks.table(ck, path, raw)
+    if table is INVALID:
+        return INVALID
+    before = len(ck.problems)
+    for key in table:
+        if key != "image":
+            ck.unknown((*path, key), ("image",))
+    image: str | Invalid | None = None
+    if "image" in table:
+        image = checks.string(ck, (*path, "image"), table["image"])
+        if image == "":
+            image = ck.fail((*path, "image"), 'expected an image name, got string ""')
+    if len(ck.problems) > before or image is INVALID:
+        return INVALID
+    return ExportSettings(image=image)
+
+
 _HOST_CHECKS: dict[str, checks.Check] = {
     "log_dir": _log_dir,
     **_LOG_CHECKS,
     "metrics": _metrics,
+    "export": _export,
     "socket": _socket,
     "shutdown_timeout": checks.number(0, above=True),
     "log_lines": checks.integer(100),

@@ -64,6 +64,7 @@ class TaskRun(TargetRun):
         finally:
             self._watchdog.detach(self)
             self.output.close()
+            self.ctx._end_feeds()
             if self._status is None:
                 self._status = ExitStatus(error="cancelled with tuisup")
             self._ended.set()

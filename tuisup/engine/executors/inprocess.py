@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from anyio.abc import TaskGroup
 
@@ -28,8 +28,12 @@ from tuisup.engine.executors.base import Executor, Run, StartError
 from tuisup.engine.executors.loading import LoadingRun, Made
 from tuisup.engine.executors.thread import ThreadRun
 from tuisup.engine.logs import LogStore
+from tuisup.link import HostLink
 from tuisup.service import Context, Target, TargetError, format_crash, load_target
 from tuisup.spec import ExecutorKind, ServiceSpec
+
+if TYPE_CHECKING:
+    from tuisup.api import HostAPI
 
 
 class InProcessExecutor(Executor):
@@ -39,8 +43,10 @@ class InProcessExecutor(Executor):
     `run_async`) runs as a task on the event loop, anything else in a thread.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, host: HostAPI | None = None) -> None:
         self.root = root
+        self.host = host
+        """What the services' contexts act on and observe (`Context.events`, ...)."""
         self.watchdog = LoopWatchdog()
         self._stuck: dict[str, ThreadRun] = {}
         self._modules = ModuleLock()
@@ -72,7 +78,8 @@ class InProcessExecutor(Executor):
             )
         install()
         output = ServiceOutput(logs, spec.name, asyncio.get_running_loop())
-        run = LoadingRun(spec, output, self._make, partial(self._begin, tg))
+        link = None if self.host is None else HostLink(self.host, asyncio.get_running_loop())
+        run = LoadingRun(spec, output, self._make, partial(self._begin, tg), link)
         _route_log(run.ctx.log, output)
         return run
 

@@ -16,6 +16,7 @@ import anyio
 from tuisup.engine.capture import CURRENT, ServiceOutput
 from tuisup.engine.executors.base import Run, StartError
 from tuisup.engine.status import ExitStatus
+from tuisup.link import HostLink
 from tuisup.service import CancellationToken, Context
 from tuisup.spec import ExecutorKind, ServiceSpec
 
@@ -47,13 +48,14 @@ class LoadingRun(Run):
         output: ServiceOutput,
         make: Callable[[ServiceSpec, Context, threading.Event], Made | None],
         begin: Callable[[LoadingRun, Made], Run],
+        link: HostLink | None = None,
     ) -> None:
         super().__init__()
         self.name = spec.name
         self.kind = spec.executor or ExecutorKind.THREAD  # until the target tells
         self.output = output
         self.token = CancellationToken()  # ours to cancel: reading ctx.token marks it asked for
-        self.ctx = Context(spec.name, self.token, spec.cwd)
+        self.ctx = Context(spec.name, self.token, spec.cwd, link)
         self._spec = spec
         self._make = make
         self._begin = begin

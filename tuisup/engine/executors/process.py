@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import anyio
@@ -45,15 +45,23 @@ Feed = Callable[[ServiceSpec, int, "ProcessRun", TaskGroup], None]
 class ProcessExecutor(Executor):
     """Starts commands, and Python targets in a child interpreter, as group leaders."""
 
-    def __init__(self, reaper: Reaper, root: Path, feed: Feed | None = None) -> None:
+    def __init__(
+        self,
+        reaper: Reaper,
+        root: Path,
+        feed: Feed | None = None,
+        host_env: Mapping[str, str] | None = None,
+    ) -> None:
         self.reaper = reaper
         self.root = root
         self.feed = feed
         """What feeds a listener's stdin; without it, every stdin is /dev/null."""
+        self.host_env = host_env if host_env is not None else {}
+        """What the host tells every service's processes (`Host.env`)."""
 
     async def start(self, spec: ServiceSpec, logs: LogStore, tg: TaskGroup) -> Run:
         """Spawn the service; see `Executor.start`."""
-        env = service_env(spec, self.reaper)
+        env = service_env(spec, self.reaper, self.host_env)
         argv = spec.argv
         ours: list[int] = []  # our ends, kept by the run (or its feeder); closed if it fails
         theirs: list[int] = []  # the child's ends: always closed here after the spawn
@@ -119,9 +127,12 @@ def _close(fds: list[int]) -> None:
             os.close(fd)
 
 
-def service_env(spec: ServiceSpec, reaper: Reaper) -> dict[str, str]:
-    """Tuisup's environment, the service's variables, and the tags that find its processes."""
-    return {**os.environ, **spec.env, HOST_TAG: reaper.tag, SERVICE_TAG: spec.name}
+def service_env(spec: ServiceSpec, reaper: Reaper, host_env: Mapping[str, str]) -> dict[str, str]:
+    """A service's environment: tuisup's, the service's, and the host's (`Host.env`).
+
+    With the tags that find its processes.
+    """
+    return {**os.environ, **spec.env, **host_env, HOST_TAG: reaper.tag, SERVICE_TAG: spec.name}
 
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[3])

@@ -66,6 +66,7 @@ class ThreadRun(TargetRun):
 
     def _finish(self, status: ExitStatus) -> None:
         self.output.close()
+        self.ctx._end_feeds()
         if self._status is None:
             self._status = status
         if self._stuck.get(self.name) is self:
