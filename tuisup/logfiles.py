@@ -57,31 +57,42 @@ class LineEncoder:
             options.format is LogFormat.TEXT and not options.timestamps
         )
 
-    def encode(self, data: bytes, ts: float, stream: str) -> list[bytes | memoryview]:
-        """The file's bytes for `data`, in parts that the write gathers (not joined here).
+    def encode(
+        self, data: bytes, ts: float, stream: str, *, head: bytes = b"", end: int | None = None
+    ) -> list[bytes | memoryview]:
+        """The file's bytes for `head + data[:end]`, in parts that the write gathers.
 
-        Whole lines are written: a piece of a longer one gets a line end.
+        Nothing is joined or sliced here but what the format needs: a pipe's chunk goes to
+        the file as it was read, or through one `replace` that puts the times in.
 
         Args:
-            data: Lines as read, each ending with a newline (the last one may not).
+            data: Lines as read, each ending with a newline (the last one may not: a piece
+                of a longer line, which gets a line end).
             ts: The Unix time they were read.
             stream: `stdout`, `stderr`, or tuisup's own (`tuisup`, `hook`).
+            head: The start of the first line, read before (it holds no newline).
+            end: Where the lines end in `data` (just after a newline); None: its end.
         """
+        end = len(data) if end is None else end
         if self.raw:
-            return [data]
-        if not data.endswith(b"\n"):
+            return [head, memoryview(data)[:end]]
+        if end == len(data) and not data.endswith(b"\n"):
             data += b"\n"
+            end += 1
         stamp = self._stamp(ts)
         if self.options.format is LogFormat.JSON:
+            lines = (head + data[:end]).decode("utf-8", "surrogateescape")
             text = "".join(
                 json.dumps({"ts": stamp, "stream": stream, "line": line}) + "\n"
-                for line in data[:-1].decode("utf-8", "surrogateescape").split("\n")
+                for line in lines[:-1].split("\n")
             )
             return [text.encode()]
         prefix = stamp.encode() + b" "
-        # One copy: every line end gets the next line's time, and the last one's is cut off.
+        # One copy: every line end gets the next line's time; the time after the last one,
+        # and the bytes after `end`, are left out.
         body = data.replace(b"\n", b"\n" + prefix)
-        return [prefix, memoryview(body)[: len(body) - len(prefix)]]
+        keep = len(body) - (len(data) - end) - len(prefix)
+        return [prefix, head, memoryview(body)[:keep]]
 
 
 def parse_stamp(text: str) -> float | None:

@@ -142,7 +142,19 @@ def test_json_lines_keep_bytes_that_are_not_utf8_losslessly(tmp_path: Path) -> N
 
 
 def test_raw_and_untimed_text_are_the_bytes_as_written() -> None:
-    data = b"a\r\nb\xff\n"
-    assert LineEncoder(RAW).encode(data, 0.0, "stdout") == [data]
-    untimed = LineEncoder(LogOptions(timestamps=False))
-    assert untimed.raw and untimed.encode(data, 0.0, "stdout") == [data]
+    data = b"a\r\nb\xff\nc"
+    for options in (RAW, LogOptions(timestamps=False)):
+        encoder = LineEncoder(options)
+        parts = encoder.encode(data, 0.0, "stdout", head=b"x", end=len(data) - 1)
+        assert encoder.raw and b"".join(parts) == b"xa\r\nb\xff\n"
+
+
+def test_a_head_read_before_and_an_end_cut_the_lines_whole_in_every_format() -> None:
+    data = b"st line\nsecond\nthe start of the next"
+    end = data.rfind(b"\n") + 1
+    timed = b"".join(LineEncoder(LogOptions()).encode(data, 0.0, "stdout", head=b"fir", end=end))
+    assert [line.split(b" ", 1)[1] for line in timed.splitlines()] == [b"first line", b"second"]
+    json_options = LogOptions(format=LogFormat.JSON)
+    written = LineEncoder(json_options).encode(data, 0.0, "stdout", head=b"fir", end=end)
+    lines = [json.loads(line)["line"] for line in b"".join(written).splitlines()]
+    assert lines == ["first line", "second"]

@@ -13,6 +13,7 @@ a file deleted or moved away while in use is noticed and created again.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -118,9 +119,19 @@ class LogFile:
     def options(self, options: LogOptions) -> None:
         self.encoder.options = options
 
-    def write_lines(self, data: bytes, ts: float, stream: str) -> None:
-        """Append whole lines read at `ts` from `stream`, in the file's format."""
-        self.write(*self.encoder.encode(data, ts, stream))
+    def write_lines(
+        self, data: bytes, ts: float, stream: str, *, head: bytes = b"", end: int | None = None
+    ) -> None:
+        """Append whole lines read at `ts` from `stream`, in the file's format.
+
+        Args:
+            data: The lines (see `LineEncoder.encode`).
+            ts: When they were read.
+            stream: Where they were read from.
+            head: The start of the first line, read before.
+            end: Where the lines end in `data`; None: its end.
+        """
+        self.write(*self.encoder.encode(data, ts, stream, head=head, end=end))
 
     def write(self, *parts: bytes | memoryview) -> None:
         """Append `parts` as they are; while failing, skip them until a retry is due."""
@@ -220,6 +231,12 @@ class LogFile:
         run = 1
         while run < backups and os.path.exists(f"{path}.{run}"):
             run += 1
+        if run == backups:
+            # The oldest goes first, so that no rename lands on a file: ext4 writes out a
+            # renamed file's data at once when it replaces another (auto_da_alloc), which
+            # made each rotation wait for the disk.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{path}.{backups}")
         for number in range(run - 1, 0, -1):
             os.replace(f"{path}.{number}", f"{path}.{number + 1}")
         try:

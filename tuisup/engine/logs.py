@@ -262,14 +262,8 @@ class StreamSink:
         if log is not None:
             # Write whole lines only, so the other stream's lines never land inside one.
             cut = data.rfind(b"\n") + 1
-            if cut and log.encoder.raw:
-                log.write(self._raw_tail, memoryview(data)[:cut])  # no copy on the way
-                self._raw_tail = data[cut:]
-            elif cut:
-                whole = data if cut == len(data) else data[:cut]
-                log.write_lines(
-                    self._raw_tail + whole if self._raw_tail else whole, now, self._stream
-                )
+            if cut:  # no copy of the chunk on the way, but the times put in
+                log.write_lines(data, now, self._stream, head=self._raw_tail, end=cut)
                 self._raw_tail = data[cut:]
             else:
                 self._raw_tail += data
