@@ -35,11 +35,12 @@ VERBS = {
     "restart": ("NAME...|--all [--no-wait] [--json]", "restart services"),
     "kill": ("NAME...|--all [--json]", "SIGKILL services' process groups"),
     "logs": (
-        "[-f] [-n N] [--timestamps] [--no-color] [--json] [NAME...]",
-        "services' kept output (-f: and what comes)",
+        "[-f] [-n N] [--since T] [--grep RE] [--timestamps] [--no-color] [--json] [NAME...]",
+        "services' output: kept, or from the log files (-f: and what comes)",
     ),
     "events": ("[--json] [NAME...]", "the running tuisup's events as they happen"),
     "reload": ("[--json]", "read the manifest again and apply what changed"),
+    "reopen-logs": ("[--json]", "open the log files again (after logrotate moved them)"),
     "down": ("[--json]", "stop every service and the running tuisup"),
     "attach": ("", "the console, on the running tuisup (q detaches)"),
     "check": ("", "validate the manifest without starting anything"),
@@ -149,6 +150,10 @@ def _verb_parser(verb: str) -> argparse.ArgumentParser:
     if verb == "logs":
         parser.add_argument("-f", "--follow", action="store_true", help="follow new lines")
         parser.add_argument("-n", "--lines", type=int, metavar="N", help="only the last N lines")
+        parser.add_argument(
+            "--since", metavar="T", help="only lines from T on: 90s, 10m, 2h, 1d ago, or a time"
+        )
+        parser.add_argument("--grep", metavar="RE", help="only lines this regex is found in")
         parser.add_argument("--timestamps", action="store_true", help="show when lines came")
         parser.add_argument("--no-color", action="store_true", help="never colour")
     if verb in ("export", "import"):

@@ -19,6 +19,11 @@ shutdown_timeout = 20
 log_lines = 500
 reload = false
 socket = "run/t.sock"
+log_max_bytes = 1048576
+log_backups = 3
+log_timestamps = false
+log_format = "json"
+metrics = false
 
 [tuisup.export]
 image = "python:3.13-slim"
@@ -90,6 +95,7 @@ command = "python -u alerts.py"
 cwd = "app"
 listen = { kinds = ["state"] }
 listen_buffer = 50
+log_format = "raw"
 """
 ENV_FILE = "SECRET_KEY=s3cr3t\nDATABASE_URL=postgres://db/shop\nDEBUG=1\n"
 

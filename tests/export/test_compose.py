@@ -24,6 +24,11 @@ EVERY_KEY_LOSSES = [
     "[tuisup]: key log_lines has no equivalent in compose: the target keeps the output",
     "[tuisup]: key reload has no equivalent in compose: edit and export again",
     "[tuisup]: key socket has no equivalent in compose: there is no running tuisup to control",
+    "[tuisup]: key log_max_bytes has no equivalent in compose: the target keeps the output",
+    "[tuisup]: key log_backups has no equivalent in compose: the target keeps the output",
+    "[tuisup]: key log_timestamps has no equivalent in compose: the target keeps the output",
+    "[tuisup]: key log_format has no equivalent in compose: the target keeps the output",
+    "[tuisup]: key metrics has no equivalent in compose: tuisup's metrics exist only under tuisup",
     f"service db: key backoff has no equivalent in compose: {BACKOFF}",
     f"service db: key backoff_delay has no equivalent in compose: {BACKOFF}",
     f"service db: key backoff_max has no equivalent in compose: {BACKOFF}",
@@ -57,6 +62,7 @@ EVERY_KEY_LOSSES = [
     "tuisup's events exist only under tuisup: its stdin is empty",
     "service watcher: key listen_buffer has no equivalent in compose: "
     "tuisup's events exist only under tuisup",
+    "service watcher: key log_format has no equivalent in compose: the target keeps the output",
 ]
 
 
@@ -179,7 +185,7 @@ def test_strict_fails_on_a_loss_and_writes_nothing(every_key: Path) -> None:
     done = tuisup("-f", str(every_key), "export", "compose", "--strict", "-o", str(out))
     assert done.returncode == 1
     assert done.stderr.splitlines()[-1] == (
-        "tuisup export: --strict: 29 settings compose cannot express; nothing written"
+        "tuisup export: --strict: 35 settings compose cannot express; nothing written"
     )
     assert not out.exists()
 

@@ -129,6 +129,11 @@ def test_every_key_says_each_kubernetes_loss_exactly(every_key: Path) -> None:
         "[tuisup]: key log_lines has no equivalent in k8s: the target keeps the output",
         "[tuisup]: key reload has no equivalent in k8s: edit and export again",
         "[tuisup]: key socket has no equivalent in k8s: there is no running tuisup to control",
+        "[tuisup]: key log_max_bytes has no equivalent in k8s: the target keeps the output",
+        "[tuisup]: key log_backups has no equivalent in k8s: the target keeps the output",
+        "[tuisup]: key log_timestamps has no equivalent in k8s: the target keeps the output",
+        "[tuisup]: key log_format has no equivalent in k8s: the target keeps the output",
+        "[tuisup]: key metrics has no equivalent in k8s: tuisup's metrics exist only under tuisup",
         f"service db: key backoff has no equivalent in k8s: {BACKOFF}",
         f"service db: key backoff_delay has no equivalent in k8s: {BACKOFF}",
         f"service db: key backoff_max has no equivalent in k8s: {BACKOFF}",
@@ -162,6 +167,7 @@ def test_every_key_says_each_kubernetes_loss_exactly(every_key: Path) -> None:
         "tuisup's events exist only under tuisup: its stdin is empty",
         "service watcher: key listen_buffer has no equivalent in k8s: "
         "tuisup's events exist only under tuisup",
+        "service watcher: key log_format has no equivalent in k8s: the target keeps the output",
     ]
 
 

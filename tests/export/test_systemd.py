@@ -104,6 +104,12 @@ def test_every_key_says_each_systemd_loss_exactly(every_key: Path, tmp_path: Pat
         "[tuisup]: key log_lines has no equivalent in systemd: the target keeps the output",
         "[tuisup]: key reload has no equivalent in systemd: edit and export again",
         "[tuisup]: key socket has no equivalent in systemd: there is no running tuisup to control",
+        "[tuisup]: key log_max_bytes has no equivalent in systemd: the target keeps the output",
+        "[tuisup]: key log_backups has no equivalent in systemd: the target keeps the output",
+        "[tuisup]: key log_timestamps has no equivalent in systemd: the target keeps the output",
+        "[tuisup]: key log_format has no equivalent in systemd: the target keeps the output",
+        "[tuisup]: key metrics has no equivalent in systemd: "
+        "tuisup's metrics exist only under tuisup",
         *([f"service db: key backoff has no equivalent in systemd: {steps}"] if old else []),
         *([f"service db: key backoff_max has no equivalent in systemd: {steps}"] if old else []),
         "service db: key jitter has no equivalent in systemd: restart delays are not spread at "
@@ -132,6 +138,7 @@ def test_every_key_says_each_systemd_loss_exactly(every_key: Path, tmp_path: Pat
         "tuisup's events exist only under tuisup: its stdin is empty",
         "service watcher: key listen_buffer has no equivalent in systemd: "
         "tuisup's events exist only under tuisup",
+        "service watcher: key log_format has no equivalent in systemd: the target keeps the output",
     ]
 
 

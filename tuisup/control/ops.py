@@ -32,6 +32,7 @@ ARGUMENTS: dict[str, frozenset[str]] = {
         "reload": set(),
         "logs": {"name", "since", "limit"},
         "processes": set(),
+        "reopen_logs": set(),
         "shutdown": {"reason"},
         "subscribe": {"lines", "views", "services"},
         "unsubscribe": {"stream"},
@@ -175,6 +176,7 @@ class Ops:
             "reload": self.reload,
             "logs": self.logs,
             "processes": self.processes,
+            "reopen_logs": self.reopen_logs,
             "shutdown": self.shutdown,
             "subscribe": self.subscribe,
         }
@@ -272,6 +274,11 @@ class Ops:
     async def processes(self, args: Args) -> dict[str, Any]:
         """`processes` {} → the process trees, CPU and memory."""
         return (await self.api.processes()).to_json()
+
+    async def reopen_logs(self, args: Args) -> dict[str, Any]:
+        """`reopen_logs` {} → {}: every log file's path is opened again at its next line."""
+        await self.api.reopen_logs()
+        return {}
 
     async def shutdown(self, args: Args) -> dict[str, Any]:
         """`shutdown` {reason?} → {} once the host has stopped."""

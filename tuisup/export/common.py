@@ -112,6 +112,10 @@ TUISUP_ONLY: dict[str, Rule] = {
     "hook_timeout": ("hooks run only under tuisup", None),
     "listen": ("tuisup's events exist only under tuisup: its stdin is empty", None),
     "listen_buffer": ("tuisup's events exist only under tuisup", None),
+    "log_max_bytes": ("the target keeps the output", None),
+    "log_backups": ("the target keeps the output", None),
+    "log_timestamps": ("the target keeps the output", None),
+    "log_format": ("the target keeps the output", None),
 }
 """Service keys that only tuisup can do, whatever the target."""
 HOST_KEYS = {
@@ -120,6 +124,11 @@ HOST_KEYS = {
     "log_lines": "the target keeps the output",
     "reload": "edit and export again",
     "socket": "there is no running tuisup to control",
+    "log_max_bytes": "the target keeps the output",
+    "log_backups": "the target keeps the output",
+    "log_timestamps": "the target keeps the output",
+    "log_format": "the target keeps the output",
+    "metrics": "tuisup's metrics exist only under tuisup",
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,8 @@ from tuisup.spec import (
     ExecutorKind,
     ExportSettings,
     HostSettings,
+    LogFormat,
+    LogOptions,
     Manifest,
     RestartPolicy,
     ServiceSpec,
@@ -82,7 +85,8 @@ def parse_manifest(text: str, path: Path, display: str | None = None) -> Manifes
         if name not in ("tuisup", "services"):
             ck.unknown((name,), ("tuisup", "services"))
     settings = _host_settings(ck, document.get("tuisup", {}))
-    services = _services(ck, document.get("services"))
+    defaults = settings.logs if isinstance(settings, HostSettings) else LogOptions()
+    services = _services(ck, document.get("services"), defaults)
     if ck.problems:
         ck.problems.sort(key=lambda p: (p.file != display, p.file, p.line, p.col))
         raise ManifestError(ck.problems)
@@ -122,6 +126,43 @@ def _socket(ck: Checker, path: Key, raw: object) -> Path | Invalid:
     return Path(os.path.abspath(ck.root / os.path.expanduser(text)))
 
 
+METRICS_ADDRESS = ("127.0.0.1", 9464)
+"""Where `metrics = true` serves, and the host of an address written without one."""
+
+
+def _metrics(ck: Checker, path: Key, raw: object) -> tuple[str, int] | None | Invalid:
+    """Check where metrics are served: false, true, a port, or `HOST:PORT`.
+
+    Without a host it is loopback: serving beyond the machine has to be written out.
+    """
+    if isinstance(raw, bool):
+        return METRICS_ADDRESS if raw else None
+    if isinstance(raw, int):
+        raw = str(raw)
+    if not isinstance(raw, str):
+        return ck.fail(path, f'expected "HOST:PORT", a port or a boolean, got {describe(raw)}')
+    host, _, port = raw.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]") or METRICS_ADDRESS[0]
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        return ck.fail(path, f'expected "HOST:PORT" with a port from 1 to 65535, got {quote(raw)}')
+    return host, int(port)
+
+
+_LOG_CHECKS: dict[str, checks.Check] = {
+    "log_max_bytes": checks.integer(0),
+    "log_backups": checks.integer(0),
+    "log_timestamps": checks.boolean,
+    "log_format": checks.choice(LogFormat),
+}
+"""The keys of `LogOptions`, in `[tuisup]` (the defaults) and in each service."""
+
+
+def _log_options(values: dict[str, Any], defaults: LogOptions) -> LogOptions:
+    """Take the `log_*` keys out of `values`, over `defaults`."""
+    given = {key.removeprefix("log_"): values.pop(key) for key in _LOG_CHECKS if key in values}
+    return replace(defaults, **given)
+
+
 def _export(ck: Checker, path: Key, raw: object) -> ExportSettings | Invalid:
     """Check `[tuisup.export]`: what `tuisup export` needs that the services don't say."""
     table = checks.table(ck, path, raw)
@@ -143,6 +184,8 @@ def _export(ck: Checker, path: Key, raw: object) -> ExportSettings | Invalid:
 
 _HOST_CHECKS: dict[str, checks.Check] = {
     "log_dir": _log_dir,
+    **_LOG_CHECKS,
+    "metrics": _metrics,
     "export": _export,
     "socket": _socket,
     "shutdown_timeout": checks.number(0, above=True),
@@ -180,6 +223,7 @@ _SERVICE_CHECKS: dict[str, checks.Check] = {
     # listener services
     "listen": listen,
     "listen_buffer": checks.integer(1),
+    **_LOG_CHECKS,
 }
 _SERVICE_KEYS = ("command", *_SERVICE_CHECKS, "target", "executor")
 _DEFAULT = ServiceSpec(name="", argv=("",), command="", cwd=Path("/"))
@@ -211,6 +255,7 @@ def _host_settings(ck: Checker, raw: object) -> HostSettings | Invalid:
     if table is INVALID:
         return INVALID
     values = _checked(ck, ("tuisup",), table, _HOST_CHECKS, tuple(_HOST_CHECKS))
+    values["logs"] = _log_options(values, LogOptions())
     if "log_dir" in table and "log_dir" not in values:
         return INVALID
     log_dir = values.setdefault("log_dir", ck.root / ".tuisup" / "logs")
@@ -230,7 +275,7 @@ def _log_dir_problem(ck: Checker, problem: str, *, given: bool) -> None:
     ck.problems.append(Problem(ck.display, line or 1, col or 1, "tuisup.log_dir", text))
 
 
-def _services(ck: Checker, raw: object) -> dict[str, ServiceSpec]:
+def _services(ck: Checker, raw: object, defaults: LogOptions) -> dict[str, ServiceSpec]:
     if raw is None or raw == {}:
         line, col = ck.where.find(("services",), key=True)
         ck.problems.append(
@@ -240,14 +285,14 @@ def _services(ck: Checker, raw: object) -> dict[str, ServiceSpec]:
     tables = checks.table(ck, ("services",), raw)
     if tables is INVALID:
         return {}
-    specs = [_service(ck, str(name), value) for name, value in tables.items()]
+    specs = [_service(ck, str(name), value, defaults) for name, value in tables.items()]
     ordered = sorted((spec for spec in specs if spec is not INVALID), key=lambda s: s.line)
     check_graph(ck, tables)
     check_listened(ck, tables)
     return {spec.name: spec for spec in ordered}
 
 
-def _service(ck: Checker, name: str, raw: object) -> ServiceSpec | Invalid:
+def _service(ck: Checker, name: str, raw: object, defaults: LogOptions) -> ServiceSpec | Invalid:
     base: Key = ("services", name)
     before = len(ck.problems)
     if not _NAME.fullmatch(name):
@@ -268,6 +313,7 @@ def _service(ck: Checker, name: str, raw: object) -> ServiceSpec | Invalid:
     if "on" in values:
         values["hooks"] = values.pop("on")
     values["executor"] = executor
+    values["logs"] = _log_options(values, defaults)
     env_file, file_env = values.pop("env_file", (None, {}))
     values["env"] = {**file_env, **values.get("env", {})}
     values.setdefault("cwd", ck.root)
