@@ -21,6 +21,7 @@ from tuisup.control.verbs import FAILED, OK, Failed, NoHost, connect, dump, out,
 from tuisup.headless import Printer, use_colour
 from tuisup.model import LogBatch
 from tuisup.model import events as ev
+from tuisup.model.logs import last_lines
 
 if TYPE_CHECKING:
     from tuisup.api import HostAPI
@@ -282,18 +283,3 @@ def _as_event(batch: LogBatch) -> ev.Output:
         count=len(batch.lines),
         lines=tuple(batch.lines),
     )
-
-
-def last_lines(batches: list[LogBatch], limit: int) -> list[LogBatch]:
-    """The batches cut to their last `limit` lines in all."""
-    kept: list[LogBatch] = []
-    left = limit
-    for batch in reversed(batches):
-        if left <= 0:
-            break
-        if len(batch.lines) > left:
-            batch = batch.after(batch.end - left - 1)
-        kept.append(batch)
-        left -= len(batch.lines)
-    kept.reverse()
-    return kept

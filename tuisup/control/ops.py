@@ -15,8 +15,9 @@ from typing import Any
 import anyio
 
 from tuisup.api import HostAPI, Subscription
-from tuisup.model import BadRequest, LogBatch, ServiceView, SpecView, UnknownService
+from tuisup.model import BadRequest, ServiceView, SpecView, UnknownService
 from tuisup.model.events import Event, ManifestInvalid, ManifestReloaded
+from tuisup.model.logs import last_lines
 from tuisup.model.record import Record
 
 ARGUMENTS: dict[str, frozenset[str]] = {
@@ -310,21 +311,6 @@ def unknown_op(op: str) -> BadRequest:
     if close:
         message += f' (did you mean "{close[0]}"?)'
     return BadRequest(message)
-
-
-def last_lines(batches: list[LogBatch], limit: int) -> list[LogBatch]:
-    """The batches cut to their last `limit` lines in all."""
-    kept: list[LogBatch] = []
-    left = limit
-    for batch in reversed(batches):
-        if left <= 0:
-            break
-        if len(batch.lines) > left:
-            batch = batch.after(batch.end - left - 1)
-        kept.append(batch)
-        left -= len(batch.lines)
-    kept.reverse()
-    return kept
 
 
 async def _outcome(subscription: Subscription) -> Event | None:
