@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import queue
+import re
 import subprocess
 import sys
 import threading
@@ -18,7 +19,19 @@ import pytest
 
 from tuisup.engine import Host, ServiceView
 from tuisup.engine.events import Event
-from tuisup.spec import HostSettings, Manifest, ServiceSpec
+from tuisup.spec import HostSettings, LogFormat, LogOptions, Manifest, ServiceSpec
+
+RAW_LOGS = LogOptions(format=LogFormat.RAW)
+"""A service's `logs` for tests that compare its log file with the bytes it wrote."""
+_STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d ")
+
+
+def untimed(lines: list[str]) -> list[str]:
+    """Log file lines without the time each starts with (`log_timestamps`, the default)."""
+    for line in lines:
+        assert _STAMP.match(line), f"no time at the start of {line!r}"
+    return [_STAMP.sub("", line, count=1) for line in lines]
+
 
 Snapshot = dict[str, ServiceView]
 

@@ -113,6 +113,10 @@ class HostAPI(Protocol):
         """The kept lines numbered after `since`, of one service or of all merged."""
         ...
 
+    async def reopen_logs(self) -> None:
+        """Open every log file's path again at its next line (after `logrotate` moved them)."""
+        ...
+
     async def processes(self) -> ProcessStats:
         """Every running service's OS process tree, with CPU and memory."""
         ...

@@ -35,15 +35,24 @@ VERBS = {
     "restart": ("NAME...|--all [--no-wait] [--json]", "restart services"),
     "kill": ("NAME...|--all [--json]", "SIGKILL services' process groups"),
     "logs": (
-        "[-f] [-n N] [--timestamps] [--no-color] [--json] [NAME...]",
-        "services' kept output (-f: and what comes)",
+        "[-f] [-n N] [--since T] [--grep RE] [--timestamps] [--no-color] [--json] [NAME...]",
+        "services' output: kept, or from the log files (-f: and what comes)",
     ),
     "events": ("[--json] [NAME...]", "the running tuisup's events as they happen"),
     "reload": ("[--json]", "read the manifest again and apply what changed"),
     "scale": ("NAME=N... [--json]", "run N replicas of a replicated service"),
+    "reopen-logs": ("[--json]", "open the log files again (after logrotate moved them)"),
     "down": ("[--json]", "stop every service and the running tuisup"),
     "attach": ("", "the console, on the running tuisup (q detaches)"),
     "check": ("", "validate the manifest without starting anything"),
+    "export": (
+        "compose|k8s|systemd [-o PATH] [--strict] [--user]",
+        "write the services for Docker Compose, Kubernetes or systemd",
+    ),
+    "import": (
+        "PROCFILE|COMPOSE_FILE [-o services.toml] [--force]",
+        "write a manifest from a Procfile or a compose file",
+    ),
 }
 """Every verb: its arguments, and what it does."""
 _VALUED = frozenset({"-f", "--file", "--socket"})
@@ -121,10 +130,12 @@ def _no_reload(parser: argparse.ArgumentParser) -> None:
 
 def _verb_parser(verb: str) -> argparse.ArgumentParser:
     """The parser of one verb's own arguments (only that one is built: it is quicker)."""
+    text = VERBS[verb][1]
     parser = argparse.ArgumentParser(
-        prog=f"tuisup {verb}", description=VERBS[verb][1].capitalize() + ".", formatter_class=_help
+        prog=f"tuisup {verb}", description=text[0].upper() + text[1:] + ".", formatter_class=_help
     )
-    _where(parser, after_verb=True, short=verb != "logs")
+    if verb != "import":  # import reads the file it is given, and needs no socket
+        _where(parser, after_verb=True, short=verb != "logs")
     if verb == "up":
         parser.add_argument(
             "-d", "--detach", action="store_true", help="in the background; return once up"
@@ -142,11 +153,36 @@ def _verb_parser(verb: str) -> argparse.ArgumentParser:
     if verb == "logs":
         parser.add_argument("-f", "--follow", action="store_true", help="follow new lines")
         parser.add_argument("-n", "--lines", type=int, metavar="N", help="only the last N lines")
+        parser.add_argument(
+            "--since", metavar="T", help="only lines from T on: 90s, 10m, 2h, 1d ago, or a time"
+        )
+        parser.add_argument("--grep", metavar="RE", help="only lines this regex is found in")
         parser.add_argument("--timestamps", action="store_true", help="show when lines came")
         parser.add_argument("--no-color", action="store_true", help="never colour")
-    if verb not in ("attach", "check", "up"):
+    if verb in ("export", "import"):
+        _file_verb(parser, verb)
+    elif verb not in ("attach", "check", "up"):
         parser.add_argument("--json", action="store_true", help="print JSON")
     return parser
+
+
+def _file_verb(parser: argparse.ArgumentParser, verb: str) -> None:
+    """The arguments of `export` and `import`, which read and write files (no socket)."""
+    if verb == "export":
+        parser.add_argument("target", choices=("compose", "k8s", "systemd"))
+        parser.add_argument(
+            "-o", "--output", metavar="PATH", help="a file (compose) or folder (default: stdout)"
+        )
+        parser.add_argument(
+            "--strict", action="store_true", help="fail on any setting the target cannot express"
+        )
+        parser.add_argument("--user", action="store_true", help="systemd: user units")
+    else:
+        parser.add_argument("source", metavar="FILE", help="a Procfile or a compose file")
+        parser.add_argument(
+            "-o", "--output", metavar="PATH", default="services.toml", help="the manifest to write"
+        )
+        parser.add_argument("--force", action="store_true", help="overwrite an existing file")
 
 
 def _split(args: list[str]) -> tuple[str | None, list[str], list[str]]:
@@ -199,6 +235,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     options.verb = verb
     if verb == "check":
         return _check(options.file)
+    if verb in ("export", "import"):
+        return _file_verb_run(options)
     if verb == "up":
         if not options.detach:
             options.no_tui = True
@@ -219,6 +257,22 @@ def _check(path: str) -> int:
     count = len(manifest.services)
     print(f"ok: {count} service{'s' if count != 1 else ''}")  # noqa: T201
     return 0
+
+
+def _file_verb_run(options: argparse.Namespace) -> int:
+    """`export` and `import`: local files only, no control socket, no engine."""
+    if options.verb == "import":
+        from tuisup.importers.command import run_import
+
+        return run_import(options.source, options.output, force=options.force)
+    manifest = _load(options.file)
+    if manifest is None:
+        return 1
+    from tuisup.export.command import run_export
+
+    return run_export(
+        manifest, options.target, options.output, strict=options.strict, user=options.user
+    )
 
 
 def _run_host(options: argparse.Namespace) -> int:

@@ -108,10 +108,20 @@ async def _bound(host: Host) -> ControlServer | None:
         host.bus.emit(ControlRefused, pid=pid, uid=uid)
 
     server = ControlServer(host, where, refused=refused)
+    metrics = host.metrics
     try:
+        if metrics is not None:  # before any service starts, as the socket is
+            metrics.bind()
         # Off the loop: the probe of a live host waits for its answer.
         await anyio.to_thread.run_sync(server.bind)
+    except OSError as exc:
+        assert metrics is not None
+        address = ":".join(map(str, metrics.address))
+        sys.stderr.write(f"tuisup: metrics: cannot listen on {address}: {exc.strerror or exc}\n")
+        return None
     except ControlError as exc:
+        if metrics is not None:
+            metrics.close()
         sys.stderr.write(f"{exc}\n")
         return None
     from tuisup.link import SOCKET_ENV

@@ -143,6 +143,34 @@ class HookEvent(enum.StrEnum):
     """Files it watches changed."""
 
 
+class LogFormat(enum.StrEnum):
+    """How a service's lines are written to its log file."""
+
+    TEXT = "text"
+    """Line by line, each after its time when `log_timestamps` is on."""
+    JSON = "json"
+    """One JSON object a line: `{"ts", "stream", "line"}`."""
+    RAW = "raw"
+    """The bytes exactly as the service wrote them."""
+
+
+MIB = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class LogOptions:
+    """How a service's log file is written and rotated (`log_*` keys, `[tuisup]` defaults)."""
+
+    max_bytes: int = 10 * MIB
+    """Size at which `NAME.log` is rotated (at a line end); 0 never rotates."""
+    backups: int = 5
+    """Rotated files kept (`NAME.log.1` the newest); 0 cuts the file and keeps none."""
+    timestamps: bool = True
+    """Whether each line in the file starts with the RFC 3339 time it was read."""
+    format: LogFormat = LogFormat.TEXT
+    """How lines are written (see `LogFormat`)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Hook:
     """One command of a service's `on` table."""
@@ -248,6 +276,8 @@ class ServiceSpec:
     """The events its stdin receives, one JSON line each; None: its stdin is /dev/null."""
     listen_buffer: int = 1000
     """Events kept for it while it does not read; past that the oldest are dropped."""
+    logs: LogOptions = LogOptions()
+    """How its log file is written: its `log_*` keys over those of `[tuisup]`."""
     # -- replicas and groups (manifest.replicas, manifest.groups) --
     replica: int | None = None
     """Its index (from 0) when its table has `replicas`: it is then named `NAME.INDEX`."""
@@ -335,6 +365,14 @@ class Template:
 
 
 @dataclass(frozen=True, slots=True)
+class ExportSettings:
+    """The optional `[tuisup.export]` table: what `tuisup export` needs that services don't say."""
+
+    image: str | None = None
+    """The container image of compose and Kubernetes services; None: `tuisup.export`'s default."""
+
+
+@dataclass(frozen=True, slots=True)
 class HostSettings:
     """The optional `[tuisup]` table."""
 
@@ -349,6 +387,12 @@ class HostSettings:
     socket: Path | None = None
     """Where the control socket goes (absolute); None: `.tuisup/tuisup.sock` beside the
     manifest (see `tuisup.control.paths`)."""
+    logs: LogOptions = LogOptions()
+    """The `log_*` keys of `[tuisup]`: every service's defaults."""
+    metrics: tuple[str, int] | None = None
+    """Where Prometheus metrics are served (`/metrics`): host and port; None: nowhere."""
+    export: ExportSettings = ExportSettings()
+    """What `tuisup export` needs: not used to run the services."""
 
 
 @dataclass(frozen=True, slots=True)

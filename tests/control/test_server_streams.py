@@ -163,6 +163,7 @@ async def test_the_server_uses_nothing_but_the_protocol(
         assert refused["error"]["code"] == "cannot_scale"
         await raw.result("logs", name="web", limit=1)
         await raw.result("processes")
+        await raw.result("reopen_logs")
         await raw.result("reload")  # the file does not exist: an answer all the same
         await raw.events(1, lambda e: e["event"] == "manifest_invalid")
         await raw.result("unsubscribe", stream=1)

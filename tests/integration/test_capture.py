@@ -9,8 +9,10 @@ from pathlib import Path
 
 import anyio
 
+from tests.conftest import untimed
 from tuisup.engine.capture import PENDING_MAX, ServiceOutput
 from tuisup.engine.logs import LogBatch, LogStore
+from tuisup.spec import LogOptions
 
 LINES = 20_000
 
@@ -21,6 +23,7 @@ def line(n: int) -> bytes:
 
 def make_output(tmp_path: Path, batches: list[LogBatch]) -> ServiceOutput:
     store = LogStore(100, tmp_path / "logs", batches.append)
+    store.default_options = LogOptions(max_bytes=0)  # every line stays in the one file
     return ServiceOutput(store, "w", asyncio.get_running_loop())
 
 
@@ -30,7 +33,7 @@ def hold_the_loop(seconds: float) -> None:
 
 
 def logged(tmp_path: Path) -> list[str]:
-    return (tmp_path / "logs" / "w.log").read_text().splitlines()
+    return untimed((tmp_path / "logs" / "w.log").read_text().splitlines())
 
 
 class Writer:

@@ -8,7 +8,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from tests.conftest import Tuisup, tagged_pids
+from tests.conftest import Tuisup, tagged_pids, untimed
 
 MANIFEST = """\
 [services.job]
@@ -38,7 +38,7 @@ def test_the_printer_shows_hook_output_and_one_line_per_failed_run(tmp_path: Pat
     # The run's last hook ran before tuisup ended: the shutdown waits for it.
     assert (tmp_path / "exit-code.txt").read_text() == "code 3\n"
     assert out[-1] == "tuisup: every service stopped"
-    log = (tmp_path / ".tuisup" / "logs" / "job.log").read_text().splitlines()
+    log = untimed((tmp_path / ".tuisup" / "logs" / "job.log").read_text().splitlines())
     assert "hook says hi" in log and "it broke" in log
 
 

@@ -11,7 +11,7 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.conftest import Tuisup, wait_event
+from tests.conftest import RAW_LOGS, Tuisup, wait_event
 from tuisup.engine import Host, ServiceState
 from tuisup.spec import Manifest
 
@@ -28,7 +28,7 @@ async def test_a_log_folder_deleted_while_running_is_made_again_and_said_so_once
     make_manifest: Callable[..., Manifest], tmp_path: Path
 ) -> None:
     command = f"echo first; {WAIT_FOR.format('go')}; echo second; echo third; sleep 60"
-    async with Host(make_manifest(web=command)) as host:
+    async with Host(make_manifest(web=(command, {"logs": RAW_LOGS}))) as host:
         log = tmp_path / "logs" / "web.log"
         await wait_event(host, lambda e: "first" in kept(host, "web"), 0)
         assert log.read_text() == "first\n"
@@ -36,7 +36,7 @@ async def test_a_log_folder_deleted_while_running_is_made_again_and_said_so_once
         shutil.rmtree(tmp_path / "logs")
         (tmp_path / "go").touch()
         await wait_event(host, lambda e: "third" in kept(host, "web"), after)
-        marker = f"tuisup: {log} was deleted: writing a new one"
+        marker = f"tuisup: {log} was deleted or moved away: writing a new one"
         assert log.read_text() == f"{marker}\nsecond\nthird\n"
         assert kept(host, "web") == ["first", marker, "second", "third"]
         news = [e.to_json() for e in host.bus.since(after) if e.kind == "log_file"]

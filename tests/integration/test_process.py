@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import anyio
 
-from tests.conftest import tagged_pids, wait_gone, wait_until, zombie_children
+from tests.conftest import RAW_LOGS, tagged_pids, wait_gone, wait_until, zombie_children
 from tuisup.engine import Host, ServiceState
 from tuisup.engine.executors.base import KILL_GRACE
 from tuisup.engine.reaper import stat
@@ -137,7 +137,7 @@ async def test_output_edge_cases_arrive_whole(
         "sys.stderr.write('on stderr\\n'); sys.stderr.flush()\n"
         "w.write(b'no newline at exit'); w.flush()\n"
     )
-    manifest = make_manifest(emit=(f"{sys.executable} {script}", NEVER))
+    manifest = make_manifest(emit=(f"{sys.executable} {script}", {**NEVER, "logs": RAW_LOGS}))
     async with Host(manifest) as host:
         await wait_until(host, lambda s: s["emit"].state is S.EXITED)
         batches = host.store.since("emit", 0)

@@ -14,10 +14,19 @@ from typing import Any
 import anyio
 import pytest
 
-from tests.conftest import wait_until
+from tests.conftest import untimed, wait_until
 from tuisup.engine import Host, ServiceState
 from tuisup.engine.events import Missed, Output
-from tuisup.spec import BackoffKind, ExecutorKind, HostSettings, Manifest, ServiceSpec
+from tuisup.spec import (
+    BackoffKind,
+    ExecutorKind,
+    HostSettings,
+    LogOptions,
+    Manifest,
+    ServiceSpec,
+)
+
+UNROTATED = LogOptions(max_bytes=0)
 
 S = ServiceState
 KINDS = [ExecutorKind.PROCESS, ExecutorKind.THREAD, ExecutorKind.ASYNC, ExecutorKind.ASYNC_PROCESS]
@@ -520,14 +529,15 @@ async def test_a_thread_printing_in_a_loop_makes_a_bounded_number_of_output_even
     python_manifest: Callable[..., Manifest], tmp_path: Path
 ) -> None:
     """Issue 9: one Output event per write (157,160 for a second of printing)."""
-    manifest = python_manifest(chatty=("chatty", ExecutorKind.THREAD))
+    # Tens of MB: no rotation, so that the one file holds every line.
+    manifest = python_manifest(chatty=("chatty", ExecutorKind.THREAD, {"logs": UNROTATED}))
     async with Host(manifest) as host:
         snap = await wait_until(host, lambda s: s["chatty"].state is S.EXITED, timeout=20)
         events = output_events(host, "chatty")
         missed = [e for e in host.bus.since(0) if isinstance(e, Missed)]
     assert snap["chatty"].history[-1].status.code == 0
     assert not missed, f"the bus dropped {missed[0].count} events: far too many"
-    lines = (tmp_path / "logs" / "chatty.log").read_text().splitlines()
+    lines = untimed((tmp_path / "logs" / "chatty.log").read_text().splitlines())
     count = int(lines[-1].removeprefix("done "))
     assert lines[:-1] == [f"line {n}" for n in range(count)]  # every line, in order
     print(f"thread: {count} lines in 1 s, {events} Output events")
@@ -544,7 +554,7 @@ async def test_an_async_service_printing_on_the_loop_is_batched_per_loop_iterati
     async with Host(manifest) as host:
         await wait_until(host, lambda s: s["chatty"].state is S.EXITED, timeout=20)
         events = output_events(host, "chatty")
-    lines = (tmp_path / "logs" / "chatty.log").read_text().splitlines()
+    lines = untimed((tmp_path / "logs" / "chatty.log").read_text().splitlines())
     assert lines == [f"line {n}" for n in range(20_000)] + ["done 20000"]
     print(f"async: 20,000 lines in 20 loop iterations, {events} Output events")
     assert events <= 50

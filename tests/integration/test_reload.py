@@ -225,12 +225,14 @@ def test_removing_a_service_that_prints_while_it_stops_keeps_tuisup_running(
     path = tmp_path / "services.toml"
     loud_drop = BEFORE.replace(
         'command = "sleep 62"',
-        "command = \"trap 'echo bye from drop; exit 0' TERM; sleep 62 & wait\"\nshell = true",
+        "command = \"trap 'echo bye from drop; exit 0' TERM; echo trap set; sleep 62 & wait\"\n"
+        "shell = true",
     )
     write(path, loud_drop, token)
     tuisup = Tuisup("--no-tui", cwd=tmp_path)
     for name in ("keep", "change", "drop"):
         tuisup.expect(lambda line, name=name: line.startswith(f"{name} started"))  # type: ignore[misc]
+    tuisup.expect(lambda line: line.endswith("| trap set"))  # a SIGTERM before it would be quiet
     write(path, BEFORE.replace("[services.drop]", "[services.other]"), token)
     tuisup.proc.send_signal(signal.SIGHUP)
     tuisup.expect(lambda line: line.endswith("| bye from drop"))

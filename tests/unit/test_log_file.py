@@ -7,6 +7,10 @@ from pathlib import Path
 
 from tuisup.engine.logfile import RECHECK_AFTER, FileNews
 from tuisup.engine.logs import LogStore, StreamSink
+from tuisup.spec import LogFormat, LogOptions
+
+RAW = LogOptions(format=LogFormat.RAW)
+"""These tests are about failures, not formats: the file gets the bytes as written."""
 
 
 class Clock:
@@ -27,6 +31,7 @@ def store_with_news(log_dir: Path, clock: Clock | None = None) -> tuple[LogStore
         news.append(item)
 
     store = LogStore(100, log_dir, lambda batch: None, on_file=on_file, clock=clock or Clock())
+    store.default_options = RAW
     return store, news
 
 
@@ -83,7 +88,7 @@ def test_a_log_folder_deleted_while_in_use_is_made_again_and_reported_once(
     shutil.rmtree(logs)
     sink.write(b"after 1\n")
     sink.write(b"after 2\n")
-    notice = f"tuisup: {logs / 'svc.log'} was deleted: writing a new one"
+    notice = f"tuisup: {logs / 'svc.log'} was deleted or moved away: writing a new one"
     assert (logs / "svc.log").read_text() == f"{notice}\nafter 1\nafter 2\n"
     assert news == [FileNews(path=logs / "svc.log", writing=True, deleted=True)]
     assert kept(store) == ["before", notice, "after 1", "after 2"]
@@ -126,6 +131,6 @@ def test_a_deleted_log_file_is_looked_for_at_most_every_recheck_after_seconds(
     assert not (logs / "svc.log").exists()
     clock.now += RECHECK_AFTER
     sink.write(b"four\n")
-    notice = f"tuisup: {logs / 'svc.log'} was deleted: writing a new one"
+    notice = f"tuisup: {logs / 'svc.log'} was deleted or moved away: writing a new one"
     assert (logs / "svc.log").read_text() == f"{notice}\nfour\n"
     assert len(news) == 1

@@ -241,6 +241,10 @@ class RemoteHost:
         result: dict[str, Any] = await self.request("reload")
         return result
 
+    async def reopen_logs(self) -> None:
+        """Have the host open every log file's path again at its next line."""
+        await self.request("reopen_logs")
+
     async def shutdown(self, reason: str = "shutdown") -> None:
         """Stop every service and the host; return once it has stopped."""
         self._stopping = True

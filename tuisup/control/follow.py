@@ -1,4 +1,4 @@
-"""Provides LogFollower: `tuisup logs`, the kept lines of services and then the new ones.
+"""Provides `tuisup logs` and its LogFollower: the kept lines of services, then the new ones.
 
 Lines are numbered across every service in the order the host kept them, so lines of
 several services merge by number, and a line is printed once: the follower remembers the
@@ -11,14 +11,62 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import sys
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any, cast
 
 from tuisup.control.client import RemoteHost, RemoteSubscription
-from tuisup.control.verbs import FAILED, OK, dump, out, say
+from tuisup.control.verbs import FAILED, OK, Failed, NoHost, connect, dump, out, say
 from tuisup.headless import Printer, use_colour
 from tuisup.model import LogBatch
 from tuisup.model import events as ev
+from tuisup.model.logs import last_lines
+
+if TYPE_CHECKING:
+    from tuisup.api import HostAPI
+
+
+async def logs(options: argparse.Namespace) -> int:
+    """`tuisup logs [-f] [-n N] [--since T] [--grep RE] [--timestamps] [--json] [NAME...]`.
+
+    With a tuisup running, its kept lines (and, with -f, those that come); with none, the
+    log files, rotated ones included (`control.logread`).
+    """
+    _filters(options)
+    try:
+        host = await connect(options)
+    except NoHost:
+        return files_logs(options)
+    try:
+        follower = LogFollower(host, options.names or None, options)
+        await follower.history(options.lines)
+        if not options.follow:
+            return OK
+        return await follower.follow()
+    finally:
+        await host.close()
+
+
+def _filters(options: argparse.Namespace) -> None:
+    """Read `--since` and `--grep` into `options.since_ts` and `options.pattern`.
+
+    Raises:
+        Failed: One of them cannot be read.
+    """
+    options.since_ts = options.pattern = None
+    if options.since is not None:
+        from tuisup.control.logread import since_time
+
+        try:
+            options.since_ts = since_time(options.since, time.time())
+        except ValueError as exc:
+            raise Failed(f"tuisup: --since: {exc}") from None
+    if options.grep is not None:
+        try:
+            options.pattern = re.compile(options.grep)
+        except re.error as exc:
+            raise Failed(f"tuisup: --grep: {exc}") from None
 
 
 class LogFollower:
@@ -32,6 +80,10 @@ class LogFollower:
         self.follows = bool(options.follow)
         self.colour = not self.json and not options.no_color and use_colour(sys.stdout)
         self.timestamps = bool(options.timestamps)
+        self.since: float | None = getattr(options, "since_ts", None)
+        """Only lines read at or after this time (`--since`)."""
+        self.grep: re.Pattern[str] | None = getattr(options, "pattern", None)
+        """Only lines in which this is found (`--grep`)."""
         self.upto = 0
         """The number of the last line printed."""
         self.printer: Printer | None = None
@@ -47,7 +99,12 @@ class LogFollower:
         """
         if self.follows:  # first: nothing kept between the read and the stream is lost
             self.subscription = await self.host.subscribe(lines=True, services=self.names)
-        batches = await self._read(0, limit)
+        filtered = self.since is not None or self.grep is not None
+        batches = await self._read(0, None if filtered else limit)
+        top = batches[-1].end - 1 if batches else 0
+        if filtered:
+            batches = self._filtered(batches)
+            batches = last_lines(batches, limit) if limit is not None else batches
         known = list(self.names or self.host.snapshot() or {b.service for b in batches})
         self.printer = Printer(
             self.host,
@@ -58,6 +115,7 @@ class LogFollower:
             timestamps=self.timestamps,
         )
         self._print(batches)
+        self.upto = max(self.upto, top)  # what was filtered out counts as seen too
 
     async def follow(self) -> int:
         """Print new lines until the host stops (0) or the connection is lost (1)."""
@@ -102,6 +160,23 @@ class LogFollower:
         self._mark({"event": "missed", "seq": missed.seq, "count": missed.count})
         self._print(await self._read(self.upto, None))
 
+    def _filtered(self, batches: list[LogBatch]) -> list[LogBatch]:
+        """The lines of `batches` that `--since` and `--grep` let through."""
+        if self.since is None and self.grep is None:
+            return batches
+        since, grep = self.since or 0.0, self.grep
+        kept = []
+        for batch in batches:
+            if batch.ts < since:
+                continue
+            if grep is not None:
+                lines = [line for line in batch.lines if grep.search(line)]
+                if not lines:
+                    continue
+                batch = _with(batch, lines)
+            kept.append(batch)
+        return kept
+
     def _mark(self, data: dict[str, Any]) -> None:
         """Say where lines may be missing: in the stream of lines, where it happened."""
         if self.json:
@@ -119,11 +194,76 @@ class LogFollower:
         if not fresh:
             return
         self.upto = fresh[-1].end - 1
+        fresh = self._filtered(fresh)
+        if not fresh:
+            return
         if self.json:
             out("".join(_json_line(batch) for batch in fresh))
             return
         assert self.printer is not None
         out(self.printer.render([_as_event(batch) for batch in fresh]))
+
+
+def files_logs(options: argparse.Namespace) -> int:
+    """`tuisup logs` with no tuisup running: print the log files' lines (rotated ones too)."""
+    from pathlib import Path
+
+    from tuisup.control import logread
+    from tuisup.control.verbs import NO_HOST, no_host_message
+    from tuisup.manifest import ManifestError, load_manifest
+    from tuisup.model import UnknownService
+    from tuisup.terminal import text_lines
+
+    try:
+        manifest = load_manifest(options.file)
+    except ManifestError as exc:
+        say("\n".join(text_lines(str(exc))))
+        return FAILED
+    folder = manifest.settings.log_dir
+    if folder is None:
+        say(f"{no_host_message(options)}; and log_dir = false: there are no log files")
+        return NO_HOST
+    names: list[str] = options.names or list(manifest.services)
+    for name in names:
+        if name not in manifest.services and not logread.files_of(Path(folder), name):
+            raise UnknownService.named(name, list(manifest.services))
+    batches = logread.read_logs(
+        folder, names, limit=options.lines, since=options.since_ts or 0.0, grep=options.pattern
+    )
+    _print_batches(batches, names, options)
+    if options.follow:  # what the files hold is printed, but nothing comes after it
+        say(no_host_message(options))
+        return NO_HOST
+    return OK
+
+
+class _NoViews:
+    """Where a printer of files would look for services' views: there are none."""
+
+    def snapshot(self) -> dict[str, Any]:
+        return {}
+
+
+def _print_batches(batches: list[LogBatch], names: list[str], options: argparse.Namespace) -> None:
+    if options.json:
+        out("".join(_json_line(batch) for batch in batches))
+        return
+    printer = Printer(
+        cast("HostAPI", _NoViews()),
+        json_mode=False,
+        colour=not options.no_color and use_colour(sys.stdout),
+        width=max((len(name) for name in names), default=6),
+        markers=True,
+        timestamps=bool(options.timestamps),
+    )
+    out(printer.render([_as_event(batch) for batch in batches]))
+
+
+def _with(batch: LogBatch, lines: list[str]) -> LogBatch:
+    """The batch holding only `lines` (the numbers of the others are skipped over)."""
+    return LogBatch(
+        service=batch.service, stream=batch.stream, first=batch.first, ts=batch.ts, lines=lines
+    )
 
 
 def _json_line(batch: LogBatch) -> str:
@@ -143,18 +283,3 @@ def _as_event(batch: LogBatch) -> ev.Output:
         count=len(batch.lines),
         lines=tuple(batch.lines),
     )
-
-
-def last_lines(batches: list[LogBatch], limit: int) -> list[LogBatch]:
-    """The batches cut to their last `limit` lines in all."""
-    kept: list[LogBatch] = []
-    left = limit
-    for batch in reversed(batches):
-        if left <= 0:
-            break
-        if len(batch.lines) > left:
-            batch = batch.after(batch.end - left - 1)
-        kept.append(batch)
-        left -= len(batch.lines)
-    kept.reverse()
-    return kept

@@ -15,8 +15,9 @@ from typing import Any
 import anyio
 
 from tuisup.api import HostAPI, Subscription
-from tuisup.model import BadRequest, LogBatch, ServiceView, SpecView, UnknownService
+from tuisup.model import BadRequest, ServiceView, SpecView, UnknownService
 from tuisup.model.events import Event, ManifestInvalid, ManifestReloaded
+from tuisup.model.logs import last_lines
 from tuisup.model.record import Record
 
 ARGUMENTS: dict[str, frozenset[str]] = {
@@ -33,6 +34,7 @@ ARGUMENTS: dict[str, frozenset[str]] = {
         "reload": set(),
         "logs": {"name", "since", "limit"},
         "processes": set(),
+        "reopen_logs": set(),
         "shutdown": {"reason"},
         "subscribe": {"lines", "views", "services"},
         "unsubscribe": {"stream"},
@@ -177,6 +179,7 @@ class Ops:
             "reload": self.reload,
             "logs": self.logs,
             "processes": self.processes,
+            "reopen_logs": self.reopen_logs,
             "shutdown": self.shutdown,
             "subscribe": self.subscribe,
         }
@@ -283,6 +286,11 @@ class Ops:
         """`processes` {} → the process trees, CPU and memory."""
         return (await self.api.processes()).to_json()
 
+    async def reopen_logs(self, args: Args) -> dict[str, Any]:
+        """`reopen_logs` {} → {}: every log file's path is opened again at its next line."""
+        await self.api.reopen_logs()
+        return {}
+
     async def shutdown(self, args: Args) -> dict[str, Any]:
         """`shutdown` {reason?} → {} once the host has stopped."""
         reason = args.optional_text("reason") or f"asked by pid {self.peer_pid}"
@@ -313,21 +321,6 @@ def unknown_op(op: str) -> BadRequest:
     if close:
         message += f' (did you mean "{close[0]}"?)'
     return BadRequest(message)
-
-
-def last_lines(batches: list[LogBatch], limit: int) -> list[LogBatch]:
-    """The batches cut to their last `limit` lines in all."""
-    kept: list[LogBatch] = []
-    left = limit
-    for batch in reversed(batches):
-        if left <= 0:
-            break
-        if len(batch.lines) > left:
-            batch = batch.after(batch.end - left - 1)
-        kept.append(batch)
-        left -= len(batch.lines)
-    kept.reverse()
-    return kept
 
 
 async def _outcome(subscription: Subscription) -> Event | None:

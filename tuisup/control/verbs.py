@@ -57,16 +57,20 @@ def _verb(name: str) -> Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
         from tuisup.control.attach import attach
 
         return attach
+    if name == "logs":
+        from tuisup.control.follow import logs
+
+        return logs
     verbs: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = {
         "ps": ps,
         "start": command,
         "stop": command,
         "restart": command,
         "kill": command,
-        "logs": logs,
         "events": events,
         "reload": reload,
         "scale": scale,
+        "reopen-logs": reopen_logs,
     }
     return verbs[name]
 
@@ -356,21 +360,6 @@ async def _post(host: RemoteHost, verb: str, names: list[str], options: argparse
 # -- logs and events -------------------------------------------------------------------------
 
 
-async def logs(options: argparse.Namespace) -> int:
-    """`tuisup logs [-f] [-n N] [--timestamps] [--no-color] [--json] [NAME...]`."""
-    from tuisup.control.follow import LogFollower
-
-    host = await connect(options)
-    try:
-        follower = LogFollower(host, options.names or None, options)
-        await follower.history(options.lines)
-        if not options.follow:
-            return OK
-        return await follower.follow()
-    finally:
-        await host.close()
-
-
 async def events(options: argparse.Namespace) -> int:
     """`tuisup events [--json] [NAME...]`: the host's events as they happen, until it stops."""
     host = await connect(options)
@@ -393,6 +382,23 @@ async def events(options: argparse.Namespace) -> int:
         return FAILED
     finally:
         await host.close()
+
+
+# -- reopen-logs ------------------------------------------------------------------------------
+
+
+async def reopen_logs(options: argparse.Namespace) -> int:
+    """`tuisup reopen-logs [--json]`: the host writes its log files at their paths again."""
+    host = await connect(options)
+    try:
+        await host.reopen_logs()
+    finally:
+        await host.close()
+    if options.json:
+        dump({"reopened": True})
+    else:
+        out("log files reopened\n")
+    return OK
 
 
 # -- reload ------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ and what a reload changes is worked out apart (`engine.reload`).
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
 from collections.abc import AsyncIterator
@@ -59,6 +60,7 @@ from tuisup.model import ProcessStats, ServiceView, UnknownService, errors
 from tuisup.spec import Manifest, ServiceSpec
 
 if TYPE_CHECKING:
+    from tuisup.engine.metrics import Metrics
     from tuisup.engine.procstats import ProcessCollector
 
 if TYPE_CHECKING:
@@ -67,6 +69,8 @@ if TYPE_CHECKING:
 EXIT_GRACE = 2.0
 """Seconds the Host's exit waits, beyond a whole shutdown's bound, before it gives up on the
 shutdown and lets the lifeline kill what is left."""
+STATS_FRESH = 0.25
+"""Seconds for which collected process statistics are fresh enough for another reader."""
 DEPARTED_KEPT = 1024
 """Names of services that left the manifest remembered, so that their logs stay readable."""
 
@@ -113,6 +117,7 @@ class Host:
         self.store = LogStore(
             settings.log_lines, settings.log_dir, self._announce, self._log_file_changed
         )
+        self.store.default_options = settings.logs
         self.reaper = Reaper()
         self.reaper.ended = self._ended
         self.lifeline = Lifeline(self.reaper.tag, self.reaper.managed)
@@ -134,6 +139,9 @@ class Host:
         """Set once the shutdown has ended (None until one began)."""
         self._reloading = anyio.Lock()
         self._stats: ProcessCollector | None = None
+        self._stats_lock = anyio.Lock()
+        self._last_stats: tuple[float, ProcessStats] | None = None
+        """When the last statistics were collected, and them: shared by their readers."""
         self._departed: dict[str, None] = {}
         """Services that left the manifest, newest last: their kept lines stay readable."""
         self._hooks = HookRunner(self)
@@ -142,8 +150,15 @@ class Host:
         """Restarts groups' members together (an observer of the bus)."""
         self._scales = Scales(manifest)
         """Replicated tables scaled while running, kept across reloads."""
+        self.metrics: Metrics | None = None
+        """Serves Prometheus metrics (`[tuisup] metrics`); None when they are off."""
+        if settings.metrics is not None:
+            from tuisup.engine.metrics import Metrics  # prometheus_client, only when on
+
+            self.metrics = Metrics(self, settings.metrics)
 
     def _supervise(self, spec: ServiceSpec) -> Supervisor:
+        self.store.configure(spec.name, spec.logs)
         return Supervisor(
             spec,
             self._executor(spec),
@@ -172,10 +187,13 @@ class Host:
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         self.reaper.listen()
+        self._on_sigusr1(install=True)
         await self._tg.start(self.lifeline.run)
         await self._tg.start(DependencyWaker(self, self._tg).run)
         await self._tg.start(self._hooks.run, self._tg)
         await self._tg.start(self.groups.run, self._tg)
+        if self.metrics is not None:
+            await self._tg.start(self.metrics.run, self._tg)
         if self.watch:
             self._watcher = FileWatcher(self.manifest.path, self._saved)
             self._watcher.start()
@@ -209,6 +227,7 @@ class Host:
             # Whatever is left (there should be nothing) dies with the lifeline, which
             # SIGKILLs every process tagged with this host once it is released.
             await self.lifeline.aclose()
+        self._on_sigusr1(install=False)
         self.reaper.close()
         assert self._tg is not None
         self._tg.cancel_scope.cancel()
@@ -533,6 +552,25 @@ class Host:
         autostart = [name for name in plan.added if fresh[name].spec.autostart]
         await self._start_all(self.graph.to_start(autostart, self.supervisors))
 
+    def _on_sigusr1(self, *, install: bool) -> None:
+        """Reopen the log files on SIGUSR1 (`logrotate` moved them away), while it runs.
+
+        Only a loop in the main thread can take signals: a host run in another thread
+        reopens its files on `reopen_logs` alone.
+        """
+        loop = asyncio.get_running_loop()
+        try:
+            if install:
+                loop.add_signal_handler(signal.SIGUSR1, self.store.reopen)
+            else:
+                loop.remove_signal_handler(signal.SIGUSR1)
+        except (ValueError, RuntimeError):
+            pass  # not the main thread
+
+    async def reopen_logs(self) -> None:
+        """Open every log file's path again at its next line (`reopen-logs`, SIGUSR1)."""
+        self.store.reopen()
+
     # -- observing ------------------------------------------------------------------------
 
     @property
@@ -591,15 +629,25 @@ class Host:
         ]
 
     async def processes(self) -> ProcessStats:
-        """Every running service's OS process tree, read off the loop."""
-        if self._stats is None:
-            from tuisup.engine.procstats import ProcessCollector  # psutil, only when asked
+        """Every running service's OS process tree, read off the loop.
 
-            self._stats = ProcessCollector(self.reaper.tag)
-        roots = {name: view.pid for name, view in self.snapshot().items() if view.pid}
-        lifeline = self.lifeline.pid
-        ignore = {lifeline} if lifeline is not None else set()
-        return await anyio.to_thread.run_sync(self._stats.collect, roots, ignore)
+        One collection at a time, and one younger than `STATS_FRESH` seconds is shared: the
+        console and the metrics ask the same worker.
+        """
+        async with self._stats_lock:
+            last = self._last_stats
+            if last is not None and time.monotonic() - last[0] < STATS_FRESH:
+                return last[1]
+            if self._stats is None:
+                from tuisup.engine.procstats import ProcessCollector  # psutil, only when asked
+
+                self._stats = ProcessCollector(self.reaper.tag)
+            roots = {name: view.pid for name, view in self.snapshot().items() if view.pid}
+            lifeline = self.lifeline.pid
+            ignore = {lifeline} if lifeline is not None else set()
+            stats = await anyio.to_thread.run_sync(self._stats.collect, roots, ignore)
+            self._last_stats = (time.monotonic(), stats)
+            return stats
 
     async def close(self) -> None:
         """Nothing to let go of: the host's lifetime is its `async with`."""

@@ -4,8 +4,9 @@ Output arrives as raw chunks of bytes. A `LineFramer` per stream turns them into
 it decodes incrementally (a character split across reads stays whole, invalid UTF-8 becomes
 U+FFFD), drops the carriage return of a CRLF ending, keeps a partial last line until it is
 completed or flushed at exit, and splits a line longer than `line_max` characters into pieces, each
-but the last ending with `CONTINUATION`. Log files get the raw bytes, cut at line ends so
-that stdout and stderr never interleave inside a line.
+but the last ending with `CONTINUATION`. Log files get the bytes, cut at line ends so
+that stdout and stderr never interleave inside a line, in each service's `log_format`.
+Kept lines and file lines carry the same time: when they were read.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from tuisup.engine.logfile import FileNews, LogFile
 from tuisup.model.logs import MARKER_STREAM as MARKER_STREAM
 from tuisup.model.logs import LogBatch as LogBatch
+from tuisup.spec import LogOptions
 
 LINE_MAX = 16_384
 """Characters in one kept line; longer lines are split."""
@@ -145,6 +147,9 @@ class LogStore:
         self._clock = clock
         self._rings: dict[str, LogRing] = {}
         self._files: dict[str, LogFile] = {}
+        self._options: dict[str, LogOptions] = {}
+        self.default_options = LogOptions()
+        """How the files of services not `configure`d are written."""
         self.merged = LogRing(max_lines)
         self._next = 1
 
@@ -168,8 +173,21 @@ class LogStore:
         if log is None:
             path = self.log_dir / f"{service}.log"
             report = functools.partial(self._file_news, service)
-            log = self._files[service] = LogFile(path, report, self._clock)
+            options = self._options.get(service, self.default_options)
+            log = self._files[service] = LogFile(path, report, self._clock, options)
         return log
+
+    def configure(self, service: str, options: LogOptions) -> None:
+        """Write and rotate the service's file as `options` say, from its next line on."""
+        self._options[service] = options
+        log = self._files.get(service)
+        if log is not None:
+            log.options = options
+
+    def reopen(self) -> None:
+        """Open every log file's path again at its next write (after an outside rotation)."""
+        for log in self._files.values():
+            log.reopen()
 
     def file_problem(self, service: str) -> str | None:
         """Say what is wrong with the service's log file while it cannot be written."""
@@ -184,11 +202,10 @@ class LogStore:
         if self._on_file is not None:
             self._on_file(service, news)
 
-    def add(self, service: str, stream: str, lines: list[str]) -> LogBatch:
-        """Keep `lines` and announce them."""
-        batch = LogBatch(
-            service=service, stream=stream, first=self._next, ts=time.time(), lines=lines
-        )
+    def add(self, service: str, stream: str, lines: list[str], ts: float | None = None) -> LogBatch:
+        """Keep `lines`, read at `ts` (default: now), and announce them."""
+        when = time.time() if ts is None else ts
+        batch = LogBatch(service=service, stream=stream, first=self._next, ts=when, lines=lines)
         self._next += len(lines)
         self.ring(service).append(batch)
         self.merged.append(batch)
@@ -197,10 +214,11 @@ class LogStore:
 
     def marker(self, service: str, text: str) -> None:
         """Keep one of tuisup's own lines (a restart marker) in the service's log and file."""
+        now = time.time()
         log = self.file(service)
         if log is not None:
-            log.write(f"{text}\n".encode())
-        self.add(service, MARKER_STREAM, [text])
+            log.write_lines(f"{text}\n".encode(), now, MARKER_STREAM)
+        self.add(service, MARKER_STREAM, [text], now)
 
     def since(self, service: str | None, seq: int) -> list[LogBatch]:
         """Return the kept lines after `seq` of one service, or of all when `service` is None."""
@@ -215,6 +233,7 @@ class LogStore:
     def forget(self, service: str) -> None:
         """Drop a service's ring and close its file (it left the manifest)."""
         self._rings.pop(service, None)
+        self._options.pop(service, None)
         log = self._files.pop(service, None)
         if log is not None:
             log.close()
@@ -237,27 +256,30 @@ class StreamSink:
         self._raw_tail = b""
 
     def write(self, data: bytes) -> None:
-        """Take one chunk read from the pipe."""
-        if self._file is not None:
+        """Take one chunk read from the pipe: its lines are kept and written as read now."""
+        now = time.time()
+        log = self._file
+        if log is not None:
             # Write whole lines only, so the other stream's lines never land inside one.
             cut = data.rfind(b"\n") + 1
-            if cut:
-                self._file.write(self._raw_tail, memoryview(data)[:cut])
+            if cut:  # no copy of the chunk on the way, but the times put in
+                log.write_lines(data, now, self._stream, head=self._raw_tail, end=cut)
                 self._raw_tail = data[cut:]
             else:
                 self._raw_tail += data
                 if len(self._raw_tail) > LINE_MAX * 4:
-                    self._file.write(self._raw_tail)
+                    log.write_lines(self._raw_tail, now, self._stream)
                     self._raw_tail = b""
         lines = self._framer.feed(data)
         if lines:
-            self._store.add(self._service, self._stream, lines)
+            self._store.add(self._service, self._stream, lines, now)
 
     def close(self) -> None:
         """End of stream: flush the partial last line to the store and the file."""
+        now = time.time()
         if self._file is not None and self._raw_tail:
-            self._file.write(self._raw_tail + b"\n")
+            self._file.write_lines(self._raw_tail + b"\n", now, self._stream)
             self._raw_tail = b""
         lines = self._framer.flush()
         if lines:
-            self._store.add(self._service, self._stream, lines)
+            self._store.add(self._service, self._stream, lines, now)

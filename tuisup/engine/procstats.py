@@ -67,6 +67,7 @@ class ProcessCollector:
                 handle = self._handles[pid] = psutil.Process(pid)
             with handle.oneshot():
                 cpu = handle.cpu_percent(None)
+                times = handle.cpu_times()
                 rss = handle.memory_info().rss
                 command = self._commands.get(pid)
                 if command is None:
@@ -74,4 +75,12 @@ class ProcessCollector:
             escaped = group < 0 or os.getpgid(pid) != group
         except (psutil.Error, OSError):
             return None
-        return Proc(pid=pid, depth=depth, command=command, cpu=cpu, rss=rss, escaped=escaped)
+        return Proc(
+            pid=pid,
+            depth=depth,
+            command=command,
+            cpu=cpu,
+            rss=rss,
+            escaped=escaped,
+            cpu_time=times.user + times.system,
+        )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +39,10 @@ from tuisup.manifest.syntax import parse_toml
 from tuisup.spec import (
     BackoffKind,
     ExecutorKind,
+    ExportSettings,
     HostSettings,
+    LogFormat,
+    LogOptions,
     Manifest,
     RestartPolicy,
     ServiceSpec,
@@ -93,7 +98,8 @@ def parse_manifest(text: str, path: Path, display: str | None = None) -> Manifes
         if name not in ("tuisup", "services", "groups"):
             ck.unknown((name,), ("tuisup", "services", "groups"))
     settings = _host_settings(ck, document.get("tuisup", {}))
-    services, templates = _services(ck, document.get("services"))
+    defaults = settings.logs if isinstance(settings, HostSettings) else LogOptions()
+    services, templates = _services(ck, document.get("services"), defaults)
     raw_services = document.get("services")
     found = groups(
         ck, document.get("groups"), raw_services if isinstance(raw_services, dict) else {}
@@ -140,8 +146,67 @@ def _socket(ck: Checker, path: Key, raw: object) -> Path | Invalid:
     return Path(os.path.abspath(ck.root / os.path.expanduser(text)))
 
 
+METRICS_ADDRESS = ("127.0.0.1", 9464)
+"""Where `metrics = true` serves, and the host of an address written without one."""
+
+
+def _metrics(ck: Checker, path: Key, raw: object) -> tuple[str, int] | None | Invalid:
+    """Check where metrics are served: false, true, a port, or `HOST:PORT`.
+
+    Without a host it is loopback: serving beyond the machine has to be written out.
+    """
+    if isinstance(raw, bool):
+        return METRICS_ADDRESS if raw else None
+    if isinstance(raw, int):
+        raw = str(raw)
+    if not isinstance(raw, str):
+        return ck.fail(path, f'expected "HOST:PORT", a port or a boolean, got {describe(raw)}')
+    host, _, port = raw.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]") or METRICS_ADDRESS[0]
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        return ck.fail(path, f'expected "HOST:PORT" with a port from 1 to 65535, got {quote(raw)}')
+    return host, int(port)
+
+
+_LOG_CHECKS: dict[str, checks.Check] = {
+    "log_max_bytes": checks.integer(0),
+    "log_backups": checks.integer(0),
+    "log_timestamps": checks.boolean,
+    "log_format": checks.choice(LogFormat),
+}
+"""The keys of `LogOptions`, in `[tuisup]` (the defaults) and in each service."""
+
+
+def _log_options(values: dict[str, Any], defaults: LogOptions) -> LogOptions:
+    """Take the `log_*` keys out of `values`, over `defaults`."""
+    given = {key.removeprefix("log_"): values.pop(key) for key in _LOG_CHECKS if key in values}
+    return replace(defaults, **given)
+
+
+def _export(ck: Checker, path: Key, raw: object) -> ExportSettings | Invalid:
+    """Check `[tuisup.export]`: what `tuisup export` needs that the services don't say."""
+    table = checks.table(ck, path, raw)
+    if table is INVALID:
+        return INVALID
+    before = len(ck.problems)
+    for key in table:
+        if key != "image":
+            ck.unknown((*path, key), ("image",))
+    image: str | Invalid | None = None
+    if "image" in table:
+        image = checks.string(ck, (*path, "image"), table["image"])
+        if image == "":
+            image = ck.fail((*path, "image"), 'expected an image name, got string ""')
+    if len(ck.problems) > before or image is INVALID:
+        return INVALID
+    return ExportSettings(image=image)
+
+
 _HOST_CHECKS: dict[str, checks.Check] = {
     "log_dir": _log_dir,
+    **_LOG_CHECKS,
+    "metrics": _metrics,
+    "export": _export,
     "socket": _socket,
     "shutdown_timeout": checks.number(0, above=True),
     "log_lines": checks.integer(100),
@@ -178,6 +243,7 @@ _SERVICE_CHECKS: dict[str, checks.Check] = {
     # listener services
     "listen": listen,
     "listen_buffer": checks.integer(1),
+    **_LOG_CHECKS,
     # replicas and ports (manifest.replicas)
     "replicas": replicas,
     "port": port,
@@ -212,6 +278,7 @@ def _host_settings(ck: Checker, raw: object) -> HostSettings | Invalid:
     if table is INVALID:
         return INVALID
     values = _checked(ck, ("tuisup",), table, _HOST_CHECKS, tuple(_HOST_CHECKS))
+    values["logs"] = _log_options(values, LogOptions())
     if "log_dir" in table and "log_dir" not in values:
         return INVALID
     log_dir = values.setdefault("log_dir", ck.root / ".tuisup" / "logs")
@@ -231,7 +298,9 @@ def _log_dir_problem(ck: Checker, problem: str, *, given: bool) -> None:
     ck.problems.append(Problem(ck.display, line or 1, col or 1, "tuisup.log_dir", text))
 
 
-def _services(ck: Checker, raw: object) -> tuple[dict[str, ServiceSpec], dict[str, Template]]:
+def _services(
+    ck: Checker, raw: object, defaults: LogOptions
+) -> tuple[dict[str, ServiceSpec], dict[str, Template]]:
     if raw is None or raw == {}:
         line, col = ck.where.find(("services",), key=True)
         ck.problems.append(
@@ -247,14 +316,15 @@ def _services(ck: Checker, raw: object) -> tuple[dict[str, ServiceSpec], dict[st
         if isinstance(table, dict) and ("replicas" in table or "port" in table)
     }
     env = port_env(templates)
+    make = partial(service_spec, defaults=defaults)
     specs: list[ServiceSpec] = []
     for name, value in tables.items():
         template = templates.get(name)
         if template is not None:
             check_placeholders(ck, name, template.table)
-            made = instances(ck, template, template.replicas, env, service_spec)
+            made = instances(ck, template, template.replicas, env, make)
             specs.extend(made if made is not INVALID else [])
-        elif (spec := service_spec(ck, str(name), value)) is not INVALID:
+        elif (spec := make(ck, str(name), value)) is not INVALID:
             specs.append(instance(spec, None, None, env))
     specs.sort(key=lambda s: s.line)
     check_graph(ck, tables)
@@ -273,8 +343,17 @@ def _template(name: str, table: dict[str, Any]) -> Template:
     return Template(name=name, replicas=count, port=first, table=table)
 
 
-def service_spec(ck: Checker, name: str, raw: object) -> ServiceSpec | Invalid:
-    """Check one `[services.NAME]` table and make its spec (before replicas and ports)."""
+def service_spec(
+    ck: Checker, name: str, raw: object, defaults: LogOptions
+) -> ServiceSpec | Invalid:
+    """Check one `[services.NAME]` table and make its spec (before replicas and ports).
+
+    Args:
+        ck: Where problems go.
+        name: The table's (declared) name.
+        raw: The table.
+        defaults: The `log_*` keys of `[tuisup]`, which its own override.
+    """
     base: Key = ("services", name)
     before = len(ck.problems)
     if not _NAME.fullmatch(name):
@@ -297,6 +376,7 @@ def service_spec(ck: Checker, name: str, raw: object) -> ServiceSpec | Invalid:
     values.pop("replicas", None)  # an instance's own are set by manifest.replicas
     values.pop("port", None)
     values["executor"] = executor
+    values["logs"] = _log_options(values, defaults)
     env_file, file_env = values.pop("env_file", (None, {}))
     values["env"] = {**file_env, **values.get("env", {})}
     values.setdefault("cwd", ck.root)

@@ -8,6 +8,7 @@ so that the instances that remain have the very same spec and keep running.
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 
 from tuisup.manifest.groups import assign_groups
 from tuisup.manifest.loader import service_spec
@@ -45,7 +46,8 @@ def scaled(manifest: Manifest, name: str, count: int) -> Manifest:
             mine, clash = shown(taken[name]), shown(taken[theirs])
             raise ValueError(f"{name}'s ports {mine} would overlap {theirs}'s {clash}")
     ck = Checker(str(manifest.path), manifest.root, Locator(""))
-    made = instances(ck, templates[name], count, port_env(templates), service_spec)
+    make = partial(service_spec, defaults=manifest.settings.logs)
+    made = instances(ck, templates[name], count, port_env(templates), make)
     if made is INVALID:
         raise ValueError("; ".join(problem.message for problem in ck.problems))
     others = [spec for spec in manifest.services.values() if spec.declared != name]

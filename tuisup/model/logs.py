@@ -58,3 +58,18 @@ class LogBatch(Record):
             ts=float(data["ts"]),
             lines=[str(line) for line in data["lines"]],
         )
+
+
+def last_lines(batches: list[LogBatch], limit: int) -> list[LogBatch]:
+    """The batches cut to their last `limit` lines in all."""
+    kept: list[LogBatch] = []
+    left = limit
+    for batch in reversed(batches):
+        if left <= 0:
+            break
+        if len(batch.lines) > left:
+            batch = batch.after(batch.end - left - 1)
+        kept.append(batch)
+        left -= len(batch.lines)
+    kept.reverse()
+    return kept

@@ -22,6 +22,8 @@ class Proc(Record):
     """Resident memory, in bytes."""
     escaped: bool
     """It left the service's process group (setsid, a double fork)."""
+    cpu_time: float = 0.0
+    """CPU seconds (user and system) it has used; for the metrics, not sent to clients."""
 
 
 class ProcessStats(Record):

@@ -1,0 +1,149 @@
+"""Provides the Docker Compose export: one compose service per tuisup service.
+
+Each service runs in the configured image with the project folder mounted at /app, so
+that commands and paths written for the project work as they do under tuisup.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+from tuisup.export.common import (
+    APP,
+    Export,
+    Loss,
+    Options,
+    Rule,
+    Source,
+    child_argv,
+    command_check,
+    container_cwd,
+    dump_yaml,
+    duration,
+    losses,
+    probe_source,
+    targets_note,
+)
+from tuisup.spec import Condition, HealthCheck, HealthKind, RestartPolicy, ServiceSpec
+
+TARGET = "compose"
+_CONDITIONS = {
+    Condition.STARTED: "service_started",
+    Condition.HEALTHY: "service_healthy",
+    Condition.COMPLETED: "service_completed_successfully",
+}
+_BACKOFF = "docker waits 100 ms, doubled after each restart up to 1 min"
+RULES: dict[str, Rule] = {
+    "backoff": (_BACKOFF, None),
+    "backoff_delay": (_BACKOFF, None),
+    "backoff_max": (_BACKOFF, None),
+    "restart_window": ("on-failure:N counts the restarts of the container's whole life", None),
+    "max_restarts": (
+        'restart = "always" has no limit in compose',
+        lambda s: s.restart is RestartPolicy.ALWAYS,
+    ),
+    "success_exit_codes": (
+        "any exit code but 0 is a failure",
+        lambda s: s.success_exit_codes != frozenset({0}),
+    ),
+    "start_timeout": ("a start has no deadline", None),
+    "restart_on_unhealthy": (
+        "docker does not restart an unhealthy container",
+        lambda s: s.restart_on_unhealthy,
+    ),
+}
+"""What compose cannot say, beyond what only tuisup does."""
+
+
+def export(source: Source, options: Options) -> Export:
+    """Write `compose.yaml` for `source`.
+
+    Args:
+        source: The manifest and the keys it writes.
+        options: The folder the file goes to (compose takes relative paths from there).
+    """
+    out_dir = options.out_dir
+    manifest = source.manifest
+    mount = os.path.relpath(manifest.root, out_dir)
+    found = losses(source, TARGET, RULES)
+    services = {}
+    for spec in manifest.services.values():
+        services[spec.name] = _service(source, spec, mount, out_dir, found)
+    header = [
+        f"Made by `tuisup export compose` from {manifest.path.name}: edit that, and export again.",
+        f"The project folder is mounted at {APP} in image {source.image}",
+        "(set [tuisup.export] image in the manifest for another), and the services share",
+        "the host's network, so that they reach each other at 127.0.0.1 as under tuisup.",
+        *targets_note(source, "in the image"),
+    ]
+    body = dump_yaml({"services": services})
+    text = "".join(f"# {line}\n" for line in header) + body
+    return Export({"compose.yaml": text}, found, text)
+
+
+def _service(
+    source: Source, spec: ServiceSpec, mount: str, out_dir: Path, found: list[Loss]
+) -> dict[str, Any]:
+    written = source.written(spec.name)
+    argv = child_argv(spec, "python", APP) if spec.target else spec.argv
+    service: dict[str, Any] = {
+        "image": source.image,
+        "command": [_escaped(word) for word in argv],
+        "working_dir": str(container_cwd(spec, source, found, TARGET)),
+        "volumes": [f"{mount}:{APP}"],
+        "network_mode": "host",
+    }
+    if written.get("env"):
+        service["environment"] = {k: _escaped(str(v)) for k, v in written["env"].items()}
+    if spec.env_file is not None:
+        service["env_file"] = [os.path.relpath(spec.env_file, out_dir)]
+    service["restart"] = _restart(spec)
+    if spec.stop_signal is not signal.SIGTERM:  # compose's default, as tuisup's
+        service["stop_signal"] = spec.stop_signal.name
+    if spec.stop_timeout != 10:  # the same
+        service["stop_grace_period"] = duration(spec.stop_timeout)
+    if spec.depends_on:
+        service["depends_on"] = {
+            name: {"condition": _CONDITIONS[condition]}
+            for name, condition in spec.depends_on.items()
+        }
+    if spec.healthcheck is not None:
+        service["healthcheck"] = _healthcheck(spec.healthcheck)
+    if not spec.autostart:
+        service["profiles"] = ["manual"]  # `docker compose up` leaves it, as tuisup does
+    return service
+
+
+def _restart(spec: ServiceSpec) -> str:
+    match spec.restart:
+        case RestartPolicy.ALWAYS:
+            return "always"
+        case RestartPolicy.ON_FAILURE:
+            return f"on-failure:{spec.max_restarts}"
+        case RestartPolicy.NEVER:
+            return "no"
+
+
+def _healthcheck(check: HealthCheck) -> dict[str, Any]:
+    if check.kind is HealthKind.COMMAND:
+        shell = command_check(check)
+        test = ["CMD-SHELL", *shell] if shell else ["CMD", *check.argv]
+    else:
+        test = ["CMD", "python", "-c", probe_source(check)]
+    table: dict[str, Any] = {
+        "test": [_escaped(word) for word in test],
+        "interval": duration(check.interval),
+        "timeout": duration(check.timeout),
+        "retries": check.retries,
+    }
+    if check.start_period:
+        table["start_period"] = duration(check.start_period)
+    return table
+
+
+def _escaped(text: str) -> str:
+    """Text that compose's `$` interpolation leaves as it is."""
+    return text.replace("$", "$$")

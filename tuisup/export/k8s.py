@@ -1,0 +1,268 @@
+"""Provides the Kubernetes export: a Deployment or Job per service, and what they need.
+
+A service that runs once (`restart = "never"`, or one that a dependent waits to see
+`completed`) is a Job; every other one a Deployment. Kubernetes has no `depends_on`: a
+dependent gets an init container per dependency that waits for it, through its Service
+(a port known from its health check) or, for a Job, through the API (which needs the
+ServiceAccount, Role and RoleBinding exported with it).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from tuisup.export.common import (
+    APP,
+    Export,
+    Loss,
+    Options,
+    Rule,
+    Source,
+    child_argv,
+    container_cwd,
+    dump_yaml,
+    in_order,
+    losses,
+    seconds,
+    targets_note,
+    wait_source,
+)
+from tuisup.spec import Condition, HealthCheck, HealthKind, RestartPolicy, ServiceSpec
+
+TARGET = "k8s"
+_BACKOFF = "the kubelet waits 10 s, doubled up to 5 min, between restarts"
+RULES: dict[str, Rule] = {
+    "backoff": (_BACKOFF, None),
+    "backoff_delay": (_BACKOFF, None),
+    "backoff_max": (_BACKOFF, None),
+    "max_restarts": ("a Deployment restarts without limit", lambda s: not _runs_once(s)),
+    "restart_window": ("Kubernetes counts restarts without a window", None),
+    "success_exit_codes": (
+        "any exit code but 0 is a failure",
+        lambda s: s.success_exit_codes != frozenset({0}),
+    ),
+    "stop_signal": (
+        "Kubernetes stops a container with SIGTERM (or its image's STOPSIGNAL)",
+        lambda s: s.stop_signal.name != "SIGTERM",
+    ),
+    "start_timeout": ("a start has no deadline", None),
+}
+"""What Kubernetes cannot say, beyond what only tuisup does."""
+SECRET = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD|KEY|CREDENTIAL|PRIVATE|AUTH", re.IGNORECASE)
+"""The names of env-file variables that go to a Secret, not a ConfigMap."""
+_JOB_DONE = """\
+import json, ssl, time, urllib.request
+sa = '/var/run/secrets/kubernetes.io/serviceaccount/'
+namespace = open(sa + 'namespace').read()
+url = f'https://kubernetes.default.svc/apis/batch/v1/namespaces/{namespace}/jobs/%s'
+context = ssl.create_default_context(cafile=sa + 'ca.crt')
+while True:
+    request = urllib.request.Request(url)
+    request.add_header('Authorization', 'Bearer ' + open(sa + 'token').read())
+    try:
+        with urllib.request.urlopen(request, context=context) as answer:
+            if json.load(answer).get('status', {}).get('succeeded'):
+                break
+    except OSError:
+        pass
+    time.sleep(2)"""
+"""Python that returns once a Job has succeeded (the API call needs `_waiter`'s Role)."""
+
+
+def export(source: Source, options: Options) -> Export:
+    """Write the objects for `source`, one file each.
+
+    Args:
+        source: The manifest and the keys it writes.
+        options: Unused: Kubernetes objects name no local path.
+    """
+    found = losses(source, TARGET, RULES)
+    project = name_of(source.manifest.root.name) or "tuisup"
+    objects: list[dict[str, Any]] = []
+    for spec in source.manifest.services.values():
+        objects += _service_objects(source, spec, project, found)
+    if any(Condition.COMPLETED in s.depends_on.values() for s in source.manifest.services.values()):
+        objects += _waiter(project)
+    header = [
+        f"Made by `tuisup export k8s` from {source.manifest.path.name}: edit that and export.",
+        f"Image {source.image} must hold the project folder at {APP}",
+        "(set [tuisup.export] image in the manifest to the image you build).",
+        *targets_note(source, "in the image"),
+    ]
+    comment = "".join(f"# {line}\n" for line in header)
+    files = {f"{o['kind'].lower()}-{o['metadata']['name']}.yaml": dump_yaml(o) for o in objects}
+    together = comment + "---\n".join(files.values())
+    return Export(
+        {name: comment + text for name, text in files.items()}, in_order(source, found), together
+    )
+
+
+def name_of(name: str) -> str:
+    """A name Kubernetes takes (RFC 1123: lower case, digits and `-`)."""
+    return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:63]
+
+
+def _runs_once(spec: ServiceSpec) -> bool:
+    return spec.restart is RestartPolicy.NEVER
+
+
+def _service_objects(
+    source: Source, spec: ServiceSpec, project: str, found: list[Loss]
+) -> list[dict[str, Any]]:
+    name = name_of(spec.name)
+    labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": project}
+    objects, env_from = _env_objects(source, spec, name, labels)
+    pod = _pod(source, spec, env_from, found)
+    job = _runs_once(spec) or Condition.COMPLETED.value in source.dependents(spec.name).values()
+    template = {"metadata": {"labels": labels}, "spec": pod}
+    if job:
+        pod["restartPolicy"] = "Never" if _runs_once(spec) else "OnFailure"
+        job_spec: dict[str, Any] = {"backoffLimit": spec.max_restarts, "template": template}
+        if not spec.autostart:
+            job_spec["suspend"] = True
+        objects.append(_object("batch/v1", "Job", name, labels, job_spec))
+    else:
+        if spec.restart is RestartPolicy.ON_FAILURE and "restart" in source.written(spec.name):
+            why = "a Deployment restarts a container that exited cleanly too"
+            found.append(Loss(spec.name, "restart", TARGET, why))
+        deployment = {
+            "replicas": 1 if spec.autostart else 0,
+            "selector": {"matchLabels": labels},
+            "template": template,
+        }
+        objects.append(_object("apps/v1", "Deployment", name, labels, deployment))
+    if spec.healthcheck is not None and spec.healthcheck.kind is not HealthKind.COMMAND:
+        port = {"port": spec.healthcheck.port, "targetPort": spec.healthcheck.port}
+        service = {"selector": labels, "ports": [port]}
+        objects.append(_object("v1", "Service", name, labels, service))
+    return objects
+
+
+def _object(
+    api: str, kind: str, name: str, labels: dict[str, str], spec: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "apiVersion": api,
+        "kind": kind,
+        "metadata": {"name": name, "labels": labels},
+        "spec": spec,
+    }
+
+
+def _env_objects(
+    source: Source, spec: ServiceSpec, name: str, labels: dict[str, str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The ConfigMap and Secret of a service's variables, and the envFrom that reads them."""
+    written = {k: str(v) for k, v in source.written(spec.name).get("env", {}).items()}
+    from_file = {k: v for k, v in spec.env.items() if k not in written}
+    plain = {**{k: v for k, v in from_file.items() if not SECRET.search(k)}, **written}
+    secret = {k: v for k, v in from_file.items() if SECRET.search(k)}
+    objects: list[dict[str, Any]] = []
+    env_from: list[dict[str, Any]] = []
+    metadata = {"name": f"{name}-env", "labels": labels}
+    if plain:
+        objects.append(
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": plain}
+        )
+        env_from.append({"configMapRef": {"name": f"{name}-env"}})
+    if secret:
+        objects.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": metadata,
+                "type": "Opaque",
+                "stringData": secret,
+            }
+        )
+        env_from.append({"secretRef": {"name": f"{name}-env"}})
+    return objects, env_from
+
+
+def _pod(
+    source: Source, spec: ServiceSpec, env_from: list[dict[str, Any]], found: list[Loss]
+) -> dict[str, Any]:
+    argv = child_argv(spec, "python", APP) if spec.target else spec.argv
+    container: dict[str, Any] = {
+        "name": name_of(spec.name),
+        "image": source.image,
+        "command": list(argv),
+        "workingDir": str(container_cwd(spec, source, found, TARGET)),
+    }
+    if env_from:
+        container["envFrom"] = env_from
+    check = spec.healthcheck
+    if check is not None:
+        container["readinessProbe"] = _probe(spec, check, found)
+        if spec.restart_on_unhealthy:
+            container["livenessProbe"] = _probe(spec, check, [])
+    pod: dict[str, Any] = {"terminationGracePeriodSeconds": seconds(spec.stop_timeout)}
+    waits = [w for dep, c in spec.depends_on.items() if (w := _wait(source, spec, dep, c, found))]
+    if waits:
+        pod["initContainers"] = waits
+    if any(c is Condition.COMPLETED for c in spec.depends_on.values()):
+        pod["serviceAccountName"] = "tuisup-waiter"
+    pod["containers"] = [container]
+    return pod
+
+
+def _probe(spec: ServiceSpec, check: HealthCheck, found: list[Loss]) -> dict[str, Any]:
+    probe: dict[str, Any]
+    if check.kind is HealthKind.COMMAND:
+        probe = {"exec": {"command": list(check.argv)}}
+    elif check.kind is HealthKind.TCP:
+        probe = {"tcpSocket": {"port": check.port}}
+    else:
+        scheme = "HTTPS" if check.tls else "HTTP"
+        probe = {"httpGet": {"path": check.path, "port": check.port, "scheme": scheme}}
+        if check.status is not None:
+            why = "a Kubernetes probe passes on any status from 200 to 399"
+            found.append(Loss(spec.name, "healthcheck.status", TARGET, why))
+    probe |= {
+        "periodSeconds": seconds(check.interval),
+        "timeoutSeconds": seconds(check.timeout),
+        "failureThreshold": check.retries,
+    }
+    if check.start_period:
+        probe["initialDelaySeconds"] = seconds(check.start_period)
+    return probe
+
+
+def _wait(
+    source: Source, spec: ServiceSpec, dep: str, condition: Condition, found: list[Loss]
+) -> dict[str, Any] | None:
+    """An init container that waits for `dep`, or None (and a loss) where none can."""
+    base = {"name": f"wait-for-{name_of(dep)}", "image": source.image}
+    if condition is Condition.COMPLETED:
+        return base | {"command": ["python", "-c", _JOB_DONE % name_of(dep)]}
+    check = source.manifest.services[dep].healthcheck
+    if check is None or check.kind is HealthKind.COMMAND:
+        why = f"{dep} has no port to wait for: Kubernetes starts both at once"
+        found.append(Loss(spec.name, f"depends_on.{dep}", TARGET, why))
+        return None
+    return base | {"command": ["python", "-c", wait_source(check, host=name_of(dep))]}
+
+
+def _waiter(project: str) -> list[dict[str, Any]]:
+    """What lets init containers read Jobs: a ServiceAccount, a Role and their binding."""
+    name = "tuisup-waiter"
+    labels = {"app.kubernetes.io/part-of": project}
+    metadata = {"name": name, "labels": labels}
+    rule = {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get"]}
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": metadata,
+            "rules": [rule],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": metadata,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": name}],
+        },
+    ]

@@ -1,0 +1,98 @@
+"""Provides the `tuisup import` verb: read the input, write a commented, checked manifest."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from tuisup.importers.model import Imported, ImportFailure
+
+
+def run_import(origin: str, output: str, *, force: bool) -> int:
+    """Import a Procfile or compose file into a manifest; return the exit status.
+
+    Args:
+        origin: The input: a compose file when it ends in `.yml` or `.yaml`, else a Procfile.
+        output: The manifest to write.
+        force: Whether an existing manifest is overwritten.
+    """
+    target = Path(output)
+    if target.exists() and not force:
+        return _fail(f"{output} exists: --force overwrites it")
+    source = Path(origin)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return _fail(f"{origin}: cannot read: {getattr(exc, 'strerror', None) or exc}")
+    folder, out_dir = source.absolute().parent, target.absolute().parent
+    try:
+        if source.suffix in (".yml", ".yaml"):
+            from tuisup.importers import compose
+
+            made = compose.read(text, origin, folder, out_dir)
+        else:
+            from tuisup.importers import procfile
+
+            made = procfile.read(text, origin, folder, out_dir)
+    except ImportFailure as exc:
+        return _fail(str(exc))
+    manifest = render(made)
+    from tuisup.manifest import ManifestError, parse_manifest
+
+    try:
+        parse_manifest(manifest, target.absolute(), output)
+    except ManifestError as exc:  # a value tuisup rejects (a signal it does not know, ...)
+        return _fail(
+            f"the manifest made from {origin} would have problems; nothing written:\n{exc}"
+        )
+    for loss in made.losses:
+        print(f"tuisup import: {loss}", file=sys.stderr)  # noqa: T201
+    try:
+        target.write_text(manifest, encoding="utf-8")
+    except OSError as exc:
+        return _fail(f"cannot write {output}: {exc.strerror or exc}")
+    count = len(made.services)
+    print(f"wrote {output}: {count} service{'s' if count != 1 else ''}")  # noqa: T201
+    return 0
+
+
+def render(made: Imported) -> str:
+    """The manifest as TOML, with its comments."""
+    import tomlkit
+
+    document = tomlkit.document()
+    for line in made.header:
+        document.add(tomlkit.comment(line))
+    for line in made.left_out:
+        document.add(tomlkit.comment(line))
+    document.add(tomlkit.nl())
+    services = tomlkit.table(is_super_table=True)
+    for name, keys in made.services.items():
+        table = tomlkit.table()
+        for line in made.intro.get(name, []):
+            table.add(tomlkit.comment(line))
+        for key, value in keys.items():
+            item = tomlkit.item(_value(value))
+            if note := made.notes.get(name, {}).get(key):
+                item.comment(note)
+            table.add(key, item)
+        services.add(name, table)
+    document.add("services", services)
+    return tomlkit.dumps(document)
+
+
+def _value(value: Any) -> Any:
+    """Tables inline (`env = { ... }`), the rest as is."""
+    import tomlkit
+
+    if isinstance(value, dict):
+        inline = tomlkit.inline_table()
+        inline.update(value)
+        return inline
+    return value
+
+
+def _fail(message: str) -> int:
+    print(f"tuisup import: {message}", file=sys.stderr)  # noqa: T201
+    return 1
