@@ -88,6 +88,15 @@ class HostAPI(Protocol):
         """The other services that `verb` (start, stop, restart) on `name` would move now."""
         ...
 
+    async def scale(self, name: str, count: int) -> None:
+        """Run `count` replicas of a replicated table; the others keep running.
+
+        Raises:
+            UnknownService: No such table.
+            CannotScale: It has no `replicas` key, or its ports would overlap another's.
+        """
+        ...
+
     async def toggle_watch(self, name: str) -> bool | None:
         """Pause or resume restarting a service for its changed files; the new state."""
         ...

@@ -40,6 +40,7 @@ VERBS = {
     ),
     "events": ("[--json] [NAME...]", "the running tuisup's events as they happen"),
     "reload": ("[--json]", "read the manifest again and apply what changed"),
+    "scale": ("NAME=N... [--json]", "run N replicas of a replicated service"),
     "reopen-logs": ("[--json]", "open the log files again (after logrotate moved them)"),
     "down": ("[--json]", "stop every service and the running tuisup"),
     "attach": ("", "the console, on the running tuisup (q detaches)"),
@@ -145,6 +146,8 @@ def _verb_parser(verb: str) -> argparse.ArgumentParser:
         parser.add_argument("names", nargs="*", metavar="NAME", help="the services")
         parser.add_argument("--all", action="store_true", help="every service")
         parser.add_argument("--no-wait", action="store_true", help="return without waiting")
+    elif verb == "scale":
+        parser.add_argument("counts", nargs="+", metavar="NAME=N", help="a table and its count")
     elif verb in ("ps", "logs", "events"):
         parser.add_argument("names", nargs="*", metavar="NAME", help="only these services")
     if verb == "logs":

@@ -132,6 +132,11 @@ class Printer:
         elif isinstance(event, ev.WatchToggled):
             how = "watching its files again" if event.watching else "watching its files paused"
             yield self._say(f"{event.service}: {how}")
+        elif isinstance(event, ev.GroupRestarting):
+            yield self._say(event.describe())
+        elif isinstance(event, ev.GroupFailed):
+            doing = "stopping tuisup" if event.on_failure == "shutdown" else "its members stopped"
+            yield self._say(f"{event.reason}: {doing}")
         elif isinstance(event, ev.HookRan):
             # Its output is printed as the service's; only a run that failed says more.
             if not event.succeeded:
@@ -147,6 +152,8 @@ class Printer:
             yield self._say("tuisup: every service stopped")
         elif isinstance(event, ev.ManifestReloaded):
             yield self._say(f"tuisup: manifest reloaded: {event.summary()}")
+        elif isinstance(event, ev.Scaled):
+            yield self._say(f"tuisup: {scaled_line(event)}")
         elif isinstance(event, ev.ManifestInvalid):
             yield self._say("tuisup: manifest not applied, every service left as it was:")
             yield from (self._say(f"  {line}") for line in event.error.splitlines())
@@ -236,7 +243,8 @@ async def follow(
 
     Returns:
         None when the host was stopped (by a signal: the caller says what that means);
-        0 when every service ended by itself with success, 1 when one of them failed.
+        0 when every service ended by itself with success, 1 when one of them failed, or
+        a group with `on_failure = "shutdown"` gave up.
     """
     import anyio  # here: the printer's rendering serves the CLI verbs, which load no anyio
 
@@ -246,6 +254,8 @@ async def follow(
             await anyio.to_thread.run_sync(_write, out, printer.render(events))
             if warnings := printer.to_stderr(events):
                 await anyio.to_thread.run_sync(_write, sys.stderr, warnings)
+            if any(isinstance(e, ev.GroupFailed) and e.on_failure == "shutdown" for e in events):
+                status = 1  # a group gave up and took tuisup down: what a CI script must see
             if any(isinstance(e, ev.HostStopped) for e in events):
                 break
             # Ended by itself: a service stopped by a request (`tuisup stop --all`) leaves
@@ -286,3 +296,13 @@ def _final_status(host: HostAPI) -> int:
             if not last.status.succeeded(status.spec.success_exit_codes):
                 return 1
     return 0
+
+
+def scaled_line(event: ev.Scaled) -> str:
+    """`scaled worker to 5 (added worker.3, worker.4)`."""
+    moved = [
+        f"{what} {', '.join(names)}"
+        for what, names in (("added", event.added), ("removed", event.removed))
+        if names
+    ]
+    return f"scaled {event.service} to {event.replicas} ({'; '.join(moved) or 'as it was'})"

@@ -192,10 +192,15 @@ class Listen:
     Events about no service (`host_stopping`, ...) pass whatever this says."""
 
     def wants(self, kind: str, service: str | None) -> bool:
-        """Whether an event of `kind` about `service` (None: about the host) goes to it."""
+        """Whether an event of `kind` about `service` (None: about the host) goes to it.
+
+        A replicated service's name stands for each of its replicas (`worker.0`, ...).
+        """
         if self.kinds is not None and kind not in self.kinds:
             return False
-        return service is None or self.services is None or service in self.services
+        if service is None or self.services is None or service in self.services:
+            return True
+        return "." in service and service.split(".", 1)[0] in self.services
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,6 +278,26 @@ class ServiceSpec:
     """Events kept for it while it does not read; past that the oldest are dropped."""
     logs: LogOptions = LogOptions()
     """How its log file is written: its `log_*` keys over those of `[tuisup]`."""
+    # -- replicas and groups (manifest.replicas, manifest.groups) --
+    replica: int | None = None
+    """Its index (from 0) when its table has `replicas`: it is then named `NAME.INDEX`."""
+    port: int | None = None
+    """Its own port: the table's `port` plus its replica index; None without `port`."""
+    group: GroupSpec | None = None
+    """The group it belongs to (`[groups.NAME]`), if any."""
+
+    @property
+    def group_name(self) -> str | None:
+        """Its group's name, if it has one."""
+        return self.group.name if self.group is not None else None
+
+    @property
+    def declared(self) -> str:
+        """The name of the table it comes from: `worker` for the replica `worker.2`.
+
+        A declared name never holds a `.`, so the instance's name says it.
+        """
+        return self.name.split(".", 1)[0]
 
 
 RUN_FIELDS = (
@@ -282,6 +307,61 @@ RUN_FIELDS = (
 """The fields of a ServiceSpec that shape the running service itself: a change to one of
 them needs a new run. The others only steer tuisup (restarts, stops, watching, health,
 dependencies, hooks) and apply to the run in place."""
+
+
+class GroupStrategy(enum.StrEnum):
+    """Which members of a group restart when one of them fails (Erlang/OTP's words)."""
+
+    ONE_FOR_ONE = "one_for_one"
+    """Only the one that failed (as every service outside a group)."""
+    ONE_FOR_ALL = "one_for_all"
+    """All of them: the others are stopped, in reverse order, then all start in order."""
+    REST_FOR_ONE = "rest_for_one"
+    """The one that failed and those after it in `services`."""
+
+
+class GroupFailure(enum.StrEnum):
+    """What a group that spent its restart budget does."""
+
+    STOP = "stop"
+    """Its members are stopped and the group is `failed`."""
+    SHUTDOWN = "shutdown"
+    """tuisup stops everything and exits with 1 (for a CI script)."""
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSpec:
+    """One `[groups.NAME]` table: services that restart together."""
+
+    name: str
+    services: tuple[str, ...]
+    """Its members' declared names, in start order (stops run in reverse)."""
+    strategy: GroupStrategy = GroupStrategy.ONE_FOR_ONE
+    max_restarts: int = 3
+    """More group restarts than this within `restart_window` and the group fails."""
+    restart_window: float = 5.0
+    """Seconds over which the group's restarts are counted."""
+    on_failure: GroupFailure = GroupFailure.STOP
+    line: int = field(default=0, compare=False)
+    """The manifest line of the group's table, for messages (a table that only moved is
+    the same group: its members are not changed by it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A declared table with `replicas` or `port`, kept to make its instances again.
+
+    Scaling (`tuisup scale`, the console's `+`/`-`) makes more or fewer instances of the
+    same table without reading the manifest again.
+    """
+
+    name: str
+    replicas: int | None
+    """How many instances run; None: the table has no `replicas` (one, named as declared)."""
+    port: int | None
+    """The first instance's port; instance `i` gets `port + i`."""
+    table: Mapping[str, object]
+    """The table as read from the TOML (checked: its instances were made from it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,6 +402,18 @@ class Manifest:
     path: Path
     settings: HostSettings
     services: Mapping[str, ServiceSpec]
+    """Every instance: a replicated table's replicas (`worker.0`, ...), the others as named."""
+    templates: Mapping[str, Template] = field(default_factory=dict)
+    """The tables with `replicas` or `port`, by declared name."""
+    groups: Mapping[str, GroupSpec] = field(default_factory=dict)
+    """`[groups.NAME]` tables in file order."""
+
+    def instances(self, name: str) -> list[str]:
+        """The services a declared name (or a service's own name) stands for, in order."""
+        template = self.templates.get(name)
+        if template is None or template.replicas is None:
+            return [name] if name in self.services else []
+        return [f"{name}.{i}" for i in range(template.replicas)]
 
     @property
     def root(self) -> Path:

@@ -100,3 +100,19 @@ def test_the_demo_runs_and_stops_cleanly() -> None:
     assert tuisup.lines[-1] == "tuisup: every service stopped"
     stopped = [line.split(" stopped")[0] for line in tuisup.lines if " stopped after " in line]
     assert stopped.index("api") < stopped.index("db")
+
+
+def test_the_readme_replicas_and_groups_example_loads(tmp_path: Path) -> None:
+    section = README.split("## Replicas and groups", 1)[1]
+    block = section.split("```toml", 1)[1].split("```")[0]
+    manifest = parse_manifest(block, tmp_path / "services.toml")
+    assert list(manifest.services) == [
+        "broker",
+        "worker.0",
+        "worker.1",
+        "worker.2",
+        "web.0",
+        "web.1",
+    ]
+    assert manifest.services["web.1"].port == 8001
+    assert manifest.groups["pipeline"].services == ("broker", "worker")

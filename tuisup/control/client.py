@@ -222,6 +222,10 @@ class RemoteHost:
         """SIGKILL a service's process group now; its restart policy then applies."""
         await self.command("kill", name)
 
+    async def scale(self, name: str, count: int) -> None:
+        """Run `count` replicas of a replicated table; the others keep running."""
+        await self.request("scale", name=name, count=count)
+
     async def toggle_watch(self, name: str) -> bool | None:
         """Pause or resume restarting a service for its changed files; the new state."""
         result = await self.request("toggle_watch", name=name)
@@ -391,7 +395,7 @@ class RemoteHost:
         stream.last_seq = max(stream.last_seq, event.seq)
         if isinstance(event, ev.HostStopping):
             self._stopping = True
-        elif isinstance(event, ev.ManifestReloaded):
+        elif isinstance(event, ev.ManifestReloaded | ev.Scaled):
             self._mirror.forget(event.removed, event.seq)
         if not stream.mirror and not stream.listeners:
             return  # a subscription nobody reads any more: dropped at the end of the read

@@ -30,6 +30,7 @@ ARGUMENTS: dict[str, frozenset[str]] = {
         "kill": {"name", "no_wait"},
         "affected": {"verb", "name"},
         "toggle_watch": {"name"},
+        "scale": {"name", "count"},
         "reload": set(),
         "logs": {"name", "since", "limit"},
         "processes": set(),
@@ -174,6 +175,7 @@ class Ops:
             "kill": self.command,
             "affected": self.affected,
             "toggle_watch": self.toggle_watch,
+            "scale": self.scale,
             "reload": self.reload,
             "logs": self.logs,
             "processes": self.processes,
@@ -227,9 +229,10 @@ class Ops:
         Answered once done; with `no_wait`, at once, and the host does it all the same,
         whatever becomes of the client (`tuisup start --no-wait` leaves at once).
         """
-        name = args.text("name")
-        self._known(name)
-        moved = [] if args.op == "kill" else await self.api.affected(args.op, name)
+        name = args.text("name")  # a service, a replicated table or a group: the host knows
+        # Asked first: it refuses an unknown name before anything is done (or detached).
+        moved = await self.api.affected("stop" if args.op == "kill" else args.op, name)
+        moved = [] if args.op == "kill" else moved
         done = getattr(self.api, args.op)(name)
         if args.flag("no_wait"):
             self.detach(done)
@@ -242,7 +245,6 @@ class Ops:
         verb, name = args.text("verb"), args.text("name")
         if verb not in VERBS:
             raise BadRequest(f"affected: verb must be one of {', '.join(VERBS)}")
-        self._known(name)
         return {"services": await self.api.affected(verb, name)}
 
     async def toggle_watch(self, args: Args) -> dict[str, Any]:
@@ -250,6 +252,14 @@ class Ops:
         name = args.text("name")
         self._known(name)
         return {"watching": await self.api.toggle_watch(name)}
+
+    async def scale(self, args: Args) -> dict[str, Any]:
+        """`scale` {name, count} → {"replicas": count}, once the new ones started."""
+        name, count = args.text("name"), args.count("count")
+        if count is None:
+            raise BadRequest("scale: count must be an integer >= 0")
+        await self.api.scale(name, count)
+        return {"replicas": count}
 
     async def reload(self, args: Args) -> dict[str, Any]:
         """`reload` {} → {"applied": bool}, with the `summary` or the `error` it led to."""

@@ -33,6 +33,7 @@ from tuisup.model.events import (
     ManifestReloaded,
     Missed,
     Output,
+    Scaled,
     Snapshot,
     StatusChanged,
 )
@@ -115,7 +116,7 @@ class EventStream:
                 continue
             self._offer(event, data, counted=True)
             changed.update(_changes(event))
-            reloaded = reloaded or isinstance(event, ManifestReloaded)
+            reloaded = reloaded or isinstance(event, ManifestReloaded | Scaled)
         if self.options.views and changed:
             now = views()
             if reloaded:  # the set of services, and their order, changed: all of them
@@ -276,5 +277,7 @@ def _changes(event: Event) -> Iterable[str]:
         return ()
     if isinstance(event, ManifestReloaded):
         return (*event.added, *event.changed, *event.updated)
+    if isinstance(event, Scaled):
+        return event.added
     service = getattr(event, "service", None)
     return (service,) if isinstance(service, str) else ()

@@ -69,6 +69,7 @@ def _verb(name: str) -> Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
         "kill": command,
         "events": events,
         "reload": reload,
+        "scale": scale,
         "reopen-logs": reopen_logs,
     }
     return verbs[name]
@@ -420,3 +421,40 @@ async def reload(options: argparse.Namespace) -> int:
         for line in str(result.get("error") or "the host is stopping").splitlines():
             say(f"  {one_line(line)}")
     return OK if applied else FAILED
+
+
+# -- scale -----------------------------------------------------------------------------------
+
+
+async def scale(options: argparse.Namespace) -> int:
+    """`tuisup scale NAME=N... [--json]`: run N replicas of each replicated table named."""
+    wanted: list[tuple[str, int]] = []
+    for arg in options.counts:
+        name, _, count = arg.partition("=")
+        if not name or not count.isdigit():
+            raise Failed(f'tuisup: expected NAME=N (such as worker=3), got "{one_line(arg)}"')
+        wanted.append((name, int(count)))
+    host = await connect(options)
+    report: list[dict[str, Any]] = []
+    try:
+        for name, count in wanted:  # one after another: each moves the manifest in force
+            try:
+                await host.scale(name, count)
+            except ApiError as exc:
+                error = {"code": exc.code, "message": str(exc)}
+                report.append({"service": name, "ok": False, "error": error})
+            else:
+                report.append({"service": name, "ok": True, "replicas": count})
+        views = await host.views()
+    finally:
+        await host.close()
+    if options.json:
+        dump(report)
+    for entry in report if not options.json else ():
+        if not entry["ok"]:
+            say(f"tuisup: {entry['error']['message']}")
+            continue
+        name = entry["service"]
+        running = sum(v.declared == name and v.state is S.RUNNING for v in views.values())
+        out(f"{name} scaled to {entry['replicas']} ({running} running)\n")
+    return OK if all(entry["ok"] for entry in report) else FAILED

@@ -55,7 +55,18 @@ class Graph:
     """Who depends on whom, built from the manifest's specs."""
 
     def __init__(self, specs: Mapping[str, ServiceSpec]) -> None:
-        self.needs = {name: dict(spec.depends_on) for name, spec in specs.items()}
+        # A dependency on a replicated service is one on each of its replicas (none for 0).
+        instances: dict[str, list[str]] = {}
+        for name, spec in specs.items():
+            instances.setdefault(spec.declared, []).append(name)
+        self.needs = {
+            name: {
+                instance: condition
+                for dep, condition in spec.depends_on.items()
+                for instance in instances.get(dep, ())
+            }
+            for name, spec in specs.items()
+        }
         self.dependents: dict[str, list[str]] = {name: [] for name in specs}
         for name, needs in self.needs.items():
             for dep in needs:

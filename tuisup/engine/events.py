@@ -17,6 +17,8 @@ import anyio
 
 from tuisup.model.events import Event as Event
 from tuisup.model.events import FilesChanged as FilesChanged
+from tuisup.model.events import GroupFailed as GroupFailed
+from tuisup.model.events import GroupRestarting as GroupRestarting
 from tuisup.model.events import HealthChanged as HealthChanged
 from tuisup.model.events import HookRan as HookRan
 from tuisup.model.events import HostStarted as HostStarted
@@ -28,6 +30,7 @@ from tuisup.model.events import ManifestReloaded as ManifestReloaded
 from tuisup.model.events import Missed as Missed
 from tuisup.model.events import Output as Output
 from tuisup.model.events import RestartScheduled as RestartScheduled
+from tuisup.model.events import Scaled as Scaled
 from tuisup.model.events import Snapshot as Snapshot
 from tuisup.model.events import StateChanged as StateChanged
 from tuisup.model.events import StatusChanged as StatusChanged

@@ -37,10 +37,12 @@ from tuisup.engine.events import (
     ManifestInvalid,
     ManifestReloaded,
     Output,
+    Scaled,
     WatchToggled,
 )
 from tuisup.engine.executors import Executor, ProcessExecutor
 from tuisup.engine.executors.base import KILL_GRACE
+from tuisup.engine.groups import Groups
 from tuisup.engine.hooks import HookRunner
 from tuisup.engine.lifeline import Lifeline
 from tuisup.engine.listeners import Listeners
@@ -48,13 +50,13 @@ from tuisup.engine.logfile import FileNews
 from tuisup.engine.logs import LogBatch, LogStore
 from tuisup.engine.messages import CommandMessage, Start
 from tuisup.engine.reaper import Reaper, become_subreaper
-from tuisup.engine.reload import ReloadPlan, plan_reload, reread
+from tuisup.engine.reload import ReloadPlan, Scales, plan_reload, reread
 from tuisup.engine.spawn import raise_open_files_limit
 from tuisup.engine.status import ACTIVE, LIVE
 from tuisup.engine.supervisor import Supervisor
 from tuisup.engine.waker import DependencyWaker
 from tuisup.engine.watch import FileWatcher
-from tuisup.model import ProcessStats, ServiceView, UnknownService
+from tuisup.model import ProcessStats, ServiceView, UnknownService, errors
 from tuisup.spec import Manifest, ServiceSpec
 
 if TYPE_CHECKING:
@@ -144,6 +146,10 @@ class Host:
         """Services that left the manifest, newest last: their kept lines stay readable."""
         self._hooks = HookRunner(self)
         """Runs each service's `on` hooks on its events (an observer of the bus)."""
+        self.groups = Groups(self)
+        """Restarts groups' members together (an observer of the bus)."""
+        self._scales = Scales(manifest)
+        """Replicated tables scaled while running, kept across reloads."""
         self.metrics: Metrics | None = None
         """Serves Prometheus metrics (`[tuisup] metrics`); None when they are off."""
         if settings.metrics is not None:
@@ -185,6 +191,7 @@ class Host:
         await self._tg.start(self.lifeline.run)
         await self._tg.start(DependencyWaker(self, self._tg).run)
         await self._tg.start(self._hooks.run, self._tg)
+        await self._tg.start(self.groups.run, self._tg)
         if self.metrics is not None:
             await self._tg.start(self.metrics.run, self._tg)
         if self.watch:
@@ -283,16 +290,39 @@ class Host:
         try:
             return self.supervisors[name]
         except KeyError:
-            raise UnknownService.named(name, list(self.supervisors)) from None
+            raise self._unknown(name) from None
+
+    def _unknown(self, name: str) -> UnknownService:
+        known = [*self.supervisors, *self.manifest.templates, *self.manifest.groups]
+        return UnknownService.named(name, known)
+
+    def names(self, name: str) -> list[str]:
+        """The services a name stands for, in order.
+
+        A service's own name, a replicated table's (its replicas), a group's (its members).
+
+        Raises:
+            UnknownService: It names none of these.
+        """
+        if name in self.supervisors:
+            return [name]
+        group = self.manifest.groups.get(name)
+        if group is not None:
+            return [i for member in group.services for i in self.manifest.instances(member)]
+        if name in self.manifest.templates:
+            return self.manifest.instances(name)
+        raise self._unknown(name)
 
     async def start(self, name: str) -> None:
         """Start a service, and first the dependencies it needs that are not up.
 
         Resets its backoff and restart budget. It waits for its dependencies, if they do
-        not hold yet.
+        not hold yet. A replicated table's name starts each replica, a group's each member.
         """
-        self._supervisor(name)
-        await self._start_all(self.graph.to_start([name], self.supervisors))
+        if (group := self.groups.groups.get(name)) is not None:
+            await group.start()  # in order, each once the one before is handled
+            return
+        await self._start_all(self.graph.to_start(self.names(name), self.supervisors))
 
     async def _start_all(self, names: list[str]) -> None:
         """Start `names` at once, in order (dependencies first: see `Graph.to_start`)."""
@@ -314,22 +344,33 @@ class Host:
         The services that depend on it, directly or not, are stopped first, dependents
         before their dependencies (as compose does); they are not started again with it.
         """
-        self._supervisor(name)
-        names = self.graph.with_dependents(name)
+        if (group := self.groups.groups.get(name)) is not None:
+            await group.stop()  # in reverse order
+            return
+        names: dict[str, None] = {}
+        for one in self.names(name):
+            names.update(dict.fromkeys(self.graph.with_dependents(one)))
         await self.graph.stop({n: self.supervisors[n] for n in names})
 
     async def kill(self, name: str) -> None:
         """SIGKILL a service's process group now; its restart policy then applies."""
-        self._supervisor(name).kill()
+        for one in self.names(name):
+            self.supervisors[one].kill()
 
     async def restart(self, name: str) -> None:
         """Restart a service; not counted against its restart budget.
 
         Its dependencies that are not up are started first, as for `start`.
         """
-        sup = self._supervisor(name)
-        await self._start_all(self.graph.to_start([name], self.supervisors)[:-1])
-        await sup.restart()
+        if (group := self.groups.groups.get(name)) is not None:
+            await group.restart()
+            return
+        names = self.names(name)
+        needed = self.graph.to_start(names, self.supervisors)
+        await self._start_all([n for n in needed if n not in names])
+        async with anyio.create_task_group() as tg:
+            for one in names:
+                tg.start_soon(self.supervisors[one].restart)
 
     async def affected(self, verb: str, name: str) -> list[str]:
         """The other services that `verb` (start, stop, restart) on `name` would move now.
@@ -337,10 +378,11 @@ class Host:
         A stop stops the running or waiting dependents first; a start or restart starts
         the dependencies that are neither up nor completed.
         """
+        names = self.names(name)
         if verb == "stop":
-            dependents = self.graph.with_dependents(name)[1:]
-            return [d for d in dependents if self.supervisors[d].state in ACTIVE]
-        return self.graph.to_start([name], self.supervisors)[:-1]
+            found = {d: None for n in names for d in self.graph.with_dependents(n)}
+            return [d for d in found if d not in names and self.supervisors[d].state in ACTIVE]
+        return [n for n in self.graph.to_start(names, self.supervisors) if n not in names]
 
     def _ended(self, name: str) -> bool:
         """Whether a service has no run (its escapees have no business living on)."""
@@ -374,8 +416,33 @@ class Host:
                 return False
             if self._stopped is not None:
                 return False
+            new = self._scales.keep(new)
             await self._apply(new, plan_reload(self.manifest.services, new.services))
             return True
+
+    async def scale(self, name: str, count: int) -> None:
+        """Run `count` replicas of a replicated table; the others keep running, untouched.
+
+        The missing ones are made (and started, with autostart), the highest stopped.
+
+        Raises:
+            UnknownService: No table of that name.
+            CannotScale: It has no `replicas` key, or its ports would overlap another's.
+            HostStopping: The host is shutting down.
+        """
+        from tuisup.manifest.scale import scaled
+
+        async with self._reloading:
+            if self._stopped is not None:
+                raise errors.HostStopping("tuisup is stopping: nothing is scaled")
+            try:
+                new = scaled(self.manifest, name, count)
+            except LookupError:
+                raise self._unknown(name) from None
+            except ValueError as exc:
+                raise errors.CannotScale(f"cannot scale {name}: {exc}") from None
+            self._scales.counts[name] = count
+            await self._apply(new, plan_reload(self.manifest.services, new.services), name)
 
     def _watch_services(self) -> None:
         """(Re)start the one watcher of every service's `watch` paths, keeping its pauses.
@@ -438,7 +505,7 @@ class Host:
         if self._tg is not None and self._stopped is None:
             self._tg.start_soon(self.reload)
 
-    async def _apply(self, new: Manifest, plan: ReloadPlan) -> None:
+    async def _apply(self, new: Manifest, plan: ReloadPlan, scaled: str | None = None) -> None:
         old, old_graph = self.supervisors, self.graph
         removed = {name: old[name] for name in plan.removed}
         # The new graph and supervisors first: a changed service may now need an added one.
@@ -453,6 +520,7 @@ class Host:
             self._departed.pop(name, None)
         self.graph = Graph(new.services)
         self.manifest = replace(new, settings=self.manifest.settings)
+        self.groups.take(new.groups)
         assert self._tg is not None
         for sup in fresh.values():
             self._tg.start_soon(sup.serve, self._tg)
@@ -466,14 +534,20 @@ class Host:
         for name, sup in removed.items():
             sup.close()
             self.store.forget(name)
-        self.bus.emit(
-            ManifestReloaded,
-            manifest=str(new.path),
-            added=plan.added,
-            removed=plan.removed,
-            changed=plan.changed,
-            updated=plan.updated,
-        )
+        if scaled is not None:
+            count = len(new.instances(scaled))
+            self.bus.emit(
+                Scaled, service=scaled, replicas=count, added=plan.added, removed=plan.removed
+            )
+        else:
+            self.bus.emit(
+                ManifestReloaded,
+                manifest=str(new.path),
+                added=plan.added,
+                removed=plan.removed,
+                changed=plan.changed,
+                updated=plan.updated,
+            )
         self._watch_services()
         autostart = [name for name in plan.added if fresh[name].spec.autostart]
         await self._start_all(self.graph.to_start(autostart, self.supervisors))
@@ -511,8 +585,10 @@ class Host:
 
     def snapshot(self) -> dict[str, ServiceView]:
         """Return every service's current view, in manifest order."""
+        failed = self.groups.failed
         return {
-            name: sup.status(self._watching(name)) for name, sup in list(self.supervisors.items())
+            name: sup.status(self._watching(name), failed.get(sup.spec.group_name or ""))
+            for name, sup in list(self.supervisors.items())
         }
 
     async def subscribe(self, *, lines: bool = False) -> Subscription:

@@ -147,7 +147,11 @@ class Feeder:
         """Where the services it listens to stand, as of the bus's last event."""
         services = self._listen.services
         views = self._host.snapshot()
-        selected = tuple(v for name, v in views.items() if services is None or name in services)
+        selected = tuple(
+            v
+            for name, v in views.items()
+            if services is None or name in services or name.split(".", 1)[0] in services
+        )
         return Snapshot(seq=self._host.bus.last_seq, ts=time.time(), services=selected)
 
     def _flush(self) -> None:

@@ -47,6 +47,39 @@ def runs_differently(old: ServiceSpec, new: ServiceSpec) -> bool:
     return any(getattr(old, name) != getattr(new, name) for name in RUN_FIELDS)
 
 
+class Scales:
+    """The counts of replicated tables scaled while running (`Host.scale`).
+
+    A reload keeps them, unless the file's `replicas` of that table changed: then the file
+    wins, as it does for every other key.
+    """
+
+    def __init__(self, manifest: Manifest) -> None:
+        self.counts: dict[str, int] = {}
+        self._read = _replicas(manifest)
+        """Each replicated table's `replicas` as the manifest file last said."""
+
+    def keep(self, new: Manifest) -> Manifest:
+        """`new` (just read) with the counts scaled since, where the file did not change them."""
+        from tuisup.manifest.scale import scaled
+
+        read, self._read = self._read, _replicas(new)
+        for name, count in list(self.counts.items()):
+            if name not in self._read or self._read[name] != read.get(name):
+                del self.counts[name]
+                continue
+            try:
+                new = scaled(new, name, count)
+            except (LookupError, ValueError):  # its ports now overlap another's, ...
+                del self.counts[name]
+        return new
+
+
+def _replicas(manifest: Manifest) -> dict[str, int]:
+    """Each replicated table's count."""
+    return {name: t.replicas for name, t in manifest.templates.items() if t.replicas is not None}
+
+
 def reread(path: Path) -> Manifest:
     """Load the manifest again, naming it in problems as a user would (relative).
 

@@ -12,8 +12,8 @@ from tuisup.model.states import ACTIVE as ACTIVE
 from tuisup.model.states import ExitRecord as ExitRecord
 from tuisup.model.states import ExitStatus as ExitStatus
 from tuisup.model.states import ServiceState
-from tuisup.model.views import HealthCheckView, ListenView, SpecView, mask_env
-from tuisup.spec import ServiceSpec
+from tuisup.model.views import GroupView, HealthCheckView, ListenView, SpecView, mask_env
+from tuisup.spec import GroupSpec, ServiceSpec
 
 S = ServiceState
 TRANSITIONS: dict[ServiceState, frozenset[ServiceState]] = {
@@ -58,6 +58,7 @@ _AS_IS = (
     "restart_on_unhealthy",
     "restart_dependents",
     "hook_timeout",
+    "port",
 )
 """The fields a SpecView takes from a ServiceSpec as they are."""
 _CHECK_AS_IS = ("target", "interval", "timeout", "retries", "start_period")
@@ -84,6 +85,18 @@ def spec_view(spec: ServiceSpec) -> SpecView:
         if check is not None
         else None,
         listen=_listen_view(spec),
+        group=_group_view(spec.group) if spec.group is not None else None,
+    )
+
+
+def _group_view(group: GroupSpec) -> GroupView:
+    return GroupView(
+        name=group.name,
+        services=group.services,
+        strategy=str(group.strategy),
+        max_restarts=group.max_restarts,
+        restart_window=group.restart_window,
+        on_failure=str(group.on_failure),
     )
 
 

@@ -54,6 +54,7 @@ from tuisup.engine.messages import (
     Unhealthy,
 )
 from tuisup.engine.policy import Restarts
+from tuisup.engine.ports import port_taken
 from tuisup.engine.reaper import Reaper
 from tuisup.engine.status import (
     ACTIVE,
@@ -157,11 +158,12 @@ class Supervisor:
             return 0.0
         return self._clock.monotonic() - self._now.started_mono
 
-    def status(self, watching: bool | None = None) -> ServiceView:
+    def status(self, watching: bool | None = None, group_failed: str | None = None) -> ServiceView:
         """Return what observers see of this service now.
 
         Args:
             watching: Whether its changed files restart it (the host's watch knows).
+            group_failed: Why its group gave up, if it did (the host's groups know).
         """
         now = self._now
         run = now.run
@@ -185,6 +187,9 @@ class Supervisor:
             history=tuple(self.history),
             log_problem=self._logs.file_problem(self.spec.name),
             watching=watching,
+            replica=self.spec.replica,
+            group=self.spec.group_name,
+            group_failed=group_failed,
         )
 
     async def serve(self, tg: TaskGroup) -> None:
@@ -362,6 +367,9 @@ class Supervisor:
         if last is not None:
             self._logs.marker(self.spec.name, last.marker(self._now.runs))
         assert self._tg is not None
+        if self.spec.port is not None and (taken := port_taken(self.spec.port)) is not None:
+            self._cannot_start(f"cannot start: port {self.spec.port} is taken ({taken})")
+            return
         try:
             run = await self._executor.start(self.spec, self._logs, self._tg)
         except StartError as exc:
@@ -465,7 +473,14 @@ class Supervisor:
         delay = next_.delay
         self._now.next_start = self._clock.time() + delay
         self._transition(S.BACKOFF, reason=reason, **fields)
-        self._bus.emit(RestartScheduled, service=self.spec.name, attempt=next_.attempt, delay=delay)
+        self._bus.emit(
+            RestartScheduled,
+            service=self.spec.name,
+            attempt=next_.attempt,
+            delay=delay,
+            replica=self.spec.replica,
+            group=self.spec.group_name,
+        )
         if delay <= 0:
             await self._launch(restart=True)
         else:
@@ -508,6 +523,8 @@ class Supervisor:
             state=new,
             reason=reason,
             restarts=self.restarts,
+            replica=self.spec.replica,
+            group=self.spec.group_name,
             **fields,
         )
         if old is S.RUNNING:

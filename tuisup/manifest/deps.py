@@ -132,7 +132,7 @@ def check_graph(ck: Checker, tables: Mapping[str, Any]) -> None:
     Read from the raw `[services]` tables, so that a service with a problem of its own
     still has its dependencies checked.
     """
-    graph = {name: _dependencies(raw) for name, raw in tables.items()}
+    graph = {name: dependencies(raw) for name, raw in tables.items()}
     for service, needs in graph.items():
         for name, condition in needs.items():
             where = _entry(tables, service, name)
@@ -149,7 +149,7 @@ def check_graph(ck: Checker, tables: Mapping[str, Any]) -> None:
         ck.fail(_entry(tables, cycle[0], cycle[1]), f"dependency cycle: {' → '.join(cycle)}")
 
 
-def _dependencies(raw: object) -> dict[str, str]:
+def dependencies(raw: object) -> dict[str, str]:
     """The names (and conditions) of a raw service table's depends_on, as far as readable."""
     needs = raw.get("depends_on") if isinstance(raw, dict) else None
     if isinstance(needs, list):

@@ -6,11 +6,13 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from tuisup.manifest import checks
 from tuisup.manifest.deps import check_graph, depends_on, healthcheck
+from tuisup.manifest.groups import assign_groups, groups
 from tuisup.manifest.hooks import check_reachable, on_table
 from tuisup.manifest.listen import check_listened, check_listener, listen
 from tuisup.manifest.locator import Key, Locator
@@ -23,6 +25,16 @@ from tuisup.manifest.problems import (
     describe,
     quote,
 )
+from tuisup.manifest.replicas import (
+    MAX_REPLICAS,
+    check_placeholders,
+    check_ports,
+    instance,
+    instances,
+    port,
+    port_env,
+    replicas,
+)
 from tuisup.manifest.syntax import parse_toml
 from tuisup.spec import (
     BackoffKind,
@@ -34,6 +46,7 @@ from tuisup.spec import (
     Manifest,
     RestartPolicy,
     ServiceSpec,
+    Template,
 )
 
 
@@ -82,16 +95,23 @@ def parse_manifest(text: str, path: Path, display: str | None = None) -> Manifes
     where.run_safely()
     ck = Checker(display, path.parent, where)
     for name in document:
-        if name not in ("tuisup", "services"):
-            ck.unknown((name,), ("tuisup", "services"))
+        if name not in ("tuisup", "services", "groups"):
+            ck.unknown((name,), ("tuisup", "services", "groups"))
     settings = _host_settings(ck, document.get("tuisup", {}))
     defaults = settings.logs if isinstance(settings, HostSettings) else LogOptions()
-    services = _services(ck, document.get("services"), defaults)
+    services, templates = _services(ck, document.get("services"), defaults)
+    raw_services = document.get("services")
+    found = groups(
+        ck, document.get("groups"), raw_services if isinstance(raw_services, dict) else {}
+    )
+    services = {spec.name: spec for spec in assign_groups(services.values(), found)}
     if ck.problems:
         ck.problems.sort(key=lambda p: (p.file != display, p.file, p.line, p.col))
         raise ManifestError(ck.problems)
     assert settings is not INVALID  # only when a problem was recorded
-    return Manifest(path=path, settings=settings, services=services)
+    return Manifest(
+        path=path, settings=settings, services=services, templates=templates, groups=found
+    )
 
 
 def _unreadable(display: str, reason: str) -> Problem:
@@ -224,6 +244,9 @@ _SERVICE_CHECKS: dict[str, checks.Check] = {
     "listen": listen,
     "listen_buffer": checks.integer(1),
     **_LOG_CHECKS,
+    # replicas and ports (manifest.replicas)
+    "replicas": replicas,
+    "port": port,
 }
 _SERVICE_KEYS = ("command", *_SERVICE_CHECKS, "target", "executor")
 _DEFAULT = ServiceSpec(name="", argv=("",), command="", cwd=Path("/"))
@@ -275,24 +298,62 @@ def _log_dir_problem(ck: Checker, problem: str, *, given: bool) -> None:
     ck.problems.append(Problem(ck.display, line or 1, col or 1, "tuisup.log_dir", text))
 
 
-def _services(ck: Checker, raw: object, defaults: LogOptions) -> dict[str, ServiceSpec]:
+def _services(
+    ck: Checker, raw: object, defaults: LogOptions
+) -> tuple[dict[str, ServiceSpec], dict[str, Template]]:
     if raw is None or raw == {}:
         line, col = ck.where.find(("services",), key=True)
         ck.problems.append(
             Problem(ck.display, line or 1, col or 1, "services", "no services defined")
         )
-        return {}
+        return {}, {}
     tables = checks.table(ck, ("services",), raw)
     if tables is INVALID:
-        return {}
-    specs = [_service(ck, str(name), value, defaults) for name, value in tables.items()]
-    ordered = sorted((spec for spec in specs if spec is not INVALID), key=lambda s: s.line)
+        return {}, {}
+    templates = {
+        name: _template(name, table)
+        for name, table in tables.items()
+        if isinstance(table, dict) and ("replicas" in table or "port" in table)
+    }
+    env = port_env(templates)
+    make = partial(service_spec, defaults=defaults)
+    specs: list[ServiceSpec] = []
+    for name, value in tables.items():
+        template = templates.get(name)
+        if template is not None:
+            check_placeholders(ck, name, template.table)
+            made = instances(ck, template, template.replicas, env, make)
+            specs.extend(made if made is not INVALID else [])
+        elif (spec := make(ck, str(name), value)) is not INVALID:
+            specs.append(instance(spec, None, None, env))
+    specs.sort(key=lambda s: s.line)
     check_graph(ck, tables)
     check_listened(ck, tables)
-    return {spec.name: spec for spec in ordered}
+    check_ports(ck, templates)
+    return {spec.name: spec for spec in specs}, templates
 
 
-def _service(ck: Checker, name: str, raw: object, defaults: LogOptions) -> ServiceSpec | Invalid:
+def _template(name: str, table: dict[str, Any]) -> Template:
+    """What it takes to make a table's instances again (a value with a problem: as none)."""
+    count, first = table.get("replicas"), table.get("port")
+    if "replicas" in table and (type(count) is not int or not 0 <= count <= MAX_REPLICAS):
+        count = 1  # reported when the instance is checked
+    if type(first) is not int or not 1 <= first <= 65535:
+        first = None
+    return Template(name=name, replicas=count, port=first, table=table)
+
+
+def service_spec(
+    ck: Checker, name: str, raw: object, defaults: LogOptions
+) -> ServiceSpec | Invalid:
+    """Check one `[services.NAME]` table and make its spec (before replicas and ports).
+
+    Args:
+        ck: Where problems go.
+        name: The table's (declared) name.
+        raw: The table.
+        defaults: The `log_*` keys of `[tuisup]`, which its own override.
+    """
     base: Key = ("services", name)
     before = len(ck.problems)
     if not _NAME.fullmatch(name):
@@ -312,6 +373,8 @@ def _service(ck: Checker, name: str, raw: object, defaults: LogOptions) -> Servi
         return INVALID
     if "on" in values:
         values["hooks"] = values.pop("on")
+    values.pop("replicas", None)  # an instance's own are set by manifest.replicas
+    values.pop("port", None)
     values["executor"] = executor
     values["logs"] = _log_options(values, defaults)
     env_file, file_env = values.pop("env_file", (None, {}))

@@ -6,6 +6,7 @@ this alone, and every value has a JSON form that travels over the control socket
 
 from tuisup.model.errors import ApiError as ApiError
 from tuisup.model.errors import BadRequest as BadRequest
+from tuisup.model.errors import CannotScale as CannotScale
 from tuisup.model.errors import HostStopping as HostStopping
 from tuisup.model.errors import UnknownService as UnknownService
 from tuisup.model.events import Event as Event

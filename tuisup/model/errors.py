@@ -50,8 +50,14 @@ class BadRequest(ApiError):
     code = "bad_request"
 
 
+class CannotScale(ApiError):
+    """A scale the host refused: not a replicated table, or ports that would overlap."""
+
+    code = "cannot_scale"
+
+
 ERRORS: dict[str, type[ApiError]] = {
-    cls.code: cls for cls in (ApiError, UnknownService, HostStopping, BadRequest)
+    cls.code: cls for cls in (ApiError, UnknownService, HostStopping, BadRequest, CannotScale)
 }
 """Every error class, by its code."""
 

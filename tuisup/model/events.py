@@ -79,6 +79,10 @@ class StateChanged(Event):
     error: str | None = None
     reason: str | None = None
     restarts: int = 0
+    replica: int | None = None
+    """The service's index when it is a replica (`worker.2`: 2)."""
+    group: str | None = None
+    """The group the service belongs to, if any."""
 
 
 class HealthChanged(Event):
@@ -103,6 +107,8 @@ class RestartScheduled(Event):
     service: str
     attempt: int
     delay: float
+    replica: int | None = None
+    group: str | None = None
 
 
 class Output(Event):
@@ -242,6 +248,53 @@ class ManifestReloaded(Event):
             if names
         ]
         return "; ".join(parts) or "nothing changed"
+
+
+class Scaled(Event):
+    """A replicated table was scaled (`tuisup scale`, `+`/`-`): it now has `replicas`.
+
+    `added` replicas were made (and started, with autostart), `removed` ones stopped and
+    dropped: the highest indices. The others were not touched.
+    """
+
+    kind: ClassVar[str] = "scaled"
+    service: str
+    """The table's name (`worker`)."""
+    replicas: int
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+
+class GroupRestarting(Event):
+    """A member of a group failed; the group restarts the members its strategy says.
+
+    One event per group restart: `service` failed, `restarting` are moved (in start
+    order: the others are stopped in reverse first), `restarts` counts this one among the
+    group's restarts within its `restart_window`.
+    """
+
+    kind: ClassVar[str] = "group_restart"
+    group: str
+    service: str
+    restarting: tuple[str, ...]
+    strategy: str
+    restarts: int = 1
+
+    def describe(self) -> str:
+        """`pipeline: consumer failed, restarting consumer, indexer (rest_for_one)`."""
+        moved = ", ".join(self.restarting)
+        return f"{self.group}: {self.service} failed, restarting {moved} ({self.strategy})"
+
+
+class GroupFailed(Event):
+    """A group gave up: its members are stopped, or (`shutdown`) tuisup stops and exits 1."""
+
+    kind: ClassVar[str] = "group_failed"
+    group: str
+    reason: str
+    """e.g. `group pipeline: 4 restarts in 5s`."""
+    on_failure: str = "stop"
+    """`stop` (its members) or `shutdown` (everything, exit status 1)."""
 
 
 class ManifestInvalid(Event):

@@ -67,6 +67,33 @@ class ListenView(Record):
         return cls(**values)
 
 
+class GroupView(Record):
+    """A service's group, as its `[groups.NAME]` table says."""
+
+    name: str
+    services: tuple[str, ...]
+    """Its members, in start order."""
+    strategy: str = "one_for_one"
+    max_restarts: int = 3
+    restart_window: float = 5.0
+    on_failure: str = "stop"
+
+    def budget(self) -> str:
+        """`3 restarts in 5s, then stop`."""
+        return f"{self.max_restarts} restarts in {self.restart_window:g}s, then {self.on_failure}"
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the view as JSON-ready data."""
+        return {name: _plain(getattr(self, name)) for name in GroupView._fields}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> GroupView:
+        """Read back what `to_json` wrote."""
+        values = {k: v for k, v in data.items() if k in GroupView._fields}
+        values["services"] = tuple(values.get("services", ()))
+        return cls(**values)
+
+
 class SpecView(Record):
     """A service's table in the manifest, as observers see it (environment values masked)."""
 
@@ -104,6 +131,10 @@ class SpecView(Record):
     hook_timeout: float = 10.0
     listen: ListenView | None = None
     """A listener's settings; None: not a listener (its stdin is /dev/null)."""
+    port: int | None = None
+    """Its own port (`port` plus its replica index); None: the table has no `port`."""
+    group: GroupView | None = None
+    """Its group's table; None: it is in no group."""
 
     @property
     def in_process(self) -> bool:
@@ -117,6 +148,8 @@ class SpecView(Record):
             data["healthcheck"] = {name: getattr(self.healthcheck, name) for name in _HEALTH_FIELDS}
         if self.listen is not None:
             data["listen"] = self.listen.to_json()
+        if self.group is not None:
+            data["group"] = self.group.to_json()
         return {key: value for key, value in data.items() if value is not None}
 
     @classmethod
@@ -134,6 +167,9 @@ class SpecView(Record):
         listen = data.get("listen")
         if listen is not None:
             values["listen"] = ListenView.from_json(listen)
+        group = data.get("group")
+        if group is not None:
+            values["group"] = GroupView.from_json(group)
         return cls(**values)
 
 
@@ -165,6 +201,17 @@ class ServiceView(Record):
     """While its log file cannot be written: why (its lines are kept in memory only)."""
     watching: bool | None = None
     """Whether saving its files restarts it (False: paused; None: it watches nothing)."""
+    replica: int | None = None
+    """Its index when it is a replica: `worker.2` is replica 2 of the table `worker`."""
+    group: str | None = None
+    """The group it belongs to (`[groups.NAME]`), if any."""
+    group_failed: str | None = None
+    """While its group has given up: why (e.g. `group pipeline: 4 restarts in 5s`)."""
+
+    @property
+    def declared(self) -> str:
+        """The name of the table it comes from (`worker` for `worker.2`)."""
+        return self.name.split(".", 1)[0]
 
     @property
     def last_exit(self) -> ExitRecord | None:
@@ -224,10 +271,13 @@ class ServiceView(Record):
             history=tuple(ExitRecord.from_json(r) for r in data.get("history", ())),
             log_problem=data.get("log_problem"),
             watching=data.get("watching"),
+            replica=data.get("replica"),
+            group=data.get("group"),
+            group_failed=data.get("group_failed"),
         )
 
 
-_SPEC_FIELDS = tuple(f for f in SpecView._fields if f not in ("healthcheck", "listen"))
+_SPEC_FIELDS = tuple(f for f in SpecView._fields if f not in ("healthcheck", "listen", "group"))
 _HEALTH_FIELDS = HealthCheckView._fields
 _PLAIN_FIELDS = (
     "pid",
@@ -238,6 +288,9 @@ _PLAIN_FIELDS = (
     "health_reason",
     "log_problem",
     "watching",
+    "replica",
+    "group",
+    "group_failed",
 )
 """A view's fields that are JSON as they are (numbers, strings, booleans, or None)."""
 

@@ -27,7 +27,7 @@ from textual.widgets import Footer, Input, Static, Tree
 from textual.worker import Worker, WorkerState
 
 from tuisup.api import HostAPI, Subscription
-from tuisup.model import ACTIVE, Health, ProcessStats, ServiceState, ServiceView, UnknownService
+from tuisup.model import ACTIVE, ApiError, Health, ProcessStats, ServiceState, ServiceView
 from tuisup.model import events as ev
 from tuisup.terminal import one_line, text_lines
 from tuisup.tui.commands import ServiceCommands
@@ -69,6 +69,8 @@ class TuisupApp(App[int]):
         Binding("e", "export", "Export", show=False),
         Binding("L", "reload", "Reload manifest", show=False),
         Binding("W", "toggle_watch", "Watch on/off", show=False),
+        Binding("plus", "scale(1)", "One replica more", show=False),
+        Binding("minus", "scale(-1)", "One replica fewer", show=False),
         Binding("question_mark", "help", "Help"),
         Binding("Q", "stop_host", "Stop tuisup", show=False),  # attached only
         # One of each pair is enabled (`check_action`): embedded, q quits; attached, q
@@ -107,17 +109,23 @@ class TuisupApp(App[int]):
         """Failures of the stats worker already notified."""
         self._reloading: dict[str, int] = {}
         """Services restarting for changed files, with their restart count before it."""
+        self._gave_up: str | None = None
+        """Why a group with `on_failure = "shutdown"` stopped tuisup, if one did."""
+        self._scaling: dict[str, int] = {}
+        """Replicated tables being scaled, and the count asked for: `+` pressed again
+        before the host said it is done counts from there."""
 
     # -- building ---------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
         """The header line, the tree and the log pane, the footer."""
         manifest = Path(self.api.manifest_path)
-        names = list(self.api.snapshot())
+        views = self.api.snapshot()
+        names = list(views)
         yield Static(id="summary")
         with Horizontal():
             title = one_line(manifest.absolute().parent.name) or "tuisup"  # a folder's name
-            yield ServiceTree(title, names, id="tree")
+            yield ServiceTree(title, list(views.values()), id="tree")
             with Vertical(id="log-pane"):
                 yield Static(id="log-title")
                 yield LogView(self.api, names, self._log_lines, id="log")
@@ -179,28 +187,40 @@ class TuisupApp(App[int]):
                     self._show(tree, snapshot[name])
                 self._show_summary()
             for event in batch:
-                if isinstance(event, ev.FilesChanged):
-                    self._files_changed(tree, event)
-                elif isinstance(event, ev.ManifestReloaded):
-                    self._reloaded(event)
-                elif isinstance(event, ev.LogFileChanged):
-                    self._log_file_changed(event.service, event.message, writing=event.writing)
-                elif isinstance(event, ev.ManifestInvalid):
-                    self.clear_notifications()
-                    self.notify(
-                        event.error,
-                        title="services.toml not applied",
-                        severity="error",
-                        timeout=3600,
-                    )
-                elif isinstance(event, ev.ControlRefused):
-                    text = f"uid {event.uid} (pid {event.pid}): only this user may control tuisup"
-                    self.notify(text, title="control connection refused", severity="warning")
+                self._on_event(tree, event)
             if any(isinstance(e, ev.HostStopped) for e in batch):
-                self._leave(0, STOPPED)
+                # A group that gave up with on_failure = "shutdown" makes it a failure.
+                self._leave(1 if self._gave_up else 0, self._gave_up or STOPPED)
                 return
         # The subscription ended without the host saying it stopped: it is gone.
         self._leave(1, "the connection to it was lost")
+
+    def _on_event(self, tree: ServiceTree, event: ev.Event) -> None:
+        """React to one event beyond the labels it changed: notifications, reloads."""
+        if isinstance(event, ev.FilesChanged):
+            self._files_changed(tree, event)
+        elif isinstance(event, ev.ManifestReloaded):
+            self._reloaded(event)
+        elif isinstance(event, ev.Scaled):
+            self._scaling.pop(event.service, None)
+            self._resync()
+        elif isinstance(event, ev.LogFileChanged):
+            self._log_file_changed(event.service, event.message, writing=event.writing)
+        elif isinstance(event, ev.ManifestInvalid):
+            self.clear_notifications()
+            self.notify(
+                event.error,
+                title="services.toml not applied",
+                severity="error",
+                timeout=3600,
+            )
+        elif isinstance(event, ev.GroupRestarting):
+            self.notify(event.describe(), title="group restart", severity="warning")
+        elif isinstance(event, ev.GroupFailed):
+            self._group_failed(event)
+        elif isinstance(event, ev.ControlRefused):
+            text = f"uid {event.uid} (pid {event.pid}): only this user may control tuisup"
+            self.notify(text, title="control connection refused", severity="warning")
 
     def _caught_up(self) -> None:
         """Redraw from the snapshot, and pull the lines that unseen events announced.
@@ -209,7 +229,7 @@ class TuisupApp(App[int]):
         """
         tree = self.query_one(ServiceTree)
         snapshot = self.api.snapshot()
-        tree.sync(list(snapshot))
+        tree.sync(list(snapshot.values()))
         for status in snapshot.values():
             self._show(tree, status)
         self._show_summary()
@@ -225,7 +245,7 @@ class TuisupApp(App[int]):
             return
         error = worker.error
         what = f"{type(error).__name__}: {error}" if error is not None else "failed"
-        if isinstance(error, UnknownService):
+        if isinstance(error, ApiError):
             what = str(error)
         if worker.group == "stats":  # it runs every second: each failure is said once
             if what in self._reported:
@@ -283,10 +303,22 @@ class TuisupApp(App[int]):
             del self._reloading[status.name]  # the new run is up
         tree.show(status, watching=status.watching, reloading=status.name in self._reloading)
 
+    def _group_failed(self, event: ev.GroupFailed) -> None:
+        if event.on_failure == "shutdown":
+            self._gave_up = event.reason
+        self.notify(event.reason, title=f"group {event.group} failed", severity="error")
+
     def _reloaded(self, event: ev.ManifestReloaded) -> None:
-        names = list(self.api.snapshot())
+        self._resync()
+        self.clear_notifications()
+        self.notify(event.summary(), title="services.toml reloaded")
+
+    def _resync(self) -> None:
+        """Follow a new set of services (a reload, a scale): the tree, the log's names."""
+        snapshot = self.api.snapshot()
+        names = list(snapshot)
         tree = self.query_one(ServiceTree)
-        tree.sync(names)
+        tree.sync(list(snapshot.values()))
         view = self.query_one(LogView)
         view.name_width = max((len(n) for n in names), default=6)
         if view.source is not None and view.source not in names:
@@ -294,8 +326,6 @@ class TuisupApp(App[int]):
         for status in self.api.snapshot().values():
             self._show(tree, status)
         self._show_summary()
-        self.clear_notifications()
-        self.notify(event.summary(), title="services.toml reloaded")
 
     def _log_file_changed(self, service: str, message: str, *, writing: bool) -> None:
         """Say that a log file cannot be written (a warning, for 30 s) or is written again."""
@@ -393,8 +423,9 @@ class TuisupApp(App[int]):
     @on(Tree.NodeHighlighted, "#tree")
     def _selected_changed(self) -> None:
         view = self.query_one(LogView)
-        service = self.query_one(ServiceTree).selected_service
-        if service is not None and view.source != service:
+        tree = self.query_one(ServiceTree)
+        service = tree.selected_service
+        if service is not None and service not in tree.parents and view.source != service:
             view.switch(service)
             self._show_log_title()
 
@@ -440,6 +471,30 @@ class TuisupApp(App[int]):
         if (name := self._service()) is not None:
             self.command(verb, name)
 
+    def action_scale(self, delta: int) -> None:
+        """Run one replica more (`+`) or fewer (`-`) of the selected replicated service."""
+        if (name := self._service()) is None:
+            return
+        views = self.api.snapshot()
+        table = views[name].declared if name in views else name
+        now = self._scaling.get(table, sum(v.declared == table for v in views.values()))
+        if now + delta < 0:
+            return
+        self._scaling[table] = now + delta
+        self.run_worker(
+            self._scale(table, now + delta),
+            group=f"scale-{table}",
+            description=f"scale {table}",
+            exit_on_error=False,
+        )
+
+    async def _scale(self, table: str, count: int) -> None:
+        try:
+            await self.api.scale(table, count)
+        finally:
+            if self._scaling.get(table) == count:
+                del self._scaling[table]
+
     def action_restart_all(self) -> None:
         """Restart every service."""
         for name in self.api.snapshot():
@@ -450,9 +505,9 @@ class TuisupApp(App[int]):
     def action_toggle_merged(self) -> None:
         """Switch between the selected service's log and every service's."""
         view = self.query_one(LogView)
-        view.switch(
-            None if view.source is not None else self.query_one(ServiceTree).selected_service
-        )
+        tree = self.query_one(ServiceTree)
+        selected = tree.selected_service
+        view.switch(None if view.source is not None or selected in tree.parents else selected)
         self._show_log_title()
 
     def action_search(self) -> None:

@@ -57,9 +57,29 @@ def describe(status: ServiceView) -> Table:
         rows.append(("hooks", _hooks(status)))
     if spec.listen is not None:
         rows.append(("listens to", _listen(spec.listen)))
+    if status.replica is not None or spec.port is not None:
+        rows.append(("replica", _replica(status)))
+    if spec.group is not None:
+        rows.append(("group", _group(status)))
     for key, value in rows:
         table.add_row(key, shown(value))
     return table
+
+
+def _replica(status: ServiceView) -> str:
+    """`2 of worker, port 8002`."""
+    parts = [f"{status.replica} of {status.declared}"] if status.replica is not None else []
+    if status.spec.port is not None:
+        parts.append(f"port {status.spec.port}")
+    return ", ".join(parts)
+
+
+def _group(status: ServiceView) -> str:
+    """`pipeline: broker, consumer, indexer; rest_for_one; budget 3 restarts in 5s, then stop`."""
+    group = status.spec.group
+    assert group is not None
+    text = f"{group.name}: {', '.join(group.services)}; {group.strategy}; budget {group.budget()}"
+    return text + (f"\nfailed: {status.group_failed}" if status.group_failed else "")
 
 
 def _healthcheck(status: ServiceView) -> str:

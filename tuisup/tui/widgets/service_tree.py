@@ -167,53 +167,83 @@ class ServiceTree(Tree[str | int]):
     }
     """
 
-    def __init__(self, title: str, names: list[str], *, id: str | None = None) -> None:
+    def __init__(self, title: str, views: list[ServiceView], *, id: str | None = None) -> None:
         super().__init__(Text(title, "bold"), id=id)
         self.show_root = True
         # Enter opens a service's detail; folding on Enter too hid every service (on the
         # host) or a service's processes behind its detail. Space still folds.
         self.auto_expand = False
         self.guide_depth = 2
-        self.width_of_names = max((len(n) for n in names), default=8)
+        self.width_of_names = 8
         self.nodes_by_name: dict[str, TreeNode[str | int]] = {}
+        self.parents: dict[str, TreeNode[str | int]] = {}
+        """The nodes above services: groups, and replicated tables (by the name they
+        stand for: `s`, `x`, `r` and `k` act on all of theirs)."""
+        self._above: dict[str, tuple[str, ...]] = {}
+        """Each service's parents, outermost first."""
+        self._views: dict[str, ServiceView] = {}
+        """Each service's latest view: its parents' summaries are made of them."""
         self._procs: dict[str, tuple[Proc, ...]] = {}
         self._pids: dict[str, int | None] = {}
         """Each service's main pid as its last status said: process rows must be its."""
         self._runs: dict[str, str | None] = {}
         """What each service's main process runs, shown instead of its command line."""
-        for name in names:
-            self.nodes_by_name[name] = self.root.add(Text(name), data=name, allow_expand=False)
+        self.sync(views)
         self.root.expand()
 
-    def sync(self, names: list[str]) -> None:
-        """Follow a reloaded manifest: drop the nodes of removed services, add new ones."""
+    def sync(self, views: list[ServiceView]) -> None:
+        """Follow a reloaded (or scaled) manifest: drop removed services' nodes, add new ones.
+
+        A service sits under its group's node and its replicated table's.
+        """
+        wanted = {view.name: parents_of(view) for view in views}
         for name in list(self.nodes_by_name):
-            if name not in names:
+            if wanted.get(name) != self._above.get(name):
                 self.nodes_by_name.pop(name).remove()
-                self._procs.pop(name, None)
-                self._pids.pop(name, None)
-                self._runs.pop(name, None)
-        self.width_of_names = max((len(n) for n in names), default=8)
-        for name in names:
-            if name not in self.nodes_by_name:
-                node = self.root.add(Text(name), data=name, allow_expand=False)
-                self.nodes_by_name[name] = node
+                for kept in (self._above, self._views, self._procs, self._pids, self._runs):
+                    kept.pop(name, None)
+        for key in reversed(list(self.parents)):  # the innermost first: they were made last
+            if not self.parents[key].children:
+                self.parents.pop(key).remove()
+        for view in views:
+            if view.name not in self.nodes_by_name:
+                parent = self._node_above(wanted[view.name])
+                node = parent.add(Text(view.name), data=view.name, allow_expand=False)
+                self.nodes_by_name[view.name] = node
+                self._above[view.name] = wanted[view.name]
+        self.width_of_names = max((len(v.name) + 2 * len(wanted[v.name]) for v in views), default=8)
+
+    def _node_above(self, chain: tuple[str, ...]) -> TreeNode[str | int]:
+        node = self.root
+        for key in chain:
+            if key not in self.parents:
+                self.parents[key] = node.add(Text(key), data=key, expand=True)
+            node = self.parents[key]
+        return node
 
     def show(
         self, status: ServiceView, watching: bool | None = None, reloading: bool = False
     ) -> None:
-        """Redraw one service's label, if it changed."""
+        """Redraw one service's label, and its parents' summaries, if they changed."""
         node = self.nodes_by_name.get(status.name)
         if node is None:
             return
-        label = service_label(status, self.width_of_names, watching=watching, reloading=reloading)
+        self._views[status.name] = status
+        width = self.width_of_names - 2 * len(self._above.get(status.name, ()))
+        label = service_label(status, width, watching=watching, reloading=reloading)
         _relabel(node, label)
+        for depth, key in enumerate(self._above.get(status.name, ())):
+            self._summarise(key, self.width_of_names - 2 * depth)
         self._runs[status.name] = runs(status)
         if self._pids.get(status.name) != status.pid:
             # Its processes went with its run (backoff, exited, stopped): their rows go
             # now, not when the next stats pass (up to a second away) sees them gone.
             self._pids[status.name] = status.pid
             self._set_rows(node, status.name, ())
+
+    def _summarise(self, key: str, width: int) -> None:
+        members = [v for n, v in self._views.items() if key in self._above.get(n, ())]
+        _relabel(self.parents[key], summary_label(key, members, width))
 
     def show_processes(self, service: str, procs: tuple[Proc, ...]) -> None:
         """Replace a service's process rows (in place when the pids did not change).
@@ -254,11 +284,53 @@ class ServiceTree(Tree[str | int]):
 
     @property
     def selected_service(self) -> str | None:
-        """The service under the cursor (or whose process is), None on the root."""
+        """The service under the cursor (or whose process is), None on the root.
+
+        On a group or a replicated table: its name, which commands take for all of theirs.
+        """
         node = self.cursor_node
         while node is not None and not isinstance(node.data, str):
             node = node.parent
         return node.data if node is not None and isinstance(node.data, str) else None
+
+
+def parents_of(view: ServiceView) -> tuple[str, ...]:
+    """The nodes a service sits under: its group's, then its replicated table's."""
+    group = (view.group,) if view.group is not None else ()
+    return (*group, view.declared) if view.replica is not None else group
+
+
+def summary_label(key: str, members: list[ServiceView], width: int) -> Text:
+    """A group's or a replicated table's label: `3/3 running`, restarts summed.
+
+    Its glyph is the worst of its members': failed, then on its way (starting, backoff,
+    stopping, waiting), then all running, else none running. A group's says its strategy,
+    and, once it gave up, why.
+    """
+    running = sum(v.state is S.RUNNING for v in members)
+    restarts = sum(v.restarts for v in members)
+    states = {v.state for v in members}
+    group = next((v.spec.group for v in members if v.spec.group and v.spec.group.name == key), None)
+    failed = next((v.group_failed for v in members if v.group_failed), None) if group else None
+    if S.FAILED in states or failed:
+        glyph, colour = GLYPHS[S.FAILED]
+    elif states & {S.STARTING, S.BACKOFF, S.STOPPING, S.WAITING}:
+        glyph, colour = GLYPHS[S.STARTING]
+    elif members and running == len(members):
+        glyph, colour = GLYPHS[S.RUNNING]
+    else:
+        glyph, colour = GLYPHS[S.STOPPED]
+    label = Text.assemble(
+        (f"{glyph} ", colour),
+        (f"{key:<{width}} ", "bold"),
+        (f"{running}/{len(members)} running ", colour if running else "bright_black"),
+        (f"×{restarts}", "yellow" if restarts else "bright_black"),
+    )
+    if group is not None:
+        label.append(f"  {group.strategy}", "cyan")
+    if failed:
+        label.append(f" · {one_line(failed)}", "red")
+    return label
 
 
 def _relabel(node: TreeNode[str | int], label: Text) -> None:

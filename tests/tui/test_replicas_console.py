@@ -1,0 +1,93 @@
+"""Replicas in the console: one node per replicated table with a summary, its replicas under it."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+from tests.conftest import Tuisup, wait_until
+from tests.tui.test_console import console, label, notification_text, until
+from tuisup.engine import ServiceState
+from tuisup.manifest import load_manifest
+from tuisup.spec import Manifest
+from tuisup.tui.widgets.service_tree import ServiceTree
+
+S = ServiceState
+
+WORKERS = """
+[services.worker]
+command = "sleep 60"
+replicas = 3
+env = { TUISUP_TEST_TOKEN = "@TOKEN@" }
+
+[services.web]
+command = "sleep 61"
+env = { TUISUP_TEST_TOKEN = "@TOKEN@" }
+"""
+
+
+def load(tmp_path: Path, token: str, text: str = WORKERS) -> Manifest:
+    path = tmp_path / "services.toml"
+    path.write_text(textwrap.dedent(text).replace("@TOKEN@", token))
+    return load_manifest(path)
+
+
+async def test_a_replicated_table_is_one_node_with_a_summary_and_its_replicas_under_it(
+    tmp_path: Path, token: str
+) -> None:
+    async with console(load(tmp_path, token)) as (host, app, pilot):
+        await wait_until(host, lambda s: all(v.state is S.RUNNING for v in s.values()))
+        tree = app.query_one(ServiceTree)
+        node = tree.parents["worker"]
+        await until(pilot, lambda: "3/3 running" in str(node.label))
+        assert [child.data for child in node.children] == ["worker.0", "worker.1", "worker.2"]
+        assert tree.nodes_by_name["web"].parent is tree.root
+        await host.kill("worker.1")
+        await wait_until(host, lambda s: s["worker.1"].restarts == 1)
+        await wait_until(host, lambda s: s["worker.1"].state is S.RUNNING)
+        await until(pilot, lambda: "3/3 running ×1" in str(node.label))
+        assert "running" in label(app, "worker.1")
+
+        await pilot.press("down")  # the host, then the table's node
+        assert tree.selected_service == "worker"
+        await pilot.press("x")  # stops every replica
+        await wait_until(host, lambda s: all(s[f"worker.{i}"].state is S.STOPPED for i in range(3)))
+        await until(pilot, lambda: "0/3 running" in str(node.label))
+        assert host.snapshot()["web"].state is S.RUNNING
+
+
+def test_json_events_carry_the_replica(tmp_path: Path, token: str) -> None:
+    load(tmp_path, token)
+    tuisup = Tuisup("--no-tui", "--json", cwd=tmp_path)
+    line = tuisup.expect(lambda text: '"worker.2"' in text and '"running"' in text)
+    event = json.loads(line)
+    assert (event["service"], event["replica"]) == ("worker.2", 2)
+    line = tuisup.expect(lambda text: '"web"' in text and '"running"' in text)
+    assert "replica" not in json.loads(line)
+    tuisup.proc.terminate()
+    assert tuisup.finish() == 0
+
+
+async def test_plus_and_minus_scale_the_selected_replicated_service(
+    tmp_path: Path, token: str
+) -> None:
+    async with console(load(tmp_path, token)) as (host, app, pilot):
+        await wait_until(host, lambda s: all(v.state is S.RUNNING for v in s.values()))
+        before = {n: v.pid for n, v in host.snapshot().items()}
+        tree = app.query_one(ServiceTree)
+        tree.move_cursor(tree.nodes_by_name["worker.1"])
+        await pilot.press("plus", "plus")
+        await wait_until(host, lambda s: "worker.4" in s and s["worker.4"].state is S.RUNNING)
+        node = tree.parents["worker"]
+        await until(pilot, lambda: "5/5 running" in str(node.label))
+        assert [child.data for child in node.children][-1] == "worker.4"
+        await pilot.press("minus")
+        await wait_until(host, lambda s: "worker.4" not in s)
+        await until(pilot, lambda: "4/4 running" in str(node.label))
+        now = host.snapshot()
+        assert {n: now[n].pid for n in before} == before  # none of those restarted
+
+        tree.move_cursor(tree.nodes_by_name["web"])
+        await pilot.press("plus")
+        await until(pilot, lambda: "web has no replicas key" in notification_text(app))

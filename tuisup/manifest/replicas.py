@@ -1,0 +1,176 @@
+"""Provides replicas and ports: a table with `replicas` or `port` made into its instances.
+
+A table with `replicas = N` is N services, `NAME.0` to `NAME.N-1` (a declared name never
+holds a `.`, so no instance can take a declared name). `{replica}` (the index) and `{port}`
+(`port` plus the index) are put into its `command`, `env` values and `healthcheck` before
+each instance is checked like any table. Processes get `TUISUP_REPLICA` and `PORT`, and every
+service gets `TUISUP_PORT_<NAME>` for each table with a `port`. The ports of all tables and
+replicas must not overlap.
+
+The same expansion serves scaling while running (`Host.scale`): a `Template` keeps the
+table, and `instances` makes the specs of any count from it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any
+
+from tuisup.manifest import checks
+from tuisup.manifest.locator import Key
+from tuisup.manifest.problems import INVALID, Checker, Invalid, describe
+from tuisup.spec import ServiceSpec, Template
+
+Make = Callable[[Checker, str, object], ServiceSpec | Invalid]
+"""Checks one table (as the loader does) and makes its spec, under its declared name."""
+
+_PLACES = re.compile(r"\{(replica|port)\}")
+_FILLED = ("command", "env", "healthcheck")
+"""The keys whose strings take `{replica}` and `{port}`."""
+MAX_REPLICAS = 1000
+
+replicas_check = checks.integer(0)
+
+
+def port(ck: Checker, path: Key, raw: object) -> int | Invalid:
+    """Check a TCP port, 1 to 65535."""
+    if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= 65535:
+        return ck.fail(path, f"expected a port from 1 to 65535, got {describe(raw)}")
+    return raw
+
+
+def replicas(ck: Checker, path: Key, raw: object) -> int | Invalid:
+    """Check a replica count, 0 to MAX_REPLICAS."""
+    count = replicas_check(ck, path, raw)
+    if not isinstance(count, int):
+        return INVALID
+    if count > MAX_REPLICAS:
+        return ck.fail(path, f"expected at most {MAX_REPLICAS} replicas, got {count}")
+    return count
+
+
+def port_env(templates: Mapping[str, Template]) -> dict[str, str]:
+    """`TUISUP_PORT_<NAME>` for each table with a `port`: its first instance's port."""
+    return {
+        f"TUISUP_PORT_{name.upper().replace('-', '_')}": str(t.port)
+        for name, t in templates.items()
+        if t.port is not None
+    }
+
+
+def instances(
+    ck: Checker, template: Template, count: int | None, env: Mapping[str, str], make: Make
+) -> list[ServiceSpec] | Invalid:
+    """Make the specs of `count` instances of a table (None: the table is not replicated).
+
+    Each instance is checked as a table of its own; the first that has problems stops
+    the rest, so a mistake is reported once, not once per replica. With no instance at
+    all, the table is checked all the same.
+    """
+    made: list[ServiceSpec] = []
+    for i in range(max(1, count or 0)):
+        own = None if template.port is None else template.port + i
+        if own is not None and own > 65535:
+            return INVALID  # check_ports says so
+        spec = make(ck, template.name, fill(template.table, i, own))
+        if spec is INVALID:
+            return INVALID
+        made.append(instance(spec, i if count is not None else None, own, env))
+    return made if count != 0 else []
+
+
+def instance(
+    spec: ServiceSpec, replica: int | None, own: int | None, env: Mapping[str, str]
+) -> ServiceSpec:
+    """The spec of one instance: its name, replica, port and variables."""
+    name = spec.name if replica is None else f"{spec.name}.{replica}"
+    return replace(
+        spec, name=name, replica=replica, port=own, env=with_env(spec, env, replica, own)
+    )
+
+
+def with_env(
+    spec: ServiceSpec, ports: Mapping[str, str], replica: int | None, own: int | None
+) -> Mapping[str, str]:
+    """A process's variables: the ports of all, its replica and port, then its own `env`.
+
+    A service that runs inside tuisup shares tuisup's environment: it gets none of them.
+    """
+    if spec.target is not None and (spec.executor is None or spec.executor.in_process):
+        return spec.env
+    given: dict[str, str] = dict(ports)
+    if replica is not None:
+        given["TUISUP_REPLICA"] = str(replica)
+    if own is not None:
+        given["PORT"] = str(own)
+    return {**given, **spec.env} if given else spec.env
+
+
+def fill(table: Mapping[str, object], replica: int, own: int | None) -> dict[str, object]:
+    """The table with `{replica}` and `{port}` put into its command, env and health check."""
+    values = {"replica": str(replica), "port": "" if own is None else str(own)}
+    return {
+        key: _filled(value, values) if key in _FILLED else value for key, value in table.items()
+    }
+
+
+def _filled(value: Any, values: Mapping[str, str]) -> Any:
+    if isinstance(value, str):
+        return _PLACES.sub(lambda m: values[m[1]], value)
+    if isinstance(value, list):
+        return [_filled(item, values) for item in value]
+    if isinstance(value, dict):
+        return {key: _filled(item, values) for key, item in value.items()}
+    return value
+
+
+def check_placeholders(ck: Checker, name: str, table: Mapping[str, object]) -> None:
+    """`{port}` needs a `port`: without one it would be put in as nothing."""
+    if "port" in table:
+        return
+    for key in _FILLED:
+        if key in table and "{port}" in repr(table[key]):
+            ck.fail(("services", name, key), "uses {port}, but the service has no port key")
+
+
+def ranges(templates: Mapping[str, Template]) -> dict[str, range]:
+    """The ports each table's instances take."""
+    return {
+        name: range(t.port, t.port + (1 if t.replicas is None else t.replicas))
+        for name, t in templates.items()
+        if t.port is not None
+    }
+
+
+def overlaps(taken: Mapping[str, range]) -> list[tuple[str, str]]:
+    """Each pair of tables whose ports overlap: (the later one, the earlier one)."""
+    found: list[tuple[str, str]] = []
+    names = list(taken)
+    for i, name in enumerate(names):
+        mine = taken[name]
+        for other in names[:i]:
+            theirs = taken[other]
+            if mine and theirs and mine.start < theirs.stop and theirs.start < mine.stop:
+                found.append((name, other))
+    return found
+
+
+def shown(ports: range) -> str:
+    """`8000` or `8000-8002`."""
+    return str(ports.start) if len(ports) == 1 else f"{ports.start}-{ports.stop - 1}"
+
+
+def check_ports(ck: Checker, templates: Mapping[str, Template]) -> None:
+    """Report ports past 65535, and tables whose ports overlap, at the later `port` key."""
+    taken = ranges(templates)
+    for name, ports in taken.items():
+        if ports and ports.stop - 1 > 65535:
+            ck.fail(("services", name, "port"), f"its replicas' ports {shown(ports)} pass 65535")
+    for name, other in overlaps(taken):
+        line = ck.where.find(("services", other, "port"))[0]
+        message = (
+            f"ports {shown(taken[name])} overlap {other}'s {shown(taken[other])} (line {line})"
+        )
+        ck.fail(("services", name, "port"), message)
