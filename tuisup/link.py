@@ -154,6 +154,10 @@ async def command(host: HostAPI, verb: str, name: str, owner: str) -> None:
             f"{owner} cannot {verb} itself: to end, return from its run "
             "(its restart policy then applies)"
         )
+    mine = host.snapshot().get(owner)
+    if mine is not None and name in (mine.group, mine.replica is not None and mine.declared):
+        what = "its group" if name == mine.group else "its replicated service"
+        raise SelfControl(f"{owner} cannot {verb} {name}, {what}, which it is part of")
     if verb == "stop" and owner in await host.affected(verb, name):
         raise SelfControl(f"stopping {name} would stop {owner} itself first (it depends on it)")
     await getattr(host, verb)(name)
@@ -314,9 +318,10 @@ class EventFeed:
         from tuisup.model.errors import UnknownService
 
         known = host.snapshot()
+        declared = {view.declared for view in known.values()}
         for name in self._selection.services or ():
-            if name not in known:
-                raise UnknownService.named(name, list(known))
+            if name not in known and name not in declared:
+                raise UnknownService.named(name, sorted({*known, *declared}))
         kinds = self._selection.kinds
         subscription = await host.subscribe(lines=kinds is None or Output.kind in kinds)
         with self._lock:
@@ -372,8 +377,9 @@ class EventFeed:
         self._snapshot = self._snapshot_of(host.snapshot(), first + count - 1)
 
     def _snapshot_of(self, views: dict[str, ServiceView], seq: int) -> Snapshot:
-        services = self._selection.services
-        selected = tuple(v for name, v in views.items() if services is None or name in services)
+        """The selected services' views (a replicated service's name selects its replicas)."""
+        among = Listen(services=self._selection.services).wants  # whatever the kinds
+        selected = tuple(v for name, v in views.items() if among(Snapshot.kind, name))
         return Snapshot(seq=seq, ts=time.time(), services=selected)
 
     def _wake(self) -> None:

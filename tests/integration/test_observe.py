@@ -351,3 +351,52 @@ def test_tuisup_gives_its_services_its_socket(tmp_path: Path) -> None:
     tuisup.expect(lambda line: "watcher saw db running again" in line)
     tuisup.proc.send_signal(signal.SIGINT)
     assert tuisup.finish() == 0
+
+
+async def test_a_replica_observes_its_siblings_by_their_table_and_may_not_move_them(
+    tmp_path: Path,
+) -> None:
+    """`services=["worker"]` selects every replica; restarting its own table or group is
+    moving itself."""
+    (tmp_path / "replica.py").write_text(
+        textwrap.dedent(
+            """
+            def run(ctx):
+                if ctx.name != "worker.0":
+                    ctx.token.wait()
+                    return
+                feed = ctx.events(services=["worker"], kinds=["state"])
+                first = next(feed)
+                print("snapshot", *sorted(v.name for v in first.services), flush=True)
+                for name in ("worker", "crew"):
+                    try:
+                        ctx.restart(name)
+                    except Exception as exc:
+                        print(f"refused {name}: {type(exc).__name__}: {exc}", flush=True)
+                ctx.token.wait()
+            """
+        )
+    )
+    (tmp_path / "services.toml").write_text(
+        textwrap.dedent(
+            """
+            [services.worker]
+            target = "replica:run"
+            executor = "thread"
+            replicas = 2
+
+            [groups.crew]
+            services = ["worker"]
+            """
+        )
+    )
+    from tuisup.manifest import load_manifest
+
+    async with hosting(load_manifest(tmp_path / "services.toml")) as host:
+        seen = await wait_line(host, "worker.0", "refused crew")
+    assert seen == [
+        "snapshot worker.0 worker.1",
+        "refused worker: SelfControl: worker.0 cannot restart worker, its replicated service, "
+        "which it is part of",
+        "refused crew: SelfControl: worker.0 cannot restart crew, its group, which it is part of",
+    ]
