@@ -1,13 +1,15 @@
-"""An async TCP echo server on 127.0.0.1:8766, in a child process with its own loop.
+"""An async TCP echo server on 127.0.0.1:$PORT, in a child process with its own loop.
 
-Try it: `nc 127.0.0.1 8766`, type a line, get it back.
+services.toml runs two replicas, on 8770 and 8771. Try it: `nc 127.0.0.1 8770`, type a
+line, get it back.
 """
 
 import asyncio
+import os
 
 import tuisup
 
-PORT = 8766
+PORT = int(os.environ.get("PORT", "8770"))
 
 
 async def serve(ctx: tuisup.Context) -> None:

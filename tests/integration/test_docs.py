@@ -28,11 +28,15 @@ def test_the_demo_manifest_is_valid() -> None:
         "migrate",
         "api",
         "ticker",
-        "echo",
+        "echo.0",
+        "echo.1",
         "crunch",
         "moody",
         "alerts",
+        "warden",
     ]
+    assert list(manifest.instances("echo")) == ["echo.0", "echo.1"]
+    assert manifest.groups["chain"].services == ("db", "migrate", "api")
 
 
 def test_every_key_the_demo_uses_is_documented_in_the_readme() -> None:
@@ -68,10 +72,15 @@ def test_every_flag_the_readme_names_exists() -> None:
 
 def test_the_demo_runs_and_stops_cleanly() -> None:
     tuisup = Tuisup("--no-tui", cwd=ROOT)
-    tuisup.expect(lambda line: line == "echo    | echoing on 127.0.0.1:8766")
-    with socket.create_connection(("127.0.0.1", 8766), timeout=5) as conn:
-        conn.sendall(b"ping\n")
-        assert conn.makefile("rb").readline() == b"ping\n"
+    for replica, port in ((0, 8770), (1, 8771)):  # two replicas, each on its own port
+        said = f"echo.{replica}  | echoing on 127.0.0.1:{port}"
+        if said not in tuisup.lines:  # the replicas start side by side, in either order
+            tuisup.expect(lambda line, said=said: line == said)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+            conn.sendall(b"ping\n")
+            assert conn.makefile("rb").readline() == b"ping\n"
+    if not any(line.startswith("warden  | watching flaky") for line in tuisup.lines):
+        tuisup.expect(lambda line: line.startswith("warden  | watching flaky"))
     tuisup.expect(lambda line: line.startswith("flaky exited with code 3 after "), timeout=15)
     # The listener heard it.
     tuisup.expect(lambda line: line.startswith("alerts  | flaky crashed with exit code 3"))
