@@ -157,8 +157,10 @@ class TuisupApp(App[int]):
         # Whatever was kept before the subscription began (the view's own first pull may
         # have come earlier still); what comes after is announced by the subscription.
         self.query_one(LogView).pull()
-        self.set_interval(1.0, self._tick)
-        self.set_interval(1.0, self.collect_stats)
+        # Owned by the tree they update: they stop when it goes (as the app quits), never
+        # firing into a screen that is being taken down.
+        tree.set_interval(1.0, self._tick)
+        tree.set_interval(1.0, self.collect_stats)
 
     @work(exclusive=True, group="events", exit_on_error=False)
     async def follow_events(self, subscription: Subscription) -> None:
@@ -372,7 +374,10 @@ class TuisupApp(App[int]):
         self._show_stats(await self.api.processes())
 
     def _show_stats(self, stats: ProcessStats) -> None:
-        tree = self.query_one(ServiceTree)
+        trees = self.query(ServiceTree)
+        if not trees:
+            return  # the console quit while the host read them
+        tree = trees.first()
         for name in self.api.snapshot():
             tree.show_processes(name, stats.trees.get(name, ()))
         self._cpu, self._rss = stats.cpu, stats.rss
