@@ -362,6 +362,8 @@ class Template:
     """The first instance's port; instance `i` gets `port + i`."""
     table: Mapping[str, object]
     """The table as read from the TOML (checked: its instances were made from it)."""
+    line: int = 0
+    """Where the table is in the file: instances made again take its place in the order."""
 
 
 @dataclass(frozen=True, slots=True)

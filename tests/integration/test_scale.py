@@ -135,3 +135,15 @@ async def test_a_scale_outlives_a_reload_unless_the_file_changes_replicas(
         write(path, token, 4)
         assert await host.reload()
         assert len(workers(host.snapshot())) == 4  # the file's own new count wins
+
+
+async def test_a_scaled_service_keeps_its_place_in_the_manifests_order(
+    tmp_path: Path, token: str
+) -> None:
+    """Regression: replicas made by a scale came first in the snapshot (and `tuisup ps`)."""
+    path = tmp_path / "services.toml"
+    before = f'[services.first]\ncommand = "sleep 63"\nenv = {{ TUISUP_TEST_TOKEN = "{token}" }}\n'
+    path.write_text(before + textwrap.dedent(WORKERS.replace("@N@", "1").replace("@TOKEN@", token)))
+    async with Host(load_manifest(path)) as host:
+        await host.scale("worker", 3)
+        assert list(host.snapshot()) == ["first", "worker.0", "worker.1", "worker.2", "api", "db"]

@@ -311,7 +311,7 @@ def _services(
     if tables is INVALID:
         return {}, {}
     templates = {
-        name: _template(name, table)
+        name: _template(name, table, ck.where.find(("services", name), key=True)[0])
         for name, table in tables.items()
         if isinstance(table, dict) and ("replicas" in table or "port" in table)
     }
@@ -333,14 +333,14 @@ def _services(
     return {spec.name: spec for spec in specs}, templates
 
 
-def _template(name: str, table: dict[str, Any]) -> Template:
+def _template(name: str, table: dict[str, Any], line: int) -> Template:
     """What it takes to make a table's instances again (a value with a problem: as none)."""
     count, first = table.get("replicas"), table.get("port")
     if "replicas" in table and (type(count) is not int or not 0 <= count <= MAX_REPLICAS):
         count = 1  # reported when the instance is checked
     if type(first) is not int or not 1 <= first <= 65535:
         first = None
-    return Template(name=name, replicas=count, port=first, table=table)
+    return Template(name=name, replicas=count, port=first, table=table, line=line)
 
 
 def service_spec(

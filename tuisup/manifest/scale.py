@@ -50,6 +50,7 @@ def scaled(manifest: Manifest, name: str, count: int) -> Manifest:
     made = instances(ck, templates[name], count, port_env(templates), make)
     if made is INVALID:
         raise ValueError("; ".join(problem.message for problem in ck.problems))
+    made = [replace(spec, line=template.line) for spec in made]  # in the table's place
     others = [spec for spec in manifest.services.values() if spec.declared != name]
     specs = sorted([*others, *assign_groups(made, manifest.groups)], key=lambda s: s.line)
     return replace(manifest, services={spec.name: spec for spec in specs}, templates=templates)
