@@ -26,7 +26,8 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from tuisup.model.errors import ApiError
@@ -216,6 +217,12 @@ class EventFeed:
         """The host's stream ended (it stopped, or the connection went): end once read."""
         self._closed = False
         self._task: asyncio.Task[None] | None = None
+        """The task that follows the host for a reader elsewhere (a thread, another loop)."""
+        self._batches: AsyncIterator[list[Event]] | None = None
+        """The host's batches, for a reader on the link's loop that reads them itself."""
+        self._host: HostAPI | None = None
+        self._reader: asyncio.Task[Any] | None = None
+        """That reader, while it waits for a batch (the token cancels the wait)."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._token = token
         token.on_cancel(self.close)
@@ -246,7 +253,8 @@ class EventFeed:
     async def __anext__(self) -> Event:
         if not self._opened and not self._closed:
             link = await asyncio.to_thread(self._link)  # a child connects at its first use
-            await link.call_async(self._open)
+            direct = _running_loop() is link.loop
+            await link.call_async(partial(self._open, direct=direct))
         while True:
             with self._lock:
                 event = self._next()
@@ -254,14 +262,45 @@ class EventFeed:
                     return event
                 if self._closed or self._over:
                     raise StopAsyncIteration
-                waiter = (asyncio.get_running_loop(), asyncio.get_running_loop().create_future())
-                self._waiters.append(waiter)
+                if self._batches is not None:
+                    self._reader = asyncio.current_task()
+                else:
+                    loop = asyncio.get_running_loop()
+                    waiter = (loop, loop.create_future())
+                    self._waiters.append(waiter)
+            if self._batches is not None:
+                await self._read_directly()
+                continue
             try:
                 await waiter[1]
             finally:
                 with self._lock:
                     if waiter in self._waiters:
                         self._waiters.remove(waiter)
+
+    async def _read_directly(self) -> None:
+        """Take the host's next batch in the reader's own task (it runs on the link's loop).
+
+        The bus wakes the reader itself, with no task of the feed's between them (which
+        would hand each event on one turn of the loop later). The token ends the wait by
+        cancelling it (`close`); that cancellation is taken back here, not the reader's.
+        """
+        assert self._batches is not None and self._host is not None
+        reader = asyncio.current_task()
+        try:
+            batch = await anext(self._batches)
+        except StopAsyncIteration:
+            with self._lock:
+                self._over = True
+            return
+        except asyncio.CancelledError:
+            if self._closed and reader is not None and reader.uncancel() == 0:
+                return  # ours: closed, the loop in __anext__ ends
+            raise
+        finally:
+            with self._lock:
+                self._reader = None
+        self._take(self._host, batch)
 
     def close(self) -> None:
         """End the feed now: the reader's loop ends, and the host is followed no more."""
@@ -272,7 +311,7 @@ class EventFeed:
             self._queue.clear()
             self._snapshot = None
             self._wake()
-            task, loop = self._task, self._loop
+            task, loop = self._task or self._reader, self._loop
         self._token.remove_on_cancel(self.close)
         if task is not None and loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(task.cancel)
@@ -309,8 +348,10 @@ class EventFeed:
 
     # -- the host's side (on the link's loop) ---------------------------------------------
 
-    async def _open(self, host: HostAPI) -> None:
+    async def _open(self, host: HostAPI, *, direct: bool = False) -> None:
         """Check the selection, subscribe, and follow the host in a task of the link's loop.
+
+        `direct`: the reader is a task of the link's loop, and reads the subscription itself.
 
         Raises:
             UnknownService: The selection names a service the host does not have.
@@ -330,7 +371,10 @@ class EventFeed:
             self._opened = True
             self._snapshot = self._snapshot_of(subscription.snapshot, subscription.after)
             self._loop = asyncio.get_running_loop()
-            self._task = self._loop.create_task(self._follow(host, subscription))
+            if direct:
+                self._host, self._batches = host, aiter(subscription)
+            else:
+                self._task = self._loop.create_task(self._follow(host, subscription))
             self._wake()
 
     async def _follow(self, host: HostAPI, subscription: Subscription) -> None:

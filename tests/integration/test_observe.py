@@ -254,7 +254,9 @@ async def test_a_service_restarts_another_and_may_not_move_itself(
         assert host.snapshot()["actor"].restarts == 0
 
 
-@pytest.mark.parametrize("kind", [ExecutorKind.THREAD, ExecutorKind.ASYNC_PROCESS])
+@pytest.mark.parametrize(
+    "kind", [ExecutorKind.THREAD, ExecutorKind.ASYNC, ExecutorKind.ASYNC_PROCESS]
+)
 async def test_a_subscriber_behind_gets_missed_with_the_count_then_a_snapshot(
     make: Callable[..., Manifest], kind: ExecutorKind, tmp_path: Path
 ) -> None:
