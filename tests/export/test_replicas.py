@@ -234,8 +234,8 @@ def test_a_replicated_table_is_a_template_unit_that_the_target_wants_per_replica
         "shop-pipeline.target",
         "shop-spare@.service",
         "shop-web@.service",
-        "shop-web@0.service.d/port.conf",
-        "shop-web@1.service.d/port.conf",
+        "shop-web@0.service.d/instance.conf",
+        "shop-web@1.service.d/instance.conf",
         "shop-worker@.service",
         "shop.target",
     ]
@@ -248,7 +248,7 @@ def test_a_replicated_table_is_a_template_unit_that_the_target_wants_per_replica
     web = (out / "shop-web@.service").read_text().splitlines()
     assert any(line.endswith("python -m app.web --port ${PORT}") for line in web)
     assert not [line for line in web if "PORT=" in line or "URL=" in line or "Post" in line]
-    one = (out / "shop-web@1.service.d/port.conf").read_text().splitlines()
+    one = (out / "shop-web@1.service.d/instance.conf").read_text().splitlines()
     assert one[:3] == [
         "[Service]",
         "Environment=PORT=8001",
@@ -298,7 +298,31 @@ def test_a_template_instance_runs_its_own_command_when_started_by_hand(
         for line in made.files["shop-web@.service"].splitlines()
         if line.startswith("ExecStart=")
     )
-    port = made.files["shop-web@1.service.d/port.conf"].splitlines()[1].split("=")[-1]
+    port = made.files["shop-web@1.service.d/instance.conf"].splitlines()[1].split("=")[-1]
     words = start.replace("%i", "1").replace("${PORT}", port).split()
     assert tuple(words[1:]) == manifest.services["web.1"].argv[1:]
     assert os.path.basename(words[0]).startswith("python")
+
+
+def test_a_health_check_that_uses_replica_waits_in_each_instance_for_its_own(
+    tmp_path: Path,
+) -> None:
+    """Before: the template waited for replica 0's check (`test -e ready-0`) in every instance."""
+    project = tmp_path / "shop"
+    project.mkdir()
+    manifest = project / "services.toml"
+    manifest.write_text(
+        '[services.worker]\ncommand = "python -m worker"\nreplicas = 2\n'
+        'healthcheck = { command = "test -e ready-{replica}" }\n'
+        '[services.front]\ncommand = "python -m front"\ndepends_on = { worker = "healthy" }\n'
+    )
+    out = tmp_path / "units"
+    run(manifest, "systemd", "-o", str(out))
+    assert verify_units(out) == ""
+    assert "ExecStartPost" not in (out / "shop-worker@.service").read_text()
+    for i in range(2):
+        lines = (out / f"shop-worker@{i}.service.d/instance.conf").read_text().splitlines()
+        assert lines == [
+            "[Service]",
+            f"ExecStartPost=/bin/sh -c \"until /bin/sh -c 'test -e ready-{i}'; do sleep 5; done\"",
+        ]

@@ -152,7 +152,7 @@ def _unit(source: Source, table: Table, project: str, options: Options, found: l
     service = ["Type=oneshot", "RemainAfterExit=yes"] if oneshot else ["Type=simple"]
     service.append(f"ExecStart={_command(_argv(source, table))}")
     health = _health_wait(spec, Condition.HEALTHY.value in waits, found)
-    if health and not _per_instance(source, table, "healthcheck"):
+    if health and not _own_check(source, table):
         service.append(f"ExecStartPost={_command(health)}")
     service.append(f"WorkingDirectory={_path(spec.cwd)}")
     env = _env(source, table)
@@ -219,10 +219,14 @@ def _target(source: Source, project: str, user: bool) -> str:
     return f"[Unit]\n{_lines(unit)}\n[Install]\nWantedBy={install}\n"
 
 
-def _per_instance(source: Source, table: Table, key: str) -> bool:
-    """Whether a replicated table's `key` differs between its instances beyond `%i`."""
-    value = source.written(table.name).get(key)
-    return table.replicas is not None and "{port}" in repr(value)
+def _own_check(source: Source, table: Table) -> bool:
+    """Whether each instance of a replicated table checks its health its own way.
+
+    The check waits in each instance's drop-in then: its words are filled in the spec,
+    not written with `%i`.
+    """
+    check = source.written(table.name).get("healthcheck")
+    return table.replicas is not None and _PLACES.search(repr(check)) is not None
 
 
 def _env(source: Source, table: Table) -> list[tuple[str, str]]:
@@ -243,7 +247,7 @@ def _env(source: Source, table: Table) -> list[tuple[str, str]]:
 
 
 def _drop_ins(source: Source, table: Table, project: str) -> dict[str, str]:
-    """Each instance's own port, and the variables and health wait that use it."""
+    """Each instance's own port, the variables that use it, and its own health wait."""
     files = {}
     written = source.written(table.name).get("env", {})
     waited = Condition.HEALTHY.value in source.dependents(table.name).values()
@@ -253,10 +257,10 @@ def _drop_ins(source: Source, table: Table, project: str) -> dict[str, str]:
             lines.append(f"Environment=PORT={given['PORT']}")
         own = [k for k, v in written.items() if "{port}" in str(v)]
         lines += [f"Environment={_quote(f'{k}={spec.env[k]}', dollars=False)}" for k in own]
-        if _per_instance(source, table, "healthcheck") and (wait := _health_wait(spec, waited, [])):
+        if _own_check(source, table) and (wait := _health_wait(spec, waited, [])):
             lines.append(f"ExecStartPost={_command(wait)}")
         if lines:
-            name = f"{project}-{table.name}@{spec.replica}.service.d/port.conf"
+            name = f"{project}-{table.name}@{spec.replica}.service.d/instance.conf"
             files[name] = f"[Service]\n{_lines(lines)}"
     return files
 
