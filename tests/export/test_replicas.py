@@ -326,3 +326,17 @@ def test_a_health_check_that_uses_replica_waits_in_each_instance_for_its_own(
             "[Service]",
             f"ExecStartPost=/bin/sh -c \"until /bin/sh -c 'test -e ready-{i}'; do sleep 5; done\"",
         ]
+
+
+def test_a_table_of_no_replicas_exports_even_where_one_would_overlap_a_port(
+    tmp_path: Path,
+) -> None:
+    """Before: a ValueError traceback (its port taken by another, which 0 replicas allow)."""
+    manifest = tmp_path / "services.toml"
+    manifest.write_text(
+        '[services.spare]\ncommand = "python -m spare"\nreplicas = 0\nport = 8000\n'
+        '[services.web]\ncommand = "python -m web"\nport = 8000\n'
+    )
+    for target in ("compose", "k8s", "systemd"):
+        text, _ = run(manifest, target)
+        assert "spare" in text, target

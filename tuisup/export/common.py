@@ -11,12 +11,20 @@ import math
 import shlex
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from tuisup.export.tables import Table, declared_tables
 from tuisup.manifest.replicas import port_env
-from tuisup.spec import GroupSpec, GroupStrategy, HealthCheck, HealthKind, Manifest, ServiceSpec
+from tuisup.spec import (
+    GroupSpec,
+    GroupStrategy,
+    HealthCheck,
+    HealthKind,
+    Manifest,
+    ServiceSpec,
+)
 
 DEFAULT_IMAGE = "python:3.12-slim"
 """The container image when `[tuisup.export] image` is not set."""
@@ -67,29 +75,6 @@ class Options:
 
 
 @dataclass(frozen=True, slots=True)
-class Table:
-    """A declared `[services.NAME]` table, which a target writes once with its count."""
-
-    spec: ServiceSpec
-    """Its first instance's spec under the declared name: replica 0's values, as the
-    targets that give every replica the same values write them."""
-    replicas: int | None
-    """Its `replicas`; None: the table has none (one instance, named as declared)."""
-    instances: tuple[ServiceSpec, ...]
-    """Each instance's own spec (`worker.0`, ...): none for `replicas = 0`."""
-
-    @property
-    def name(self) -> str:
-        """The declared name."""
-        return self.spec.name
-
-    @property
-    def alike(self) -> bool:
-        """Whether a target that cannot number replicas runs several identical ones."""
-        return (self.replicas or 0) > 1
-
-
-@dataclass(frozen=True, slots=True)
 class Source:
     """A manifest to export, with the keys its file writes."""
 
@@ -98,9 +83,9 @@ class Source:
     """Each service's table as written."""
     host: Mapping[str, Any]
     """The `[tuisup]` table as written."""
-    groups: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    groups: Mapping[str, Mapping[str, Any]]
     """Each `[groups.NAME]` table as written."""
-    declared: tuple[Table, ...] = ()
+    declared: tuple[Table, ...]
     """The declared tables in file order, each with its instances."""
 
     @property
@@ -129,28 +114,8 @@ def read_source(manifest: Manifest) -> Source:
     """Read the manifest's file again for the keys it writes (the loader has checked it)."""
     document = tomllib.loads(manifest.path.read_text(encoding="utf-8").removeprefix("\ufeff"))
     services, host = document.get("services", {}), document.get("tuisup", {})
-    declared = _declared(manifest, list(services))
+    declared = declared_tables(manifest, list(services))
     return Source(manifest, services, host, document.get("groups", {}), declared)
-
-
-def _declared(manifest: Manifest, order: list[str]) -> tuple[Table, ...]:
-    """The tables the instances come from, in `order`; one of no replicas gets one made."""
-    from tuisup.manifest.scale import scaled  # the instances made as reading makes them
-
-    found: dict[str, list[ServiceSpec]] = {}
-    for spec in manifest.services.values():
-        found.setdefault(spec.declared, []).append(spec)
-    tables = []
-    for name, template in manifest.templates.items():
-        if template.replicas == 0:
-            found[name] = []
-            first = scaled(manifest, name, 1).services[f"{name}.0"]
-            tables.append(Table(replace(first, name=name), 0, ()))
-    for name, specs in found.items():
-        if specs:
-            count = manifest.templates[name].replicas if name in manifest.templates else None
-            tables.append(Table(replace(specs[0], name=name), count, tuple(specs)))
-    return tuple(sorted(tables, key=lambda table: order.index(table.name)))
 
 
 def placeholders(source: Source, name: str) -> list[str]:

@@ -20,7 +20,6 @@ from tuisup.export.common import (
     Options,
     Rule,
     Source,
-    Table,
     child_argv,
     command_check,
     container_cwd,
@@ -35,6 +34,7 @@ from tuisup.export.common import (
     tuisup_env,
     written_env,
 )
+from tuisup.export.tables import Table
 from tuisup.spec import Condition, HealthCheck, HealthKind, RestartPolicy, ServiceSpec
 
 TARGET = "compose"

@@ -21,7 +21,6 @@ from tuisup.export.common import (
     Options,
     Rule,
     Source,
-    Table,
     child_argv,
     container_cwd,
     dump_yaml,
@@ -35,6 +34,7 @@ from tuisup.export.common import (
     wait_source,
     written_env,
 )
+from tuisup.export.tables import Table
 from tuisup.spec import Condition, HealthCheck, HealthKind, RestartPolicy, ServiceSpec
 
 TARGET = "k8s"

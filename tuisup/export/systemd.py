@@ -29,7 +29,6 @@ from tuisup.export.common import (
     Options,
     Rule,
     Source,
-    Table,
     child_argv,
     group_losses,
     in_order,
@@ -39,6 +38,7 @@ from tuisup.export.common import (
     wait_source,
     written_env,
 )
+from tuisup.export.tables import Table
 from tuisup.manifest import checks
 from tuisup.manifest.locator import Locator
 from tuisup.manifest.problems import INVALID, Checker
