@@ -152,6 +152,16 @@ def test_strict_fails_on_a_group(tmp_path: Path) -> None:
             f"{PREFIX}group ab: key services has no equivalent in {target}: "
             "its members are not started, stopped or restarted together"
         )
+    # systemd has the members' target: a one_for_one group loses nothing, one_for_all does.
+    done = tuisup("-f", str(manifest), "export", "systemd", "--strict")
+    assert (done.returncode, done.stderr) == (0, "")
+    manifest.write_text(f'{manifest.read_text()}strategy = "one_for_all"\n')
+    done = tuisup("-f", str(manifest), "export", "systemd", "--strict")
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[0] == (
+        f"{PREFIX}group ab: key strategy has no equivalent in systemd: a member that fails "
+        "restarts alone (restarting the group's target restarts them all)"
+    )
 
 
 # -- Kubernetes ------------------------------------------------------------------------
@@ -212,6 +222,8 @@ def test_a_replicated_job_runs_a_pod_per_replica(tmp_path: Path) -> None:
     )
     text, losses = run(manifest, "k8s")
     assert losses == []
+    (tmp_path / "job.yaml").write_text(text)
+    validate_k8s(tmp_path / "job.yaml")
     job = objects_of(text)["Job", "seed"]["spec"]
     assert (job["completions"], job["parallelism"]) == (3, 3)
 
