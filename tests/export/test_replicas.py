@@ -352,3 +352,51 @@ def test_a_table_of_no_replicas_exports_even_where_one_would_overlap_a_port(
     for target in ("compose", "k8s", "systemd"):
         text, _ = run(manifest, target)
         assert "spare" in text, target
+
+
+def test_a_wait_for_a_replicated_job_waits_for_every_completion(tmp_path: Path) -> None:
+    """The init container's API poll runs for real against a stand-in for the API server:
+    a Job of 3 completions with 1 succeeded is not done yet. Before: it returned at once."""
+    import http.server
+    import subprocess
+    import sys
+    import threading
+
+    manifest = tmp_path / "services.toml"
+    manifest.write_text(
+        '[services.seed]\ncommand = "python -m seed"\nrestart = "never"\nreplicas = 3\n'
+        '[services.app]\ncommand = "python -m app"\ndepends_on = { seed = "completed" }\n'
+    )
+    text, _ = run(manifest, "k8s")
+    app = objects_of(text)["Deployment", "app"]["spec"]["template"]["spec"]
+    source = app["initContainers"][0]["command"][2]
+    answers = iter([1, 3])
+    asked: list[str] = []
+
+    class Api(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            body = f'{{"spec": {{"completions": 3}}, "status": {{"succeeded": {next(answers)}}}}}'
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    folder = tmp_path / "sa"
+    folder.mkdir()
+    for name, value in (("namespace", "shop"), ("token", "t")):
+        (folder / name).write_text(value)
+    with http.server.HTTPServer(("127.0.0.1", 0), Api) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        here = f"http://127.0.0.1:{server.server_address[1]}"
+        mine = (
+            source.replace("/var/run/secrets/kubernetes.io/serviceaccount/", f"{folder}/")
+            .replace("https://kubernetes.default.svc", here)
+            .replace("ssl.create_default_context(cafile=sa + 'ca.crt')", "None")
+        )
+        done = subprocess.run([sys.executable, "-c", mine], capture_output=True, timeout=60)
+        server.shutdown()
+    assert done.returncode == 0, done.stderr
+    assert asked == ["/apis/batch/v1/namespaces/shop/jobs/seed"] * 2

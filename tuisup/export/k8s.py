@@ -69,12 +69,14 @@ while True:
     request.add_header('Authorization', 'Bearer ' + open(sa + 'token').read())
     try:
         with urllib.request.urlopen(request, context=context) as answer:
-            if json.load(answer).get('status', {}).get('succeeded'):
-                break
+            job = json.load(answer)
+        if job.get('status', {}).get('succeeded', 0) >= (job['spec'].get('completions') or 1):
+            break
     except OSError:
         pass
     time.sleep(2)"""
-"""Python that returns once a Job has succeeded (the API call needs `_waiter`'s Role)."""
+"""Python that returns once a Job has succeeded: each of its completions (one a replica),
+and the API call needs `_waiter`'s Role."""
 
 
 def export(source: Source, options: Options) -> Export:
