@@ -155,8 +155,13 @@ def validate_k8s(*paths: Path) -> None:
 
 
 def verify_units(folder: Path) -> str:
-    """What `systemd-analyze verify` says of every unit in `folder` (it must exit 0)."""
-    units = sorted(str(path) for path in folder.iterdir())
+    """What `systemd-analyze verify` says of every unit in `folder` (it must exit 0).
+
+    A template's instance that has a drop-in folder (`NAME@1.service.d`) is verified with it.
+    """
+    units = sorted(
+        str(path.with_suffix("") if path.is_dir() else path) for path in folder.iterdir()
+    )
     done = subprocess.run(
         [systemd_analyze(), "verify", *units], capture_output=True, text=True, timeout=60
     )

@@ -283,3 +283,92 @@ def test_the_demo_survives_the_round_trip(tmp_path: Path) -> None:
     for name, spec in before.items():
         for field in ROUND_TRIP_FIELDS:
             assert getattr(after[name], field) == getattr(spec, field), (name, field)
+
+
+SCALED_COMPOSE = """\
+services:
+  worker:
+    command: python -m worker
+    deploy:
+      replicas: 3
+      resources: {limits: {cpus: "0.5"}}
+  web:
+    command: python -m web
+    scale: 2
+    ports: ["8000-8001:8000-8001"]
+  api:
+    command: python -m api
+    deploy: {replicas: 2}
+    ports: ["9000:80"]
+  one:
+    command: python -m one
+    ports: ["7000:7000"]
+"""
+
+
+def test_compose_replicas_and_scale_become_replicas_and_one_to_one_ports_a_port(
+    tmp_path: Path,
+) -> None:
+    """Before: deploy and scale were settings tuisup has not, and ports always a loss."""
+    (tmp_path / "compose.yaml").write_text(SCALED_COMPOSE)
+    status, losses, _ = run_import(tmp_path, "compose.yaml")
+    assert status == 0
+    assert losses == [
+        "service worker: key deploy.resources has no equivalent in tuisup: "
+        "tuisup has no such setting",
+        "service api: key ports has no equivalent in tuisup: "
+        "the service listens on this machine's ports",
+        "service one: key ports has no equivalent in tuisup: "
+        "the service listens on this machine's ports",
+    ]
+    manifest = load_manifest(tmp_path / "services.toml")
+    assert tuisup("-f", str(tmp_path / "services.toml"), "check").returncode == 0
+    assert {n: t.replicas for n, t in manifest.templates.items()} == {
+        "worker": 3,
+        "web": 2,
+        "api": 2,
+    }
+    assert [manifest.services[f"web.{i}"].port for i in range(2)] == [8000, 8001]
+    assert manifest.services["api.0"].port is None and manifest.services["one"].port is None
+
+
+REPLICAS_ROUND_TRIP = """\
+[services.broker]
+command = "python -m http.server {port}"
+port = 5672
+
+[services.worker]
+command = "python -m worker"
+replicas = 3
+depends_on = ["broker"]
+env = { MODE = "fast" }
+
+[services.web]
+command = "python -m web"
+replicas = 2
+port = 8000
+
+[services.spare]
+command = "python -m spare"
+replicas = 0
+"""
+
+
+def test_replicas_and_ports_survive_the_round_trip(tmp_path: Path) -> None:
+    """Before: the replicas came back as services named worker-0, worker-1 ..."""
+    manifest = tmp_path / "services.toml"
+    manifest.write_text(REPLICAS_ROUND_TRIP)
+    before, after = round_trip(manifest)
+    assert list(after) == list(before)
+    for name, spec in before.items():
+        for field in (*ROUND_TRIP_FIELDS, "replica", "port"):
+            assert getattr(after[name], field) == getattr(spec, field), (name, field)
+    again = load_manifest(tmp_path / "again.toml")
+    assert {n: (t.replicas, t.port) for n, t in again.templates.items()} == {
+        "broker": (None, 5672),
+        "worker": (3, None),
+        "web": (2, 8000),
+        "spare": (0, None),
+    }
+    text = (tmp_path / "again.toml").read_text()
+    assert "TUISUP_" not in text and "PORT =" not in text  # tuisup sets them itself

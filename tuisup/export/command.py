@@ -61,6 +61,7 @@ def _write(made: Export, output: Path, *, single: bool) -> int:
             return 0
         output.mkdir(parents=True, exist_ok=True)
         for name, text in made.files.items():
+            (output / name).parent.mkdir(exist_ok=True)  # a unit's drop-in folder
             (output / name).write_text(text, encoding="utf-8")
     except OSError as exc:
         where = exc.filename or output

@@ -15,7 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from tuisup.spec import HealthCheck, HealthKind, Manifest, ServiceSpec
+from tuisup.export.tables import Table, declared_tables
+from tuisup.manifest.replicas import port_env
+from tuisup.spec import (
+    GroupSpec,
+    GroupStrategy,
+    HealthCheck,
+    HealthKind,
+    Manifest,
+    ServiceSpec,
+)
 
 DEFAULT_IMAGE = "python:3.12-slim"
 """The container image when `[tuisup.export] image` is not set."""
@@ -28,16 +37,18 @@ class Loss:
     """A setting that the target cannot express: one warning line."""
 
     service: str | None
-    """The service whose key it is; None for a key of `[tuisup]`."""
+    """The service (or group) whose key it is; None for a key of `[tuisup]`."""
     key: str
     """The key as the manifest writes it (`watch`, `on.started`, `healthcheck.status`)."""
     target: str
     """`compose`, `k8s` or `systemd`."""
     why: str
     """What is lost, in a few words."""
+    section: str = "service"
+    """What `service` names: a `service`, or a `group` (`[groups.NAME]`)."""
 
     def __str__(self) -> str:
-        where = f"service {self.service}" if self.service else "[tuisup]"
+        where = f"{self.section} {self.service}" if self.service else "[tuisup]"
         return f"{where}: key {self.key} has no equivalent in {self.target}: {self.why}"
 
 
@@ -72,6 +83,10 @@ class Source:
     """Each service's table as written."""
     host: Mapping[str, Any]
     """The `[tuisup]` table as written."""
+    groups: Mapping[str, Mapping[str, Any]]
+    """Each `[groups.NAME]` table as written."""
+    declared: tuple[Table, ...]
+    """The declared tables in file order, each with its instances."""
 
     @property
     def image(self) -> str:
@@ -82,11 +97,15 @@ class Source:
         """The keys `service`'s table writes, and their values as written."""
         return self.tables.get(service, {})
 
+    def table(self, name: str) -> Table:
+        """The declared table `name`."""
+        return next(table for table in self.declared if table.name == name)
+
     def dependents(self, name: str) -> dict[str, str]:
         """The services that depend on `name`, and the condition each waits for."""
         return {
             other.name: other.depends_on[name].value
-            for other in self.manifest.services.values()
+            for other in (table.spec for table in self.declared)
             if name in other.depends_on
         }
 
@@ -94,7 +113,40 @@ class Source:
 def read_source(manifest: Manifest) -> Source:
     """Read the manifest's file again for the keys it writes (the loader has checked it)."""
     document = tomllib.loads(manifest.path.read_text(encoding="utf-8").removeprefix("\ufeff"))
-    return Source(manifest, document.get("services", {}), document.get("tuisup", {}))
+    services, host = document.get("services", {}), document.get("tuisup", {})
+    declared = declared_tables(manifest, list(services))
+    return Source(manifest, services, host, document.get("groups", {}), declared)
+
+
+def placeholders(source: Source, name: str) -> list[str]:
+    """The placeholders (`{replica}`, `{port}`) a table's command, env and check use."""
+    written = source.written(name)
+    text = repr([written.get(key) for key in ("command", "env", "healthcheck")])
+    return [word for word in ("{replica}", "{port}") if word in text]
+
+
+REPLICA = "TUISUP_REPLICA"
+"""The variable of a replica's index."""
+
+
+def tuisup_env(source: Source, spec: ServiceSpec) -> dict[str, str]:
+    """The variables tuisup itself sets for a service (ports, its replica), as it sets them.
+
+    One that the service's env or env file sets otherwise is theirs, not tuisup's.
+    """
+    if spec.target is not None and (spec.executor is None or spec.executor.in_process):
+        return {}  # in tuisup's process it gets none; made a process here, it still gets none
+    given = port_env(source.manifest.templates)
+    if spec.replica is not None:
+        given[REPLICA] = str(spec.replica)
+    if spec.port is not None:
+        given["PORT"] = str(spec.port)
+    return {k: v for k, v in given.items() if spec.env.get(k) == v}
+
+
+def written_env(source: Source, spec: ServiceSpec) -> dict[str, str]:
+    """The variables the table's `env` writes, with the values of `spec` (placeholders put in)."""
+    return {k: spec.env[k] for k in source.written(spec.name).get("env", {})}
 
 
 Rule = tuple[str, Callable[[ServiceSpec], bool] | None]
@@ -142,7 +194,7 @@ def losses(source: Source, target: str, rules: Mapping[str, Rule]) -> list[Loss]
     """
     found = [Loss(None, key, target, why) for key, why in HOST_KEYS.items() if key in source.host]
     every = {**TUISUP_ONLY, **rules}
-    for spec in source.manifest.services.values():
+    for spec in (table.spec for table in source.declared):
         written = source.written(spec.name)
         for key in written:
             if key == "on":
@@ -243,10 +295,46 @@ def child_argv(spec: ServiceSpec, python: str, root: PurePosixPath | Path) -> tu
     return ("/bin/sh", "-c", f"exec {shlex.join(words)} 3>/dev/null")
 
 
+GroupRule = tuple[str, Callable[[GroupSpec], bool] | None]
+"""Why a written key of a group is lost, and when (None: whatever its value)."""
+
+
+def group_losses(source: Source, target: str, rules: Mapping[str, GroupRule]) -> list[Loss]:
+    """A loss for each written key of each `[groups.NAME]` that `rules` says is lost."""
+    return [
+        Loss(name, key, target, rules[key][0], section="group")
+        for name, table in source.groups.items()
+        for key in table
+        if key in rules and ((when := rules[key][1]) is None or when(source.manifest.groups[name]))
+    ]
+
+
+def _restarts_together(group: GroupSpec) -> bool:
+    return group.strategy is not GroupStrategy.ONE_FOR_ONE
+
+
+BUDGET = "each service counts its own restarts, not the group's"
+GROUP_KEYS: dict[str, GroupRule] = {
+    "services": ("its members are not started, stopped or restarted together", None),
+    "strategy": ("a member that fails restarts alone", _restarts_together),
+    "max_restarts": (BUDGET, None),
+    "restart_window": (BUDGET, None),
+    "on_failure": ("nothing happens to the others when the group's budget is spent", None),
+}
+"""Why each key of a group is lost where a target has no groups at all."""
+
+
 def in_order(source: Source, found: list[Loss]) -> list[Loss]:
-    """The losses of `[tuisup]` first, then each service's in the manifest's order."""
-    order = {name: index for index, name in enumerate(source.manifest.services)}
-    return sorted(found, key=lambda loss: -1 if loss.service is None else order[loss.service])
+    """The losses of `[tuisup]` first, then each service's in the manifest's order, then groups'."""
+    order = {table.name: index for index, table in enumerate(source.declared)}
+    last = len(order)
+
+    def place(loss: Loss) -> int:
+        if loss.service is None:
+            return -1
+        return last if loss.section == "group" else order[loss.service]
+
+    return sorted(found, key=place)
 
 
 def targets_note(source: Source, where: str, among: list[str] | None = None) -> list[str]:
@@ -259,7 +347,7 @@ def targets_note(source: Source, where: str, among: list[str] | None = None) -> 
     """
     names = [
         s.name
-        for s in source.manifest.services.values()
+        for s in (table.spec for table in source.declared)
         if s.target is not None and (among is None or s.name in among)
     ]
     if not names:

@@ -13,6 +13,8 @@ from typing import Any
 
 from tuisup.export.common import (
     APP,
+    GROUP_KEYS,
+    REPLICA,
     Export,
     Loss,
     Options,
@@ -23,10 +25,16 @@ from tuisup.export.common import (
     container_cwd,
     dump_yaml,
     duration,
+    group_losses,
+    in_order,
     losses,
+    placeholders,
     probe_source,
     targets_note,
+    tuisup_env,
+    written_env,
 )
+from tuisup.export.tables import Table
 from tuisup.spec import Condition, HealthCheck, HealthKind, RestartPolicy, ServiceSpec
 
 TARGET = "compose"
@@ -70,8 +78,9 @@ def export(source: Source, options: Options) -> Export:
     mount = os.path.relpath(manifest.root, out_dir)
     found = losses(source, TARGET, RULES)
     services = {}
-    for spec in manifest.services.values():
-        services[spec.name] = _service(source, spec, mount, out_dir, found)
+    for table in source.declared:
+        services[table.name] = _service(source, table, mount, out_dir, found)
+    found = in_order(source, found + group_losses(source, TARGET, GROUP_KEYS))
     header = [
         f"Made by `tuisup export compose` from {manifest.path.name}: edit that, and export again.",
         f"The project folder is mounted at {APP} in image {source.image}",
@@ -85,9 +94,9 @@ def export(source: Source, options: Options) -> Export:
 
 
 def _service(
-    source: Source, spec: ServiceSpec, mount: str, out_dir: Path, found: list[Loss]
+    source: Source, table: Table, mount: str, out_dir: Path, found: list[Loss]
 ) -> dict[str, Any]:
-    written = source.written(spec.name)
+    spec = table.spec
     argv = child_argv(spec, "python", APP) if spec.target else spec.argv
     service: dict[str, Any] = {
         "image": source.image,
@@ -96,8 +105,11 @@ def _service(
         "volumes": [f"{mount}:{APP}"],
         "network_mode": "host",
     }
-    if written.get("env"):
-        service["environment"] = {k: _escaped(str(v)) for k, v in written["env"].items()}
+    given = tuisup_env(source, spec)
+    if table.alike:  # the replicas cannot be told apart: none gets an index
+        given.pop(REPLICA, None)
+    if environment := {**given, **written_env(source, spec)}:
+        service["environment"] = {k: _escaped(v) for k, v in environment.items()}
     if spec.env_file is not None:
         service["env_file"] = [os.path.relpath(spec.env_file, out_dir)]
     service["restart"] = _restart(spec)
@@ -114,7 +126,35 @@ def _service(
         service["healthcheck"] = _healthcheck(spec.healthcheck)
     if not spec.autostart:
         service["profiles"] = ["manual"]  # `docker compose up` leaves it, as tuisup does
+    if table.replicas is not None:
+        service["deploy"] = {"replicas": table.replicas}
+        if loss := _alike(source, table):
+            found.append(loss)
     return service
+
+
+def _alike(source: Source, table: Table) -> Loss | None:
+    """The loss of a table whose replicas would need values of their own, if any."""
+    spec = table.spec
+    given = [
+        f"{word} ({spec.port if word == '{port}' else 0})"
+        for word in placeholders(source, table.name)
+    ]
+    if spec.port is not None:
+        given.append(f"PORT ({spec.port})")
+    if not table.alike or not given:
+        return None
+    why = (
+        f"its {table.replicas} replicas all get replica 0's {_joined(given)}: "
+        "compose has no per-replica values"
+    )
+    if spec.port is not None:
+        why += f", and on the host's network only one of them can listen on {spec.port}"
+    return Loss(table.name, "replicas", TARGET, why)
+
+
+def _joined(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
 
 
 def _restart(spec: ServiceSpec) -> str:

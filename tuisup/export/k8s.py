@@ -14,6 +14,8 @@ from typing import Any
 
 from tuisup.export.common import (
     APP,
+    GROUP_KEYS,
+    REPLICA,
     Export,
     Loss,
     Options,
@@ -22,12 +24,17 @@ from tuisup.export.common import (
     child_argv,
     container_cwd,
     dump_yaml,
+    group_losses,
     in_order,
     losses,
+    placeholders,
     seconds,
     targets_note,
+    tuisup_env,
     wait_source,
+    written_env,
 )
+from tuisup.export.tables import Table
 from tuisup.spec import Condition, HealthCheck, HealthKind, RestartPolicy, ServiceSpec
 
 TARGET = "k8s"
@@ -62,12 +69,14 @@ while True:
     request.add_header('Authorization', 'Bearer ' + open(sa + 'token').read())
     try:
         with urllib.request.urlopen(request, context=context) as answer:
-            if json.load(answer).get('status', {}).get('succeeded'):
-                break
+            job = json.load(answer)
+        if job.get('status', {}).get('succeeded', 0) >= (job['spec'].get('completions') or 1):
+            break
     except OSError:
         pass
     time.sleep(2)"""
-"""Python that returns once a Job has succeeded (the API call needs `_waiter`'s Role)."""
+"""Python that returns once a Job has succeeded: each of its completions (one a replica),
+and the API call needs `_waiter`'s Role."""
 
 
 def export(source: Source, options: Options) -> Export:
@@ -80,10 +89,11 @@ def export(source: Source, options: Options) -> Export:
     found = losses(source, TARGET, RULES)
     project = name_of(source.manifest.root.name) or "tuisup"
     objects: list[dict[str, Any]] = []
-    for spec in source.manifest.services.values():
-        objects += _service_objects(source, spec, project, found)
-    if any(Condition.COMPLETED in s.depends_on.values() for s in source.manifest.services.values()):
+    for table in source.declared:
+        objects += _service_objects(source, table, project, found)
+    if any(Condition.COMPLETED in t.spec.depends_on.values() for t in source.declared):
         objects += _waiter(project)
+    found += group_losses(source, TARGET, GROUP_KEYS)
     header = [
         f"Made by `tuisup export k8s` from {source.manifest.path.name}: edit that and export.",
         f"Image {source.image} must hold the project folder at {APP}",
@@ -108,17 +118,24 @@ def _runs_once(spec: ServiceSpec) -> bool:
 
 
 def _service_objects(
-    source: Source, spec: ServiceSpec, project: str, found: list[Loss]
+    source: Source, table: Table, project: str, found: list[Loss]
 ) -> list[dict[str, Any]]:
+    spec = table.spec
     name = name_of(spec.name)
     labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": project}
-    objects, env_from = _env_objects(source, spec, name, labels)
+    objects, env_from = _env_objects(source, table, name, labels)
     pod = _pod(source, spec, env_from, found)
     job = _runs_once(spec) or Condition.COMPLETED.value in source.dependents(spec.name).values()
     template = {"metadata": {"labels": labels}, "spec": pod}
+    if table.alike and "{replica}" in placeholders(source, spec.name):
+        why = f"its {table.replicas} pods are alike: each gets replica 0's {{replica}} (0)"
+        found.append(Loss(spec.name, "replicas", TARGET, why))
+    count = 1 if table.replicas is None else table.replicas
     if job:
         pod["restartPolicy"] = "Never" if _runs_once(spec) else "OnFailure"
         job_spec: dict[str, Any] = {"backoffLimit": spec.max_restarts, "template": template}
+        if count != 1:  # each replica one run: N pods that must each succeed
+            job_spec |= {"completions": count, "parallelism": count}
         if not spec.autostart:
             job_spec["suspend"] = True
         objects.append(_object("batch/v1", "Job", name, labels, job_spec))
@@ -127,16 +144,28 @@ def _service_objects(
             why = "a Deployment restarts a container that exited cleanly too"
             found.append(Loss(spec.name, "restart", TARGET, why))
         deployment = {
-            "replicas": 1 if spec.autostart else 0,
+            "replicas": count if spec.autostart else 0,
             "selector": {"matchLabels": labels},
             "template": template,
         }
         objects.append(_object("apps/v1", "Deployment", name, labels, deployment))
-    if spec.healthcheck is not None and spec.healthcheck.kind is not HealthKind.COMMAND:
-        port = {"port": spec.healthcheck.port, "targetPort": spec.healthcheck.port}
-        service = {"selector": labels, "ports": [port]}
+    if (known := port_of(spec)) is not None:
+        service = {"selector": labels, "ports": [{"port": known, "targetPort": known}]}
         objects.append(_object("v1", "Service", name, labels, service))
     return objects
+
+
+def port_of(spec: ServiceSpec) -> int | None:
+    """The port a service listens on, or None where nothing says.
+
+    Its `port` (every pod takes the first replica's, each at its own address), or else
+    its tcp or http check's.
+    """
+    if spec.port is not None:
+        return spec.port
+    if spec.healthcheck is not None and spec.healthcheck.kind is not HealthKind.COMMAND:
+        return spec.healthcheck.port
+    return None
 
 
 def _object(
@@ -151,12 +180,16 @@ def _object(
 
 
 def _env_objects(
-    source: Source, spec: ServiceSpec, name: str, labels: dict[str, str]
+    source: Source, table: Table, name: str, labels: dict[str, str]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The ConfigMap and Secret of a service's variables, and the envFrom that reads them."""
-    written = {k: str(v) for k, v in source.written(spec.name).get("env", {}).items()}
-    from_file = {k: v for k, v in spec.env.items() if k not in written}
-    plain = {**{k: v for k, v in from_file.items() if not SECRET.search(k)}, **written}
+    spec = table.spec
+    written = written_env(source, spec)
+    given = tuisup_env(source, spec)
+    from_file = {k: v for k, v in spec.env.items() if k not in written and k not in given}
+    if table.alike:  # the pods cannot be told apart: none gets an index
+        given.pop(REPLICA, None)
+    plain = {**given, **{k: v for k, v in from_file.items() if not SECRET.search(k)}, **written}
     secret = {k: v for k, v in from_file.items() if SECRET.search(k)}
     objects: list[dict[str, Any]] = []
     env_from: list[dict[str, Any]] = []
@@ -236,11 +269,15 @@ def _wait(
     base = {"name": f"wait-for-{name_of(dep)}", "image": source.image}
     if condition is Condition.COMPLETED:
         return base | {"command": ["python", "-c", _JOB_DONE % name_of(dep)]}
-    check = source.manifest.services[dep].healthcheck
+    other = source.table(dep).spec
+    check = other.healthcheck
     if check is None or check.kind is HealthKind.COMMAND:
-        why = f"{dep} has no port to wait for: Kubernetes starts both at once"
-        found.append(Loss(spec.name, f"depends_on.{dep}", TARGET, why))
-        return None
+        port = port_of(other)
+        if port is None:
+            why = f"{dep} has no port to wait for: Kubernetes starts both at once"
+            found.append(Loss(spec.name, f"depends_on.{dep}", TARGET, why))
+            return None
+        check = HealthCheck(HealthKind.TCP, str(port), port=port)  # it answers on its port
     return base | {"command": ["python", "-c", wait_source(check, host=name_of(dep))]}
 
 

@@ -21,18 +21,28 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tuisup.export.common import (
+    GROUP_KEYS,
+    REPLICA,
     Export,
+    GroupRule,
     Loss,
     Options,
     Rule,
     Source,
     child_argv,
+    group_losses,
     in_order,
     losses,
     targets_note,
+    tuisup_env,
     wait_source,
+    written_env,
 )
-from tuisup.spec import BackoffKind, Condition, HealthKind, RestartPolicy, ServiceSpec
+from tuisup.export.tables import Table
+from tuisup.manifest import checks
+from tuisup.manifest.locator import Locator
+from tuisup.manifest.problems import INVALID, Checker
+from tuisup.spec import BackoffKind, Condition, GroupSpec, HealthKind, RestartPolicy, ServiceSpec
 
 TARGET = "systemd"
 STEPS_SINCE = 254
@@ -43,6 +53,18 @@ RULES: dict[str, Rule] = {
 }
 """What systemd cannot say, beyond what only tuisup does (more depends on the version)."""
 _BARE = re.compile(r"[A-Za-z0-9_@+=:,./-]+")
+_PLACES = re.compile(r"\{(replica|port)\}")
+_MARKS = {"replica": "TUISUPxREPLICAx", "port": "TUISUPxPORTx"}
+"""What stands for `{replica}` and `{port}` in a template's command until it is written."""
+GROUP_RULES: dict[str, GroupRule] = {
+    **GROUP_KEYS,
+    "services": ("", lambda group: False),  # each member is PartOf= the group's target
+    "strategy": (
+        "a member that fails restarts alone (restarting the group's target restarts them all)",
+        GROUP_KEYS["strategy"][1],
+    ),
+}
+"""What systemd cannot say of a group: its members share a target, nothing more."""
 
 
 def export(source: Source, options: Options) -> Export:
@@ -55,9 +77,19 @@ def export(source: Source, options: Options) -> Export:
     project = unit_prefix(source)
     version = options.systemd_version
     found = losses(source, TARGET, {**RULES, **_version_rules(version)})
+    found += group_losses(source, TARGET, GROUP_RULES)
     files: dict[str, str] = {}
-    for spec in source.manifest.services.values():
-        files[f"{project}-{spec.name}.service"] = _unit(source, spec, project, options, found)
+    for table in source.declared:
+        if table.replicas is None:
+            unit = _unit(source, table, project, options, found)
+            files[f"{project}-{table.name}.service"] = unit
+        else:  # a template, and what its instances do not share
+            files[f"{project}-{table.name}@.service"] = _unit(
+                source, table, project, options, found
+            )
+            files |= _drop_ins(source, table, project)
+    for group in source.manifest.groups.values():
+        files[f"{project}-{group.name}.target"] = _group_target(source, group, project)
     files[f"{project}.target"] = _target(source, project, options.user)
     found = in_order(source, found)
     together = "".join(f"# ==> {name} <==\n{text}\n" for name, text in files.items())
@@ -95,26 +127,36 @@ def _version_rules(version: int | None) -> dict[str, Rule]:
     return {"backoff": (why, lambda s: s.backoff is BackoffKind.LINEAR)}
 
 
-def _unit(
-    source: Source, spec: ServiceSpec, project: str, options: Options, found: list[Loss]
-) -> str:
+def units(source: Source, project: str, name: str) -> list[str]:
+    """The units a declared name stands for: its own, or each replica's instance."""
+    table = source.table(name)
+    if table.replicas is None:
+        return [f"{project}-{name}.service"]
+    return [f"{project}-{name}@{i}.service" for i in range(table.replicas)]
+
+
+def _unit(source: Source, table: Table, project: str, options: Options, found: list[Loss]) -> str:
+    spec = table.spec
     waits = set(source.dependents(spec.name).values())
     # A job that a dependent waits to see completed: it is started when it has exited.
     oneshot = Condition.COMPLETED.value in waits
-    unit = [f"Description={spec.name}, a service of {project} (tuisup)", f"PartOf={project}.target"]
-    needs = " ".join(f"{project}-{name}.service" for name in spec.depends_on)
+    which = spec.name if table.replicas is None else f"{spec.name} replica %i"
+    unit = [f"Description={which}, a service of {project} (tuisup)"]
+    group = f" {project}-{spec.group.name}.target" if spec.group is not None else ""
+    unit.append(f"PartOf={project}.target{group}")
+    needs = " ".join(u for name in spec.depends_on for u in units(source, project, name))
     if needs:
         unit += [f"After={needs}", f"Requires={needs}"]
     unit += [f"StartLimitIntervalSec={_time(spec.restart_window)}"]
     unit += [f"StartLimitBurst={spec.max_restarts + 1}"]
     service = ["Type=oneshot", "RemainAfterExit=yes"] if oneshot else ["Type=simple"]
-    service.append(f"ExecStart={_command(_argv(spec, source.manifest.root))}")
+    service.append(f"ExecStart={_command(_argv(source, table))}")
     health = _health_wait(spec, Condition.HEALTHY.value in waits, found)
-    if health:
+    if health and not _own_check(source, table):
         service.append(f"ExecStartPost={_command(health)}")
     service.append(f"WorkingDirectory={_path(spec.cwd)}")
-    written = source.written(spec.name).get("env", {})
-    service += [f"Environment={_quote(f'{k}={v}', dollars=False)}" for k, v in written.items()]
+    env = _env(source, table)
+    service += [f"Environment={_unmarked(_quote(f'{k}={v}', dollars=False))}" for k, v in env]
     if spec.env_file is not None:
         service.append(f"EnvironmentFile={_path(spec.env_file)}")
     if not options.user:
@@ -132,24 +174,108 @@ def _unit(
     return f"{note}[Unit]\n{_lines(unit)}\n[Service]\n{_lines(service)}"
 
 
+def _marked(source: Source, table: Table) -> tuple[str, ...]:
+    """A replicated table's command, with markers that `_command` writes as `%i` and `${PORT}`.
+
+    Each replica's own port comes from its drop-in.
+    """
+    raw = source.written(table.name)["command"]
+    marked = (
+        _PLACES.sub(lambda m: _MARKS[m[1]], raw)
+        if isinstance(raw, str)
+        else [_PLACES.sub(lambda m: _MARKS[m[1]], word) for word in raw]
+    )
+    ck = Checker(str(source.manifest.path), source.manifest.root, Locator(""))
+    made = checks.command(ck, ("command",), marked, table.spec.shell)
+    return table.spec.argv if made is INVALID else made[0]
+
+
+def _group_target(source: Source, group: GroupSpec, project: str) -> str:
+    """A group's target: its members are `PartOf=` it.
+
+    It starts, stops and restarts them together, by hand: a member that fails still
+    restarts alone.
+    """
+    members = " ".join(u for name in group.services for u in units(source, project, name))
+    unit = [f"Description=Group {group.name} of {project} (tuisup)"]
+    if members:
+        unit.append(f"Wants={members}")
+    return f"[Unit]\n{_lines(unit)}"
+
+
 def _target(source: Source, project: str, user: bool) -> str:
-    """The target: it wants every service that starts with the host."""
-    wanted = [s.name for s in source.manifest.services.values() if s.autostart]
+    """The target: it wants every service that starts with the host, and each group."""
+    wanted = [
+        u
+        for table in source.declared
+        if table.spec.autostart
+        for u in units(source, project, table.name)
+    ]
+    wanted += [f"{project}-{name}.target" for name in source.manifest.groups]
     unit = [f"Description=The services of {project} (tuisup)"]
     if wanted:
-        unit.append("Wants=" + " ".join(f"{project}-{name}.service" for name in wanted))
+        unit.append("Wants=" + " ".join(wanted))
     install = "default.target" if user else "multi-user.target"
     return f"[Unit]\n{_lines(unit)}\n[Install]\nWantedBy={install}\n"
 
 
-def _argv(spec: ServiceSpec, root: Path) -> tuple[str, ...]:
+def _own_check(source: Source, table: Table) -> bool:
+    """Whether each instance of a replicated table checks its health its own way.
+
+    The check waits in each instance's drop-in then: its words are filled in the spec,
+    not written with `%i`.
+    """
+    check = source.written(table.name).get("healthcheck")
+    return table.replicas is not None and _PLACES.search(repr(check)) is not None
+
+
+def _env(source: Source, table: Table) -> list[tuple[str, str]]:
+    """The variables every instance shares: `{replica}` as `%i`, what needs `{port}` left out."""
+    spec = table.spec
+    given = tuisup_env(source, spec)
+    if table.replicas is None:
+        return list({**given, **written_env(source, spec)}.items())
+    given.pop("PORT", None)  # the drop-ins set each instance's
+    if REPLICA in given:
+        given[REPLICA] = _MARKS["replica"]
+    shared = {
+        k: _PLACES.sub(_MARKS["replica"], str(v))
+        for k, v in source.written(spec.name).get("env", {}).items()
+        if "{port}" not in str(v)
+    }
+    return list({**given, **shared}.items())
+
+
+def _drop_ins(source: Source, table: Table, project: str) -> dict[str, str]:
+    """Each instance's own port, the variables that use it, and its own health wait."""
+    files = {}
+    written = source.written(table.name).get("env", {})
+    waited = Condition.HEALTHY.value in source.dependents(table.name).values()
+    for spec in table.instances:
+        lines = []
+        if "PORT" in (given := tuisup_env(source, spec)):
+            lines.append(f"Environment=PORT={given['PORT']}")
+        own = [k for k, v in written.items() if "{port}" in str(v)]
+        lines += [f"Environment={_quote(f'{k}={spec.env[k]}', dollars=False)}" for k in own]
+        if _own_check(source, table) and (wait := _health_wait(spec, waited, [])):
+            lines.append(f"ExecStartPost={_command(wait)}")
+        if lines:
+            name = f"{project}-{table.name}@{spec.replica}.service.d/instance.conf"
+            files[name] = f"[Service]\n{_lines(lines)}"
+    return files
+
+
+def _argv(source: Source, table: Table) -> tuple[str, ...]:
     """The command, its program found on this PATH (systemd's own PATH is short).
 
-    A target's child imports from the manifest's folder (`root`), as under tuisup.
+    A target's child imports from the manifest's folder, as under tuisup. A replicated
+    table's `{replica}` is the instance (`%i`), and its `{port}` the instance's `PORT`.
     """
+    spec = table.spec
     if spec.target is not None:
-        return child_argv(spec, sys.executable, root)
-    program, *rest = spec.argv
+        return child_argv(spec, sys.executable, source.manifest.root)
+    argv = spec.argv if table.replicas is None else _marked(source, table)
+    program, *rest = argv
     path = spec.env.get("PATH", os.environ.get("PATH"))
     if "/" not in program and (found := shutil.which(program, path=path)) is not None:
         program = os.path.abspath(found)
@@ -197,7 +323,12 @@ def _time(value: float) -> str:
 
 def _command(argv: Sequence[str]) -> str:
     """A command line as systemd reads one: each word quoted where it needs it."""
-    return " ".join(_quote(word) for word in argv)
+    return _unmarked(" ".join(_quote(word) for word in argv))
+
+
+def _unmarked(text: str) -> str:
+    """Quoted text with the markers of `{replica}` and `{port}` made `%i` and `${PORT}`."""
+    return text.replace(_MARKS["replica"], "%i").replace(_MARKS["port"], "${PORT}")
 
 
 def _quote(word: str, *, dollars: bool = True) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from tuisup.importers.model import Imported, ImportFailure, seconds, service_name
+from tuisup.importers.replicas import replicas, tuisups_own
 
 _CONDITIONS = {
     "service_started": "started",
@@ -40,6 +41,7 @@ _RUNTIME = {
 _HANDLED = {
     *("command", "entrypoint", "environment", "env_file", "working_dir", "depends_on"),
     *("healthcheck", "restart", "stop_signal", "stop_grace_period", "profiles"),
+    *("deploy", "scale"),
 }
 _TCP = re.compile(r"socket\.create_connection\(\('([^']*)', (\d+)\), [\d.]+\)\.close\(\)")
 _HTTP = re.compile(
@@ -95,8 +97,13 @@ def read(text: str, origin: str, folder: Path, out_dir: Path) -> Imported:
             raise ImportFailure(f"{origin}:{at}: services.{name}: expected a mapping")
         _check_shape(text, origin, str(name), raw)
         _service(made, names[name], str(name), raw, folder, out_dir)
+    tuisups_own(made)
     _check_dependencies(made)
     return made
+
+
+def _count(value: object) -> bool:
+    return type(value) is int and value >= 0
 
 
 def _scalar(value: object) -> bool:
@@ -161,6 +168,12 @@ _SHAPES: dict[str, tuple[Any, str]] = {
     "stop_grace_period": (lambda v: seconds(v) is not None, "a duration such as 10s"),
     "profiles": (lambda v: isinstance(v, list), "a list of profiles"),
     "volumes": (lambda v: isinstance(v, list), "a list of volumes"),
+    "deploy": (
+        lambda v: isinstance(v, dict) and _count(v.get("replicas", 0)),
+        "a mapping whose replicas is a number",
+    ),
+    "scale": (_count, "a number of replicas"),
+    "ports": (lambda v: isinstance(v, list), "a list of ports"),
 }
 """What each key read must be: a value of another shape is an error at its line."""
 
@@ -214,10 +227,13 @@ def _service(
     check = _healthcheck(raw.get("healthcheck"))
     if check:
         service["healthcheck"] = check
+    replicas(made, name, raw, service)
     made.services[name] = service
     image = f", image {raw['image']}" if "image" in raw else ""
     made.intro[name] = [f"compose service {original}{image}"]
     for key in raw:
+        if key == "ports" and "port" in service:
+            continue  # each replica's port, as tuisup gives them
         if key in _RUNTIME and not (key == "network_mode" and raw[key] == "host"):
             made.lose(name, key, _RUNTIME[key])
         elif key not in _HANDLED and key not in _RUNTIME and not str(key).startswith("x-"):
