@@ -90,8 +90,9 @@ def test_the_demo_exports_to_a_valid_compose_file(tmp_path: Path) -> None:
     got = services(out)
     assert list(got) == [
         *("web", "chatty", "flaky", "greeter", "db", "migrate", "api"),
-        *("ticker", "echo", "crunch", "moody", "alerts"),
+        *("ticker", "echo", "crunch", "moody", "alerts", "warden"),
     ]
+    assert got["echo"]["deploy"]["replicas"] == 2
     assert got["api"]["depends_on"] == {
         "db": {"condition": "service_healthy"},
         "migrate": {"condition": "service_completed_successfully"},

@@ -282,6 +282,15 @@ def test_the_demo_survives_the_round_trip(tmp_path: Path) -> None:
     before, after = round_trip(tmp_path / "services.toml")
     for name, spec in before.items():
         for field in ROUND_TRIP_FIELDS:
+            if (
+                field == "env"
+                and spec.target is not None
+                and spec.executor in (None, "async", "thread")
+            ):
+                # In tuisup's process it had no variables of its own; as the process it is
+                # exported as, it gets the other services' ports, as every process does.
+                assert after[name].env == {"TUISUP_PORT_ECHO": "8770"}, name
+                continue
             assert getattr(after[name], field) == getattr(spec, field), (name, field)
 
 

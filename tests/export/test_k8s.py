@@ -40,7 +40,15 @@ def test_the_demo_exports_to_one_valid_file_per_object(tmp_path: Path) -> None:
     names = sorted(path.name for path in out.iterdir())
     assert "job-migrate.yaml" in names and "deployment-api.yaml" in names
     assert "service-db.yaml" in names  # db's port is known from its tcp check
-    assert len(names) == 19
+    # echo's two replicas are one Deployment behind one Service; every service that runs as a
+    # process has a ConfigMap, if only for TUISUP_PORT_ECHO.
+    assert {"deployment-echo.yaml", "service-echo.yaml", "deployment-warden.yaml"} <= set(names)
+    assert sorted(n for n in names if n.startswith("configmap-")) == [
+        f"configmap-{name}-env.yaml"
+        for name in ("alerts", "api", "chatty", "crunch", "db", "echo", "flaky", "greeter")
+        + ("migrate", "web")
+    ]
+    assert len(names) == 29
     validate_k8s(*(out / name for name in names))
 
 

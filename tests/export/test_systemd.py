@@ -49,7 +49,15 @@ def test_the_demo_exports_to_units_systemd_verifies_clean(tmp_path: Path) -> Non
     shutil.copytree(REPO / "demo", project / "demo")
     out = tmp_path / "units"
     export_to(project / "services.toml", out)
-    assert len(list(out.iterdir())) == 13
+    assert sorted(
+        path.name for path in out.iterdir() if "echo" in path.name or "chain" in path.name
+    ) == [
+        "demo-project-chain.target",  # the group: its members are PartOf it
+        "demo-project-echo@.service",  # echo's replicas: a template, and a drop-in for each
+        "demo-project-echo@0.service.d",
+        "demo-project-echo@1.service.d",
+    ]
+    assert len(list(out.iterdir())) == 17
     assert verify_units(out) == ""
     target = unit(out, "demo-project.target")
     assert target[2].startswith("Wants=demo-project-web.service demo-project-chatty.service")
