@@ -76,3 +76,30 @@ async def test_a_group_is_a_node_above_its_members_and_keys_act_on_all_of_them(
         await host.kill("broker")  # the second restart in the window: the group gives up
         await until(pilot, lambda: "group pipeline: 2 restarts in 60s" in str(group.label))
         await wait_until(host, lambda s: s["broker"].state is S.STOPPED)
+
+
+CHAIN = """
+[services.db]
+command = "sleep 60"
+env = { TUISUP_TEST_TOKEN = "@TOKEN@" }
+
+[services.migrate]
+command = "true"
+depends_on = ["db"]
+env = { TUISUP_TEST_TOKEN = "@TOKEN@" }
+
+[groups.chain]
+services = ["db", "migrate"]
+"""
+
+
+async def test_a_group_whose_one_shot_member_ran_to_its_end_reads_as_up_not_missing(
+    tmp_path: Path, token: str
+) -> None:
+    """Regression: a completed job made its group's node read `1/2 running` with the hollow
+    glyph of a group that is down."""
+    async with console(load(tmp_path, token, CHAIN)) as (host, app, pilot):
+        await wait_until(host, lambda s: s["migrate"].state is S.EXITED)
+        group = app.query_one(ServiceTree).parents["chain"]
+        await until(pilot, lambda: "1/2 running · 1 done" in str(group.label))
+        assert str(group.label).startswith("● ")

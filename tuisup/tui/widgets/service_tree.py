@@ -304,10 +304,12 @@ def summary_label(key: str, members: list[ServiceView], width: int) -> Text:
     """A group's or a replicated table's label: `3/3 running`, restarts summed.
 
     Its glyph is the worst of its members': failed, then on its way (starting, backoff,
-    stopping, waiting), then all running, else none running. A group's says its strategy,
-    and, once it gave up, why.
+    stopping, waiting), then all running (a one-shot member that ran to its end, `exited`,
+    is done, not missing: `2/3 running · 1 done`), else none running. A group's says its
+    strategy, and, once it gave up, why.
     """
     running = sum(v.state is S.RUNNING for v in members)
+    done = sum(v.state is S.EXITED for v in members)
     restarts = sum(v.restarts for v in members)
     states = {v.state for v in members}
     group = next((v.spec.group for v in members if v.spec.group and v.spec.group.name == key), None)
@@ -316,7 +318,7 @@ def summary_label(key: str, members: list[ServiceView], width: int) -> Text:
         glyph, colour = GLYPHS[S.FAILED]
     elif states & {S.STARTING, S.BACKOFF, S.STOPPING, S.WAITING}:
         glyph, colour = GLYPHS[S.STARTING]
-    elif members and running == len(members):
+    elif running and running + done == len(members):
         glyph, colour = GLYPHS[S.RUNNING]
     else:
         glyph, colour = GLYPHS[S.STOPPED]
@@ -324,6 +326,7 @@ def summary_label(key: str, members: list[ServiceView], width: int) -> Text:
         (f"{glyph} ", colour),
         (f"{key:<{width}} ", "bold"),
         (f"{running}/{len(members)} running ", colour if running else "bright_black"),
+        (f"· {done} done " if done else "", "bright_black"),
         (f"×{restarts}", "yellow" if restarts else "bright_black"),
     )
     if group is not None:
