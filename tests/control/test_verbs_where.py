@@ -141,3 +141,22 @@ def test_a_socket_that_never_answers_is_one_line_and_exit_1(
         assert main(["--socket", str(short / "mute.sock"), "ps"]) == 1
         mute.close()
     assert capsys.readouterr().err == (f"tuisup: no answer from {short / 'mute.sock'} in 0.2 s\n")
+
+
+def test_a_service_in_a_folder_without_the_manifest_reaches_its_host_through_tuisup_socket(
+    tmp_path: Path, token: str
+) -> None:
+    """A service (or hook) whose cwd has no services.toml runs `tuisup ps` on its own host."""
+    (tmp_path / "sub").mkdir()
+    asker = (
+        f'\n[services.asker]\ncommand = ["{sys.executable}", "-m", "tuisup", "ps"]\n'
+        'cwd = "sub"\nrestart = "never"\ndepends_on = ["web"]\n'
+        f'env = {{ TUISUP_TEST_TOKEN = "{token}" }}\n'
+    )
+    write(tmp_path, token, WEB + asker)
+    host = Tuisup("--no-tui", cwd=tmp_path)
+    host.expect(lambda line: line.startswith("asker | web ") and "running" in line)
+    host.expect(lambda line: line.startswith("asker exited with code 0"))
+    assert tuisup("ps", cwd=tmp_path / "sub").returncode == 3  # not from a shell of ours
+    assert tuisup("down", cwd=tmp_path).returncode == 0
+    assert host.finish() == 0

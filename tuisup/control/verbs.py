@@ -101,9 +101,15 @@ def _exit_status(
 
 
 def locate(options: argparse.Namespace) -> SocketPath:
-    """The socket of the host that runs `options.file` (or `options.socket`)."""
+    """The socket of the host that runs `options.file` (or `options.socket`).
+
+    With neither given and no manifest here, a process that a tuisup started (a service, a
+    hook) finds that host through `TUISUP_SOCKET`, wherever its folder is.
+    """
     manifest = Path(options.file).resolve()
     configured = options.socket and os.path.abspath(options.socket)
+    if not configured and options.file == DEFAULT_MANIFEST and not manifest.exists():
+        configured = os.environ.get("TUISUP_SOCKET") or None
     return socket_path(manifest, configured or _configured(manifest))
 
 
