@@ -24,19 +24,17 @@ import asyncio
 import contextlib
 import os
 import threading
-import time
-from collections import deque
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from tuisup.backlog import NOT_SELECTED, Backlog
 from tuisup.model.errors import ApiError
-from tuisup.model.events import EVENTS, Event, Missed, Output, Snapshot
+from tuisup.model.events import EVENTS, Event, Output
 from tuisup.spec import Listen
 
 if TYPE_CHECKING:
     from tuisup.api import HostAPI, Subscription
-    from tuisup.model import ServiceView
     from tuisup.service import CancellationToken
 
 T = TypeVar("T")
@@ -45,8 +43,6 @@ SOCKET_ENV = "TUISUP_SOCKET"
 """The variable that gives a service's processes the host's control socket."""
 FEED_BUFFER = 1000
 """Events an event feed holds for a reader behind before it drops them (`missed`)."""
-PASSED_OVER = frozenset({"event", "status", "snapshot", "missed"})
-"""Kinds not to ask for: `snapshot` and `missed` always come, `status` is the socket's own."""
 
 
 class HostUnreachable(ApiError):
@@ -170,7 +166,7 @@ def wanted(services: list[str] | None, kinds: list[str] | None) -> Listen:
     Raises:
         ValueError: An unknown kind, or a kind that always comes.
     """
-    known = sorted(set(EVENTS) - PASSED_OVER)
+    known = sorted(set(EVENTS) - NOT_SELECTED)
     for kind in kinds or ():
         if kind not in known:
             raise ValueError(f"unknown event kind {kind!r}: expected one of {', '.join(known)}")
@@ -195,23 +191,22 @@ class EventFeed:
     def __init__(
         self,
         link: Callable[[], HostLink],
+        link_async: Callable[[], Awaitable[HostLink]],
         owner: str,
         token: CancellationToken,
         selection: Listen,
         buffer: int = FEED_BUFFER,
     ) -> None:
         self._link = link
+        self._link_async = link_async
         self._owner = owner
         self._selection = selection
-        self._buffer = max(1, buffer)
+        self._buffer = buffer
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
-        self._queue: deque[Event] = deque()
-        self._snapshot: Snapshot | None = None
-        """Due before the queue (after `missed`, if any were)."""
-        self._missed = 0
-        self._first_missed = 0
+        self._backlog: Backlog | None = None
+        """What it selected and has not read yet, once it follows the host."""
         self._opened = False
         self._over = False
         """The host's stream ended (it stopped, or the connection went): end once read."""
@@ -220,7 +215,6 @@ class EventFeed:
         """The task that follows the host for a reader elsewhere (a thread, another loop)."""
         self._batches: AsyncIterator[list[Event]] | None = None
         """The host's batches, for a reader on the link's loop that reads them itself."""
-        self._host: HostAPI | None = None
         self._reader: asyncio.Task[Any] | None = None
         """That reader, while it waits for a batch (the token cancels the wait)."""
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -252,7 +246,7 @@ class EventFeed:
 
     async def __anext__(self) -> Event:
         if not self._opened and not self._closed:
-            link = await asyncio.to_thread(self._link)  # a child connects at its first use
+            link = await self._link_async()  # a child connects at its first use
             direct = _running_loop() is link.loop
             await link.call_async(partial(self._open, direct=direct))
         while True:
@@ -285,7 +279,7 @@ class EventFeed:
         would hand each event on one turn of the loop later). The token ends the wait by
         cancelling it (`close`); that cancellation is taken back here, not the reader's.
         """
-        assert self._batches is not None and self._host is not None
+        assert self._batches is not None
         reader = asyncio.current_task()
         try:
             batch = await anext(self._batches)
@@ -300,7 +294,7 @@ class EventFeed:
         finally:
             with self._lock:
                 self._reader = None
-        self._take(self._host, batch)
+        self._take(batch)
 
     def close(self) -> None:
         """End the feed now: the reader's loop ends, and the host is followed no more."""
@@ -308,8 +302,8 @@ class EventFeed:
             if self._closed:
                 return
             self._closed = True
-            self._queue.clear()
-            self._snapshot = None
+            if self._backlog is not None:
+                self._backlog.clear()
             self._wake()
             task, loop = self._task or self._reader, self._loop
         self._token.remove_on_cancel(self.close)
@@ -335,16 +329,9 @@ class EventFeed:
 
     def _next(self) -> Event | None:
         """The next event to read, if one is there (the lock held)."""
-        if self._closed:
+        if self._closed or self._backlog is None:
             return None
-        if self._missed:
-            missed = Missed(seq=self._first_missed, ts=time.time(), count=self._missed)
-            self._missed = 0
-            return missed
-        if self._snapshot is not None:
-            snapshot, self._snapshot = self._snapshot, None
-            return snapshot
-        return self._queue.popleft() if self._queue else None
+        return self._backlog.next()
 
     # -- the host's side (on the link's loop) ---------------------------------------------
 
@@ -369,62 +356,37 @@ class EventFeed:
             if self._closed or self._opened:
                 return
             self._opened = True
-            self._snapshot = self._snapshot_of(subscription.snapshot, subscription.after)
+            self._backlog = Backlog(
+                self._owner,
+                self._selection,
+                self._buffer,
+                host.snapshot,
+                subscription.snapshot,
+                subscription.after,
+            )
             self._loop = asyncio.get_running_loop()
             if direct:
-                self._host, self._batches = host, aiter(subscription)
+                self._batches = aiter(subscription)
             else:
-                self._task = self._loop.create_task(self._follow(host, subscription))
+                self._task = self._loop.create_task(self._follow(subscription))
             self._wake()
 
-    async def _follow(self, host: HostAPI, subscription: Subscription) -> None:
+    async def _follow(self, subscription: Subscription) -> None:
         try:
             async for batch in subscription:
-                self._take(host, batch)
+                self._take(batch)
         finally:
             with self._lock:
                 self._over = True
                 self._wake()
 
-    def _take(self, host: HostAPI, batch: list[Event]) -> None:
-        """Queue what the service asked for of `batch`; drop the queue if it overflows."""
+    def _take(self, batch: list[Event]) -> None:
+        """Queue what the service asked for of `batch` (the backlog bounds it)."""
         with self._lock:
-            if self._closed:
+            if self._closed or self._backlog is None:
                 return
-            if batch and isinstance(batch[0], Missed):
-                # Fallen off the host's ring: how many of those were for us is unknown, so
-                # all count; the rest of the batch is covered by a snapshot of now.
-                lost = batch[0].count + sum(self._wants(event) for event in batch[1:])
-                self._drop(host, batch[0].seq, len(self._queue) + lost)
-                batch = []
-            for event in batch:
-                if self._wants(event):
-                    self._queue.append(event)
-            if len(self._queue) > self._buffer:
-                self._drop(host, self._queue[0].seq, len(self._queue))
+            self._backlog.take(batch)
             self._wake()
-
-    def _wants(self, event: Event) -> bool:
-        if event.kind in PASSED_OVER:
-            return False  # a status line, or the socket's own missed and snapshot
-        service: str | None = getattr(event, "service", None)
-        if service == self._owner and isinstance(event, Output):
-            return False  # its own output, perhaps made of what it read: a loop
-        return self._selection.wants(event.kind, service)
-
-    def _drop(self, host: HostAPI, first: int, count: int) -> None:
-        """Drop the queue (`count` events from seq `first` on) for a snapshot of now."""
-        if not self._missed:
-            self._first_missed = first
-        self._missed += count
-        self._queue.clear()
-        self._snapshot = self._snapshot_of(host.snapshot(), first + count - 1)
-
-    def _snapshot_of(self, views: dict[str, ServiceView], seq: int) -> Snapshot:
-        """The selected services' views (a replicated service's name selects its replicas)."""
-        among = Listen(services=self._selection.services).wants  # whatever the kinds
-        selected = tuple(v for name, v in views.items() if among(Snapshot.kind, name))
-        return Snapshot(seq=seq, ts=time.time(), services=selected)
 
     def _wake(self) -> None:
         """Wake the reader, blocked in a thread or awaiting in a loop (the lock held)."""

@@ -195,7 +195,8 @@ class Context:
         from tuisup.link import EventFeed, wanted
 
         self._asked = True
-        feed = EventFeed(self._link, self.name, self._token, wanted(services, kinds), buffer)
+        selection = wanted(services, kinds)
+        feed = EventFeed(self._link, self._link_async, self.name, self._token, selection, buffer)
         with self._link_lock:
             self._feeds = [f for f in self._feeds if not f.closed]
             self._feeds.append(feed)
