@@ -62,22 +62,33 @@ class Backlog:
         """Due before the queue (after `missed`, if any were)."""
         self._missed = 0
         self._first_missed = 0
+        self._seen = after
+        """The last event taken: a snapshot made now includes it."""
 
     def __len__(self) -> int:
         """How many events are queued (the snapshot and `missed` not counted)."""
         return len(self._queue)
 
     def take(self, batch: list[Event]) -> None:
-        """Queue what the observer selected of `batch`; drop the queue if it overflows."""
-        if batch and isinstance(batch[0], Missed):
+        """Queue what the observer selected of `batch` (`bound` then enforces the size)."""
+        if not batch:
+            return
+        self._seen = batch[-1].seq
+        if isinstance(batch[0], Missed):
             # Fallen off the host's ring: how many of those were selected is unknown, so
             # all count; the rest of the batch is covered by a snapshot of now.
             lost = batch[0].count + sum(self.wants(event) for event in batch[1:])
-            self._drop(batch[0].seq, len(self._queue) + lost, batch[-1].seq)
+            self._drop(batch[0].seq, len(self._queue) + lost)
             return
         self._queue.extend(event for event in batch if self.wants(event))
+
+    def bound(self) -> None:
+        """Drop the queue for `missed` and a snapshot if more than `size` events wait.
+
+        Apart from `take`, so that a reader may first read what it can at once.
+        """
         if len(self._queue) > self._size:
-            self._drop(self._queue[0].seq, len(self._queue), batch[-1].seq)
+            self._drop(self._queue[0].seq, len(self._queue))
 
     def wants(self, event: Event) -> bool:
         """Whether the observer selected `event`."""
@@ -105,13 +116,13 @@ class Backlog:
         self._snapshot = None
         self._missed = 0
 
-    def _drop(self, first: int, count: int, seq: int) -> None:
-        """Drop the queue (`count` events from `first` on) for a snapshot as of `seq`."""
+    def _drop(self, first: int, count: int) -> None:
+        """Drop the queue (`count` events from `first` on) for a snapshot of now."""
         if not self._missed:
             self._first_missed = first
         self._missed += count
         self._queue.clear()
-        self._snapshot = self._snapshot_of(self._views(), seq)
+        self._snapshot = self._snapshot_of(self._views(), self._seen)
 
     def _snapshot_of(self, views: Mapping[str, ServiceView], seq: int) -> Snapshot:
         """The selected services' views (a replicated service's name selects its replicas)."""

@@ -386,6 +386,7 @@ class EventFeed:
             if self._closed or self._backlog is None:
                 return
             self._backlog.take(batch)
+            self._backlog.bound()
             self._wake()
 
     def _wake(self) -> None:
