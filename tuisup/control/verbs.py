@@ -288,7 +288,7 @@ async def command(options: argparse.Namespace) -> int:
         dump(report)
     else:
         for entry in report:
-            _print_outcome(verb, entry)
+            _print_outcome(verb, entry, views.get(entry["service"]))
     return OK if all(entry["ok"] for entry in report) else FAILED
 
 
@@ -320,7 +320,7 @@ def _failed(view: ServiceView) -> bool:
     )
 
 
-def _print_outcome(verb: str, entry: dict[str, Any]) -> None:
+def _print_outcome(verb: str, entry: dict[str, Any], view: ServiceView | None) -> None:
     name = entry["service"]
     if "error" in entry:
         say(f"tuisup: {entry['error']['message']}")
@@ -331,10 +331,9 @@ def _print_outcome(verb: str, entry: dict[str, Any]) -> None:
         out(f"{name}: stopped first {', '.join(moved)}, which {depend} on it\n")
     elif moved:
         out(f"{name}: started first {', '.join(moved)}, which it needs\n")
-    if "state" not in entry:
+    if view is None:  # a group or a replicated table (no view of its own), or gone
         out(f"{name} {PAST_TENSE[verb]}\n")
         return
-    view = ServiceView.from_json(entry)
     if verb == "kill":
         out(f"{name} killed (SIGKILL to its process group); now {view.state.value}\n")
     else:
