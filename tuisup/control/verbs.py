@@ -304,12 +304,15 @@ def _outcome(
     entry: dict[str, Any] = {"service": name, "ok": True, "moved": result}
     if view is not None:
         entry.update(view.to_json(spec=False))
-        entry["ok"] = not (verb in ("start", "restart") and _failed(view))
+        entry["ok"] = not (verb in ("start", "restart") and has_failed(view))
     return entry
 
 
-def _failed(view: ServiceView) -> bool:
-    """Whether a service that was just started did not make it."""
+def has_failed(view: ServiceView) -> bool:
+    """Whether a service failed, or its last run ended with a code that is not a success.
+
+    What `start` and `restart` report of a service just started, and `up -d` of each one.
+    """
     if view.state is S.FAILED:
         return True
     last = view.last_exit
