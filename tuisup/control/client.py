@@ -90,7 +90,7 @@ class RemoteHost:
             reader, writer = await asyncio.open_unix_connection(os.fspath(path))
             host = cls(reader, writer)
             try:
-                host.hello = await host._ask(0, {"id": 0, "op": "hello", "version": 1})
+                host.hello = await host._ask(0, protocol.hello())
                 if mirror:
                     own = host._own = host._open_stream(lines=False, services=None, mirror=True)
                     await host._ask(own.id, host._subscribe_request(own, None))

@@ -273,7 +273,9 @@ class Connection:
         self.outbox.put(protocol.encode(protocol.ok(id_, result)))
         if self._streams_ended:  # it was asked for as the connection ends: it ends now
             return
-        stream = EventStream(self.api, id_, subscribed, self.outbox, self._stream_ended)
+        stream = EventStream(
+            self.api, id_, subscribed, self.outbox, self._stream_ended, self.ops.coder
+        )
         self._streams[id_] = stream
         self.feeds.join(stream, subscribed.subscription)
 

@@ -195,11 +195,6 @@ class Ops:
             raise unknown_op(op)
         return await handler(Args(op, raw_args))
 
-    def _known(self, name: str) -> None:
-        services = self.api.snapshot()
-        if name not in services:
-            raise UnknownService.named(name, list(services))
-
     def _views(self, names: list[str] | None) -> list[ServiceView]:
         """The views of `names` (every service for None), in manifest order."""
         views = self.api.snapshot()
@@ -250,7 +245,7 @@ class Ops:
     async def toggle_watch(self, args: Args) -> dict[str, Any]:
         """`toggle_watch` {name} → {"watching": true | false | null}."""
         name = args.text("name")
-        self._known(name)
+        self._views([name])  # an unknown name is refused, with the closest
         return {"watching": await self.api.toggle_watch(name)}
 
     async def scale(self, args: Args) -> dict[str, Any]:

@@ -25,26 +25,6 @@ MAX_LINE = 1 << 20
 HELLO_WITHIN = 10.0
 """Seconds a client has to say hello once connected."""
 
-OPS = frozenset(
-    {
-        "hello",
-        "snapshot",
-        "start",
-        "stop",
-        "restart",
-        "kill",
-        "affected",
-        "toggle_watch",
-        "reload",
-        "logs",
-        "processes",
-        "shutdown",
-        "subscribe",
-        "unsubscribe",
-    }
-)
-"""Every operation a server knows."""
-
 
 class ProtocolError(Exception):
     """A line that is not a message of this protocol (bad JSON, not an object, too long)."""

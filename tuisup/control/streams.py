@@ -24,7 +24,7 @@ from anyio.abc import TaskGroup
 
 from tuisup.api import HostAPI, Subscription
 from tuisup.control import protocol
-from tuisup.control.ops import StreamOptions, Subscribed, close_iterator
+from tuisup.control.ops import StreamOptions, Subscribed, ViewCoder, close_iterator
 from tuisup.control.outbox import Outbox
 from tuisup.model import ServiceView
 from tuisup.model.events import (
@@ -71,6 +71,7 @@ class EventStream:
         subscribed: Subscribed,
         outbox: Outbox,
         ended: Callable[[EventStream, str | None], None],
+        coder: ViewCoder,
     ) -> None:
         """Forward to `outbox` what comes after `subscribed`'s snapshot.
 
@@ -81,6 +82,7 @@ class EventStream:
             outbox: The connection's.
             ended: Told when the stream ends by itself: after `host_stopped` (None), or
                 because of a bug (its text).
+            coder: The server's, which encodes each spec once for every line that has it.
         """
         self.api = api
         self.id = id_
@@ -89,6 +91,7 @@ class EventStream:
         """Events up to this one are in the snapshot the client was answered."""
         self.outbox = outbox
         self.ended = ended
+        self.coder = coder
         self.behind = False
         """Lines were dropped: nothing more goes until a `missed` and a `snapshot` have."""
         self.dropped = 0
@@ -114,22 +117,17 @@ class EventStream:
                 stopped = True
                 last_word = data
                 continue
-            self._offer(event, data, counted=True)
+            self._offer(event.seq, data, counted=True)
             changed.update(_changes(event))
             reloaded = reloaded or isinstance(event, ManifestReloaded | Scaled)
         if self.options.views and changed:
             now = views()
             if reloaded:  # the set of services, and their order, changed: all of them
-                chosen = tuple(view for name, view in now.items() if self._about(name))
-                whole = Snapshot(seq=self._last_seq, ts=time.time(), services=chosen)
-                self._offer(whole, coded(whole), counted=False)
+                kind, names = Snapshot.kind, list(now)
             else:
-                status = StatusChanged(
-                    seq=self._last_seq,
-                    ts=time.time(),
-                    services=tuple(now[n] for n in now if n in changed and self._about(n)),
-                )
-                self._offer(status, coded(status), counted=False)
+                kind, names = StatusChanged.kind, [n for n in now if n in changed]
+            chosen = (now[n] for n in names if self._about(n))
+            self._offer(self._last_seq, self._views_line(kind, chosen), counted=False)
         if self.behind and (stopped or self.outbox.roomy):
             self.caught_up()  # at once if the ring dropped them; at the end, before its end
         if stopped:
@@ -144,9 +142,8 @@ class EventStream:
             missed = Missed(seq=self._first_dropped, ts=time.time(), count=self.dropped)
             self.outbox.put(self._line(coded(missed)))
         views = self.api.snapshot()  # now: it comes after everything dropped
-        chosen = tuple(view for name, view in views.items() if self._about(name))
-        snapshot = Snapshot(seq=self._last_seq, ts=time.time(), services=chosen)
-        self.outbox.put(self._line(coded(snapshot)))
+        chosen = (view for name, view in views.items() if self._about(name))
+        self.outbox.put(self._line(self._views_line(Snapshot.kind, chosen)))
         self.behind, self.dropped = False, 0
 
     def _wanted(self, event: Event) -> bool:
@@ -157,11 +154,11 @@ class EventStream:
         wanted = self.options.services
         return wanted is None or name in wanted
 
-    def _offer(self, event: Event, data: bytes, *, counted: bool) -> None:
-        """Send one event if the outbox takes it (`counted`: in a `missed`, if not)."""
+    def _offer(self, seq: int, data: bytes, *, counted: bool) -> None:
+        """Send event `seq` if the outbox takes it (`counted`: in a `missed`, if not)."""
         if not self.behind and self.outbox.offer(self._line(data)):
             return
-        self._drop(event.seq, 1 if counted else 0)
+        self._drop(seq, 1 if counted else 0)
 
     def _missed(self, event: Missed) -> None:
         """Events the feed never read: those after this stream's snapshot are dropped."""
@@ -179,6 +176,16 @@ class EventStream:
 
     def _line(self, data: bytes) -> bytes:
         return protocol.stream_line(self.id, data)
+
+    def _views_line(self, kind: str, views: Iterable[ServiceView]) -> bytes:
+        """A `status` or `snapshot` event as of the last seq, as `coded` would encode it.
+
+        Its specs go through the server's `ViewCoder`: encoding each spec again for every
+        line of every stream was most of what a status line cost.
+        """
+        data = {"seq": self._last_seq, "ts": round(time.time(), 6), "event": kind}
+        data["services"] = self.coder(views)
+        return protocol.dumps(data)
 
 
 class Feed:

@@ -25,6 +25,7 @@ from tuisup.control.verbs import (
     Failed,
     connect,
     dump,
+    has_failed,
     locate,
     out,
     say,
@@ -68,7 +69,7 @@ async def up_detached(options: argparse.Namespace) -> int:
         _tail(log)
         return FAILED
     _report(host, views, log, already=already, json_mode=options.json)
-    return FAILED if any(_failed(view) for view in views) else OK
+    return FAILED if any(has_failed(view) for view in views) else OK
 
 
 async def _running(where: Path) -> RemoteHost | None:
@@ -159,12 +160,6 @@ async def _settled(host: RemoteHost) -> list[ServiceView] | None:
         else:
             return None
     return list(host.snapshot().values())
-
-
-def _failed(view: ServiceView) -> bool:
-    last = view.last_exit
-    failed_exit = last is not None and not last.status.succeeded(view.spec.success_exit_codes)
-    return view.state is S.FAILED or (view.state is S.EXITED and failed_exit)
 
 
 def _report(

@@ -288,7 +288,7 @@ async def command(options: argparse.Namespace) -> int:
         dump(report)
     else:
         for entry in report:
-            _print_outcome(verb, entry)
+            _print_outcome(verb, entry, views.get(entry["service"]))
     return OK if all(entry["ok"] for entry in report) else FAILED
 
 
@@ -304,12 +304,15 @@ def _outcome(
     entry: dict[str, Any] = {"service": name, "ok": True, "moved": result}
     if view is not None:
         entry.update(view.to_json(spec=False))
-        entry["ok"] = not (verb in ("start", "restart") and _failed(view))
+        entry["ok"] = not (verb in ("start", "restart") and has_failed(view))
     return entry
 
 
-def _failed(view: ServiceView) -> bool:
-    """Whether a service that was just started did not make it."""
+def has_failed(view: ServiceView) -> bool:
+    """Whether a service failed, or its last run ended with a code that is not a success.
+
+    What `start` and `restart` report of a service just started, and `up -d` of each one.
+    """
     if view.state is S.FAILED:
         return True
     last = view.last_exit
@@ -320,7 +323,7 @@ def _failed(view: ServiceView) -> bool:
     )
 
 
-def _print_outcome(verb: str, entry: dict[str, Any]) -> None:
+def _print_outcome(verb: str, entry: dict[str, Any], view: ServiceView | None) -> None:
     name = entry["service"]
     if "error" in entry:
         say(f"tuisup: {entry['error']['message']}")
@@ -331,10 +334,9 @@ def _print_outcome(verb: str, entry: dict[str, Any]) -> None:
         out(f"{name}: stopped first {', '.join(moved)}, which {depend} on it\n")
     elif moved:
         out(f"{name}: started first {', '.join(moved)}, which it needs\n")
-    if "state" not in entry:
+    if view is None:  # a group or a replicated table (no view of its own), or gone
         out(f"{name} {PAST_TENSE[verb]}\n")
         return
-    view = ServiceView.from_json(entry)
     if verb == "kill":
         out(f"{name} killed (SIGKILL to its process group); now {view.state.value}\n")
     else:

@@ -382,6 +382,24 @@ def _annotations(cls: type) -> dict[str, str]:
     return found
 
 
+_ENUM_FIELDS: dict[type[Event], dict[str, type[ServiceState] | type[Health]]] = {}
+"""Each kind's fields that hold an enum, with its type: worked out once per kind, not once
+per event read (a client reads every event of a busy host)."""
+
+
+def _enum_fields(cls: type[Event]) -> dict[str, type[ServiceState] | type[Health]]:
+    """The fields of `cls` whose annotation names an enum, with the first one named."""
+    found = _ENUM_FIELDS.get(cls)
+    if found is None:
+        found = {}
+        for field, annotation in _annotations(cls).items():
+            kinds = [_ENUMS[t] for t in annotation.split(" | ") if t in _ENUMS]
+            if kinds:
+                found[field] = kinds[0]
+        _ENUM_FIELDS[cls] = found
+    return found
+
+
 def event_from_json(data: Mapping[str, Any]) -> Event:
     """Read back an event that `to_json` wrote.
 
@@ -391,7 +409,7 @@ def event_from_json(data: Mapping[str, Any]) -> Event:
     cls = EVENTS.get(str(data.get("event")))
     if cls is None or cls is Event:
         raise ValueError(f"unknown event {data.get('event')!r}")
-    annotations = _annotations(cls)
+    enums = _enum_fields(cls)
     values: dict[str, Any] = {}
     for field in cls._fields:
         if field not in data:
@@ -401,10 +419,8 @@ def event_from_json(data: Mapping[str, Any]) -> Event:
             value = tuple(ServiceView.from_json(v) for v in value)
         elif isinstance(value, list):
             value = tuple(value)
-        elif value is not None:
-            kinds = [_ENUMS[t] for t in annotations.get(field, "").split(" | ") if t in _ENUMS]
-            if kinds:
-                value = kinds[0](value)
+        elif value is not None and field in enums:
+            value = enums[field](value)
         values[field] = value
     try:
         return cls(**values)
