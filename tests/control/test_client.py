@@ -192,6 +192,35 @@ async def test_an_event_waits_for_its_status_line_before_a_front_end_sees_it(
     server.close()
 
 
+async def test_every_event_the_server_sends_views_after_waits_for_them(folder: Path) -> None:
+    """Regression: the client held only a hand-kept list of kinds for their status line, and
+    a `hook` (or `group_restart`, `scaled`) batch reached front ends before its views."""
+    peer = Scripted()
+    server = await asyncio.start_unix_server(peer.serve, folder / "s.sock")
+    connecting = asyncio.create_task(RemoteHost.connect(folder / "s.sock"))
+    await asyncio.wait_for(peer.connected.wait(), 10)
+    await peer.expect("hello")
+    peer.send(protocol.ok(0, {"version": 1, "pid": 1, "manifest": "/m/services.toml"}))
+    own = (await peer.expect("subscribe"))["id"]
+    peer.send(protocol.ok(own, {"after": 1, "snapshot": [view("web", S.RUNNING, 7).to_json()]}))
+    remote = await connecting
+    subscription = await remote.subscribe()
+    hook = ev.HookRan(seq=2, ts=0.0, service="web", hook="exited", command="true")
+    assert ev.changed_services(hook) == ("web",)  # the server follows it by web's view
+    peer.send(protocol.stream(own, hook.to_json()))
+    with anyio.move_on_after(mirror.HOLD / 2) as waited:
+        await anext(aiter(subscription))
+    assert waited.cancelled_caught, "the event came before the view it changed"
+    status = ev.StatusChanged(seq=2, ts=0.0, services=(view("web", S.RUNNING, 8),))
+    peer.send(protocol.stream(own, status.to_json()))
+    with anyio.fail_after(10):
+        batch = await anext(aiter(subscription))
+    assert [e.to_json() for e in batch] == [hook.to_json()]
+    assert remote.snapshot()["web"].pid == 8
+    await remote.close()
+    server.close()
+
+
 async def test_the_mirror_keeps_up_with_a_real_host_read_in_tiny_pieces(
     make_manifest: Callable[..., Manifest], folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -23,18 +23,6 @@ QUEUE_MAX = 16 << 20
 """Bytes of events a subscription holds for a reader that is behind, before it drops them."""
 HOLD = 0.25
 """Seconds a batch waits for its status line at most (a server that sends none)."""
-VIEW_EVENTS = frozenset(
-    {
-        "state",
-        "health",
-        "restart_scheduled",
-        "files_changed",
-        "log_file",
-        "manifest_reloaded",
-        "watch",
-    }
-)
-"""Events that change a service's view: a batch with one waits for its status line."""
 
 
 class Mirror:
@@ -163,7 +151,8 @@ class Stream:
         """Keep an event until the end of the read, or its status line if it needs one."""
         self.held.append(event)
         self.held_size += size
-        self.wants_status = self.wants_status or event.kind in VIEW_EVENTS
+        # The server sends views after exactly these (`changed_services`): wait for them.
+        self.wants_status = self.wants_status or bool(ev.changed_services(event))
 
     def flush(self) -> None:
         """Hand the held events to every reader, as one batch."""

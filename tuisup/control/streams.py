@@ -32,10 +32,10 @@ from tuisup.model.events import (
     HostStopped,
     ManifestReloaded,
     Missed,
-    Output,
     Scaled,
     Snapshot,
     StatusChanged,
+    changed_services,
 )
 
 Coded = list[tuple[Event, bytes]]
@@ -118,7 +118,7 @@ class EventStream:
                 last_word = data
                 continue
             self._offer(event.seq, data, counted=True)
-            changed.update(_changes(event))
+            changed.update(changed_services(event))
             reloaded = reloaded or isinstance(event, ManifestReloaded | Scaled)
         if self.options.views and changed:
             now = views()
@@ -276,15 +276,3 @@ class Feeds:
                 del self._on[stream]
             if self._feeds.get(lines) is feed:
                 del self._feeds[lines]
-
-
-def _changes(event: Event) -> Iterable[str]:
-    """The services whose views `event` changed (an output event changes none)."""
-    if isinstance(event, Output):
-        return ()
-    if isinstance(event, ManifestReloaded):
-        return (*event.added, *event.changed, *event.updated)
-    if isinstance(event, Scaled):
-        return event.added
-    service = getattr(event, "service", None)
-    return (service,) if isinstance(service, str) else ()

@@ -340,6 +340,22 @@ class StatusChanged(Event):
     services: tuple[ServiceView, ...]
 
 
+def changed_services(event: Event) -> tuple[str, ...]:
+    """The services whose views `event` changed (an `output` event changes none).
+
+    A control stream follows a batch with such events by their new views (`status`), and
+    a client holds the batch until they are in its mirror: both ask this.
+    """
+    if isinstance(event, Output):
+        return ()
+    if isinstance(event, ManifestReloaded):
+        return (*event.added, *event.changed, *event.updated)
+    if isinstance(event, Scaled):
+        return event.added
+    service = getattr(event, "service", None)
+    return (service,) if isinstance(service, str) else ()
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, enum.Enum):
         return value.value
