@@ -392,10 +392,7 @@ class Host:
     def _gate(self, name: str) -> Verdict:
         if self._stopped is not None:
             return REFUSED
-        return self.graph.verdict(name, self.supervisors, self._start_pending)
-
-    def _start_pending(self, name: str) -> bool:
-        return self.supervisors[name].start_pending
+        return self.graph.verdict(name, self.supervisors)
 
     async def reload(self) -> bool:
         """Read the manifest again and apply what changed; return whether it was applied.

@@ -225,7 +225,7 @@ class Supervisor:
         """Whether a start or restart was posted and is not being handled yet.
 
         A dependency that failed but is about to start again must not block its dependents:
-        the host gives this to the dependency gate.
+        the dependency gate (`Graph.verdict`) reads this.
         """
         return self._starts_queued > 0
 
