@@ -472,7 +472,7 @@ class Host:
         from tuisup.engine.service_watch import LOOP_RESTARTS
 
         key = tuple(paths)
-        count = watch.repeats(service, paths, sup.status().started)
+        count = watch.repeats(service, paths, sup.started)
         if count >= LOOP_RESTARTS:
             watch.pause(service)
             reason = (

@@ -152,6 +152,11 @@ class Supervisor:
         if self._now.run is not None:
             self._now.run.kill()
 
+    @property
+    def started(self) -> float | None:
+        """When the current run started running, Unix time (None: it does not run)."""
+        return self._now.started_wall if self.state in (S.RUNNING, S.STOPPING) else None
+
     def uptime(self) -> float:
         """Seconds the current run has been running (0 when it does not run)."""
         if self.state is not S.RUNNING:
@@ -176,7 +181,7 @@ class Supervisor:
             pid=run.pid if run is not None and self.state in LIVE else None,
             executor=run.kind.value if run is not None else None,
             restarts=self.restarts,
-            started=now.started_wall if self.state in (S.RUNNING, S.STOPPING) else None,
+            started=self.started,
             next_start=now.next_start if self.state is S.BACKOFF else None,
             reason=self.reason,
             health=self.health
