@@ -67,11 +67,6 @@ class Group:
         host = self._host
         return [n for m in self.spec.services for n in host.manifest.instances(m)]
 
-    @property
-    def restarts(self) -> int:
-        """Restarts counted within the window, as of the last one."""
-        return len(self._times)
-
     def changed(self, event: StateChanged) -> None:
         """A member's state changed: judge it (the observer calls this)."""
         self._moved.set()
