@@ -14,7 +14,7 @@ A condition that can no longer hold without someone starting the dependency agai
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -72,22 +72,16 @@ class Graph:
             for dep in needs:
                 self.dependents[dep].append(name)
 
-    def verdict(
-        self,
-        name: str,
-        supervisors: Mapping[str, Supervisor],
-        start_pending: Callable[[str], bool],
-    ) -> Verdict:
+    def verdict(self, name: str, supervisors: Mapping[str, Supervisor]) -> Verdict:
         """Judge `name`'s dependencies, in the order they were written.
 
-        `start_pending(dep)` says whether a start of `dep` is on its way: a dependency
-        that failed, but is about to be started again, makes its dependent wait instead
-        of failing.
+        A dependency that failed, but whose start is on its way (`start_pending`), makes
+        its dependent wait instead of failing.
         """
         waits: dict[str, str] = {}
         for dep, condition in self.needs.get(name, {}).items():
             holds, why = judge(condition, supervisors[dep])
-            if holds is None and start_pending(dep):
+            if holds is None and supervisors[dep].start_pending:
                 holds, why = False, f"{dep} to start again ({supervisors[dep].state})"
             if holds is None:
                 return Verdict(blocked=f"dependency {why}")

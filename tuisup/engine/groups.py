@@ -67,14 +67,13 @@ class Group:
         host = self._host
         return [n for m in self.spec.services for n in host.manifest.instances(m)]
 
-    @property
-    def restarts(self) -> int:
-        """Restarts counted within the window, as of the last one."""
-        return len(self._times)
+    def look_again(self) -> None:
+        """Have a restart waiting for a member's backoff look at it again."""
+        self._moved.set()
 
     def changed(self, event: StateChanged) -> None:
         """A member's state changed: judge it (the observer calls this)."""
-        self._moved.set()
+        self.look_again()
         name, state = event.service, event.state
         if self.failed is not None:
             if state is S.RUNNING and not self._stopping:
@@ -197,7 +196,7 @@ class Group:
         gives up (see `_restart`), and a member waiting for its backoff is stopped with it.
         """
         self._stops += 1
-        self._moved.set()  # a restart waiting for a member's backoff looks again
+        self.look_again()
         for member in reversed(self.members):
             await self._host.stop(member)
 
@@ -248,4 +247,4 @@ class Groups:
                     self.groups[event.group].changed(event)
                 elif isinstance(event, Missed):
                     for group in self.groups.values():
-                        group._moved.set()
+                        group.look_again()  # what moved went unseen

@@ -62,8 +62,6 @@ from tuisup.spec import Manifest, ServiceSpec
 if TYPE_CHECKING:
     from tuisup.engine.metrics import Metrics
     from tuisup.engine.procstats import ProcessCollector
-
-if TYPE_CHECKING:
     from tuisup.engine.service_watch import ServiceWatch
 
 EXIT_GRACE = 2.0
@@ -390,12 +388,9 @@ class Host:
         return sup is None or sup.state not in LIVE
 
     def _gate(self, name: str) -> Verdict:
-        if self._stopped is not None:
+        if self.stopping:
             return REFUSED
-        return self.graph.verdict(name, self.supervisors, self._start_pending)
-
-    def _start_pending(self, name: str) -> bool:
-        return self.supervisors[name].start_pending
+        return self.graph.verdict(name, self.supervisors)
 
     async def reload(self) -> bool:
         """Read the manifest again and apply what changed; return whether it was applied.
@@ -414,7 +409,7 @@ class Host:
             except ManifestError as exc:
                 self.bus.emit(ManifestInvalid, manifest=str(self.manifest.path), error=str(exc))
                 return False
-            if self._stopped is not None:
+            if self.stopping:
                 return False
             new = self._scales.keep(new)
             await self._apply(new, plan_reload(self.manifest.services, new.services))
@@ -433,7 +428,7 @@ class Host:
         from tuisup.manifest.scale import scaled
 
         async with self._reloading:
-            if self._stopped is not None:
+            if self.stopping:
                 raise errors.HostStopping("tuisup is stopping: nothing is scaled")
             try:
                 new = scaled(self.manifest, name, count)
@@ -470,12 +465,12 @@ class Host:
         """Restart a service for its changed files, unless it is restarting itself in a loop."""
         sup = self.supervisors.get(service)
         watch = self._service_watch
-        if sup is None or watch is None or self._stopped is not None:
+        if sup is None or watch is None or self.stopping:
             return
         from tuisup.engine.service_watch import LOOP_RESTARTS
 
         key = tuple(paths)
-        count = watch.repeats(service, paths, sup.status().started)
+        count = watch.repeats(service, paths, sup.started)
         if count >= LOOP_RESTARTS:
             watch.pause(service)
             reason = (
@@ -502,7 +497,7 @@ class Host:
 
     def _saved(self) -> None:
         """The manifest file changed and has been quiet since: apply it."""
-        if self._tg is not None and self._stopped is None:
+        if self._tg is not None and not self.stopping:
             self._tg.start_soon(self.reload)
 
     async def _apply(self, new: Manifest, plan: ReloadPlan, scaled: str | None = None) -> None:

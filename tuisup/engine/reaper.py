@@ -202,11 +202,10 @@ class Reaper:
         A child that exits is what re-parents its own children to tuisup: the moment a
         late escapee (a daemon forked after its service's sweep) becomes ours.
         """
-        now = time.monotonic()
-        self.reap_zombies(now)
-        for pid, state in self._adopted(now):
-            owner = self._owner(pid)
-            if owner is not None and state not in ("Z", "X") and self.ended(owner):
+        for pid, state in self._adopted(time.monotonic()):
+            if state in ("Z", "X"):
+                self._reap(pid)
+            elif (owner := self._owner(pid)) is not None and self.ended(owner):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
 

@@ -152,6 +152,11 @@ class Supervisor:
         if self._now.run is not None:
             self._now.run.kill()
 
+    @property
+    def started(self) -> float | None:
+        """When the current run started running, Unix time (None: it does not run)."""
+        return self._now.started_wall if self.state in (S.RUNNING, S.STOPPING) else None
+
     def uptime(self) -> float:
         """Seconds the current run has been running (0 when it does not run)."""
         if self.state is not S.RUNNING:
@@ -176,7 +181,7 @@ class Supervisor:
             pid=run.pid if run is not None and self.state in LIVE else None,
             executor=run.kind.value if run is not None else None,
             restarts=self.restarts,
-            started=now.started_wall if self.state in (S.RUNNING, S.STOPPING) else None,
+            started=self.started,
             next_start=now.next_start if self.state is S.BACKOFF else None,
             reason=self.reason,
             health=self.health
@@ -225,7 +230,7 @@ class Supervisor:
         """Whether a start or restart was posted and is not being handled yet.
 
         A dependency that failed but is about to start again must not block its dependents:
-        the host gives this to the dependency gate.
+        the dependency gate (`Graph.verdict`) reads this.
         """
         return self._starts_queued > 0
 
@@ -279,15 +284,26 @@ class Supervisor:
         elif self.state is S.WAITING:
             self._transition(S.STOPPED, reason="stopped while waiting")
         elif self.state is S.RUNNING and self._now.run is not None:
-            run = self._now.run
-            self._transition(S.STOPPING, pid=run.pid)
-            status = await run.stop(self.spec.stop_signal, self.spec.stop_timeout)
-            await self._checks.stopped()
-            record = self._record(status, requested=True)
-            if status.stuck:
-                self._transition(S.FAILED, reason=status.error, **record.event_fields())
-            else:
+            record = await self._stop_run(self._now.run, requested=True)
+            if record is not None:
                 self._transition(S.STOPPED, **record.event_fields())
+
+    async def _stop_run(
+        self, run: Run, *, requested: bool, reason: str | None = None
+    ) -> ExitRecord | None:
+        """Stop a running run (signal, grace, kill) and record its exit.
+
+        Returns:
+            Its exit record; None when it would not die even so (the service is `failed`).
+        """
+        self._transition(S.STOPPING, pid=run.pid, reason=reason)
+        status = await run.stop(self.spec.stop_signal, self.spec.stop_timeout)
+        await self._checks.stopped()
+        record = self._record(status, requested=requested)
+        if status.stuck:
+            self._transition(S.FAILED, reason=status.error, **record.event_fields())
+            return None
+        return record
 
     async def _do_respec(self, spec: ServiceSpec, executor: Executor) -> None:
         live = self.state in ACTIVE
@@ -454,14 +470,9 @@ class Supervisor:
             return
         why = f"unhealthy ({reason})" if reason else "unhealthy"
         self._logs.marker(self.spec.name, f"tuisup: {why}: restarting")
-        self._transition(S.STOPPING, pid=run.pid, reason=why)
-        status = await run.stop(self.spec.stop_signal, self.spec.stop_timeout)
-        await self._checks.stopped()
-        record = self._record(status, requested=False)
-        if status.stuck:
-            self._transition(S.FAILED, reason=status.error, **record.event_fields())
-            return
-        await self._again(record, failed=True, reason=why)
+        record = await self._stop_run(run, requested=False, reason=why)
+        if record is not None:
+            await self._again(record, failed=True, reason=why)
 
     async def _again(self, record: ExitRecord, *, failed: bool, reason: str | None = None) -> None:
         """After a run ended by itself: give up if the budget is spent, else back off."""

@@ -63,7 +63,7 @@ class DependencyWaker:
                     host.store.marker(dependent, f"tuisup: {name} restarts: restarting it too")
                     host.post(dependent, Restart())
         if state is S.RUNNING and host.graph.waits_started(name):
-            started = sup.status().started
+            started = sup.started
             self._tg.start_soon(self._look_again, name, started, STARTED_AFTER - sup.uptime())
 
     def wake_dependents(self, name: str) -> None:
@@ -86,5 +86,5 @@ class DependencyWaker:
         sup = host.supervisors.get(name)
         if sup is None or host.stopping:
             return
-        if sup.state is S.RUNNING and sup.status().started == started:
+        if sup.state is S.RUNNING and sup.started == started:
             self.wake_dependents(name)
