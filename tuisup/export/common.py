@@ -134,7 +134,7 @@ def tuisup_env(source: Source, spec: ServiceSpec) -> dict[str, str]:
 
     One that the service's env or env file sets otherwise is theirs, not tuisup's.
     """
-    if spec.target is not None and (spec.executor is None or spec.executor.in_process):
+    if spec.in_process:
         return {}  # in tuisup's process it gets none; made a process here, it still gets none
     given = port_env(source.manifest.templates)
     if spec.replica is not None:
@@ -204,7 +204,7 @@ def losses(source: Source, target: str, rules: Mapping[str, Rule]) -> list[Loss]
                 ]
             elif key in every and ((when := every[key][1]) is None or when(spec)):
                 found.append(Loss(spec.name, key, target, every[key][0]))
-        if spec.target is not None and (spec.executor is None or spec.executor.in_process):
+        if spec.in_process:
             kind = f'executor "{spec.executor}"' if spec.executor else "with no executor, it"
             why = f"{kind} runs in tuisup's process; here it is a process of its own"
             found.append(Loss(spec.name, "executor", target, why))

@@ -98,7 +98,7 @@ def with_env(
 
     A service that runs inside tuisup shares tuisup's environment: it gets none of them.
     """
-    if spec.target is not None and (spec.executor is None or spec.executor.in_process):
+    if spec.in_process:
         return spec.env
     given: dict[str, str] = dict(ports)
     if replica is not None:
