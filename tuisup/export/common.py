@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from tuisup.export.tables import Table, declared_tables
-from tuisup.manifest.replicas import port_env
+from tuisup.manifest.replicas import port_env, tuisup_given
 from tuisup.spec import (
     GroupSpec,
     GroupStrategy,
@@ -125,22 +125,13 @@ def placeholders(source: Source, name: str) -> list[str]:
     return [word for word in ("{replica}", "{port}") if word in text]
 
 
-REPLICA = "TUISUP_REPLICA"
-"""The variable of a replica's index."""
-
-
 def tuisup_env(source: Source, spec: ServiceSpec) -> dict[str, str]:
     """The variables tuisup itself sets for a service (ports, its replica), as it sets them.
 
     One that the service's env or env file sets otherwise is theirs, not tuisup's.
     """
-    if spec.in_process:
-        return {}  # in tuisup's process it gets none; made a process here, it still gets none
-    given = port_env(source.manifest.templates)
-    if spec.replica is not None:
-        given[REPLICA] = str(spec.replica)
-    if spec.port is not None:
-        given["PORT"] = str(spec.port)
+    # In tuisup's process it gets none; made a process here, it still gets none.
+    given = tuisup_given(spec, port_env(source.manifest.templates), spec.replica, spec.port)
     return {k: v for k, v in given.items() if spec.env.get(k) == v}
 
 

@@ -14,7 +14,6 @@ from typing import Any
 from tuisup.export.common import (
     APP,
     GROUP_KEYS,
-    REPLICA,
     Export,
     Loss,
     Options,
@@ -35,6 +34,7 @@ from tuisup.export.common import (
     written_env,
 )
 from tuisup.export.tables import Table
+from tuisup.manifest.replicas import REPLICA
 from tuisup.spec import Condition, HealthCheck, HealthKind, RestartPolicy, ServiceSpec
 
 TARGET = "compose"

@@ -22,7 +22,6 @@ from pathlib import Path
 
 from tuisup.export.common import (
     GROUP_KEYS,
-    REPLICA,
     Export,
     GroupRule,
     Loss,
@@ -42,6 +41,7 @@ from tuisup.export.tables import Table
 from tuisup.manifest import checks
 from tuisup.manifest.locator import Locator
 from tuisup.manifest.problems import INVALID, Checker
+from tuisup.manifest.replicas import REPLICA
 from tuisup.spec import BackoffKind, Condition, GroupSpec, HealthKind, RestartPolicy, ServiceSpec
 
 TARGET = "systemd"

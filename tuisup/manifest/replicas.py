@@ -30,6 +30,8 @@ _PLACES = re.compile(r"\{(replica|port)\}")
 _FILLED = ("command", "env", "healthcheck")
 """The keys whose strings take `{replica}` and `{port}`."""
 MAX_REPLICAS = 1000
+REPLICA = "TUISUP_REPLICA"
+"""The variable of a replica's index."""
 
 replicas_check = checks.integer(0)
 
@@ -53,11 +55,12 @@ def replicas(ck: Checker, path: Key, raw: object) -> int | Invalid:
 
 def port_env(templates: Mapping[str, Template]) -> dict[str, str]:
     """`TUISUP_PORT_<NAME>` for each table with a `port`: its first instance's port."""
-    return {
-        f"TUISUP_PORT_{name.upper().replace('-', '_')}": str(t.port)
-        for name, t in templates.items()
-        if t.port is not None
-    }
+    return {port_variable(name): str(t.port) for name, t in templates.items() if t.port is not None}
+
+
+def port_variable(name: str) -> str:
+    """The variable that holds a table's port for every service: `TUISUP_PORT_<NAME>`."""
+    return f"TUISUP_PORT_{name.upper().replace('-', '_')}"
 
 
 def instances(
@@ -94,18 +97,26 @@ def instance(
 def with_env(
     spec: ServiceSpec, ports: Mapping[str, str], replica: int | None, own: int | None
 ) -> Mapping[str, str]:
-    """A process's variables: the ports of all, its replica and port, then its own `env`.
+    """A process's variables: the ports of all, its replica and port, then its own `env`."""
+    given = tuisup_given(spec, ports, replica, own)
+    return {**given, **spec.env} if given else spec.env
+
+
+def tuisup_given(
+    spec: ServiceSpec, ports: Mapping[str, str], replica: int | None, own: int | None
+) -> dict[str, str]:
+    """The variables tuisup itself gives a process: the ports of all, its replica and port.
 
     A service that runs inside tuisup shares tuisup's environment: it gets none of them.
     """
     if spec.in_process:
-        return spec.env
+        return {}
     given: dict[str, str] = dict(ports)
     if replica is not None:
-        given["TUISUP_REPLICA"] = str(replica)
+        given[REPLICA] = str(replica)
     if own is not None:
         given["PORT"] = str(own)
-    return {**given, **spec.env} if given else spec.env
+    return given
 
 
 def fill(table: Mapping[str, object], replica: int, own: int | None) -> dict[str, object]:
