@@ -286,6 +286,11 @@ def child_argv(spec: ServiceSpec, python: str, root: PurePosixPath | Path) -> tu
     return ("/bin/sh", "-c", f"exec {shlex.join(words)} 3>/dev/null")
 
 
+def container_argv(spec: ServiceSpec) -> tuple[str, ...]:
+    """The command a service runs in a container: a Python target's child runs at APP."""
+    return child_argv(spec, "python", APP) if spec.target else spec.argv
+
+
 GroupRule = tuple[str, Callable[[GroupSpec], bool] | None]
 """Why a written key of a group is lost, and when (None: whatever its value)."""
 

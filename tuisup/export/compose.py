@@ -19,8 +19,8 @@ from tuisup.export.common import (
     Options,
     Rule,
     Source,
-    child_argv,
     command_check,
+    container_argv,
     container_cwd,
     dump_yaml,
     duration,
@@ -97,10 +97,9 @@ def _service(
     source: Source, table: Table, mount: str, out_dir: Path, found: list[Loss]
 ) -> dict[str, Any]:
     spec = table.spec
-    argv = child_argv(spec, "python", APP) if spec.target else spec.argv
     service: dict[str, Any] = {
         "image": source.image,
-        "command": [_escaped(word) for word in argv],
+        "command": [_escaped(word) for word in container_argv(spec)],
         "working_dir": str(container_cwd(spec, source, found, TARGET)),
         "volumes": [f"{mount}:{APP}"],
         "network_mode": "host",
