@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from tuisup.export.tables import Table, declared_tables
-from tuisup.manifest.replicas import port_env, tuisup_given
+from tuisup.manifest.replicas import FILLED, port_env, tuisup_given
 from tuisup.spec import (
     GroupSpec,
     GroupStrategy,
@@ -121,7 +121,7 @@ def read_source(manifest: Manifest) -> Source:
 def placeholders(source: Source, name: str) -> list[str]:
     """The placeholders (`{replica}`, `{port}`) a table's command, env and check use."""
     written = source.written(name)
-    text = repr([written.get(key) for key in ("command", "env", "healthcheck")])
+    text = repr([written.get(key) for key in FILLED])
     return [word for word in ("{replica}", "{port}") if word in text]
 
 

@@ -26,8 +26,9 @@ from tuisup.spec import ServiceSpec, Template
 Make = Callable[[Checker, str, object], ServiceSpec | Invalid]
 """Checks one table (as the loader does) and makes its spec, under its declared name."""
 
-_PLACES = re.compile(r"\{(replica|port)\}")
-_FILLED = ("command", "env", "healthcheck")
+PLACES = re.compile(r"\{(replica|port)\}")
+"""`{replica}` and `{port}`, each the word it stands for."""
+FILLED = ("command", "env", "healthcheck")
 """The keys whose strings take `{replica}` and `{port}`."""
 MAX_REPLICAS = 1000
 REPLICA = "TUISUP_REPLICA"
@@ -122,18 +123,17 @@ def tuisup_given(
 def fill(table: Mapping[str, object], replica: int, own: int | None) -> dict[str, object]:
     """The table with `{replica}` and `{port}` put into its command, env and health check."""
     values = {"replica": str(replica), "port": "" if own is None else str(own)}
-    return {
-        key: _filled(value, values) if key in _FILLED else value for key, value in table.items()
-    }
+    return {key: filled(value, values) if key in FILLED else value for key, value in table.items()}
 
 
-def _filled(value: Any, values: Mapping[str, str]) -> Any:
+def filled(value: Any, values: Mapping[str, str]) -> Any:
+    """`value` with `{replica}` and `{port}` put in from `values`, through lists and tables."""
     if isinstance(value, str):
-        return _PLACES.sub(lambda m: values[m[1]], value)
+        return PLACES.sub(lambda m: values[m[1]], value)
     if isinstance(value, list):
-        return [_filled(item, values) for item in value]
+        return [filled(item, values) for item in value]
     if isinstance(value, dict):
-        return {key: _filled(item, values) for key, item in value.items()}
+        return {key: filled(item, values) for key, item in value.items()}
     return value
 
 
@@ -141,7 +141,7 @@ def check_placeholders(ck: Checker, name: str, table: Mapping[str, object]) -> N
     """`{port}` needs a `port`: without one it would be put in as nothing."""
     if "port" in table:
         return
-    for key in _FILLED:
+    for key in FILLED:
         if key in table and "{port}" in repr(table[key]):
             ck.fail(("services", name, key), "uses {port}, but the service has no port key")
 
