@@ -11,7 +11,15 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from tuisup.manifest.locator import Key
-from tuisup.manifest.problems import INVALID, Checker, Invalid, describe, did_you_mean, quote
+from tuisup.manifest.problems import (
+    INVALID,
+    Checker,
+    Invalid,
+    describe,
+    did_you_mean,
+    quote,
+    unknown_service,
+)
 from tuisup.spec import ExecutorKind, Listen
 
 ALWAYS_SENT = ("snapshot", "missed")
@@ -115,6 +123,5 @@ def check_listened(ck: Checker, tables: Mapping[str, Any]) -> None:
             continue
         for i, name in enumerate(names):
             if isinstance(name, str) and name not in tables:
-                hint = did_you_mean(name, list(tables))
                 path = ("services", service, "listen", "services", i)
-                ck.fail(path, f"unknown service {quote(name)}{hint}")
+                ck.fail(path, unknown_service(name, list(tables)))
