@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from tuisup.manifest.checks import in_process_problem
 from tuisup.manifest.locator import Key
 from tuisup.manifest.problems import (
     INVALID,
@@ -104,14 +105,8 @@ def check_listener(
                 key=True,
             )
         return
-    if executor is None or executor.in_process:
-        where = f'executor = "{executor}"' if executor else "an in-process service"
-        ck.fail(
-            (*base, "listen"),
-            f"listen cannot apply to {where}: it has no stdin of its own; "
-            'use executor = "process" or "async-process"',
-            key=True,
-        )
+    if problem := in_process_problem("listen", executor, "it has no stdin of its own"):
+        ck.fail((*base, "listen"), problem, key=True)
 
 
 def check_listened(ck: Checker, tables: Mapping[str, Any]) -> None:
