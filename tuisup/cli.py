@@ -169,7 +169,9 @@ def _verb_parser(verb: str) -> argparse.ArgumentParser:
 def _file_verb(parser: argparse.ArgumentParser, verb: str) -> None:
     """The arguments of `export` and `import`, which read and write files (no socket)."""
     if verb == "export":
-        parser.add_argument("target", choices=("compose", "k8s", "systemd"))
+        from tuisup.export.command import TARGETS  # export loads the manifest: no cost here
+
+        parser.add_argument("target", choices=TARGETS)
         parser.add_argument(
             "-o", "--output", metavar="PATH", help="a file (compose) or folder (default: stdout)"
         )

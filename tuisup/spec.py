@@ -292,6 +292,14 @@ class ServiceSpec:
         return self.group.name if self.group is not None else None
 
     @property
+    def in_process(self) -> bool:
+        """Whether it runs inside tuisup's own process: a target with no process executor.
+
+        It shares tuisup's environment: it gets none of the variables a process gets.
+        """
+        return self.target is not None and (self.executor is None or self.executor.in_process)
+
+    @property
     def declared(self) -> str:
         """The name of the table it comes from: `worker` for the replica `worker.2`.
 

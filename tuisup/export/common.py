@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from tuisup.export.tables import Table, declared_tables
-from tuisup.manifest.replicas import port_env
+from tuisup.manifest.replicas import FILLED, port_env, tuisup_given
 from tuisup.spec import (
     GroupSpec,
     GroupStrategy,
@@ -121,12 +121,8 @@ def read_source(manifest: Manifest) -> Source:
 def placeholders(source: Source, name: str) -> list[str]:
     """The placeholders (`{replica}`, `{port}`) a table's command, env and check use."""
     written = source.written(name)
-    text = repr([written.get(key) for key in ("command", "env", "healthcheck")])
+    text = repr([written.get(key) for key in FILLED])
     return [word for word in ("{replica}", "{port}") if word in text]
-
-
-REPLICA = "TUISUP_REPLICA"
-"""The variable of a replica's index."""
 
 
 def tuisup_env(source: Source, spec: ServiceSpec) -> dict[str, str]:
@@ -134,13 +130,8 @@ def tuisup_env(source: Source, spec: ServiceSpec) -> dict[str, str]:
 
     One that the service's env or env file sets otherwise is theirs, not tuisup's.
     """
-    if spec.target is not None and (spec.executor is None or spec.executor.in_process):
-        return {}  # in tuisup's process it gets none; made a process here, it still gets none
-    given = port_env(source.manifest.templates)
-    if spec.replica is not None:
-        given[REPLICA] = str(spec.replica)
-    if spec.port is not None:
-        given["PORT"] = str(spec.port)
+    # In tuisup's process it gets none; made a process here, it still gets none.
+    given = tuisup_given(spec, port_env(source.manifest.templates), spec.replica, spec.port)
     return {k: v for k, v in given.items() if spec.env.get(k) == v}
 
 
@@ -204,7 +195,7 @@ def losses(source: Source, target: str, rules: Mapping[str, Rule]) -> list[Loss]
                 ]
             elif key in every and ((when := every[key][1]) is None or when(spec)):
                 found.append(Loss(spec.name, key, target, every[key][0]))
-        if spec.target is not None and (spec.executor is None or spec.executor.in_process):
+        if spec.in_process:
             kind = f'executor "{spec.executor}"' if spec.executor else "with no executor, it"
             why = f"{kind} runs in tuisup's process; here it is a process of its own"
             found.append(Loss(spec.name, "executor", target, why))
@@ -293,6 +284,11 @@ def child_argv(spec: ServiceSpec, python: str, root: PurePosixPath | Path) -> tu
     words = [python, "-m", "tuisup.child", spec.name, spec.target, kind]
     words += [str(int(spec.stop_signal)), "3", str(root)]
     return ("/bin/sh", "-c", f"exec {shlex.join(words)} 3>/dev/null")
+
+
+def container_argv(spec: ServiceSpec) -> tuple[str, ...]:
+    """The command a service runs in a container: a Python target's child runs at APP."""
+    return child_argv(spec, "python", APP) if spec.target else spec.argv
 
 
 GroupRule = tuple[str, Callable[[GroupSpec], bool] | None]

@@ -14,14 +14,13 @@ from typing import Any
 from tuisup.export.common import (
     APP,
     GROUP_KEYS,
-    REPLICA,
     Export,
     Loss,
     Options,
     Rule,
     Source,
-    child_argv,
     command_check,
+    container_argv,
     container_cwd,
     dump_yaml,
     duration,
@@ -35,6 +34,7 @@ from tuisup.export.common import (
     written_env,
 )
 from tuisup.export.tables import Table
+from tuisup.manifest.replicas import REPLICA
 from tuisup.spec import Condition, HealthCheck, HealthKind, RestartPolicy, ServiceSpec
 
 TARGET = "compose"
@@ -97,10 +97,9 @@ def _service(
     source: Source, table: Table, mount: str, out_dir: Path, found: list[Loss]
 ) -> dict[str, Any]:
     spec = table.spec
-    argv = child_argv(spec, "python", APP) if spec.target else spec.argv
     service: dict[str, Any] = {
         "image": source.image,
-        "command": [_escaped(word) for word in argv],
+        "command": [_escaped(word) for word in container_argv(spec)],
         "working_dir": str(container_cwd(spec, source, found, TARGET)),
         "volumes": [f"{mount}:{APP}"],
         "network_mode": "host",

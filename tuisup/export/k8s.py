@@ -15,13 +15,12 @@ from typing import Any
 from tuisup.export.common import (
     APP,
     GROUP_KEYS,
-    REPLICA,
     Export,
     Loss,
     Options,
     Rule,
     Source,
-    child_argv,
+    container_argv,
     container_cwd,
     dump_yaml,
     group_losses,
@@ -35,6 +34,7 @@ from tuisup.export.common import (
     written_env,
 )
 from tuisup.export.tables import Table
+from tuisup.manifest.replicas import REPLICA
 from tuisup.spec import Condition, HealthCheck, HealthKind, RestartPolicy, ServiceSpec
 
 TARGET = "k8s"
@@ -216,11 +216,10 @@ def _env_objects(
 def _pod(
     source: Source, spec: ServiceSpec, env_from: list[dict[str, Any]], found: list[Loss]
 ) -> dict[str, Any]:
-    argv = child_argv(spec, "python", APP) if spec.target else spec.argv
     container: dict[str, Any] = {
         "name": name_of(spec.name),
         "image": source.image,
-        "command": list(argv),
+        "command": list(container_argv(spec)),
         "workingDir": str(container_cwd(spec, source, found, TARGET)),
     }
     if env_from:

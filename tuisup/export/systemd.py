@@ -22,7 +22,6 @@ from pathlib import Path
 
 from tuisup.export.common import (
     GROUP_KEYS,
-    REPLICA,
     Export,
     GroupRule,
     Loss,
@@ -42,6 +41,7 @@ from tuisup.export.tables import Table
 from tuisup.manifest import checks
 from tuisup.manifest.locator import Locator
 from tuisup.manifest.problems import INVALID, Checker
+from tuisup.manifest.replicas import PLACES, REPLICA, filled
 from tuisup.spec import BackoffKind, Condition, GroupSpec, HealthKind, RestartPolicy, ServiceSpec
 
 TARGET = "systemd"
@@ -53,7 +53,6 @@ RULES: dict[str, Rule] = {
 }
 """What systemd cannot say, beyond what only tuisup does (more depends on the version)."""
 _BARE = re.compile(r"[A-Za-z0-9_@+=:,./-]+")
-_PLACES = re.compile(r"\{(replica|port)\}")
 _MARKS = {"replica": "TUISUPxREPLICAx", "port": "TUISUPxPORTx"}
 """What stands for `{replica}` and `{port}` in a template's command until it is written."""
 GROUP_RULES: dict[str, GroupRule] = {
@@ -179,12 +178,7 @@ def _marked(source: Source, table: Table) -> tuple[str, ...]:
 
     Each replica's own port comes from its drop-in.
     """
-    raw = source.written(table.name)["command"]
-    marked = (
-        _PLACES.sub(lambda m: _MARKS[m[1]], raw)
-        if isinstance(raw, str)
-        else [_PLACES.sub(lambda m: _MARKS[m[1]], word) for word in raw]
-    )
+    marked = filled(source.written(table.name)["command"], _MARKS)
     ck = Checker(str(source.manifest.path), source.manifest.root, Locator(""))
     made = checks.command(ck, ("command",), marked, table.spec.shell)
     return table.spec.argv if made is INVALID else made[0]
@@ -226,7 +220,7 @@ def _own_check(source: Source, table: Table) -> bool:
     not written with `%i`.
     """
     check = source.written(table.name).get("healthcheck")
-    return table.replicas is not None and _PLACES.search(repr(check)) is not None
+    return table.replicas is not None and PLACES.search(repr(check)) is not None
 
 
 def _env(source: Source, table: Table) -> list[tuple[str, str]]:
@@ -239,7 +233,7 @@ def _env(source: Source, table: Table) -> list[tuple[str, str]]:
     if REPLICA in given:
         given[REPLICA] = _MARKS["replica"]
     shared = {
-        k: _PLACES.sub(_MARKS["replica"], str(v))
+        k: PLACES.sub(_MARKS["replica"], str(v))
         for k, v in source.written(spec.name).get("env", {}).items()
         if "{port}" not in str(v)
     }

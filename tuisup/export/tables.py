@@ -9,9 +9,7 @@ has no instance: the one it would have is made for it.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from functools import partial
 
-from tuisup.manifest.replicas import port_env
 from tuisup.spec import Manifest, ServiceSpec, Template
 
 
@@ -61,14 +59,8 @@ def _first(manifest: Manifest, template: Template) -> ServiceSpec:
     takes, so the manifest allows it).
     """
     from tuisup.manifest.groups import assign_groups
-    from tuisup.manifest.loader import service_spec
-    from tuisup.manifest.locator import Locator
-    from tuisup.manifest.problems import INVALID, Checker
-    from tuisup.manifest.replicas import instances
+    from tuisup.manifest.scale import remade
 
-    ck = Checker(str(manifest.path), manifest.root, Locator(""))
-    make = partial(service_spec, defaults=manifest.settings.logs)
-    made = instances(ck, template, 1, port_env(manifest.templates), make)
-    assert made is not INVALID, ck.problems  # the loader checked the table as it is
-    (first,) = assign_groups(made, manifest.groups)
+    # The loader checked the table as it is: it makes its instance again.
+    (first,) = assign_groups(remade(manifest, template, 1, manifest.templates), manifest.groups)
     return first

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from tuisup.importers.model import Imported
+from tuisup.manifest.replicas import REPLICA, port_variable
 
 
 def replicas(made: Imported, name: str, raw: dict[str, Any], service: dict[str, Any]) -> None:
@@ -63,17 +64,17 @@ def tuisups_own(made: Imported) -> None:
     ports: dict[str, int] = {}
     for name, service in made.services.items():
         env = service.get("env", {})
-        own = env.get(f"TUISUP_PORT_{name.upper().replace('-', '_')}")
+        own = env.get(port_variable(name))
         if "port" not in service and own is not None and own == env.get("PORT") and own.isdigit():
             service["port"] = int(own)
         if "port" in service:
-            ports[f"TUISUP_PORT_{name.upper().replace('-', '_')}"] = service["port"]
+            ports[port_variable(name)] = service["port"]
     for service in made.services.values():
         env = service.get("env", {})
         given = {**ports, "PORT": service.get("port")}
         kept = {k: v for k, v in env.items() if given.get(k) is None or str(given[k]) != v}
-        if "replicas" in service and kept.get("TUISUP_REPLICA", "0") == "0":
-            kept.pop("TUISUP_REPLICA", None)
+        if "replicas" in service and kept.get(REPLICA, "0") == "0":
+            kept.pop(REPLICA, None)
         if kept:
             service["env"] = kept
         else:

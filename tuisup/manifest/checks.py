@@ -30,6 +30,7 @@ from tuisup.manifest.problems import (
     quote,
     short_number,
 )
+from tuisup.spec import ExecutorKind
 
 Command = tuple[tuple[str, ...], str]
 """A command's argv and its display form."""
@@ -271,6 +272,23 @@ def _read_env_file(ck: Checker, path: Key, file: Path, written: str) -> dict[str
     display = os.path.join(os.path.dirname(ck.display), os.path.expanduser(written))
     ck.problems.extend(Problem(display, line, col, "env_file", msg) for line, col, msg in errors)
     return INVALID if errors else values
+
+
+def in_process_problem(key: str, executor: ExecutorKind | None, why: str) -> str | None:
+    """The problem of `key`, which needs a process of its own, for a target in tuisup's.
+
+    Args:
+        key: The key that cannot apply.
+        executor: The service's executor; None for a target whose kind decides.
+        why: What the key lacks in tuisup's process.
+
+    Returns:
+        The problem, or None when the service is a process of its own.
+    """
+    if executor is not None and not executor.in_process:
+        return None
+    where = f'executor = "{executor}"' if executor else "an in-process service"
+    return f'{key} cannot apply to {where}: {why}; use executor = "process" or "async-process"'
 
 
 def command(ck: Checker, path: Key, raw: object, shell: bool) -> Command | Invalid:

@@ -13,7 +13,14 @@ from typing import Any
 
 from tuisup.manifest import checks
 from tuisup.manifest.locator import Key
-from tuisup.manifest.problems import INVALID, Checker, Invalid, describe, did_you_mean, quote
+from tuisup.manifest.problems import (
+    INVALID,
+    Checker,
+    Invalid,
+    describe,
+    quote,
+    unknown_service,
+)
 from tuisup.spec import Condition, HealthCheck, HealthKind
 
 _KINDS = tuple(k.value for k in HealthKind)
@@ -139,8 +146,7 @@ def check_graph(ck: Checker, tables: Mapping[str, Any]) -> None:
             if name == service:
                 ck.fail(where, f"{service} cannot depend on itself")
             elif name not in tables:
-                hint = did_you_mean(name, [n for n in tables if n != service])
-                ck.fail(where, f"unknown service {quote(name)}{hint}")
+                ck.fail(where, unknown_service(name, [n for n in tables if n != service]))
             elif condition == Condition.HEALTHY and "healthcheck" not in tables[name]:
                 ck.fail(where, f'"healthy" can never hold: {name} has no healthcheck')
             elif condition == Condition.COMPLETED and tables[name].get("restart") == "always":

@@ -16,7 +16,14 @@ from typing import Any
 from tuisup.manifest import checks
 from tuisup.manifest.deps import dependencies
 from tuisup.manifest.locator import Key
-from tuisup.manifest.problems import INVALID, Checker, Invalid, describe, did_you_mean, quote
+from tuisup.manifest.problems import (
+    INVALID,
+    Checker,
+    Invalid,
+    describe,
+    quote,
+    unknown_service,
+)
 from tuisup.spec import GroupFailure, GroupSpec, GroupStrategy, ServiceSpec
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
@@ -93,9 +100,7 @@ def _members(
         if not isinstance(item, str):
             ck.fail((*path, i), f"expected a service name, got {describe(item)}")
         elif item not in services:
-            ck.fail(
-                (*path, i), f"unknown service {quote(item)}{did_you_mean(item, list(services))}"
-            )
+            ck.fail((*path, i), unknown_service(item, list(services)))
         elif item in names:
             ck.fail((*path, i), f"{quote(item)} is listed twice")
         elif item in owners:

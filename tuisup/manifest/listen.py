@@ -10,8 +10,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from tuisup.manifest.checks import in_process_problem
 from tuisup.manifest.locator import Key
-from tuisup.manifest.problems import INVALID, Checker, Invalid, describe, did_you_mean, quote
+from tuisup.manifest.problems import (
+    INVALID,
+    Checker,
+    Invalid,
+    describe,
+    did_you_mean,
+    quote,
+    unknown_service,
+)
 from tuisup.spec import ExecutorKind, Listen
 
 ALWAYS_SENT = ("snapshot", "missed")
@@ -96,14 +105,8 @@ def check_listener(
                 key=True,
             )
         return
-    if executor is None or executor.in_process:
-        where = f'executor = "{executor}"' if executor else "an in-process service"
-        ck.fail(
-            (*base, "listen"),
-            f"listen cannot apply to {where}: it has no stdin of its own; "
-            'use executor = "process" or "async-process"',
-            key=True,
-        )
+    if problem := in_process_problem("listen", executor, "it has no stdin of its own"):
+        ck.fail((*base, "listen"), problem, key=True)
 
 
 def check_listened(ck: Checker, tables: Mapping[str, Any]) -> None:
@@ -115,6 +118,5 @@ def check_listened(ck: Checker, tables: Mapping[str, Any]) -> None:
             continue
         for i, name in enumerate(names):
             if isinstance(name, str) and name not in tables:
-                hint = did_you_mean(name, list(tables))
                 path = ("services", service, "listen", "services", i)
-                ck.fail(path, f"unknown service {quote(name)}{hint}")
+                ck.fail(path, unknown_service(name, list(tables)))

@@ -420,16 +420,10 @@ def _check_kind(ck: Checker, base: Key, table: Mapping[str, object]) -> Executor
         return ExecutorKind.PROCESS
     if "shell" in table:
         ck.fail((*base, "shell"), "shell applies to a command, not to a target", key=True)
-    if executor is None or executor.in_process:
-        where = f'executor = "{executor}"' if executor else "an in-process service"
-        for key in ("env", "env_file", "stop_signal"):
-            if key in table:
-                ck.fail(
-                    (*base, key),
-                    f"{key} cannot apply to {where}: it shares tuisup's process; "
-                    'use executor = "process" or "async-process"',
-                    key=True,
-                )
+    shares = "it shares tuisup's process"
+    for key in ("env", "env_file", "stop_signal"):
+        if key in table and (problem := checks.in_process_problem(key, executor, shares)):
+            ck.fail((*base, key), problem, key=True)
     return executor
 
 

@@ -99,6 +99,11 @@ def did_you_mean(word: str, options: Sequence[str]) -> str:
     return f" (did you mean {quote(close[0])}?)" if close else ""
 
 
+def unknown_service(name: str, known: Sequence[str]) -> str:
+    """The problem of a name that is no service, with the closest one that is."""
+    return f"unknown service {quote(name)}{did_you_mean(name, known)}"
+
+
 def dotted(path: Key) -> str:
     """Write a key's path as TOML would, e.g. `services.web.watch[2]`."""
     text = ""

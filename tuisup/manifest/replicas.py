@@ -26,10 +26,13 @@ from tuisup.spec import ServiceSpec, Template
 Make = Callable[[Checker, str, object], ServiceSpec | Invalid]
 """Checks one table (as the loader does) and makes its spec, under its declared name."""
 
-_PLACES = re.compile(r"\{(replica|port)\}")
-_FILLED = ("command", "env", "healthcheck")
+PLACES = re.compile(r"\{(replica|port)\}")
+"""`{replica}` and `{port}`, each the word it stands for."""
+FILLED = ("command", "env", "healthcheck")
 """The keys whose strings take `{replica}` and `{port}`."""
 MAX_REPLICAS = 1000
+REPLICA = "TUISUP_REPLICA"
+"""The variable of a replica's index."""
 
 replicas_check = checks.integer(0)
 
@@ -53,11 +56,12 @@ def replicas(ck: Checker, path: Key, raw: object) -> int | Invalid:
 
 def port_env(templates: Mapping[str, Template]) -> dict[str, str]:
     """`TUISUP_PORT_<NAME>` for each table with a `port`: its first instance's port."""
-    return {
-        f"TUISUP_PORT_{name.upper().replace('-', '_')}": str(t.port)
-        for name, t in templates.items()
-        if t.port is not None
-    }
+    return {port_variable(name): str(t.port) for name, t in templates.items() if t.port is not None}
+
+
+def port_variable(name: str) -> str:
+    """The variable that holds a table's port for every service: `TUISUP_PORT_<NAME>`."""
+    return f"TUISUP_PORT_{name.upper().replace('-', '_')}"
 
 
 def instances(
@@ -94,35 +98,42 @@ def instance(
 def with_env(
     spec: ServiceSpec, ports: Mapping[str, str], replica: int | None, own: int | None
 ) -> Mapping[str, str]:
-    """A process's variables: the ports of all, its replica and port, then its own `env`.
+    """A process's variables: the ports of all, its replica and port, then its own `env`."""
+    given = tuisup_given(spec, ports, replica, own)
+    return {**given, **spec.env} if given else spec.env
+
+
+def tuisup_given(
+    spec: ServiceSpec, ports: Mapping[str, str], replica: int | None, own: int | None
+) -> dict[str, str]:
+    """The variables tuisup itself gives a process: the ports of all, its replica and port.
 
     A service that runs inside tuisup shares tuisup's environment: it gets none of them.
     """
-    if spec.target is not None and (spec.executor is None or spec.executor.in_process):
-        return spec.env
+    if spec.in_process:
+        return {}
     given: dict[str, str] = dict(ports)
     if replica is not None:
-        given["TUISUP_REPLICA"] = str(replica)
+        given[REPLICA] = str(replica)
     if own is not None:
         given["PORT"] = str(own)
-    return {**given, **spec.env} if given else spec.env
+    return given
 
 
 def fill(table: Mapping[str, object], replica: int, own: int | None) -> dict[str, object]:
     """The table with `{replica}` and `{port}` put into its command, env and health check."""
     values = {"replica": str(replica), "port": "" if own is None else str(own)}
-    return {
-        key: _filled(value, values) if key in _FILLED else value for key, value in table.items()
-    }
+    return {key: filled(value, values) if key in FILLED else value for key, value in table.items()}
 
 
-def _filled(value: Any, values: Mapping[str, str]) -> Any:
+def filled(value: Any, values: Mapping[str, str]) -> Any:
+    """`value` with `{replica}` and `{port}` put in from `values`, through lists and tables."""
     if isinstance(value, str):
-        return _PLACES.sub(lambda m: values[m[1]], value)
+        return PLACES.sub(lambda m: values[m[1]], value)
     if isinstance(value, list):
-        return [_filled(item, values) for item in value]
+        return [filled(item, values) for item in value]
     if isinstance(value, dict):
-        return {key: _filled(item, values) for key, item in value.items()}
+        return {key: filled(item, values) for key, item in value.items()}
     return value
 
 
@@ -130,7 +141,7 @@ def check_placeholders(ck: Checker, name: str, table: Mapping[str, object]) -> N
     """`{port}` needs a `port`: without one it would be put in as nothing."""
     if "port" in table:
         return
-    for key in _FILLED:
+    for key in FILLED:
         if key in table and "{port}" in repr(table[key]):
             ck.fail(("services", name, key), "uses {port}, but the service has no port key")
 

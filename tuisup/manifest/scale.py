@@ -7,6 +7,7 @@ so that the instances that remain have the very same spec and keep running.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from functools import partial
 
@@ -15,7 +16,7 @@ from tuisup.manifest.loader import service_spec
 from tuisup.manifest.locator import Locator
 from tuisup.manifest.problems import INVALID, Checker
 from tuisup.manifest.replicas import MAX_REPLICAS, instances, overlaps, port_env, ranges, shown
-from tuisup.spec import Manifest
+from tuisup.spec import Manifest, ServiceSpec, Template
 
 
 def scaled(manifest: Manifest, name: str, count: int) -> Manifest:
@@ -45,12 +46,30 @@ def scaled(manifest: Manifest, name: str, count: int) -> Manifest:
             theirs = other if one == name else one
             mine, clash = shown(taken[name]), shown(taken[theirs])
             raise ValueError(f"{name}'s ports {mine} would overlap {theirs}'s {clash}")
-    ck = Checker(str(manifest.path), manifest.root, Locator(""))
-    make = partial(service_spec, defaults=manifest.settings.logs)
-    made = instances(ck, templates[name], count, port_env(templates), make)
-    if made is INVALID:
-        raise ValueError("; ".join(problem.message for problem in ck.problems))
+    made = remade(manifest, templates[name], count, templates)
     made = [replace(spec, line=template.line) for spec in made]  # in the table's place
     others = [spec for spec in manifest.services.values() if spec.declared != name]
     specs = sorted([*others, *assign_groups(made, manifest.groups)], key=lambda s: s.line)
     return replace(manifest, services={spec.name: spec for spec in specs}, templates=templates)
+
+
+def remade(
+    manifest: Manifest, template: Template, count: int, templates: Mapping[str, Template]
+) -> list[ServiceSpec]:
+    """Make `count` instances of a table from its `Template`, as reading the manifest does.
+
+    Args:
+        manifest: The manifest the table is in (its folder and log defaults).
+        template: The table.
+        count: How many instances.
+        templates: Every table's template, for the `TUISUP_PORT_<NAME>` variables.
+
+    Raises:
+        ValueError: The table no longer checks (an env file gone, ...): its problems.
+    """
+    ck = Checker(str(manifest.path), manifest.root, Locator(""))
+    make = partial(service_spec, defaults=manifest.settings.logs)
+    made = instances(ck, template, count, port_env(templates), make)
+    if made is INVALID:
+        raise ValueError("; ".join(problem.message for problem in ck.problems))
+    return made
