@@ -3,6 +3,9 @@
 The service is spawned as a session `Leader` (see `engine.spawn`) with pipes made here,
 read in large non-blocking chunks by loop callbacks. Its exit is seen through the leader's
 pidfd; then what is left of its tree is killed and reaped before the run reports its end.
+
+The host's own short commands (hooks, health checks) are spawned and awaited here too
+(`spawn_command`, `await_command`), in the service's cwd and environment.
 """
 
 from __future__ import annotations
