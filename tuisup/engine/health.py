@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import os
-import signal
 import socket
 from collections.abc import Callable
 
@@ -21,9 +20,8 @@ from anyio.abc import TaskGroup
 
 from tuisup.engine.clock import SYSTEM, Clock
 from tuisup.engine.events import Bus, Health, HealthChanged
-from tuisup.engine.executors.process import service_env
+from tuisup.engine.executors.process import await_command, service_env, spawn_command
 from tuisup.engine.reaper import Reaper
-from tuisup.engine.spawn import Leader
 from tuisup.spec import HealthCheck, HealthKind, ServiceSpec
 
 EAGER_INTERVAL = 0.1
@@ -234,60 +232,20 @@ async def _http(check: HealthCheck) -> str | None:
 
 async def _command(check: HealthCheck, spec: ServiceSpec, reaper: Reaper) -> str | None:
     """Run the command in its own session; kill its group and reap it, however this ends."""
-    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
     try:
-        leader = Leader.spawn(
-            check.argv,
-            cwd=spec.cwd,
-            env=service_env(spec, reaper, {}),
-            managed=reaper.managed,
-            stdout=write_fd,
-            stderr=write_fd,
-        )
+        leader, read_fd = spawn_command(check.argv, spec, service_env(spec, reaper, {}), reaper)
     except OSError as exc:
-        os.close(read_fd)
         return f"cannot run: {exc.strerror or exc}"
-    finally:
-        os.close(write_fd)
     output = bytearray()
-    drained = anyio.Event()
-    try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_drain, read_fd, output, drained)
-            await leader.exited()
-            # The leader exited; its group dies with it (what it left would hold the pipe).
-            leader.signal_group(signal.SIGKILL)
-            with anyio.move_on_after(0.2):
-                await drained.wait()
-            tg.cancel_scope.cancel()
-    finally:
-        with anyio.CancelScope(shield=True):
-            leader.signal_group(signal.SIGKILL)
-            with anyio.move_on_after(2.0):
-                await leader.exited()
-            code = leader.reap()
-            os.close(read_fd)
+
+    def keep(data: bytes) -> None:  # only the last OUTPUT_KEPT bytes
+        output.extend(data)
+        del output[:-OUTPUT_KEPT]
+
+    code, _ = await await_command(leader, read_fd, keep)  # bounded by the check's timeout
     if code == 0:
         return None
     how = f"exit code {code}" if code is not None and code >= 0 else f"signal {-(code or 0)}"
     text = output.decode("utf-8", "replace").strip()
     text = text[-OUTPUT_KEPT:].splitlines()[-1] if text else ""
     return f"{how}: {text}" if text else how
-
-
-async def _drain(fd: int, into: bytearray, done: anyio.Event) -> None:
-    """Read the command's output to its end, keeping only the last OUTPUT_KEPT bytes."""
-    os.set_blocking(fd, False)
-    try:
-        while True:
-            await anyio.wait_readable(fd)
-            try:
-                data = os.read(fd, 65536)
-            except BlockingIOError:
-                continue
-            if not data:
-                return
-            into += data
-            del into[:-OUTPUT_KEPT]
-    finally:
-        done.set()

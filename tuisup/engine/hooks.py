@@ -18,7 +18,6 @@ and their count (`TUISUP_COALESCED`): a burst of 100 crashes costs two runs, not
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 from typing import TYPE_CHECKING
@@ -38,7 +37,7 @@ from tuisup.engine.events import (
     ServiceState,
     StateChanged,
 )
-from tuisup.engine.executors.process import READ_SIZE, service_env
+from tuisup.engine.executors.process import await_command, service_env, spawn_command
 from tuisup.engine.logs import StreamSink
 from tuisup.engine.spawn import Leader
 from tuisup.spec import Hook, HookEvent, ServiceSpec
@@ -51,10 +50,6 @@ S = ServiceState
 
 HOOK_STREAM = "hook"
 """The stream of a hook's output in its service's log."""
-DRAIN_GRACE = 0.2
-"""Seconds to wait, once a run's group is killed, for its output to reach end of file."""
-REAP_GRACE = 2.0
-"""Seconds to wait for a SIGKILLed leader to exit before it is given up on."""
 _ENDED_BY_ITSELF = frozenset({S.EXITED, S.BACKOFF, S.FAILED})
 """States a run that ended by itself leads to (a stop leads to `stopped`)."""
 _HEALTH_HOOKS = {Health.HEALTHY: HookEvent.HEALTHY, Health.UNHEALTHY: HookEvent.UNHEALTHY}
@@ -203,27 +198,19 @@ class HookRunner:
     ) -> None:
         """Run a hook once, its output to the service's log, and report how it ended."""
         began = time.monotonic()
-        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+        reaper = self._host.reaper
+        full_env = {**service_env(spec, reaper, self._host.env), **env}
         try:
-            leader = Leader.spawn(
-                hook.argv,
-                cwd=spec.cwd,
-                env={**service_env(spec, self._host.reaper, self._host.env), **env},
-                managed=self._host.reaper.managed,
-                stdout=write_fd,
-                stderr=write_fd,
-            )
+            leader, read_fd = spawn_command(hook.argv, spec, full_env, reaper)
         except OSError as exc:
-            os.close(read_fd)
             self._report(spec, key, hook, count, 0.0, error=f"cannot run: {_why(exc)}")
             return
-        finally:
-            os.close(write_fd)
         self._leaders.add(leader)
+        sink = StreamSink(self._host.store, spec.name, HOOK_STREAM)
         try:
-            sink = StreamSink(self._host.store, spec.name, HOOK_STREAM)
-            code, timed_out = await _watch(leader, read_fd, sink, spec.hook_timeout)
+            code, timed_out = await await_command(leader, read_fd, sink.write, spec.hook_timeout)
         finally:
+            sink.close()
             self._leaders.discard(leader)
         runtime = time.monotonic() - began
         if code is None:
@@ -284,55 +271,3 @@ def _why(error: OSError) -> str:
     if error.strerror and error.filename:
         return f"{error.strerror}: {error.filename}"
     return error.strerror or str(error)
-
-
-async def _watch(
-    leader: Leader, read_fd: int, sink: StreamSink, timeout: float
-) -> tuple[int | None, bool]:
-    """Wait for a run within `timeout`, its output drained; kill its group and reap it.
-
-    Returns:
-        Its return code (negative: the signal; None: it did not end even after SIGKILL),
-        and whether it was killed for taking longer than `timeout`.
-    """
-    drained = anyio.Event()
-    timed_out = False
-    try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_drain, read_fd, sink, drained)
-            with anyio.move_on_after(timeout) as timer:
-                await leader.exited()
-            timed_out = timer.cancelled_caught
-            # Its group goes with it: what it left would hold the pipe open, and outlive it.
-            leader.signal_group(signal.SIGKILL)
-            with anyio.move_on_after(DRAIN_GRACE):
-                await drained.wait()
-            tg.cancel_scope.cancel()
-    finally:
-        with anyio.CancelScope(shield=True):
-            leader.signal_group(signal.SIGKILL)
-            with anyio.move_on_after(REAP_GRACE):
-                await leader.exited()
-            code = leader.reap()
-            os.close(read_fd)
-    return code, timed_out
-
-
-async def _drain(fd: int, sink: StreamSink, done: anyio.Event) -> None:
-    """Copy a run's output to its service's log until end of file (or cancelled)."""
-    os.set_blocking(fd, False)
-    try:
-        while True:
-            await anyio.wait_readable(fd)
-            try:
-                data = os.read(fd, READ_SIZE)
-            except BlockingIOError:
-                continue
-            except OSError:
-                data = b""
-            if not data:
-                return
-            sink.write(data)
-    finally:
-        sink.close()
-        done.set()

@@ -147,7 +147,6 @@ class LogStore:
         self._clock = clock
         self._rings: dict[str, LogRing] = {}
         self._files: dict[str, LogFile] = {}
-        self._options: dict[str, LogOptions] = {}
         self.default_options = LogOptions()
         """How the files of services not `configure`d are written."""
         self.merged = LogRing(max_lines)
@@ -173,14 +172,15 @@ class LogStore:
         if log is None:
             path = self.log_dir / f"{service}.log"
             report = functools.partial(self._file_news, service)
-            options = self._options.get(service, self.default_options)
-            log = self._files[service] = LogFile(path, report, self._clock, options)
+            log = self._files[service] = LogFile(path, report, self._clock, self.default_options)
         return log
 
     def configure(self, service: str, options: LogOptions) -> None:
-        """Write and rotate the service's file as `options` say, from its next line on."""
-        self._options[service] = options
-        log = self._files.get(service)
+        """Write and rotate the service's file as `options` say, from its next line on.
+
+        The file keeps them: made now if need be, it is opened only at its first line.
+        """
+        log = self.file(service)
         if log is not None:
             log.options = options
 
@@ -233,7 +233,6 @@ class LogStore:
     def forget(self, service: str) -> None:
         """Drop a service's ring and close its file (it left the manifest)."""
         self._rings.pop(service, None)
-        self._options.pop(service, None)
         log = self._files.pop(service, None)
         if log is not None:
             log.close()

@@ -3,6 +3,9 @@
 The service is spawned as a session `Leader` (see `engine.spawn`) with pipes made here,
 read in large non-blocking chunks by loop callbacks. Its exit is seen through the leader's
 pidfd; then what is left of its tree is killed and reaped before the run reports its end.
+
+The host's own short commands (hooks, health checks) are spawned and awaited here too
+(`spawn_command`, `await_command`), in the service's cwd and environment.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import math
 import os
 import signal
 import subprocess
@@ -21,7 +25,7 @@ from pathlib import Path
 import anyio
 from anyio.abc import TaskGroup
 
-from tuisup.engine.executors.base import Executor, Run, StartError
+from tuisup.engine.executors.base import KILL_GRACE, Executor, Run, StartError
 from tuisup.engine.logs import LogStore, StreamSink
 from tuisup.engine.reaper import HOST_TAG, SERVICE_TAG, Reaper
 from tuisup.engine.spawn import Leader
@@ -36,6 +40,8 @@ DRAIN_GRACE = 0.5
 """Seconds to wait after an exit for its pipes to reach end of file before reporting it."""
 SWEEP_TIME = 1.0
 """Seconds to keep killing leftovers of a run's process tree after its leader exited."""
+COMMAND_DRAIN_GRACE = 0.2
+"""Seconds to wait, once a command's group is killed, for its output to reach end of file."""
 
 
 Feed = Callable[[ServiceSpec, int, "ProcessRun", TaskGroup], None]
@@ -133,6 +139,83 @@ def service_env(spec: ServiceSpec, reaper: Reaper, host_env: Mapping[str, str]) 
     With the tags that find its processes.
     """
     return {**os.environ, **spec.env, **host_env, HOST_TAG: reaper.tag, SERVICE_TAG: spec.name}
+
+
+def spawn_command(
+    argv: tuple[str, ...] | list[str], spec: ServiceSpec, env: Mapping[str, str], reaper: Reaper
+) -> tuple[Leader, int]:
+    """Start a command of the host's (a hook, a health check) in `spec`'s cwd.
+
+    Returns:
+        Its leader, and the read end of the pipe its stdout and stderr both go to.
+
+    Raises:
+        OSError: It could not be started.
+    """
+    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+    try:
+        leader = Leader.spawn(
+            argv, cwd=spec.cwd, env=env, managed=reaper.managed, stdout=write_fd, stderr=write_fd
+        )
+    except OSError:
+        os.close(read_fd)
+        raise
+    finally:
+        os.close(write_fd)
+    return leader, read_fd
+
+
+async def await_command(
+    leader: Leader, read_fd: int, write: Callable[[bytes], None], timeout: float = math.inf
+) -> tuple[int | None, bool]:
+    """Wait for a command's end within `timeout`, its output drained to `write`.
+
+    However this ends (cancelled too), its group is killed, it is reaped and `read_fd`
+    closed: what the command left would hold the pipe open, and outlive it.
+
+    Returns:
+        Its return code (negative: the signal; None: it did not end even after SIGKILL),
+        and whether it was killed for taking longer than `timeout`.
+    """
+    drained = anyio.Event()
+    timed_out = False
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_drain, read_fd, write, drained)
+            with anyio.move_on_after(timeout) as timer:
+                await leader.exited()
+            timed_out = timer.cancelled_caught
+            leader.signal_group(signal.SIGKILL)
+            with anyio.move_on_after(COMMAND_DRAIN_GRACE):
+                await drained.wait()
+            tg.cancel_scope.cancel()
+    finally:
+        with anyio.CancelScope(shield=True):
+            leader.signal_group(signal.SIGKILL)
+            with anyio.move_on_after(KILL_GRACE):
+                await leader.exited()
+            code = leader.reap()
+            os.close(read_fd)
+    return code, timed_out
+
+
+async def _drain(fd: int, write: Callable[[bytes], None], done: anyio.Event) -> None:
+    """Hand a command's output to `write` until end of file (or cancelled)."""
+    os.set_blocking(fd, False)
+    try:
+        while True:
+            await anyio.wait_readable(fd)
+            try:
+                data = os.read(fd, READ_SIZE)
+            except BlockingIOError:
+                continue
+            except OSError:
+                data = b""
+            if not data:
+                return
+            write(data)
+    finally:
+        done.set()
 
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[3])
