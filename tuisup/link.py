@@ -166,6 +166,7 @@ def wanted(services: list[str] | None, kinds: list[str] | None) -> Listen:
     Raises:
         ValueError: An unknown kind, or a kind that always comes.
     """
+    # The kinds manifest.listen.kinds gives; not imported: 19 ms more for a child process.
     known = sorted(set(EVENTS) - NOT_SELECTED)
     for kind in kinds or ():
         if kind not in known:

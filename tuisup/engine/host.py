@@ -168,7 +168,7 @@ class Host:
         )
 
     def _executor(self, spec: ServiceSpec) -> Executor:
-        if spec.target is None or (spec.executor is not None and not spec.executor.in_process):
+        if not spec.in_process:
             return self._process
         if self._in_process is None:
             # Imported only for in-process services: commands alone start sooner.

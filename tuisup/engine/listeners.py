@@ -8,12 +8,9 @@ line each, exactly as `--no-tui --json` prints them. Reading lines is all a list
 A feeder never waits for its listener. It writes from the loop, without blocking, what the
 pipe takes; the rest waits in a queue of at most `listen_buffer` events (references to the
 bus's own events: an `output` event's lines are read from the kept log only as it is
-written). When the queue overflows, the oldest events, those queued, are dropped, and a
-`missed` line with how many the listener lost takes their place, followed by a snapshot of
-where things stand then, so that its picture is whole again; newer events queue behind it.
-All the queued ones go, not just enough to make room: a snapshot can only say how things
-are now, and an event older than it, written after it, would contradict it. A listener that
-never reads thus costs a bounded queue, however long the host runs.
+written), its `Backlog` (`tuisup/backlog.py`): when it overflows, the queued events give way
+to a `missed` line with how many the listener lost, and a snapshot of where things stand
+then. A listener that never reads thus costs a bounded queue, however long the host runs.
 
 A listener that closed its stdin, or died, ends its feeder (EPIPE) quietly; the end of a
 run ends its feeder in any case, and the next run gets a new one, from a fresh snapshot.
@@ -23,14 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
-from collections import deque
 from typing import TYPE_CHECKING
 
 import anyio
 from anyio.abc import TaskGroup
 
-from tuisup.engine.events import Event, Missed, Output, Snapshot
+from tuisup.backlog import Backlog
+from tuisup.engine.events import Event, Output
 from tuisup.engine.executors.base import Run
 from tuisup.spec import Listen, ServiceSpec
 from tuisup.terminal import json_text
@@ -76,17 +72,13 @@ class Feeder:
         self._fd = fd
         os.set_blocking(fd, False)
         self._loop = asyncio.get_running_loop()
-        self._queue: deque[Event] = deque()
         self._lines = listen.kinds is None or Output.kind in listen.kinds
         """Whether `output` events go out, with their lines read from the kept log."""
         # The snapshot and the cursor are taken together: every event after one is after
         # the other.
         self._after = host.bus.last_seq
-        self._head: Snapshot | None = self._snapshot()
-        """The snapshot to write before the queue (after `missed`, if any were)."""
-        self.missed = 0
-        """Events dropped since the last `missed` line was written."""
-        self._first_missed = 0
+        self._backlog = Backlog(name, listen, buffer, host.snapshot, host.snapshot(), self._after)
+        """What it asked for and has not been written yet: a snapshot first."""
         self._pending = memoryview(b"")
         """What is left to write of the text being written (a line may be cut anywhere)."""
         self._waiting = False
@@ -114,45 +106,10 @@ class Feeder:
         """Queue what the listener asks for of `batch`, write what the pipe takes."""
         if self._closed:
             return
-        if batch and isinstance(batch[0], Missed):
-            # This feeder fell off the bus's ring (the loop was held up for that long): how
-            # many of those were for it is unknown, so all count; what follows is the ring,
-            # which the snapshot of now covers.
-            lost = batch[0].count + sum(self._wants(event) for event in batch[1:])
-            self._drop(batch[0].seq, len(self._queue) + lost)
-            batch = []
-        for event in batch:
-            if self._wants(event):
-                self._queue.append(event)
+        self._backlog.take(batch)
         if not self._waiting:
             self._flush()
-        if len(self._queue) > self._buffer:
-            self._drop(self._queue[0].seq, len(self._queue))
-
-    def _wants(self, event: Event) -> bool:
-        service: str | None = getattr(event, "service", None)
-        if service == self.name and isinstance(event, Output):
-            return False  # its own output, made of what it read: a loop
-        return self._listen.wants(event.kind, service)
-
-    def _drop(self, first: int, count: int) -> None:
-        """Drop the queue (`count` events from seq `first` on) for a snapshot of now."""
-        if not self.missed:
-            self._first_missed = first
-        self.missed += count
-        self._queue.clear()
-        self._head = self._snapshot()
-
-    def _snapshot(self) -> Snapshot:
-        """Where the services it listens to stand, as of the bus's last event."""
-        services = self._listen.services
-        views = self._host.snapshot()
-        selected = tuple(
-            v
-            for name, v in views.items()
-            if services is None or name in services or name.split(".", 1)[0] in services
-        )
-        return Snapshot(seq=self._host.bus.last_seq, ts=time.time(), services=selected)
+        self._backlog.bound()
 
     def _flush(self) -> None:
         """Write what the pipe takes now; if it is full, have the loop call again when not."""
@@ -177,14 +134,10 @@ class Feeder:
     def _next_text(self) -> bytes:
         """The next lines to write, as bytes: `missed` and a snapshot first, if due."""
         events: list[Event] = []
-        if self._head is not None:
-            if self.missed:
-                events.append(Missed(seq=self._first_missed, ts=time.time(), count=self.missed))
-                self.missed = 0
-            events.append(self._head)
-            self._head = None
-        queued = [self._queue.popleft() for _ in range(min(len(self._queue), CHUNK_EVENTS))]
-        events.extend(self._host.lines_inline(queued) if self._lines else queued)
+        while len(events) < CHUNK_EVENTS and (event := self._backlog.next()) is not None:
+            events.append(event)
+        if self._lines:
+            events = self._host.lines_inline(events)
         return "".join([json_text(event.to_json()) + "\n" for event in events]).encode()
 
     def _watch(self, room: bool) -> None:
@@ -201,6 +154,5 @@ class Feeder:
         self._watch(False)
         self._closed = True
         os.close(self._fd)
-        self._queue.clear()
+        self._backlog.clear()
         self._pending = memoryview(b"")
-        self._head = None

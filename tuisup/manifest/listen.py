@@ -72,9 +72,10 @@ def kinds() -> tuple[str, ...]:
     Read from the events themselves, so that a new kind of event can be listened to; the
     events are imported only for a manifest that names kinds.
     """
+    from tuisup.backlog import NOT_SELECTED
     from tuisup.model.events import EVENTS
 
-    return tuple(sorted(set(EVENTS) - {"event", "status", *ALWAYS_SENT}))
+    return tuple(sorted(set(EVENTS) - NOT_SELECTED))
 
 
 def _kind(item: object) -> str | None:
