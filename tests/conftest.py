@@ -7,6 +7,7 @@ import queue
 import re
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 import uuid
@@ -40,6 +41,17 @@ Snapshot = dict[str, ServiceView]
 def token() -> str:
     """A unique value put in every test service's environment, to find its processes."""
     return uuid.uuid4().hex
+
+
+def write_manifest(folder: Path, text: str, token: str = "") -> Path:
+    """Write `text` (dedented, its `@TOKEN@`s made the test's token) as folder/services.toml.
+
+    Returns:
+        The manifest's path.
+    """
+    path = folder / "services.toml"
+    path.write_text(textwrap.dedent(text).replace("@TOKEN@", token))
+    return path
 
 
 @pytest.fixture

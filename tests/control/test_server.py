@@ -303,18 +303,21 @@ class FailingViews:
         return self._host.snapshot()
 
 
-async def test_a_stream_that_fails_ends_with_an_internal_error_and_nothing_else_does(
-    make_manifest: Callable[..., Manifest], folder: Path
+async def fail_a_stream(
+    manifest: Manifest, folder: Path, restarts: int, limits: Limits | None = None, **subscribe: Any
 ) -> None:
-    async with Host(make_manifest(web="exec sleep 30")) as host:
+    """Break the views under a stream that `restarts` of web feed: the stream ends with an
+    internal error, and the connection still answers once the views work again."""
+    async with Host(manifest) as host:
         api = FailingViews(host)
-        server = ControlServer(api, SocketPath(folder / "s.sock"))  # type: ignore[arg-type]
+        server = ControlServer(api, SocketPath(folder / "s.sock"), limits=limits)  # type: ignore[arg-type]
         server.bind()
         async with server:
             raw = await Raw.connect(folder / "s.sock")
-            await raw.result("subscribe", views=True)
+            await raw.result("subscribe", **subscribe)
             api.broken = True
-            await host.restart("web")  # its events want views
+            for _ in range(restarts):
+                await host.restart("web")  # its events want views
             assert await raw.answer(1) == {
                 "id": 1,
                 "ok": False,
@@ -323,6 +326,12 @@ async def test_a_stream_that_fails_ends_with_an_internal_error_and_nothing_else_
             api.broken = False
             assert (await raw.result("snapshot"))["services"][0]["state"] == "running"
             await raw.aclose()
+
+
+async def test_a_stream_that_fails_ends_with_an_internal_error_and_nothing_else_does(
+    make_manifest: Callable[..., Manifest], folder: Path
+) -> None:
+    await fail_a_stream(make_manifest(web="exec sleep 30"), folder, restarts=1, views=True)
 
 
 async def test_a_catch_up_that_fails_ends_its_stream_and_not_the_connection(
@@ -331,25 +340,8 @@ async def test_a_catch_up_that_fails_ends_its_stream_and_not_the_connection(
     """Regression: once a client had taken what waited, the writer told its streams to
     catch up (a `missed`, a `snapshot`) with no guard: a snapshot that failed there closed
     the whole connection, other answers and streams with it."""
-    async with Host(make_manifest(web="exec sleep 30")) as host:
-        api = FailingViews(host)
-        limits = Limits(outbox=1)  # a line goes only into an empty outbox: most are dropped
-        server = ControlServer(api, SocketPath(folder / "s.sock"), limits=limits)  # type: ignore[arg-type]
-        server.bind()
-        async with server:
-            raw = await Raw.connect(folder / "s.sock")
-            await raw.result("subscribe")
-            api.broken = True
-            for _ in range(3):
-                await host.restart("web")
-            assert await raw.answer(1) == {
-                "id": 1,
-                "ok": False,
-                "error": {"code": "internal", "message": "RuntimeError: no views"},
-            }
-            api.broken = False
-            assert (await raw.result("snapshot"))["services"][0]["state"] == "running"
-            await raw.aclose()
+    limits = Limits(outbox=1)  # a line goes only into an empty outbox: most are dropped
+    await fail_a_stream(make_manifest(web="exec sleep 30"), folder, restarts=3, limits=limits)
 
 
 async def test_a_command_not_waited_for_is_answered_at_once_and_done_after_the_client_left(

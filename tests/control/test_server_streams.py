@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import tagged_pids, wait_until
-from tests.control.raw import Raw, short_folder
+from tests.control.raw import Raw, serving, short_folder
 from tests.tui.test_protocol import PROTOCOL, OnlyTheProtocol
 from tuisup.control.paths import SocketPath
 from tuisup.control.server import ControlServer, Limits
@@ -39,10 +39,7 @@ async def test_a_stream_sends_the_events_as_the_json_printer_does(
     make_manifest: Callable[..., Manifest], folder: Path
 ) -> None:
     manifest = make_manifest(web="exec sleep 30", db="exec sleep 31")
-    host = Host(manifest)
-    server = ControlServer(host, SocketPath(folder / "s.sock"))
-    server.bind()
-    async with server, host:
+    async with serving(manifest, folder / "s.sock") as (host, _):
         await wait_until(host, running("web", "db"))
         raw = await Raw.connect(folder / "s.sock")
         answer = await raw.call("subscribe")
@@ -65,10 +62,7 @@ async def test_lines_views_and_a_filter_on_services(
     make_manifest: Callable[..., Manifest], folder: Path
 ) -> None:
     manifest = make_manifest(web="exec sleep 30", db="exec sleep 31")
-    host = Host(manifest)
-    server = ControlServer(host, SocketPath(folder / "s.sock"))
-    server.bind()
-    async with server, host:
+    async with serving(manifest, folder / "s.sock") as (host, _):
         await wait_until(host, running("web", "db"))
         raw = await Raw.connect(folder / "s.sock")
         subscribed = await raw.result("subscribe", lines=True, views=True, services=["db"])
@@ -93,10 +87,7 @@ async def test_output_events_carry_their_lines_when_asked(
     make_manifest: Callable[..., Manifest], folder: Path
 ) -> None:
     manifest = make_manifest(web=("echo one; echo two; exec sleep 30", {"autostart": False}))
-    host = Host(manifest)
-    server = ControlServer(host, SocketPath(folder / "s.sock"))
-    server.bind()
-    async with server, host:
+    async with serving(manifest, folder / "s.sock") as (host, _):
         raw = await Raw.connect(folder / "s.sock")
         await raw.result("subscribe", lines=True)
         await raw.result("subscribe")
@@ -119,10 +110,7 @@ async def test_unsubscribe_ends_the_stream(
     make_manifest: Callable[..., Manifest], folder: Path
 ) -> None:
     manifest = make_manifest(web="exec sleep 30")
-    host = Host(manifest)
-    server = ControlServer(host, SocketPath(folder / "s.sock"))
-    server.bind()
-    async with server, host:
+    async with serving(manifest, folder / "s.sock") as (host, _):
         await wait_until(host, running("web"))
         raw = await Raw.connect(folder / "s.sock")
         await raw.send({"id": 1, "op": "subscribe"})
@@ -186,10 +174,7 @@ async def test_a_mirror_kept_from_views_ends_equal_to_the_host_when_a_status_dro
     )
     manifest = make_manifest(web=("exec sleep 30", {"healthcheck": check, "autostart": False}))
     limits = Limits(outbox=1)  # a line goes only into an empty outbox
-    host = Host(manifest)
-    server = ControlServer(host, SocketPath(folder / "s.sock"), limits=limits)
-    server.bind()
-    async with server, host:
+    async with serving(manifest, folder / "s.sock", limits) as (host, _):
         raw = await Raw.connect(folder / "s.sock")
         subscribed = await raw.result("subscribe", views=True)
         mirror = {view["service"]: view for view in subscribed["snapshot"]}
@@ -211,10 +196,7 @@ async def test_a_stream_that_joins_a_running_feed_gets_every_event_after_its_sna
     """Streams share one subscription of the host (a feed): one that joins later gets
     each event after its own snapshot, once, and nothing its snapshot already holds."""
     manifest = make_manifest(web="exec sleep 30", tick="while true; echo tick; do sleep 0.01; done")
-    host = Host(manifest)
-    server = ControlServer(host, SocketPath(folder / "s.sock"))
-    server.bind()
-    async with server, host:
+    async with serving(manifest, folder / "s.sock") as (host, _):
         await wait_until(host, running("web", "tick"))
         first, second = await Raw.connect(folder / "s.sock"), await Raw.connect(folder / "s.sock")
         after_first = (await first.result("subscribe", lines=True))["after"]

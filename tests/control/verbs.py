@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.conftest import Tuisup
+from tests.conftest import Tuisup, write_manifest
 
 SERVICES = """
 [services.db]
@@ -36,9 +35,7 @@ restart = "never"
 
 def write(folder: Path, token: str, text: str = SERVICES) -> Path:
     """The manifest `text` at `folder/services.toml`, with the test's token."""
-    path = folder / "services.toml"
-    path.write_text(textwrap.dedent(text).replace("@TOKEN@", token))
-    return path
+    return write_manifest(folder, text, token)
 
 
 def tuisup(

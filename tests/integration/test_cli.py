@@ -6,23 +6,16 @@ import json
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Tuisup, tagged_pids, untimed
-
-
-def write(tmp_path: Path, text: str, token: str = "") -> Path:
-    path = tmp_path / "services.toml"
-    path.write_text(textwrap.dedent(text).replace("@TOKEN@", token))
-    return path
+from tests.conftest import Tuisup, tagged_pids, untimed, write_manifest
 
 
 def test_text_output_is_prefixed_and_exit_status_reports_a_failure(tmp_path: Path) -> None:
-    write(
+    write_manifest(
         tmp_path,
         """
         [services.hello]
@@ -48,7 +41,7 @@ def test_text_output_is_prefixed_and_exit_status_reports_a_failure(tmp_path: Pat
 
 
 def test_every_service_succeeding_exits_zero(tmp_path: Path) -> None:
-    write(
+    write_manifest(
         tmp_path,
         """
         [services.a]
@@ -62,7 +55,7 @@ def test_every_service_succeeding_exits_zero(tmp_path: Path) -> None:
 
 
 def test_lifecycle_lines_describe_backoff_and_the_spent_budget(tmp_path: Path) -> None:
-    write(
+    write_manifest(
         tmp_path,
         """
         [services.web]
@@ -83,7 +76,7 @@ def test_lifecycle_lines_describe_backoff_and_the_spent_budget(tmp_path: Path) -
 
 
 def test_json_mode_prints_one_parseable_event_per_line(tmp_path: Path) -> None:
-    write(
+    write_manifest(
         tmp_path,
         """
         [services.say]
@@ -109,7 +102,7 @@ def test_json_mode_prints_one_parseable_event_per_line(tmp_path: Path) -> None:
 
 
 def test_headless_mode_never_imports_textual(tmp_path: Path) -> None:
-    write(
+    write_manifest(
         tmp_path,
         """
         [services.a]
@@ -135,7 +128,7 @@ def test_headless_imports_only_what_the_manifest_uses(tmp_path: Path) -> None:
     """Regression: a start imported what this manifest does not use: `shutil` (argparse,
     for its help's width), `secrets` (one random tag), the file watching of services that
     watch nothing; a user waits for every import before the first service starts."""
-    write(
+    write_manifest(
         tmp_path,
         """
         [services.a]
@@ -166,7 +159,7 @@ def test_headless_imports_only_what_the_manifest_uses(tmp_path: Path) -> None:
 
 
 def test_sigint_stops_everything_and_exits_zero(tmp_path: Path, token: str) -> None:
-    write(
+    write_manifest(
         tmp_path,
         """
         [services.a]
@@ -189,7 +182,7 @@ def test_sigint_stops_everything_and_exits_zero(tmp_path: Path, token: str) -> N
 
 
 def test_a_second_sigint_kills_at_once(tmp_path: Path, token: str) -> None:
-    write(
+    write_manifest(
         tmp_path,
         """
         [services.stubborn]
@@ -216,7 +209,7 @@ def test_sigkill_of_tuisup_takes_every_service_tree_with_it(tmp_path: Path, toke
         "import os, time\nif os.fork(): os._exit(0)\nos.setsid()\ntime.sleep(60)\n"
     )
     daemon = f"{sys.executable} daemon.py"
-    write(
+    write_manifest(
         tmp_path,
         f"""
         [services.orphan]
@@ -236,7 +229,7 @@ def test_sigkill_of_tuisup_takes_every_service_tree_with_it(tmp_path: Path, toke
 
 
 def test_sigkill_of_tuisup_takes_a_running_health_check_with_it(tmp_path: Path, token: str) -> None:
-    write(
+    write_manifest(
         tmp_path,
         """
         [services.svc]
@@ -266,7 +259,7 @@ def sigkill_leaves_nothing(tuisup: Tuisup, token: str, processes: int) -> None:
 
 
 def test_check_reports_ok_and_counts_services(tmp_path: Path) -> None:
-    write(
+    write_manifest(
         tmp_path,
         """
         [services.a]
@@ -286,7 +279,7 @@ def test_check_reports_ok_and_counts_services(tmp_path: Path) -> None:
 
 
 def test_a_bad_manifest_starts_nothing_and_exits_one_without_a_traceback(tmp_path: Path) -> None:
-    write(
+    write_manifest(
         tmp_path,
         """
         [services.web]
@@ -323,7 +316,7 @@ def test_usage_errors_exit_two(tmp_path: Path, args: list[str]) -> None:
 
 
 def test_headless_lines_say_what_a_service_waits_for_and_its_health(tmp_path: Path) -> None:
-    write(
+    write_manifest(
         tmp_path,
         """
         [services.db]
@@ -359,7 +352,7 @@ def test_headless_lines_say_what_a_service_waits_for_and_its_health(tmp_path: Pa
 
 
 def test_json_mode_carries_health_changes(tmp_path: Path) -> None:
-    write(
+    write_manifest(
         tmp_path,
         """
         [services.svc]

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 
 import anyio
 
-from tests.conftest import Tuisup, tagged_pids, wait_event, wait_until
+from tests.conftest import Tuisup, tagged_pids, wait_event, wait_until, write_manifest
 from tuisup.engine import Host, ServiceState
 from tuisup.engine.events import Event, GroupFailed, GroupRestarting, ManifestReloaded, StateChanged
 from tuisup.manifest import load_manifest
@@ -44,10 +43,7 @@ services = ["a", "b", "c"]
 
 
 def manifest(tmp_path: Path, token: str, group: str = "", extra: str = "") -> Path:
-    path = tmp_path / "services.toml"
-    text = textwrap.dedent(MEMBERS).replace("@TOKEN@", token) + group + extra
-    path.write_text(text)
-    return path
+    return write_manifest(tmp_path, MEMBERS + group + extra, token)
 
 
 def all_running(views: dict[str, object]) -> bool:
@@ -199,7 +195,7 @@ def test_on_failure_shutdown_stops_everything_and_exits_1(tmp_path: Path, token:
     extra = '\n[services.crashy]\ncommand = "sh -c \'sleep 0.2; exit 3\'"\nbackoff = "immediate"\n'
     extra += 'env = { TUISUP_TEST_TOKEN = "@TOKEN@" }\n[groups.h]\nservices = ["crashy"]\n'
     extra += 'max_restarts = 1\non_failure = "shutdown"\n'
-    path = manifest(tmp_path, token, "", extra.replace("@TOKEN@", token))
+    path = manifest(tmp_path, token, "", extra)
     tuisup = Tuisup("--no-tui", "--json", "-f", str(path), cwd=tmp_path)
     line = tuisup.expect(lambda text: '"group_failed"' in text)
     assert json.loads(line) | {"seq": 0, "ts": 0} == {

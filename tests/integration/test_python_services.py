@@ -249,6 +249,14 @@ async def wait_log(host: Host, name: str, text: str, timeout: float = 10.0) -> N
         raise AssertionError(f"{text!r} not in {name}'s log: {log_of(host, name)}") from None
 
 
+async def stop_after(host: Host, name: str, text: str) -> float:
+    """Stop `name` once `text` is in its log; return the seconds the stop took."""
+    await wait_log(host, name, text)
+    began = time.monotonic()
+    await host.stop(name)
+    return time.monotonic() - began
+
+
 @pytest.mark.parametrize("kind", KINDS)
 async def test_output_lands_in_the_services_own_log(
     python_manifest: Callable[..., Manifest], kind: ExecutorKind
@@ -301,10 +309,7 @@ async def test_a_cooperative_stop_is_a_clean_exit(
 ) -> None:
     manifest = python_manifest(calm=(sync_or_async(kind, "cooperative"), kind))
     async with Host(manifest) as host:
-        await wait_log(host, "calm", "has its token")  # asked: a stop now goes through it
-        began = time.monotonic()
-        await host.stop("calm")
-        took = time.monotonic() - began
+        took = await stop_after(host, "calm", "has its token")  # asked: a stop now goes through it
         await wait_log(host, "calm", "stopping cleanly")
         status = host.snapshot()["calm"]
     assert took < 2.0
@@ -318,10 +323,7 @@ async def test_a_service_that_asked_for_its_token_and_ignores_it_is_stopped_by_f
 ) -> None:
     manifest = python_manifest(mule=(sync_or_async(kind, "stubborn"), kind, {"stop_timeout": 0.3}))
     async with Host(manifest) as host:
-        await wait_log(host, "mule", "ignoring the token")
-        began = time.monotonic()
-        await host.stop("mule")
-        took = time.monotonic() - began
+        took = await stop_after(host, "mule", "ignoring the token")
         status = host.snapshot()["mule"]
     assert 0.3 <= took < 2.5
     assert status.state is S.STOPPED
@@ -338,10 +340,7 @@ async def test_plain_python_services_that_never_ask_for_their_token_stop_at_once
     """Issue 10: a plain loop waited the whole stop_timeout (10 s) on every stop."""
     manifest = python_manifest(busy=(sync_or_async(kind, "plain"), kind, {"stop_timeout": 10}))
     async with Host(manifest) as host:
-        await wait_log(host, "busy", "plain and busy")
-        began = time.monotonic()
-        await host.stop("busy")
-        took = time.monotonic() - began
+        took = await stop_after(host, "busy", "plain and busy")
         status = host.snapshot()["busy"]
         lines = log_of(host, "busy")
     assert took < 2.0
@@ -368,10 +367,7 @@ async def test_a_plain_child_stopped_with_sigint_gets_keyboardinterrupt(
     options = {"stop_timeout": 10, "stop_signal": signal.SIGINT}
     manifest = python_manifest(busy=("plain", ExecutorKind.PROCESS, options))
     async with Host(manifest) as host:
-        await wait_log(host, "busy", "plain and busy")
-        began = time.monotonic()
-        await host.stop("busy")
-        took = time.monotonic() - began
+        took = await stop_after(host, "busy", "plain and busy")
         status = host.snapshot()["busy"]
         lines = log_of(host, "busy")
     assert took < 2.0

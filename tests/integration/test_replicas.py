@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import socket
-import textwrap
 from pathlib import Path
 
 import anyio
 
-from tests.conftest import tagged_pids, wait_until
+from tests.conftest import tagged_pids, wait_until, write_manifest
 from tuisup.engine import Host, ServiceState
 from tuisup.manifest import load_manifest
 from tuisup.model import UnknownService
@@ -37,9 +36,7 @@ def _free(port: int) -> bool:
 
 
 def manifest(tmp_path: Path, token: str, text: str) -> Path:
-    path = tmp_path / "services.toml"
-    path.write_text(textwrap.dedent(text).replace("@TOKEN@", token))
-    return path
+    return write_manifest(tmp_path, text, token)
 
 
 async def test_each_replica_runs_with_its_own_index_port_and_variables(

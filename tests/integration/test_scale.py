@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import textwrap
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -51,13 +53,20 @@ def all_running(views: dict[str, object]) -> bool:
     return all(v.state is S.RUNNING for v in views.values())  # type: ignore[attr-defined]
 
 
-async def test_a_manifest_edit_of_replicas_applies_the_difference_only(
-    tmp_path: Path, token: str
-) -> None:
+@asynccontextmanager
+async def running_workers(tmp_path: Path, token: str) -> AsyncIterator[tuple[Path, Host]]:
+    """The manifest of two workers written in tmp_path, and a host with all of it running."""
     path = tmp_path / "services.toml"
     write(path, token, 2)
     async with Host(load_manifest(path)) as host:
         await wait_until(host, all_running)
+        yield path, host
+
+
+async def test_a_manifest_edit_of_replicas_applies_the_difference_only(
+    tmp_path: Path, token: str
+) -> None:
+    async with running_workers(tmp_path, token) as (path, host):
         before = pids(host)
         write(path, token, 4)
         seq = host.bus.last_seq
@@ -83,10 +92,7 @@ async def test_a_manifest_edit_of_replicas_applies_the_difference_only(
 async def test_scale_up_and_down_keeps_the_survivors_and_stops_the_highest(
     tmp_path: Path, token: str
 ) -> None:
-    path = tmp_path / "services.toml"
-    write(path, token, 2)
-    async with Host(load_manifest(path)) as host:
-        await wait_until(host, all_running)
+    async with running_workers(tmp_path, token) as (_, host):
         before = pids(host)
         seq = host.bus.last_seq
         await host.scale("worker", 5)
@@ -107,10 +113,7 @@ async def test_scale_up_and_down_keeps_the_survivors_and_stops_the_highest(
 async def test_what_cannot_be_scaled_is_refused_and_nothing_moves(
     tmp_path: Path, token: str
 ) -> None:
-    path = tmp_path / "services.toml"
-    write(path, token, 2)
-    async with Host(load_manifest(path)) as host:
-        await wait_until(host, all_running)
+    async with running_workers(tmp_path, token) as (_, host):
         before = pids(host)
         with pytest.raises(CannotScale, match="api has no replicas key"):
             await host.scale("api", 2)
@@ -124,10 +127,7 @@ async def test_what_cannot_be_scaled_is_refused_and_nothing_moves(
 async def test_a_scale_outlives_a_reload_unless_the_file_changes_replicas(
     tmp_path: Path, token: str
 ) -> None:
-    path = tmp_path / "services.toml"
-    write(path, token, 2)
-    async with Host(load_manifest(path)) as host:
-        await wait_until(host, all_running)
+    async with running_workers(tmp_path, token) as (path, host):
         await host.scale("worker", 3)
         write(path, token, 2, extra='\n[services.new]\ncommand = "sleep 63"\n')
         assert await host.reload()

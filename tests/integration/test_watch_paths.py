@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import shutil
 import textwrap
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,21 @@ from tests.conftest import wait_until
 from tests.integration.test_watch import armed, changes, manifest, sentinel, settle, spec
 from tuisup.engine import Host
 from tuisup.manifest import load_manifest
+
+
+@asynccontextmanager
+async def watching(
+    tmp_path: Path, pattern: str, file: str, text: str
+) -> AsyncIterator[tuple[Path, Host]]:
+    """A host whose web, in tmp_path/app (away from the sentinel's folder), watches `pattern`;
+    `file` under app holds `text` before it starts. Yields app and the armed host."""
+    app = tmp_path / "app"
+    (app / file).parent.mkdir(parents=True)
+    (app / file).write_text(text)
+    web = spec(app, "web", "sleep 60", watch=(pattern,), watch_debounce=50)
+    async with Host(manifest(tmp_path, web, sentinel(tmp_path))) as host:
+        await armed(host, tmp_path)
+        yield app, host
 
 
 async def test_dot_and_dot_slash_watch_the_whole_cwd(tmp_path: Path) -> None:
@@ -33,13 +50,8 @@ async def test_dot_and_dot_slash_watch_the_whole_cwd(tmp_path: Path) -> None:
 
 
 async def test_a_watched_folder_deleted_and_recreated_is_watched_again(tmp_path: Path) -> None:
-    app = tmp_path / "app"  # away from the sentinel's folder
-    src = app / "src"
-    src.mkdir(parents=True)
-    (src / "app.py").write_text("v = 1\n")
-    web = spec(app, "web", "sleep 60", watch=("src",), watch_debounce=50)
-    async with Host(manifest(tmp_path, web, sentinel(tmp_path))) as host:
-        await armed(host, tmp_path)
+    async with watching(tmp_path, "src", "src/app.py", "v = 1\n") as (app, host):
+        src = app / "src"
         shutil.rmtree(src)
         await wait_until(host, lambda s: s["web"].restarts == 1)
         src.mkdir()  # the folder coming back is a change of its own
@@ -56,13 +68,8 @@ async def test_a_watched_folder_deleted_and_recreated_is_watched_again(tmp_path:
 async def test_a_nested_watched_folder_comes_back_with_the_files_written_into_it(
     tmp_path: Path,
 ) -> None:
-    app = tmp_path / "app"
-    deep = app / "a" / "b" / "c"
-    deep.mkdir(parents=True)
-    (deep / "x.txt").write_text("1")
-    web = spec(app, "web", "sleep 60", watch=("a/b/c/*.txt",), watch_debounce=50)
-    async with Host(manifest(tmp_path, web, sentinel(tmp_path))) as host:
-        await armed(host, tmp_path)
+    async with watching(tmp_path, "a/b/c/*.txt", "a/b/c/x.txt", "1") as (app, host):
+        deep = app / "a" / "b" / "c"
         shutil.rmtree(app / "a")
         await wait_until(host, lambda s: s["web"].restarts == 1)
         # mkdir -p and a write at once: the file is there before the folder is watched.
@@ -77,13 +84,9 @@ async def test_a_nested_watched_folder_comes_back_with_the_files_written_into_it
 async def test_a_watched_files_folder_deleted_and_recreated_is_watched_again(
     tmp_path: Path,
 ) -> None:
-    app = tmp_path / "app"
-    config = app / "config"
-    config.mkdir(parents=True)
-    (config / "settings.toml").write_text("a = 1\n")
-    web = spec(app, "web", "sleep 60", watch=("config/settings.toml",), watch_debounce=50)
-    async with Host(manifest(tmp_path, web, sentinel(tmp_path))) as host:
-        await armed(host, tmp_path)
+    settings = "config/settings.toml"
+    async with watching(tmp_path, settings, settings, "a = 1\n") as (app, host):
+        config = app / "config"
         shutil.rmtree(config)
         await wait_until(host, lambda s: s["web"].restarts == 1)
         config.mkdir()
@@ -96,13 +99,8 @@ async def test_a_watched_files_folder_deleted_and_recreated_is_watched_again(
 async def test_a_watched_folder_moved_away_is_no_longer_watched_under_its_old_name(
     tmp_path: Path,
 ) -> None:
-    app = tmp_path / "app"  # away from the sentinel's folder
-    src = app / "src"
-    src.mkdir(parents=True)
-    (src / "app.py").write_text("v = 1\n")
-    web = spec(app, "web", "sleep 60", watch=("src",), watch_debounce=50)
-    async with Host(manifest(tmp_path, web, sentinel(tmp_path))) as host:
-        await armed(host, tmp_path)
+    async with watching(tmp_path, "src", "src/app.py", "v = 1\n") as (app, host):
+        src = app / "src"
         src.rename(app / "old")
         await wait_until(host, lambda s: s["web"].restarts == 1)  # src is gone: a change
         (app / "old" / "app.py").write_text("not watched any more")

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 
-from tests.conftest import Tuisup, wait_until
+from tests.conftest import Tuisup, wait_until, write_manifest
 from tests.tui.test_console import console, label, notification_text, until
 from tuisup.engine import ServiceState
 from tuisup.manifest import load_manifest
@@ -28,9 +27,7 @@ env = { TUISUP_TEST_TOKEN = "@TOKEN@" }
 
 
 def load(tmp_path: Path, token: str, text: str = WORKERS) -> Manifest:
-    path = tmp_path / "services.toml"
-    path.write_text(textwrap.dedent(text).replace("@TOKEN@", token))
-    return load_manifest(path)
+    return load_manifest(write_manifest(tmp_path, text, token))
 
 
 async def test_a_replicated_table_is_one_node_with_a_summary_and_its_replicas_under_it(

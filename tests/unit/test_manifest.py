@@ -20,13 +20,6 @@ from tuisup.manifest import (
 from tuisup.spec import BackoffKind, HostSettings, Manifest, RestartPolicy, ServiceSpec
 
 
-@pytest.fixture
-def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Work in tmp_path so that problems name `services.toml` as a user would type it."""
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def write(text: str, name: str = "services.toml") -> str:
     Path(name).parent.mkdir(parents=True, exist_ok=True)
     Path(name).write_text(text, encoding="utf-8")

@@ -15,11 +15,7 @@ from tuisup.manifest import load_manifest
 from tuisup.model import SpecView
 from tuisup.spec import Hook, HookEvent
 
-
-@pytest.fixture(autouse=True)
-def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+pytestmark = pytest.mark.usefixtures("here")
 
 
 HOOKS = """\

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from tests.unit.test_manifest import problems, write
@@ -12,11 +10,7 @@ from tuisup.manifest import load_manifest
 from tuisup.manifest.listen import kinds
 from tuisup.spec import Listen
 
-
-@pytest.fixture(autouse=True)
-def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+pytestmark = pytest.mark.usefixtures("here")
 
 
 LISTENERS = """\

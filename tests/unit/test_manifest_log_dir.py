@@ -7,23 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tuisup.manifest import ManifestError, load_manifest
+from tests.unit.test_manifest import problems
+from tuisup.manifest import load_manifest
 
 SERVICE = '[services.web]\ncommand = "true"\n'
-
-
-@pytest.fixture
-def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Work in tmp_path so that problems name `services.toml` as a user would type it."""
-    monkeypatch.chdir(tmp_path)
-    return tmp_path.resolve()
-
-
-def problems(text: str) -> list[str]:
-    Path("services.toml").write_text(text)
-    with pytest.raises(ManifestError) as info:
-        load_manifest("services.toml")
-    return [str(p) for p in info.value.problems]
 
 
 def test_a_log_dir_that_is_a_file_is_a_problem_at_its_key(here: Path) -> None:

@@ -7,24 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.unit.test_manifest import problems, write
 from tuisup.cli import _overridden, _parser
 from tuisup.control.paths import socket_path
-from tuisup.manifest import ManifestError, load_manifest
+from tuisup.manifest import load_manifest
 
 SERVICE = '[services.web]\ncommand = "true"\n'
-
-
-@pytest.fixture
-def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    return tmp_path.resolve()
-
-
-def problems(text: str) -> list[str]:
-    Path("services.toml").write_text(text)
-    with pytest.raises(ManifestError) as info:
-        load_manifest("services.toml")
-    return [str(p) for p in info.value.problems]
 
 
 def test_the_socket_defaults_to_none_the_place_beside_the_manifest(here: Path) -> None:
@@ -73,8 +61,3 @@ def test_the_socket_flag_overrides_the_manifest_relative_to_the_current_folder(
     assert _overridden(manifest, options).settings.socket == here / "other.sock"
     options = _parser().parse_args([])
     assert _overridden(manifest, options).settings.socket == here / "run" / "ctl.sock"
-
-
-def write(text: str) -> str:
-    Path("services.toml").write_text(text)
-    return "services.toml"

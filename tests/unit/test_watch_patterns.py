@@ -13,13 +13,6 @@ from tuisup.manifest import load_manifest
 CWD = Path("/srv/app")
 
 
-@pytest.fixture
-def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Work in tmp_path so that problems name `services.toml` as a user would type it."""
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 @pytest.mark.parametrize("pattern", [".", "./", "", "**", "./**", ".//"])
 def test_dot_and_its_spellings_match_everything_in_cwd(pattern: str) -> None:
     regex = glob_regex(pattern)

@@ -266,16 +266,15 @@ class TuisupApp(App[int]):
         self._caught_up()
 
     def _files_changed(self, tree: ServiceTree, event: ev.FilesChanged) -> None:
+        status = self.api.snapshot().get(event.service)
         if event.paused:
             self.notify(event.paused, title=event.service, severity="warning")
         else:
             # File names, one line: a name may hold a newline as well as an escape.
             shown = one_line(", ".join(event.paths[:3])) + ("…" if len(event.paths) > 3 else "")
             self.notify(f"{shown} changed", title=f"{event.service} reloading")
-            status = self.api.snapshot().get(event.service)
             if status is not None:  # "reloading" until the next run is up
                 self._reloading[event.service] = status.restarts
-        status = self.api.snapshot().get(event.service)
         if status is not None:
             self._show(tree, status)
 
@@ -325,7 +324,7 @@ class TuisupApp(App[int]):
         view.name_width = max((len(n) for n in names), default=6)
         if view.source is not None and view.source not in names:
             view.switch(None)
-        for status in self.api.snapshot().values():
+        for status in snapshot.values():
             self._show(tree, status)
         self._show_summary()
 
