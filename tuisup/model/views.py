@@ -29,6 +29,10 @@ def mask_env(env: Mapping[str, str]) -> dict[str, str]:
     return {name: masked(name, value) for name, value in env.items()}
 
 
+IN_PROCESS = ("thread", "async")
+"""The executors that run a service inside tuisup's own process (`ExecutorKind.in_process`)."""
+
+
 class HealthCheckView(Record):
     """A service's health check, as written."""
 
@@ -139,7 +143,7 @@ class SpecView(Record):
     @property
     def in_process(self) -> bool:
         """Whether it runs inside tuisup (a thread, or a task on its loop), as far as known."""
-        return self.target is not None and self.executor in ("thread", "async", None)
+        return self.target is not None and self.executor in (*IN_PROCESS, None)
 
     def to_json(self) -> dict[str, Any]:
         """Return the view as JSON-ready data."""

@@ -16,7 +16,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from tuisup.model import ServiceView
-from tuisup.model.views import ListenView
+from tuisup.model.views import IN_PROCESS, ListenView
 from tuisup.terminal import one_line, text_lines
 
 
@@ -130,7 +130,7 @@ def _executor(status: ServiceView) -> str:
 
 def _stop(status: ServiceView) -> str:
     spec = status.spec
-    if status.executor in ("thread", "async") or (spec.target and spec.executor is None):
+    if status.executor in IN_PROCESS or (spec.target and spec.executor is None):
         return (
             "sets the token if it asked for it, and after "
             f"{spec.stop_timeout:g}s cancels a task or interrupts a thread; "

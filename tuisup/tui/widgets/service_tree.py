@@ -11,6 +11,7 @@ from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
 from tuisup.model import Health, Proc, ServiceState, ServiceView
+from tuisup.model.views import IN_PROCESS
 from tuisup.terminal import one_line
 
 S = ServiceState
@@ -30,7 +31,6 @@ HEALTH: dict[Health, str] = {
     Health.UNKNOWN: "bright_black",
 }
 """The colour of the ♥ after a service with a health check, while it runs."""
-IN_PROCESS = ("thread", "async")
 """Executors that run a service inside tuisup: it has no process of its own."""
 
 
