@@ -187,7 +187,9 @@ def test_events_stream_until_the_host_stops(tmp_path: Path, token: str) -> None:
 
 def test_reload_prints_the_summary_or_the_errors(tmp_path: Path, token: str) -> None:
     path = write(tmp_path, token)
-    headless(tmp_path, "db", "web", "api")
+    # The verb alone reloads: a host that watched its manifest could apply the edit first,
+    # and the verb would then find nothing changed (seen under load).
+    headless(tmp_path, "db", "web", "api", options=("--no-reload",))
     path.write_text(path.read_text() + '\n[services.extra]\ncommand = "sleep 303"\n')
     done = tuisup("reload", cwd=tmp_path)
     assert (done.returncode, done.stdout) == (0, "manifest reloaded: added extra\n")

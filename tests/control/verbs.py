@@ -52,9 +52,9 @@ def tuisup(
     )
 
 
-def headless(folder: Path, *running: str) -> Tuisup:
+def headless(folder: Path, *running: str, options: tuple[str, ...] = ()) -> Tuisup:
     """A `tuisup --no-tui` host in `folder`, once `running` services have started."""
-    host = Tuisup("--no-tui", cwd=folder)
+    host = Tuisup("--no-tui", *options, cwd=folder)
     for name in running:
         host.expect(lambda line, name=name: line.startswith(f"{name} started (pid "))
     return host
