@@ -64,7 +64,9 @@ async def flood(root: Path, seconds: float, wrap: bool = False) -> None:
     argv = (sys.executable, "writer.py", "50000", str(seconds), str(pad))
     specs = {"flood": service(root, "flood", argv, restart=RestartPolicy.NEVER)}
     specs |= {f"idle{i}": service(root, f"idle{i}", ("sleep", "600")) for i in range(3)}
-    manifest = Manifest(root / "services.toml", HostSettings(log_dir=root / "logs"), specs)
+    manifest = Manifest(
+        path=root / "services.toml", settings=HostSettings(log_dir=root / "logs"), services=specs
+    )
     process = psutil.Process()
     async with Host(manifest) as host:
         app = TuisupApp(host)
@@ -197,7 +199,9 @@ async def switch_time(pilot: object, app: TuisupApp, view: LogView) -> None:
 
 async def idle(root: Path, seconds: float, warm: float) -> None:
     specs = {f"svc{i:02d}": service(root, f"svc{i:02d}", ("sleep", "600")) for i in range(20)}
-    manifest = Manifest(root / "idle.toml", HostSettings(log_dir=None), specs)
+    manifest = Manifest(
+        path=root / "idle.toml", settings=HostSettings(log_dir=None), services=specs
+    )
     process = psutil.Process()
     async with Host(manifest) as host:
         app = TuisupApp(host)

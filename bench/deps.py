@@ -64,7 +64,9 @@ def spec(root: Path, name: str, command: str, **options: Any) -> ServiceSpec:
 
 def manifest(root: Path, specs: list[ServiceSpec]) -> Manifest:
     settings = HostSettings(log_dir=None)
-    return Manifest(root / "services.toml", settings, {s.name: s for s in specs})
+    return Manifest(
+        path=root / "services.toml", settings=settings, services={s.name: s for s in specs}
+    )
 
 
 def tcp_check(port: int, interval: float = 5.0) -> HealthCheck:

@@ -60,9 +60,9 @@ def spec(
 
 async def start_latency(root: Path, kind: ExecutorKind, n: int) -> list[float]:
     manifest = Manifest(
-        root / "services.toml",
-        HostSettings(log_dir=None),
-        {"svc": spec(root, "svc", "idle", kind, autostart=False, stop_timeout=5.0)},
+        path=root / "services.toml",
+        settings=HostSettings(log_dir=None),
+        services={"svc": spec(root, "svc", "idle", kind, autostart=False, stop_timeout=5.0)},
     )
     samples = []
     async with Host(manifest) as host:
@@ -78,9 +78,9 @@ async def start_latency(root: Path, kind: ExecutorKind, n: int) -> list[float]:
 async def restart_latency(root: Path, kind: ExecutorKind, n: int) -> list[float]:
     options = {"backoff": BackoffKind.IMMEDIATE, "max_restarts": n + 5, "restart_window": 3600.0}
     manifest = Manifest(
-        root / "services.toml",
-        HostSettings(log_dir=None),
-        {"svc": spec(root, "svc", "crash", kind, **options)},
+        path=root / "services.toml",
+        settings=HostSettings(log_dir=None),
+        services={"svc": spec(root, "svc", "crash", kind, **options)},
     )
     samples: list[float] = []
     crashed: float | None = None

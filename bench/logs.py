@@ -29,13 +29,13 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import anyio
 
 from tuisup.engine import Host, ServiceState, Subscription
 from tuisup.engine.events import Output, StateChanged
+from tuisup.model.record import replace
 from tuisup.spec import MIB, HostSettings, LogOptions, Manifest, ServiceSpec
 
 S = ServiceState
@@ -79,7 +79,7 @@ def manifest(
         )
         for name, (command, options) in services.items()
     }
-    return Manifest(folder / "services.toml", settings, specs)
+    return Manifest(path=folder / "services.toml", settings=settings, services=specs)
 
 
 async def until_lines(

@@ -113,7 +113,9 @@ def manifest(folder: Path) -> Manifest:
         ),
     ]
     settings = HostSettings(log_dir=None)
-    return Manifest(folder / "services.toml", settings, {s.name: s for s in services})
+    return Manifest(
+        path=folder / "services.toml", settings=settings, services={s.name: s for s in services}
+    )
 
 
 class Restarts:

@@ -124,7 +124,9 @@ def manifest(folder: Path, period: float, seconds: float, kinds: list[str]) -> M
             executor=executor,
             cwd=folder,
         )
-    return Manifest(folder / "services.toml", HostSettings(log_dir=None), services)
+    return Manifest(
+        path=folder / "services.toml", settings=HostSettings(log_dir=None), services=services
+    )
 
 
 def results(host: Host, kinds: list[str]) -> list[dict[str, Any]]:
@@ -141,7 +143,7 @@ async def bench(seconds: float, period: float, kinds: list[str]) -> None:
     with tempfile.TemporaryDirectory(prefix="tsb-", dir="/tmp") as tmp:
         folder = Path(tmp)
         host = Host(manifest(folder, period, seconds, kinds), watch=False)
-        server = ControlServer(host, SocketPath(folder / "s.sock"))
+        server = ControlServer(host, SocketPath(path=folder / "s.sock"))
         server.bind()
         host.env[SOCKET_ENV] = str(folder / "s.sock")
         floor: dict[str, list[float]] = {}

@@ -44,7 +44,9 @@ async def main(n: int) -> None:
             name="web", argv=("sleep", "600"), command="sleep 600", cwd=root, watch=("src/",)
         )
         manifest = Manifest(
-            root / "services.toml", HostSettings(log_dir=root / "logs"), {"web": spec}
+            path=root / "services.toml",
+            settings=HostSettings(log_dir=root / "logs"),
+            services={"web": spec},
         )
         async with Host(manifest) as host:
             await anyio.sleep(1.0)  # the watcher starts in a thread after the services

@@ -75,7 +75,7 @@ def make_manifest(tmp_path: Path, token: str) -> Callable[..., Manifest]:
         settings = HostSettings(
             log_dir=tmp_path / "logs" if log_dir else None, shutdown_timeout=shutdown_timeout
         )
-        return Manifest(tmp_path / "services.toml", settings, specs)
+        return Manifest(path=tmp_path / "services.toml", settings=settings, services=specs)
 
     return make
 

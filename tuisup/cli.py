@@ -302,7 +302,7 @@ def _run_host(options: argparse.Namespace) -> int:
 
 def _overridden(manifest: Manifest, options: argparse.Namespace) -> Manifest:
     """The manifest with the command line's `--no-reload` and `--socket` applied."""
-    from dataclasses import replace
+    from tuisup.model.record import replace
 
     settings = manifest.settings
     if options.no_reload:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import enum
 import signal
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
+
+from tuisup.model.record import EMPTY, Record
 
 
 class RestartPolicy(enum.StrEnum):
@@ -95,8 +97,7 @@ class HealthKind(enum.StrEnum):
     """Passes when a GET gets the status it expects (any 2xx by default)."""
 
 
-@dataclass(frozen=True, slots=True)
-class HealthCheck:
+class HealthCheck(Record):
     """A service's `healthcheck` table."""
 
     kind: HealthKind
@@ -157,8 +158,7 @@ class LogFormat(enum.StrEnum):
 MIB = 1 << 20
 
 
-@dataclass(frozen=True, slots=True)
-class LogOptions:
+class LogOptions(Record):
     """How a service's log file is written and rotated (`log_*` keys, `[tuisup]` defaults)."""
 
     max_bytes: int = 10 * MIB
@@ -171,8 +171,7 @@ class LogOptions:
     """How lines are written (see `LogFormat`)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Hook:
+class Hook(Record):
     """One command of a service's `on` table."""
 
     argv: tuple[str, ...]
@@ -181,8 +180,7 @@ class Hook:
     """As written, for display."""
 
 
-@dataclass(frozen=True, slots=True)
-class Listen:
+class Listen(Record):
     """A listener service's `listen` table: the events its stdin receives, as JSON lines."""
 
     kinds: tuple[str, ...] | None = None
@@ -203,8 +201,7 @@ class Listen:
         return "." in service and service.split(".", 1)[0] in self.services
 
 
-@dataclass(frozen=True, slots=True)
-class ServiceSpec:
+class ServiceSpec(Record):
     """One `[services.NAME]` table, validated and with every default filled in."""
 
     name: str
@@ -216,7 +213,7 @@ class ServiceSpec:
     """The command (or the target) as the user wrote it, for display."""
     cwd: Path
     """Absolute working directory (relative paths are taken from the manifest's folder)."""
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = EMPTY
     """Variables added to tuisup's own environment: `env_file` first, then `env`."""
     shell: bool = False
     """Whether `command` runs through `/bin/sh -c`."""
@@ -253,7 +250,7 @@ class ServiceSpec:
     """Paths and globs among those that never restart it."""
     watch_debounce: int = 200
     """Milliseconds of quiet after the last change before the restart (trailing edge)."""
-    depends_on: Mapping[str, Condition] = field(default_factory=dict)
+    depends_on: Mapping[str, Condition] = EMPTY
     """Services this one needs, and what it waits for in each, in the order written."""
     healthcheck: HealthCheck | None = None
     """How to tell that the running service works; None: its health stays unknown."""
@@ -261,7 +258,7 @@ class ServiceSpec:
     """Whether an unhealthy run is restarted, as a failure (policy, backoff, budget)."""
     restart_dependents: bool = False
     """Whether this service starting again restarts its running dependents."""
-    hooks: Mapping[HookEvent, Hook] = field(default_factory=dict)
+    hooks: Mapping[HookEvent, Hook] = EMPTY
     """Commands run when something happens to the service (its `on` table), in file order."""
     hook_timeout: float = 10.0
     """Seconds one run of a hook may take before it is killed with its group."""
@@ -337,8 +334,7 @@ class GroupFailure(enum.StrEnum):
     """tuisup stops everything and exits with 1 (for a CI script)."""
 
 
-@dataclass(frozen=True, slots=True)
-class GroupSpec:
+class GroupSpec(Record):
     """One `[groups.NAME]` table: services that restart together."""
 
     name: str
@@ -350,13 +346,14 @@ class GroupSpec:
     restart_window: float = 5.0
     """Seconds over which the group's restarts are counted."""
     on_failure: GroupFailure = GroupFailure.STOP
-    line: int = field(default=0, compare=False)
+    line: int = 0
     """The manifest line of the group's table, for messages (a table that only moved is
     the same group: its members are not changed by it)."""
 
+    _uncompared: ClassVar[tuple[str, ...]] = ("line",)
 
-@dataclass(frozen=True, slots=True)
-class Template:
+
+class Template(Record):
     """A declared table with `replicas` or `port`, kept to make its instances again.
 
     Scaling (`tuisup scale`, the console's `+`/`-`) makes more or fewer instances of the
@@ -374,16 +371,14 @@ class Template:
     """Where the table is in the file: instances made again take its place in the order."""
 
 
-@dataclass(frozen=True, slots=True)
-class ExportSettings:
+class ExportSettings(Record):
     """The optional `[tuisup.export]` table: what `tuisup export` needs that services don't say."""
 
     image: str | None = None
     """The container image of compose and Kubernetes services; None: `tuisup.export`'s default."""
 
 
-@dataclass(frozen=True, slots=True)
-class HostSettings:
+class HostSettings(Record):
     """The optional `[tuisup]` table."""
 
     log_dir: Path | None
@@ -405,17 +400,16 @@ class HostSettings:
     """What `tuisup export` needs: not used to run the services."""
 
 
-@dataclass(frozen=True, slots=True)
-class Manifest:
+class Manifest(Record):
     """A validated manifest: where it came from, host settings and services in file order."""
 
     path: Path
     settings: HostSettings
     services: Mapping[str, ServiceSpec]
     """Every instance: a replicated table's replicas (`worker.0`, ...), the others as named."""
-    templates: Mapping[str, Template] = field(default_factory=dict)
+    templates: Mapping[str, Template] = EMPTY
     """The tables with `replicas` or `port`, by declared name."""
-    groups: Mapping[str, GroupSpec] = field(default_factory=dict)
+    groups: Mapping[str, GroupSpec] = EMPTY
     """`[groups.NAME]` tables in file order."""
 
     def instances(self, name: str) -> list[str]:

@@ -179,7 +179,7 @@ async def serving(
 ) -> AsyncIterator[tuple[Host, ControlServer]]:
     """A host with its server, as the runners have them: bound first, closed last."""
     host = Host(manifest)
-    server = ControlServer(host, SocketPath(path), limits=limits, **options)
+    server = ControlServer(host, SocketPath(path=path), limits=limits, **options)
     server.bind()
     host.env["TUISUP_SOCKET"] = str(path)
     async with server, host:

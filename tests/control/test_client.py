@@ -280,7 +280,7 @@ async def test_a_lost_connection_ends_subscriptions_and_fails_requests(
 ) -> None:
     host = Host(make_manifest(web="exec sleep 30"))
     async with host:
-        server = ControlServer(host, SocketPath(folder / "s.sock"))
+        server = ControlServer(host, SocketPath(path=folder / "s.sock"))
         async with server:
             remote = await RemoteHost.connect(folder / "s.sock")
             subscription = await remote.subscribe()

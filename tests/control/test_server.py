@@ -277,7 +277,7 @@ async def test_an_unexpected_error_is_an_internal_answer_and_the_host_keeps_goin
     make_manifest: Callable[..., Manifest], folder: Path
 ) -> None:
     async with Host(make_manifest(web="exec sleep 30")) as host:
-        server = ControlServer(Failing(host), SocketPath(folder / "s.sock"))  # type: ignore[arg-type]
+        server = ControlServer(Failing(host), SocketPath(path=folder / "s.sock"))  # type: ignore[arg-type]
         server.bind()
         async with server:
             raw = await Raw.connect(folder / "s.sock")
@@ -310,7 +310,7 @@ async def fail_a_stream(
     internal error, and the connection still answers once the views work again."""
     async with Host(manifest) as host:
         api = FailingViews(host)
-        server = ControlServer(api, SocketPath(folder / "s.sock"), limits=limits)  # type: ignore[arg-type]
+        server = ControlServer(api, SocketPath(path=folder / "s.sock"), limits=limits)  # type: ignore[arg-type]
         server.bind()
         async with server:
             raw = await Raw.connect(folder / "s.sock")

@@ -323,7 +323,9 @@ async def test_text_that_is_not_valid_unicode_travels_escaped(tmp_path: Path, fo
         autostart=False,
         restart=RestartPolicy.NEVER,
     )
-    manifest = Manifest(tmp_path / "services.toml", HostSettings(log_dir=None), {"odd": spec})
+    manifest = Manifest(
+        path=tmp_path / "services.toml", settings=HostSettings(log_dir=None), services={"odd": spec}
+    )
     async with serving(manifest, folder / "s.sock") as (host, _):
         raw = await Raw.connect(folder / "s.sock")
         await raw.result("subscribe", views=True)
@@ -404,7 +406,7 @@ async def test_a_client_that_stops_sending_right_after_subscribing_is_let_go(
     task and its socket stayed for as long as the host ran. Now that stream ends at once:
     the client gets its answer, then the end of the connection."""
     async with Host(make_manifest(web="exec sleep 30")) as host:
-        server = ControlServer(SlowToSubscribe(host), SocketPath(folder / "s.sock"))  # type: ignore[arg-type]
+        server = ControlServer(SlowToSubscribe(host), SocketPath(path=folder / "s.sock"))  # type: ignore[arg-type]
         server.bind()
         async with server:
             raw = await Raw.connect(folder / "s.sock")

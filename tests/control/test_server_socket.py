@@ -8,7 +8,6 @@ import os
 import socket
 import stat
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import anyio
@@ -18,6 +17,7 @@ from tests.control.raw import Raw, serving, short_folder
 from tuisup.control.paths import SocketPath
 from tuisup.control.server import ControlError, ControlServer
 from tuisup.engine import Host
+from tuisup.model.record import replace
 from tuisup.spec import Manifest
 
 NOBODY = 65534
@@ -42,7 +42,7 @@ async def test_its_folder_is_0700_and_the_socket_0600(
     umask = os.umask(0o022)
     try:
         host = Host(make_manifest(web="exec sleep 30"))
-        server = ControlServer(host, SocketPath(folder / ".tuisup" / "tuisup.sock"))
+        server = ControlServer(host, SocketPath(path=folder / ".tuisup" / "tuisup.sock"))
         server.bind()
         assert os.umask(0o022) == 0o022  # given back as it was
     finally:
@@ -59,7 +59,7 @@ async def test_a_folder_the_user_named_keeps_its_mode_and_a_new_one_is_0700(
     os.chmod(folder, 0o755)
     for where, expected in ((folder / "ctl.sock", 0o755), (folder / "new" / "ctl.sock", 0o700)):
         host = Host(make_manifest(web="exec sleep 30"))
-        server = ControlServer(host, SocketPath(where, chosen=True))
+        server = ControlServer(host, SocketPath(path=where, chosen=True))
         server.bind()
         async with server:
             assert mode(where.parent) == expected
@@ -73,7 +73,9 @@ async def test_a_folder_of_its_own_that_another_user_made_is_refused(
     own = folder / "tuisup-0"
     own.mkdir(mode=0o777)
     os.chown(own, NOBODY, NOBODY)  # someone was first in a shared place
-    server = ControlServer(Host(make_manifest(web="exec sleep 30")), SocketPath(own / "h.sock"))
+    server = ControlServer(
+        Host(make_manifest(web="exec sleep 30")), SocketPath(path=own / "h.sock")
+    )
     with pytest.raises(ControlError) as error:
         server.bind()
     assert str(error.value) == (
@@ -99,7 +101,7 @@ async def test_a_live_socket_refuses_a_second_host_with_the_first_ones_pid(
 ) -> None:
     manifest = make_manifest(web="exec sleep 30")
     async with serving(manifest, folder / "s.sock"):
-        second = ControlServer(Host(manifest), SocketPath(folder / "s.sock"))
+        second = ControlServer(Host(manifest), SocketPath(path=folder / "s.sock"))
         with pytest.raises(ControlError) as error:
             # In a thread: the first host answers the hello on this loop.
             await anyio.to_thread.run_sync(second.bind)
@@ -132,7 +134,7 @@ async def test_what_is_not_a_socket_is_an_error_and_left_alone(
             target.write_text("keep me")
         where.symlink_to(target)
     before = os.lstat(where)
-    server = ControlServer(Host(make_manifest(web="exec sleep 30")), SocketPath(where))
+    server = ControlServer(Host(make_manifest(web="exec sleep 30")), SocketPath(path=where))
     with pytest.raises(ControlError) as error:
         server.bind()
     assert str(error.value) == f"tuisup: {where} exists and is not a socket: left alone"
@@ -199,7 +201,7 @@ async def test_another_user_cannot_connect_through_the_modes(
     os.chmod(folder, 0o755)
     where = folder / "ctl.sock"  # a folder anyone may enter: the socket's mode alone
     host = Host(make_manifest(web="exec sleep 30"))
-    server = ControlServer(host, SocketPath(where, chosen=True))
+    server = ControlServer(host, SocketPath(path=where, chosen=True))
     server.bind()
     async with server, host:
         assert mode(folder) == 0o755
@@ -214,7 +216,7 @@ async def test_another_user_is_refused_by_its_credentials_and_reported_once(
     where = folder / "ctl.sock"
     refused: list[tuple[int, int]] = []
     host = Host(make_manifest(web="exec sleep 30"))
-    path = SocketPath(where, chosen=True)
+    path = SocketPath(path=where, chosen=True)
     server = ControlServer(host, path, refused=lambda *who: refused.append(who))
     server.bind()
     async with server, host:

@@ -137,7 +137,7 @@ async def test_the_server_uses_nothing_but_the_protocol(
     manifest = make_manifest(web="echo hello; exec sleep 30", db="exec sleep 31")
     host = Host(manifest)
     api = OnlyTheProtocol(host)
-    server = ControlServer(api, SocketPath(folder / "s.sock"))  # type: ignore[arg-type]
+    server = ControlServer(api, SocketPath(path=folder / "s.sock"))  # type: ignore[arg-type]
     server.bind()
     async with server, host:
         await wait_until(host, running("web", "db"))

@@ -88,7 +88,9 @@ def shell(tmp_path: Path, name: str, command: str, **options: object) -> Service
 
 def manifest(tmp_path: Path, *specs: ServiceSpec) -> Manifest:
     settings = HostSettings(log_dir=tmp_path / "logs")
-    return Manifest(tmp_path / "services.toml", settings, {s.name: s for s in specs})
+    return Manifest(
+        path=tmp_path / "services.toml", settings=settings, services={s.name: s for s in specs}
+    )
 
 
 @pytest.mark.parametrize("kind", [ExecutorKind.THREAD, ExecutorKind.PROCESS])

@@ -207,7 +207,9 @@ async def test_a_python_target_listens_as_a_process_and_as_an_async_process(
         "sync": target("sync", ExecutorKind.PROCESS),
         "run": target("run", ExecutorKind.ASYNC_PROCESS),
     }
-    manifest = Manifest(tmp_path / "services.toml", HostSettings(log_dir=None), specs)
+    manifest = Manifest(
+        path=tmp_path / "services.toml", settings=HostSettings(log_dir=None), services=specs
+    )
     async with Host(manifest) as host:
         await until_logged(host, "sync", "sync got snapshot")
         await until_logged(host, "run", "async got snapshot")

@@ -95,7 +95,7 @@ def watch(root: Path, seen: Seen) -> Iterator[Callable[..., TreeWatcher]]:
 
     def start(keep: Callable[[Path], bool] = lambda folder: True) -> TreeWatcher:
         watcher = TreeWatcher(seen, keep, seen.overflow)
-        assert watcher.start([Root(root, floor=root)])
+        assert watcher.start([Root(path=root, floor=root)])
         watchers.append(watcher)
         return watcher
 

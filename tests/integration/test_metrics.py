@@ -7,7 +7,6 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import anyio
@@ -16,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import wait_until
 from tuisup.engine import Host, ServiceState
 from tuisup.model import Health
+from tuisup.model.record import replace
 from tuisup.spec import BackoffKind, HealthCheck, HealthKind, Manifest
 
 S = ServiceState
@@ -68,7 +68,9 @@ def with_metrics(manifest: Manifest, port: int) -> Manifest:
 async def test_metrics_follow_a_crash_a_restart_and_a_health_change(
     make_manifest: Callable[..., Manifest], tmp_path: Path
 ) -> None:
-    check = HealthCheck(HealthKind.COMMAND, "test -e ok", argv=("/bin/sh", "-c", "test -e ok"))
+    check = HealthCheck(
+        kind=HealthKind.COMMAND, target="test -e ok", argv=("/bin/sh", "-c", "test -e ok")
+    )
     check = replace(check, interval=0.1, retries=1)
     manifest = make_manifest(
         web="echo one; echo two >&2; exec sleep 60",

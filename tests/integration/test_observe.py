@@ -168,7 +168,7 @@ def make(tmp_path: Path) -> Callable[..., Manifest]:
                 **(rest[0] if rest else {}),
             )
         settings = HostSettings(log_dir=None, shutdown_timeout=10.0)
-        return Manifest(tmp_path / "services.toml", settings, specs)
+        return Manifest(path=tmp_path / "services.toml", settings=settings, services=specs)
 
     return build
 

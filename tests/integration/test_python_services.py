@@ -228,7 +228,7 @@ def python_manifest(tmp_path: Path) -> Callable[..., Manifest]:
                 **options,
             )
         settings = HostSettings(log_dir=tmp_path / "logs", shutdown_timeout=shutdown_timeout)
-        return Manifest(tmp_path / "services.toml", settings, specs)
+        return Manifest(path=tmp_path / "services.toml", settings=settings, services=specs)
 
     return make
 
@@ -405,7 +405,7 @@ async def test_an_import_error_fails_with_a_one_line_reason(
     (tmp_path / "broken_mod.py").write_text("import no_such_module_xyz\n")
     manifest = python_manifest(bad=("missing_attribute", kind))
     spec = manifest.services["bad"]
-    from dataclasses import replace
+    from tuisup.model.record import replace
 
     broken = replace(spec, name="broken", target="broken_mod:run")
     manifest = replace(manifest, services={"bad": spec, "broken": broken})

@@ -69,7 +69,9 @@ def python_spec(
 
 def manifest_of(tmp_path: Path, *specs: ServiceSpec) -> Manifest:
     settings = HostSettings(log_dir=tmp_path / "logs", shutdown_timeout=10)
-    return Manifest(tmp_path / "services.toml", settings, {s.name: s for s in specs})
+    return Manifest(
+        path=tmp_path / "services.toml", settings=settings, services={s.name: s for s in specs}
+    )
 
 
 def log_text(host: Host, name: str) -> str:

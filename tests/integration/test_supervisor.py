@@ -177,7 +177,7 @@ async def test_a_run_that_stayed_up_resets_the_backoff(
 async def test_start_failure_is_failed_with_the_errno_in_the_log(
     make_manifest: Callable[..., Manifest], tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
-    from dataclasses import replace
+    from tuisup.model.record import replace
 
     manifest = make_manifest(good="sleep 30", bad="true")
     bad = replace(manifest.services["bad"], argv=("no-such-program-xyz", "--flag"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import anyio
@@ -11,6 +10,7 @@ from tests.conftest import wait_event, wait_until
 from tuisup.engine import Host, ServiceState
 from tuisup.engine.events import Event, FilesChanged, ManifestReloaded
 from tuisup.manifest import load_manifest
+from tuisup.model.record import replace
 from tuisup.spec import ExecutorKind, HostSettings, Manifest, ServiceSpec
 
 S = ServiceState
@@ -28,7 +28,9 @@ def spec(tmp_path: Path, name: str, command: str, **options: object) -> ServiceS
 
 def manifest(tmp_path: Path, *specs: ServiceSpec) -> Manifest:
     settings = HostSettings(log_dir=tmp_path / "logs")  # inside the watched tree, on purpose
-    return Manifest(tmp_path / "services.toml", settings, {s.name: s for s in specs})
+    return Manifest(
+        path=tmp_path / "services.toml", settings=settings, services={s.name: s for s in specs}
+    )
 
 
 def changes(host: Host, service: str) -> list[FilesChanged]:
@@ -93,7 +95,9 @@ async def test_ignored_paths_and_tuisups_own_logs_never_restart_anything(tmp_pat
     )
     settings = HostSettings(log_dir=app / "logs")  # its own log file is inside what it watches
     services = {"chatty": chatty, "sentinel": sentinel(tmp_path)}
-    async with Host(Manifest(tmp_path / "services.toml", settings, services)) as host:
+    async with Host(
+        Manifest(path=tmp_path / "services.toml", settings=settings, services=services)
+    ) as host:
         await wait_until(host, lambda s: all(x.state is S.RUNNING for x in s.values()))
         await wait_until(host, lambda s: (app / "logs" / "chatty.log").exists())
         await armed(host, tmp_path)

@@ -260,7 +260,9 @@ async def test_a_save_shows_reloading_then_the_new_run(tmp_path: object) -> None
     spec = ServiceSpec(
         name="web", argv=("sleep", "60"), command="sleep 60", cwd=root, watch=("app.py",)
     )
-    manifest = Manifest(root / "services.toml", HostSettings(log_dir=None), {"web": spec})
+    manifest = Manifest(
+        path=root / "services.toml", settings=HostSettings(log_dir=None), services={"web": spec}
+    )
     async with console(manifest) as (host, app, pilot):
         await wait_until(host, lambda s: s["web"].state is S.RUNNING)
         await until(pilot, lambda: "⟳" in label(app, "web"))
@@ -543,7 +545,9 @@ async def test_a_python_services_process_row_shows_its_target_and_executor(
         "two": target("two", "awork", ExecutorKind.ASYNC_PROCESS),
         "cmd": ServiceSpec(name="cmd", argv=("sleep", "61"), command="sleep 61", cwd=root),
     }
-    manifest = Manifest(root / "services.toml", HostSettings(log_dir=None), specs)
+    manifest = Manifest(
+        path=root / "services.toml", settings=HostSettings(log_dir=None), services=specs
+    )
     async with console(manifest) as (host, app, pilot):
         nodes = app.query_one(ServiceTree).nodes_by_name
         await until(pilot, lambda: all(nodes[name].children for name in specs))

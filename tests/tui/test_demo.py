@@ -54,7 +54,9 @@ async def test_the_demo_cruncher_works_in_bursts_and_does_not_hold_a_core() -> N
         cwd=ROOT,
         stop_timeout=3.0,
     )
-    manifest = Manifest(ROOT / "services.toml", HostSettings(log_dir=None), {"crunch": spec})
+    manifest = Manifest(
+        path=ROOT / "services.toml", settings=HostSettings(log_dir=None), services={"crunch": spec}
+    )
     async with Host(manifest) as host:
         await wait_until(host, lambda s: s["crunch"].state is S.RUNNING)
         pid = host.snapshot()["crunch"].pid

@@ -421,7 +421,13 @@ def test_missing_file(here: Path) -> None:
         load_manifest("nope.toml")
     assert str(info.value) == "nope.toml: cannot read: No such file or directory"
     assert info.value.problems == [
-        Problem("nope.toml", 0, 0, "", "cannot read: No such file or directory")
+        Problem(
+            file="nope.toml",
+            line=0,
+            col=0,
+            key="",
+            message="cannot read: No such file or directory",
+        )
     ]
 
 
@@ -433,9 +439,11 @@ def test_file_is_named_as_given(here: Path) -> None:
 
 
 def test_problem_str() -> None:
-    assert str(Problem("f.toml", 3, 4, "k", "bad")) == "f.toml:3:4: k: bad"
-    assert str(Problem("f.toml", 3, 4, "", "bad")) == "f.toml:3:4: bad"
-    assert str(Problem("f.toml", 0, 0, "", "bad")) == "f.toml: bad"
+    assert (
+        str(Problem(file="f.toml", line=3, col=4, key="k", message="bad")) == "f.toml:3:4: k: bad"
+    )
+    assert str(Problem(file="f.toml", line=3, col=4, key="", message="bad")) == "f.toml:3:4: bad"
+    assert str(Problem(file="f.toml", line=0, col=0, key="", message="bad")) == "f.toml: bad"
 
 
 # --- env files -----------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from tuisup.engine.reload import plan_reload
 from tuisup.engine.status import spec_view
 from tuisup.manifest import load_manifest
 from tuisup.model import SpecView
+from tuisup.model.record import replace
 from tuisup.spec import Hook, HookEvent
 
 pytestmark = pytest.mark.usefixtures("here")

@@ -13,8 +13,9 @@ import errno
 import os
 import socket
 import stat
-from dataclasses import dataclass
 from pathlib import Path
+
+from tuisup.model.record import Record
 
 SUN_PATH_MAX = 107
 """Bytes of a path a socket address holds (108, one of them its NUL)."""
@@ -22,8 +23,7 @@ DEFAULT = Path(".tuisup") / "tuisup.sock"
 """Where the socket goes, relative to the manifest's folder."""
 
 
-@dataclass(frozen=True, slots=True)
-class SocketPath:
+class SocketPath(Record):
     """Where a host's socket is, and whether that is the short fallback."""
 
     path: Path
@@ -55,7 +55,7 @@ def socket_path(manifest: Path, configured: Path | str | None = None) -> SocketP
         wanted = manifest.parent / wanted
     chosen = configured is not None
     if len(os.fsencode(wanted)) <= SUN_PATH_MAX:
-        return SocketPath(wanted, chosen=chosen)
+        return SocketPath(path=wanted, chosen=chosen)
     import hashlib  # only for the fallback: `tempfile` alone is 4 ms of every start
     import tempfile
 
@@ -66,7 +66,7 @@ def socket_path(manifest: Path, configured: Path | str | None = None) -> SocketP
         if runtime
         else Path(tempfile.gettempdir()) / f"tuisup-{os.getuid()}"
     )
-    return SocketPath(folder / f"{digest}.sock", fallback=True, wanted=wanted, chosen=chosen)
+    return SocketPath(path=folder / f"{digest}.sock", fallback=True, wanted=wanted, chosen=chosen)
 
 
 class Found(enum.Enum):

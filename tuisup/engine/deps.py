@@ -15,13 +15,13 @@ A condition that can no longer hold without someone starting the dependency agai
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import anyio
 
 from tuisup.engine.events import Health, ServiceState
 from tuisup.engine.status import ACTIVE
+from tuisup.model.record import Record
 from tuisup.spec import Condition, ServiceSpec
 
 if TYPE_CHECKING:
@@ -33,8 +33,7 @@ STARTED_AFTER = 1.0
 S = ServiceState
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
+class Verdict(Record):
     """Whether a service may start now: it may, it must wait (and for what), or it cannot."""
 
     waiting: str | None = None

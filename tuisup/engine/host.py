@@ -17,7 +17,6 @@ import asyncio
 import signal
 import time
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -57,6 +56,7 @@ from tuisup.engine.supervisor import Supervisor
 from tuisup.engine.waker import DependencyWaker
 from tuisup.engine.watch import FileWatcher
 from tuisup.model import ProcessStats, ServiceView, UnknownService, errors
+from tuisup.model.record import replace
 from tuisup.spec import Manifest, ServiceSpec
 
 if TYPE_CHECKING:

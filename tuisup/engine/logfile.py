@@ -17,10 +17,10 @@ import contextlib
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from tuisup.logfiles import LineEncoder
+from tuisup.model.record import Record
 from tuisup.spec import LogOptions
 
 RETRY_AFTER = 1.0
@@ -34,8 +34,7 @@ a line-by-line writer checks at most 20 times a second, and a write after a paus
 """
 
 
-@dataclass(frozen=True, slots=True)
-class FileNews:
+class FileNews(Record):
     """A change in whether a service's log file is written: it failed, works again, or was remade.
 
     Reported once per episode: a failure, then the first write that works again.
@@ -143,7 +142,9 @@ class LogFile:
         try:
             deleted = self._open()
             if self.error is not None or deleted:
-                news = FileNews(self.path, True, deleted=deleted, unwritten=self._unwritten)
+                news = FileNews(
+                    path=self.path, writing=True, deleted=deleted, unwritten=self._unwritten
+                )
                 # The notice goes first, in the same write: the file says where its gap is.
                 notice = f"tuisup: {news.describe()}\n".encode()
                 encoded = self.encoder.encode(notice, time.time(), "tuisup")
@@ -272,7 +273,7 @@ class LogFile:
         self._unwritten += _lines_in(unwritten)
         if self.error is None:
             self.error = error
-            self._tell(FileNews(self.path, False, error=error))
+            self._tell(FileNews(path=self.path, writing=False, error=error))
 
     def _tell(self, news: FileNews) -> None:
         if self._report is not None:

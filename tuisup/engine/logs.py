@@ -194,7 +194,7 @@ class LogStore:
         log = self._files.get(service)
         if log is None or log.error is None:
             return None
-        return FileNews(log.path, False, error=log.error).describe()
+        return FileNews(path=log.path, writing=False, error=log.error).describe()
 
     def _file_news(self, service: str, news: FileNews) -> None:
         """Say in the service's log what happened to its file (the file has the line if it can)."""

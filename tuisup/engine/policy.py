@@ -13,18 +13,17 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from dataclasses import dataclass
 
 from tuisup.engine.backoff import Backoff
 from tuisup.engine.clock import Clock
+from tuisup.model.record import Record
 from tuisup.spec import RestartPolicy, ServiceSpec
 
 RESET_AFTER = 10.0
 """Seconds a run must last for the next failure to start the backoff from its first delay."""
 
 
-@dataclass(frozen=True, slots=True)
-class Next:
+class Next(Record):
     """What follows an ended run: another after `delay` seconds, or nothing (`given_up`)."""
 
     delay: float = 0.0

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
 from pathlib import Path
 
+from tuisup.model.record import Record, replace
 from tuisup.spec import RUN_FIELDS, Manifest, ServiceSpec
 
 
-@dataclass(frozen=True, slots=True)
-class ReloadPlan:
+class ReloadPlan(Record):
     """Which services a new manifest adds, removes, restarts, or changes in place."""
 
     added: tuple[str, ...]

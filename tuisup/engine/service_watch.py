@@ -267,7 +267,7 @@ class ServiceWatch:
         wanted = [(source, rule.cwd) for rule in self.rules for source in rule.sources]
         tops = sorted({p for p, _ in wanted if not any(q in p.parents for q, _ in wanted)})
         return [
-            Root(top, _lowest(cwd for p, cwd in wanted if p == top or top in p.parents))
+            Root(path=top, floor=_lowest(cwd for p, cwd in wanted if p == top or top in p.parents))
             for top in tops
         ]
 

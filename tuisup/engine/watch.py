@@ -19,9 +19,10 @@ import struct
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tuisup.model.record import Record
 
 IN_MODIFY = 0x002
 IN_ATTRIB = 0x004
@@ -92,7 +93,7 @@ class FileWatcher:
 
     def start(self) -> bool:
         """Begin watching; return False where inotify is not available (then nothing is)."""
-        return self._tree.start([Root(self.path, floor=self.path.parent)])
+        return self._tree.start([Root(path=self.path, floor=self.path.parent)])
 
     def close(self) -> None:
         """Stop watching."""
@@ -114,8 +115,7 @@ class FileWatcher:
         self.on_change()
 
 
-@dataclass(frozen=True, slots=True)
-class Root:
+class Root(Record):
     """A path a TreeWatcher watches, and how far up it may look for it while it is missing."""
 
     path: Path

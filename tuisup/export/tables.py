@@ -8,8 +8,9 @@ has no instance: the one it would have is made for it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
+from tuisup.model.record import replace
 from tuisup.spec import Manifest, ServiceSpec, Template
 
 

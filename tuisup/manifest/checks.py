@@ -270,7 +270,10 @@ def _read_env_file(ck: Checker, path: Key, file: Path, written: str) -> dict[str
         return ck.fail(path, f"cannot read {file}: not UTF-8 ({exc.reason})")
     values, errors = parse_dotenv(text)
     display = os.path.join(os.path.dirname(ck.display), os.path.expanduser(written))
-    ck.problems.extend(Problem(display, line, col, "env_file", msg) for line, col, msg in errors)
+    ck.problems.extend(
+        Problem(file=display, line=line, col=col, key="env_file", message=msg)
+        for line, col, msg in errors
+    )
     return INVALID if errors else values
 
 

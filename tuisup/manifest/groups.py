@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
 from typing import Any
 
 from tuisup.manifest import checks
@@ -24,6 +23,7 @@ from tuisup.manifest.problems import (
     quote,
     unknown_service,
 )
+from tuisup.model.record import replace
 from tuisup.spec import GroupFailure, GroupSpec, GroupStrategy, ServiceSpec
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")

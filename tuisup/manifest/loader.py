@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from tuisup.manifest.replicas import (
     replicas,
 )
 from tuisup.manifest.syntax import parse_toml
+from tuisup.model.record import replace
 from tuisup.spec import (
     BackoffKind,
     ExecutorKind,
@@ -115,7 +115,7 @@ def parse_manifest(text: str, path: Path, display: str | None = None) -> Manifes
 
 
 def _unreadable(display: str, reason: str) -> Problem:
-    return Problem(display, 0, 0, "", f"cannot read: {reason}")
+    return Problem(file=display, line=0, col=0, key="", message=f"cannot read: {reason}")
 
 
 # --- tables --------------------------------------------------------------------------------
@@ -295,7 +295,9 @@ def _log_dir_problem(ck: Checker, problem: str, *, given: bool) -> None:
         return
     line, col = ck.where.find(("tuisup",), key=True)
     text = f"{problem} (the default; set log_dir in [tuisup])"
-    ck.problems.append(Problem(ck.display, line or 1, col or 1, "tuisup.log_dir", text))
+    ck.problems.append(
+        Problem(file=ck.display, line=line or 1, col=col or 1, key="tuisup.log_dir", message=text)
+    )
 
 
 def _services(
@@ -304,7 +306,13 @@ def _services(
     if raw is None or raw == {}:
         line, col = ck.where.find(("services",), key=True)
         ck.problems.append(
-            Problem(ck.display, line or 1, col or 1, "services", "no services defined")
+            Problem(
+                file=ck.display,
+                line=line or 1,
+                col=col or 1,
+                key="services",
+                message="no services defined",
+            )
         )
         return {}, {}
     tables = checks.table(ck, ("services",), raw)

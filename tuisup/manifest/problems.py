@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
 from tuisup.manifest.locator import BARE, Key, Locator
+from tuisup.model.record import Record
 from tuisup.terminal import json_text
 
 
-@dataclass(frozen=True, slots=True)
-class Problem:
+class Problem(Record):
     """One thing wrong with a manifest (or its env file), located like a compiler error."""
 
     file: str
@@ -116,20 +115,20 @@ def dotted(path: Key) -> str:
     return text
 
 
-@dataclass
 class Checker:
     """Collects problems while the document is validated."""
 
-    display: str
-    """The manifest as the user named it."""
-    root: Path
-    """The manifest's folder: relative paths in it start here."""
-    where: Locator
-    """Where each key and value of the manifest's text starts."""
-    problems: list[Problem] = field(default_factory=list)
-    """Everything found so far."""
-    env_files: dict[Path, dict[str, str] | Invalid] = field(default_factory=dict)
-    """Each env file read so far: several services may name the same one."""
+    def __init__(self, display: str, root: Path, where: Locator) -> None:
+        self.display = display
+        """The manifest as the user named it."""
+        self.root = root
+        """The manifest's folder: relative paths in it start here."""
+        self.where = where
+        """Where each key and value of the manifest's text starts."""
+        self.problems: list[Problem] = []
+        """Everything found so far."""
+        self.env_files: dict[Path, dict[str, str] | Invalid] = {}
+        """Each env file read so far: several services may name the same one."""
 
     def fail(self, path: Key, message: str, *, key: bool = False) -> Invalid:
         """Record a problem at `path`'s value (or its key when `key` is set).
@@ -138,7 +137,9 @@ class Checker:
             INVALID, for a check to return.
         """
         line, col = self.where.find(path, key=key)
-        self.problems.append(Problem(self.display, line, col, dotted(path), message))
+        self.problems.append(
+            Problem(file=self.display, line=line, col=col, key=dotted(path), message=message)
+        )
         return INVALID
 
     def unknown(self, path: Key, known: Sequence[str]) -> None:

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from typing import Any
 
 from tuisup.manifest import checks
 from tuisup.manifest.locator import Key
 from tuisup.manifest.problems import INVALID, Checker, Invalid, describe
+from tuisup.model.record import replace
 from tuisup.spec import ServiceSpec, Template
 
 Make = Callable[[Checker, str, object], ServiceSpec | Invalid]

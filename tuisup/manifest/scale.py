@@ -8,7 +8,6 @@ so that the instances that remain have the very same spec and keep running.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from functools import partial
 
 from tuisup.manifest.groups import assign_groups
@@ -16,6 +15,7 @@ from tuisup.manifest.loader import service_spec
 from tuisup.manifest.locator import Locator
 from tuisup.manifest.problems import INVALID, Checker
 from tuisup.manifest.replicas import MAX_REPLICAS, instances, overlaps, port_env, ranges, shown
+from tuisup.model.record import replace
 from tuisup.spec import Manifest, ServiceSpec, Template
 
 

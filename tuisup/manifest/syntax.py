@@ -31,7 +31,9 @@ def parse_toml(text: str, display: str) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
     except RecursionError:
-        problem = Problem(display, 0, 0, "", "invalid TOML: nested too deeply")
+        problem = Problem(
+            file=display, line=0, col=0, key="", message="invalid TOML: nested too deeply"
+        )
     except ValueError as exc:  # TOMLDecodeError, or an integer of thousands of digits
         problem = _toml_problem(text, exc, display)
     raise ManifestError([problem]) from None
@@ -44,14 +46,16 @@ def _toml_problem(text: str, invalid: ValueError, display: str) -> Problem:
     try:
         tomlkit.parse(text)
     except RecursionError:
-        return Problem(display, 0, 0, "", "invalid TOML: nested too deeply")
+        return Problem(
+            file=display, line=0, col=0, key="", message="invalid TOML: nested too deeply"
+        )
     except Exception as exc:  # tomlkit raises more than ParseError for bad input
         return _tomlkit_problem(text, exc, display)
     # tomlkit accepted what tomllib did not: report tomllib's words.
     found = re.search(r"\(at line (\d+), column (\d+)\)$", str(invalid))
     line, col = (int(found.group(1)), int(found.group(2))) if found else (0, 0)
     message = re.sub(r" \(at (line \d+, column \d+|end of document)\)$", "", str(invalid))
-    return Problem(display, line, col, "", message)
+    return Problem(file=display, line=line, col=col, key="", message=message)
 
 
 def _tomlkit_problem(text: str, exc: Exception, display: str) -> Problem:
@@ -66,9 +70,11 @@ def _tomlkit_problem(text: str, exc: Exception, display: str) -> Problem:
         where.run_safely()
         if where.duplicate is not None:
             path, (line, col) = where.duplicate
-            return Problem(display, line, col, dotted(path), "defined twice")
+            return Problem(
+                file=display, line=line, col=col, key=dotted(path), message="defined twice"
+            )
     line = getattr(exc, "line", 0)
     col = getattr(exc, "col", 0)
     message = re.sub(r" at line \d+ col \d+$", "", message) or type(exc).__name__
     # tomlkit counts columns from 0.
-    return Problem(display, line, col + 1 if line else 0, "", message)
+    return Problem(file=display, line=line, col=col + 1 if line else 0, key="", message=message)

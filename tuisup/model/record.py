@@ -5,14 +5,22 @@ class); the dozen events cost 7.5 ms of every start that way, and `tuisup ps` pa
 every class it loads. `Record` gives the same things (keyword-only fields with defaults,
 slots, frozen, equality, a repr; type checkers read it as a dataclass through
 `dataclass_transform`) with one `__init__` shared by every record. A default is shared by
-every record that takes it: use immutable ones.
+every record that takes it: use immutable ones (`EMPTY` for an empty mapping).
+
+`replace(record, **changes)` is `dataclasses.replace` for records. Fields named in a
+class's `_uncompared` (its place in a file, say) are left out of equality and hashing.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, dataclass_transform
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, ClassVar, TypeVar, dataclass_transform
 
 _MISSING: Any = object()
+EMPTY: Mapping[Any, Any] = MappingProxyType({})
+"""An empty mapping no one can change: the default of a record's mapping field."""
+R = TypeVar("R", bound="Record")
 
 
 @dataclass_transform(kw_only_default=True, frozen_default=True)
@@ -20,6 +28,7 @@ class _RecordType(type):
     """Gives each record class its slots and its fields (its own after its bases')."""
 
     _fields: tuple[str, ...]
+    _compared: tuple[str, ...]
     _defaults: dict[str, Any]
 
     def __new__(
@@ -35,6 +44,8 @@ class _RecordType(type):
         cls = super().__new__(mcs, name, bases, namespace, **kw)
         cls._fields = (*getattr(cls, "_fields", ()), *own)
         cls._defaults = {**getattr(cls, "_defaults", {}), **defaults}
+        uncompared = getattr(cls, "_uncompared", ())
+        cls._compared = tuple(field for field in cls._fields if field not in uncompared)
         return cls
 
 
@@ -43,7 +54,9 @@ class Record(metaclass=_RecordType):
 
     __slots__ = ()
     _fields: ClassVar[tuple[str, ...]]
+    _compared: ClassVar[tuple[str, ...]]
     _defaults: ClassVar[dict[str, Any]]
+    _uncompared: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **values: Any) -> None:
         for field in self._fields:
@@ -63,11 +76,20 @@ class Record(metaclass=_RecordType):
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return all(getattr(self, f) == getattr(other, f) for f in self._fields)
+        return all(getattr(self, f) == getattr(other, f) for f in self._compared)
 
     def __hash__(self) -> int:
-        return hash(tuple(getattr(self, f) for f in self._fields))
+        return hash(tuple(getattr(self, f) for f in self._compared))
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{field}={getattr(self, field)!r}" for field in self._fields)
         return f"{type(self).__name__}({shown})"
+
+
+def replace(record: R, /, **changes: Any) -> R:
+    """A copy of `record` with `changes` made (`dataclasses.replace` for records)."""
+    values = {field: getattr(record, field) for field in record._fields}
+    unknown = changes.keys() - values.keys()
+    if unknown:
+        raise TypeError(f"{type(record).__name__} has no field {', '.join(sorted(unknown))}")
+    return type(record)(**{**values, **changes})
