@@ -279,6 +279,9 @@ def _file_verb_run(options: argparse.Namespace) -> int:
 
 def _run_host(options: argparse.Namespace) -> int:
     """Run the manifest's services: with the console, or headless."""
+    from tuisup import lifeline_process
+
+    lifeline_process.start_spare()  # its interpreter starts while ours imports the engine
     with _collector_paused():
         manifest = _load(options.file)
         if manifest is None:

@@ -266,3 +266,50 @@ def _cmdline(pid: int) -> bytes:
             return f.read()
     except OSError:
         return b""
+
+
+async def test_the_host_takes_the_spare_lifeline_started_before_the_engine(
+    make_manifest: Callable[..., Manifest],
+) -> None:
+    from tuisup import lifeline_process
+
+    spare = lifeline_process.start_spare()
+    assert spare is not None
+    async with Host(make_manifest(a="sleep 60")) as host:
+        assert host.lifeline.pid == spare
+        async with Host(make_manifest(b="sleep 60")) as second:  # no spare left: its own
+            assert second.lifeline.pid not in (None, spare)
+    assert stat(spare) is None  # released, and reaped by the host
+    assert zombie_children() == []
+
+
+async def test_a_spare_lifeline_killed_before_it_is_taken_is_replaced(
+    make_manifest: Callable[..., Manifest], token: str
+) -> None:
+    import os
+    import signal
+
+    from tuisup import lifeline_process
+
+    spare = lifeline_process.start_spare()
+    assert spare is not None
+    os.kill(spare, signal.SIGKILL)
+    with anyio.fail_after(5):  # dead before the host looks: a zombie it will reap
+        while (info := stat(spare)) is None or info[0] != "Z":
+            await anyio.sleep(0.01)
+    async with Host(make_manifest(a="sleep 60")) as host:
+        await running(host, "a", 1, token)
+        assert host.lifeline.pid not in (None, spare)
+    assert stat(spare) is None
+    assert not list(tagged_pids(token))
+    assert zombie_children() == []
+
+
+def test_a_spare_lifeline_never_told_its_tag_exits_having_killed_nothing() -> None:
+    import os
+
+    from tuisup import lifeline_process
+
+    popen, write_end = lifeline_process.start()
+    os.close(write_end)  # as when tuisup exits before any host took it
+    assert popen.wait(timeout=10) == 0

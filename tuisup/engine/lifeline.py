@@ -6,45 +6,24 @@ end, the read returns, and the lifeline SIGKILLs every process tagged with this 
 `TUISUP_HOST`, again and again until none is left: direct children, grandchildren and
 escapees alike. A parent-death signal would cover only direct children, and would cost an
 exec wrapper on every spawn; the lifeline costs one process per host and nothing per spawn.
+
+The process itself, and the spare that `tuisup` starts before it imports the engine, are
+`tuisup.lifeline_process`; this keeps one alive for a host.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 
 import anyio
 from anyio.abc import TaskStatus
 
-from tuisup.engine.reaper import HOST_TAG, SERVICE_TAG
+from tuisup import lifeline_process
+from tuisup.engine.reaper import HOST_TAG
 from tuisup.engine.spawn import Leader
 
 RETRY = 1.0
 """Seconds between two attempts to start a lifeline that could not be started."""
-
-_SCRIPT = """
-import os, signal, sys, time
-needle = sys.argv[1].encode()
-while os.read(0, 4096):
-    pass
-me = os.getpid()
-for _ in range(500):
-    found = False
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == me:
-            continue
-        try:
-            with open("/proc/" + entry + "/environ", "rb") as f:
-                if needle not in f.read().split(b"\\0"):
-                    continue
-            os.kill(int(entry), signal.SIGKILL)
-            found = True
-        except OSError:
-            pass
-    if not found:
-        break
-    time.sleep(0.01)
-"""
 
 
 class Lifeline:
@@ -67,27 +46,17 @@ class Lifeline:
         return self._leader.pid if self._leader is not None else None
 
     def _spawn(self) -> Leader:
-        """Start a lifeline.
+        """Start a lifeline (or take the spare `tuisup` started early) and tell it our tag.
 
         Raises:
             OSError: It could not be started (too many open files); nothing is left open.
         """
-        read_end, write_end = os.pipe2(os.O_CLOEXEC)
-        env = {k: v for k, v in os.environ.items() if k not in (HOST_TAG, SERVICE_TAG)}
+        popen, write_end = lifeline_process.take(f"{HOST_TAG}={self.tag}")
         try:
-            # In a session of its own: a Ctrl-C in the terminal must not reach it.
-            leader = Leader.spawn(
-                [sys.executable, "-I", "-S", "-c", _SCRIPT, f"{HOST_TAG}={self.tag}"],
-                cwd=None,
-                env=env,
-                managed=self._managed,
-                stdin=read_end,
-            )
+            leader = Leader.adopt(popen, self._managed)
         except OSError:
             os.close(write_end)
             raise
-        finally:
-            os.close(read_end)
         self._leader, self._write_end = leader, write_end
         return leader
 

@@ -70,6 +70,16 @@ class Leader:
             close_fds=True,
             pass_fds=pass_fds,
         )
+        return cls.adopt(popen, managed)
+
+    @classmethod
+    def adopt(cls, popen: subprocess.Popen[bytes], managed: set[int]) -> Leader:
+        """Watch a session leader just started (by `spawn`, or the spare lifeline).
+
+        Raises:
+            OSError: It could get no pidfd, which nothing could then watch: it was killed
+                with its group and reaped.
+        """
         try:
             pidfd = os.pidfd_open(popen.pid)
         except OSError:
