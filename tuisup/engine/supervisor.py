@@ -12,6 +12,7 @@ dependencies do not hold is `waiting` until the host says they changed.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import traceback
@@ -401,7 +402,7 @@ class Supervisor:
         self._now.started_mono = self._clock.monotonic()
         self._now.started_wall = self._clock.time()
         self._transition(S.RUNNING, pid=run.pid, executor=run.kind.value)
-        self._tg.start_soon(self._watch, run)
+        run.when_ended(self._tg, partial(self._exited, run))
         if self.spec.healthcheck is not None:
             self._checks.start(self.spec, self._tg, partial(self._unhealthy, run))
 
@@ -411,6 +412,8 @@ class Supervisor:
         Returns:
             Whether the run is up; if not, the service is `failed` or `stopped`.
         """
+        if run.up and not self._stops_queued:
+            return True  # a command: up once spawned, nothing to wait for
         timeout = self.spec.start_timeout
         starting = self._now.starting = anyio.CancelScope()
         if self._stops_queued:
@@ -450,9 +453,10 @@ class Supervisor:
         if run is self._now.run and self.state is S.RUNNING and self.spec.restart_on_unhealthy:
             self._send.send_nowait(Unhealthy(run, reason))
 
-    async def _watch(self, run: Run) -> None:
-        status = await run.wait()
-        self._send.send_nowait(Exited(run, status))
+    def _exited(self, run: Run, status: ExitStatus) -> None:
+        """A run ended: its end is handled by the actor (a run that outlived `close`: not)."""
+        with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
+            self._send.send_nowait(Exited(run, status))
 
     async def _on_exit(self, run: Run, status: ExitStatus) -> None:
         if run is not self._now.run or self.state is not S.RUNNING:

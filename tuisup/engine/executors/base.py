@@ -7,6 +7,7 @@ import importlib.util
 import os
 import signal
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -52,6 +53,13 @@ class Run(ABC):
         assert self._status is not None
         return self._status
 
+    def when_ended(self, tg: TaskGroup, tell: Callable[[ExitStatus], None]) -> None:
+        """Call `tell` with the run's status once it has ended, from a task in `tg`."""
+        tg.start_soon(self._tell_when_ended, tell)
+
+    async def _tell_when_ended(self, tell: Callable[[ExitStatus], None]) -> None:
+        tell(await self.wait())
+
     async def _escalate(self, timeout: float) -> None:
         """After a stop was asked for: wait `timeout`, then `kill` and wait KILL_GRACE more.
 
@@ -64,6 +72,11 @@ class Run(ABC):
                 self.kill()
                 with anyio.move_on_after(KILL_GRACE):
                     await self._ended.wait()
+
+    @property
+    def up(self) -> bool:
+        """Whether the run is up already: `started` would return at once."""
+        return True
 
     async def started(self) -> None:  # noqa: B027 - most runs are up once started
         """Return once the service is up (a Python target imported in its child).

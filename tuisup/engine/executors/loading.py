@@ -66,6 +66,11 @@ class LoadingRun(Run):
         self._settled = anyio.Event()
         """Set once the run is handed over (`_made`), or given up (then it has ended)."""
 
+    @property
+    def up(self) -> bool:
+        """Not before `started` has made the target."""
+        return self._made is not None
+
     async def started(self) -> None:
         """Make the target in a thread of its own, then start it; see `Run.started`."""
         made: Made | None = None

@@ -256,6 +256,7 @@ class ProcessRun(Run):
         self._drained = anyio.Event()
         self._exited_at = 0.0
         self._open: set[int] = set()
+        self._tell: Callable[[ExitStatus], None] | None = None
         self._loop: asyncio.AbstractEventLoop
         self._tg: TaskGroup
 
@@ -300,6 +301,14 @@ class ProcessRun(Run):
         if not self._open:
             self._drained.set()
 
+    def when_ended(self, tg: TaskGroup, tell: Callable[[ExitStatus], None]) -> None:
+        """`_finish` tells, once it has reaped and swept: no task waits for each run."""
+        if self._ended.is_set():
+            assert self._status is not None
+            tell(self._status)
+        else:
+            self._tell = tell
+
     def _on_exit(self) -> None:
         self._exited_at = time.monotonic()  # the sweep needs a look at the children after it
         self._reaper.quiet()
@@ -315,17 +324,21 @@ class ProcessRun(Run):
             code = self._leader.reap()
             if code is None:
                 # Stuck in the kernel (state D) even after SIGKILL: nothing more to do.
-                self._status = ExitStatus(error="did not end after SIGKILL")
-                self._ended.set()
+                self._end(ExitStatus(error="did not end after SIGKILL"))
                 return
             await self._sweep()
             with anyio.move_on_after(DRAIN_GRACE):
                 await self._drained.wait()
             if code < 0:
-                self._status = ExitStatus(signal=-code, error=self._exception)
+                self._end(ExitStatus(signal=-code, error=self._exception))
             else:
-                self._status = ExitStatus(code=code, error=self._exception)
-            self._ended.set()
+                self._end(ExitStatus(code=code, error=self._exception))
+
+    def _end(self, status: ExitStatus) -> None:
+        self._status = status
+        self._ended.set()
+        if self._tell is not None:
+            self._tell(status)
 
     def on_status(self, line: str) -> None:
         """Take one line from a Python child's status pipe."""
@@ -338,6 +351,11 @@ class ProcessRun(Run):
             self._ready.set()
         elif word == "exception":
             self._exception = rest
+
+    @property
+    def up(self) -> bool:
+        """A command is up once spawned; a Python child only once its target is imported."""
+        return self._status_fd is None
 
     async def started(self) -> None:
         """For a Python child, wait until its target is imported; see `Run.started`."""
