@@ -18,6 +18,7 @@ from anyio.abc import TaskGroup
 
 from tuisup.control.server import ControlError, ControlServer
 from tuisup.engine import Host
+from tuisup.engine.spawn import reserve_descriptors
 from tuisup.model.events import ControlRefused
 from tuisup.spec import Manifest
 
@@ -28,6 +29,7 @@ async def run_console(manifest: Manifest) -> int:
     from tuisup.tui.app import TuisupApp  # Textual is imported only here
 
     host = Host(manifest)
+    reserve_descriptors(len(manifest.services))  # before the first thread (see there)
     server = await _bound(host)
     if server is None:
         return 1
@@ -62,6 +64,7 @@ async def run_headless(manifest: Manifest, *, json_mode: bool, out: TextIO | Non
 
     stream = out or sys.stdout
     host = Host(manifest)
+    reserve_descriptors(len(manifest.services))  # before the first thread (see there)
     server = await _bound(host)
     if server is None:
         return 1

@@ -54,6 +54,69 @@ def test_every_service_succeeding_exits_zero(tmp_path: Path) -> None:
     assert Tuisup("--no-tui", cwd=tmp_path).finish() == 0
 
 
+def test_output_to_a_file_is_written_whole_and_in_order(tmp_path: Path) -> None:
+    """A file takes the printer's writes from the loop: nothing lost, nothing reordered."""
+    write_manifest(
+        tmp_path,
+        """
+        [services.count]
+        command = "seq 1 3000"
+        restart = "never"
+    """,
+    )
+    with open(tmp_path / "out.txt", "w") as out:
+        done = subprocess.run(
+            [sys.executable, "-m", "tuisup", "--no-tui"],
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    assert (done.returncode, done.stderr) == (0, "")
+    lines = (tmp_path / "out.txt").read_text().splitlines()
+    assert [line for line in lines if line.startswith("count | ")] == [
+        f"count | {n}" for n in range(1, 3001)
+    ]
+    assert lines[-1] == "tuisup: every service stopped"
+
+
+def test_a_full_disk_under_stdout_is_said_once_and_the_services_keep_running(
+    tmp_path: Path, token: str
+) -> None:
+    write_manifest(
+        tmp_path,
+        """
+        [services.chatty]
+        command = "while true; do echo line; sleep 0.01; done"
+        shell = true
+        env = { TUISUP_TEST_TOKEN = "@TOKEN@" }
+    """,
+        token,
+    )
+    with open("/dev/full", "w") as full:  # every write: ENOSPC
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tuisup", "--no-tui"],
+            cwd=tmp_path,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    try:
+        deadline = time.monotonic() + 10
+        while not list(tagged_pids(token)):
+            assert time.monotonic() < deadline, "chatty never started"
+            time.sleep(0.01)
+        time.sleep(0.3)  # a few dozen lines, each a failed write
+        assert proc.poll() is None, "tuisup died of a full disk"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0
+    assert err == "tuisup: cannot write the output: No space left on device\n"
+
+
 def test_lifecycle_lines_describe_backoff_and_the_spent_budget(tmp_path: Path) -> None:
     write_manifest(
         tmp_path,

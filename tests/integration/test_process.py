@@ -313,3 +313,32 @@ def test_a_spare_lifeline_never_told_its_tag_exits_having_killed_nothing() -> No
     popen, write_end = lifeline_process.start()
     os.close(write_end)  # as when tuisup exits before any host took it
     assert popen.wait(timeout=10) == 0
+
+
+def test_the_descriptor_table_is_grown_before_the_first_spawn_and_nothing_is_left_open() -> None:
+    """Grown later, with threads running, each doubling stalls the loop for milliseconds."""
+    import subprocess
+
+    script = """
+import os
+from tuisup.engine.spawn import reserve_descriptors
+def size():
+    for line in open("/proc/self/status"):
+        if line.startswith("FDSize:"):
+            return int(line.split()[1])
+open_before = sorted(os.listdir("/proc/self/fd"))
+before = size()
+keep = os.open(os.devnull, os.O_RDONLY)
+os.dup2(keep, 300)  # an open descriptor where the reservation may look: never replaced
+reserve_descriptors(100)
+after = size()
+os.fstat(300)
+os.close(300), os.close(keep)
+print(before, after, sorted(os.listdir("/proc/self/fd")) == open_before)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=True
+    )
+    before, after, same = done.stdout.split()
+    assert int(before) < 664 <= int(after)  # 64 + 6 a service: room for 100 services
+    assert same == "True"

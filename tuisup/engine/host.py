@@ -50,7 +50,7 @@ from tuisup.engine.logs import LogBatch, LogStore
 from tuisup.engine.messages import CommandMessage, Start
 from tuisup.engine.reaper import Reaper, become_subreaper
 from tuisup.engine.reload import ReloadPlan, Scales, plan_reload, reread
-from tuisup.engine.spawn import raise_open_files_limit
+from tuisup.engine.spawn import reserve_descriptors
 from tuisup.engine.status import ACTIVE, LIVE
 from tuisup.engine.supervisor import Supervisor
 from tuisup.engine.waker import DependencyWaker
@@ -181,7 +181,7 @@ class Host:
 
     async def __aenter__(self) -> Host:
         become_subreaper()
-        raise_open_files_limit()
+        reserve_descriptors(len(self.supervisors))
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         self.reaper.listen()
