@@ -11,13 +11,16 @@ and is tested with a clock that moves when told to:
 
 from __future__ import annotations
 
-import random
 from collections import deque
+from typing import TYPE_CHECKING
 
 from tuisup.engine.backoff import Backoff
 from tuisup.engine.clock import Clock
 from tuisup.model.record import Record
 from tuisup.spec import RestartPolicy, ServiceSpec
+
+if TYPE_CHECKING:
+    import random
 
 RESET_AFTER = 10.0
 """Seconds a run must last for the next failure to start the backoff from its first delay."""

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import math
-import random
 import traceback
 from collections import deque
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.abc import TaskGroup
@@ -68,6 +67,9 @@ from tuisup.engine.status import (
 )
 from tuisup.model.views import ServiceView, SpecView
 from tuisup.spec import ServiceSpec
+
+if TYPE_CHECKING:
+    import random
 
 S = ServiceState
 
