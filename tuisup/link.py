@@ -29,6 +29,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from tuisup.backlog import NOT_SELECTED, Backlog
+from tuisup.control.paths import SOCKET_ENV
 from tuisup.model.errors import ApiError
 from tuisup.model.events import EVENTS, Event, Output
 from tuisup.spec import Listen
@@ -39,8 +40,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-SOCKET_ENV = "TUISUP_SOCKET"
-"""The variable that gives a service's processes the host's control socket."""
 FEED_BUFFER = 1000
 """Events an event feed holds for a reader behind before it drops them (`missed`)."""
 

@@ -102,7 +102,7 @@ async def _bound(host: Host) -> ControlServer | None:
     A refused client of another user becomes a `control_refused` event on the host's bus,
     so that every front end says it (the server itself knows the host only as a HostAPI).
     """
-    from tuisup.control.paths import socket_path
+    from tuisup.control.paths import SOCKET_ENV, socket_path
 
     manifest = host.manifest
     where = socket_path(manifest.path, manifest.settings.socket)
@@ -127,8 +127,6 @@ async def _bound(host: Host) -> ControlServer | None:
             metrics.close()
         sys.stderr.write(f"{exc}\n")
         return None
-    from tuisup.link import SOCKET_ENV
-
     host.env[SOCKET_ENV] = str(server.path.path)  # services observe and act through it
     return server
 

@@ -190,7 +190,9 @@ def test_headless_mode_never_imports_textual(tmp_path: Path) -> None:
 def test_headless_imports_only_what_the_manifest_uses(tmp_path: Path) -> None:
     """Regression: a start imported what this manifest does not use: `shutil` (argparse,
     for its help's width), `secrets` (one random tag), the file watching of services that
-    watch nothing; a user waits for every import before the first service starts."""
+    watch nothing, `random` (for jitter, before any restart), the services' link to the
+    host (for the name of one variable); a user waits for every import before the first
+    service starts."""
     write_manifest(
         tmp_path,
         """
@@ -205,6 +207,8 @@ def test_headless_imports_only_what_the_manifest_uses(tmp_path: Path) -> None:
         "tuisup.engine.service_watch",
         "tuisup.engine.executors.inprocess",
         "tuisup.service",
+        "tuisup.link",
+        "random",
         "textual",
     )
     code = (

@@ -21,6 +21,8 @@ SUN_PATH_MAX = 107
 """Bytes of a path a socket address holds (108, one of them its NUL)."""
 DEFAULT = Path(".tuisup") / "tuisup.sock"
 """Where the socket goes, relative to the manifest's folder."""
+SOCKET_ENV = "TUISUP_SOCKET"
+"""The variable that gives a host's services and hooks its socket (and the verbs they run)."""
 
 
 class SocketPath(Record):

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tuisup.control.client import RemoteHost
-from tuisup.control.paths import SocketPath, socket_path
+from tuisup.control.paths import SOCKET_ENV, SocketPath, socket_path
 from tuisup.model import ApiError, ServiceState, ServiceView
 from tuisup.model import events as ev
 from tuisup.terminal import json_text, one_line
@@ -109,7 +109,7 @@ def locate(options: argparse.Namespace) -> SocketPath:
     manifest = Path(options.file).resolve()
     configured = options.socket and os.path.abspath(options.socket)
     if not configured and options.file == DEFAULT_MANIFEST and not manifest.exists():
-        configured = os.environ.get("TUISUP_SOCKET") or None
+        configured = os.environ.get(SOCKET_ENV) or None
     return socket_path(manifest, configured or _configured(manifest))
 
 
