@@ -442,7 +442,12 @@ class Tuisup(Tool):
         return self._argv(d / "services.toml")
 
     def ingest(self, d: Path, writer: list[str]) -> tuple[list[str], Path, Path | None]:
-        text = f'[tuisup]\nlog_dir = "logs"\n\n[services.w]\ncommand = {json.dumps(writer)}\n'
+        # The lines as written, in one file, as the peers keep them: no time before each line
+        # and no rotation at 10 MiB (tuisup's defaults; `bench/logs.py` measures their cost).
+        text = (
+            f'[tuisup]\nlog_dir = "logs"\nlog_timestamps = false\nlog_max_bytes = 0\n\n'
+            f"[services.w]\ncommand = {json.dumps(writer)}\n"
+        )
         (d / "services.toml").write_text(text)
         return self._argv(d / "services.toml"), d / "logs" / "w.log", None
 
