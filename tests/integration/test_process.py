@@ -342,3 +342,35 @@ print(before, after, sorted(os.listdir("/proc/self/fd")) == open_before)
     before, after, same = done.stdout.split()
     assert int(before) < 664 <= int(after)  # 64 + 6 a service: room for 100 services
     assert same == "True"
+
+
+def _pipe_size(pid: int, fd: int) -> int:
+    """The capacity of the pipe a process holds as `fd` (opened anew through /proc)."""
+    import fcntl
+    import os
+
+    opened = os.open(f"/proc/{pid}/fd/{fd}", os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        return fcntl.fcntl(opened, fcntl.F_GETPIPE_SZ)
+    finally:
+        os.close(opened)
+
+
+async def test_only_a_flooding_services_pipe_is_grown(
+    make_manifest: Callable[..., Manifest],
+) -> None:
+    from tuisup.engine.executors.process import FULL_PIPE, PIPE_SIZE
+
+    manifest = make_manifest(
+        quiet="exec sleep 60",
+        flood="head -c 3000000 /dev/zero | tr '\\0' x; exec sleep 60",
+    )
+    async with Host(manifest) as host:
+        await wait_until(host, lambda s: all(v.state is S.RUNNING for v in s.values()))
+        flood, quiet = host.snapshot()["flood"].pid, host.snapshot()["quiet"].pid
+        assert flood is not None and quiet is not None
+        with anyio.fail_after(10):
+            while _pipe_size(flood, 1) < PIPE_SIZE:
+                await anyio.sleep(0.02)
+        assert _pipe_size(quiet, 1) == FULL_PIPE  # as made: growing every pipe cost 28 µs
+        assert _pipe_size(flood, 2) == FULL_PIPE  # its stderr never filled
