@@ -115,8 +115,9 @@ async def _bound(host: Host) -> ControlServer | None:
     try:
         if metrics is not None:  # before any service starts, as the socket is
             metrics.bind()
-        # Off the loop: the probe of a live host waits for its answer.
-        await anyio.to_thread.run_sync(server.bind)
+        # On the loop, which runs nothing else yet: a live host's probe is answered at once
+        # (one too busy to accept is waited for 1 s), and a worker thread is 1 ms to start.
+        server.bind()
     except OSError as exc:
         assert metrics is not None
         address = ":".join(map(str, metrics.address))
