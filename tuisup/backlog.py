@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from tuisup.model.events import Event, Missed, Output, Snapshot
+from tuisup.model.events import EVENTS, Event, Missed, Output, Snapshot
 from tuisup.spec import Listen
 
 if TYPE_CHECKING:
@@ -26,6 +26,14 @@ if TYPE_CHECKING:
 NOT_SELECTED = frozenset({"event", "status", "snapshot", "missed"})
 """Kinds never queued: `snapshot` and `missed` come from the backlog itself, `status` is
 the control socket's own."""
+
+
+def selectable() -> tuple[str, ...]:
+    """The `event` words an observer can select: every event's but `NOT_SELECTED`.
+
+    Read from the events themselves, so that a new kind of event can be listened to.
+    """
+    return tuple(sorted(set(EVENTS) - NOT_SELECTED))
 
 
 class Backlog:

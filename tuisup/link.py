@@ -28,10 +28,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from tuisup.backlog import NOT_SELECTED, Backlog
+from tuisup.backlog import Backlog, selectable
 from tuisup.control.paths import SOCKET_ENV
 from tuisup.model.errors import ApiError
-from tuisup.model.events import EVENTS, Event, Output
+from tuisup.model.events import Event, Output
+from tuisup.service import _resolve
 from tuisup.spec import Listen
 
 if TYPE_CHECKING:
@@ -39,9 +40,6 @@ if TYPE_CHECKING:
     from tuisup.service import CancellationToken
 
 T = TypeVar("T")
-
-FEED_BUFFER = 1000
-"""Events an event feed holds for a reader behind before it drops them (`missed`)."""
 
 
 class HostUnreachable(ApiError):
@@ -165,8 +163,7 @@ def wanted(services: list[str] | None, kinds: list[str] | None) -> Listen:
     Raises:
         ValueError: An unknown kind, or a kind that always comes.
     """
-    # The kinds manifest.listen.kinds gives; not imported: 19 ms more for a child process.
-    known = sorted(set(EVENTS) - NOT_SELECTED)
+    known = selectable()
     for kind in kinds or ():
         if kind not in known:
             raise ValueError(f"unknown event kind {kind!r}: expected one of {', '.join(known)}")
@@ -195,7 +192,7 @@ class EventFeed:
         owner: str,
         token: CancellationToken,
         selection: Listen,
-        buffer: int = FEED_BUFFER,
+        buffer: int,
     ) -> None:
         self._link = link
         self._link_async = link_async
@@ -207,7 +204,6 @@ class EventFeed:
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._backlog: Backlog | None = None
         """What it selected and has not read yet, once it follows the host."""
-        self._opened = False
         self._over = False
         """The host's stream ended (it stopped, or the connection went): end once read."""
         self._closed = False
@@ -230,7 +226,7 @@ class EventFeed:
         return self
 
     def __next__(self) -> Event:
-        if not self._opened and not self._closed:
+        if self._backlog is None and not self._closed:
             self._link().call(self._open)
         with self._changed:
             while True:
@@ -245,7 +241,7 @@ class EventFeed:
         return self
 
     async def __anext__(self) -> Event:
-        if not self._opened and not self._closed:
+        if self._backlog is None and not self._closed:
             link = await self._link_async()  # a child connects at its first use
             direct = _running_loop() is link.loop
             await link.call_async(partial(self._open, direct=direct))
@@ -350,12 +346,10 @@ class EventFeed:
         for name in self._selection.services or ():
             if name not in known and name not in declared:
                 raise UnknownService.named(name, sorted({*known, *declared}))
-        kinds = self._selection.kinds
-        subscription = await host.subscribe(lines=kinds is None or Output.kind in kinds)
+        subscription = await host.subscribe(lines=self._selection.wants(Output.kind, None))
         with self._lock:
-            if self._closed or self._opened:
+            if self._closed or self._backlog is not None:
                 return
-            self._opened = True
             self._backlog = Backlog(
                 self._owner,
                 self._selection,
@@ -419,8 +413,3 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)

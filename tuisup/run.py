@@ -29,7 +29,6 @@ async def run_console(manifest: Manifest) -> int:
     from tuisup.tui.app import TuisupApp  # Textual is imported only here
 
     host = Host(manifest)
-    reserve_descriptors(len(manifest.services))  # before the first thread (see there)
     server = await _bound(host)
     if server is None:
         return 1
@@ -64,7 +63,6 @@ async def run_headless(manifest: Manifest, *, json_mode: bool, out: TextIO | Non
 
     stream = out or sys.stdout
     host = Host(manifest)
-    reserve_descriptors(len(manifest.services))  # before the first thread (see there)
     server = await _bound(host)
     if server is None:
         return 1
@@ -99,12 +97,16 @@ async def _on_signals(host: Host, tg: TaskGroup) -> None:
 async def _bound(host: Host) -> ControlServer | None:
     """The host's control server, its socket bound; None when it cannot be (said on stderr).
 
+    What every runner does before the host starts anything: the descriptor table is grown
+    for its services first, while tuisup has no thread (`reserve_descriptors`).
+
     A refused client of another user becomes a `control_refused` event on the host's bus,
     so that every front end says it (the server itself knows the host only as a HostAPI).
     """
     from tuisup.control.paths import SOCKET_ENV, socket_path
 
     manifest = host.manifest
+    reserve_descriptors(len(manifest.services))  # first: tuisup has no thread yet (see there)
     where = socket_path(manifest.path, manifest.settings.socket)
 
     def refused(pid: int, uid: int) -> None:

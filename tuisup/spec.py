@@ -419,6 +419,10 @@ class Manifest(Record):
             return [name] if name in self.services else []
         return [f"{name}.{i}" for i in range(template.replicas)]
 
+    def members(self, group: GroupSpec) -> list[str]:
+        """A group's services, in start order (each replica of a replicated member)."""
+        return [i for member in group.services for i in self.instances(member)]
+
     @property
     def root(self) -> Path:
         """The folder the manifest lives in; relative paths start here."""

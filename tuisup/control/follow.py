@@ -22,6 +22,7 @@ from tuisup.headless import Printer, use_colour
 from tuisup.model import LogBatch
 from tuisup.model import events as ev
 from tuisup.model.logs import last_lines
+from tuisup.model.record import replace
 
 if TYPE_CHECKING:
     from tuisup.api import HostAPI
@@ -173,7 +174,7 @@ class LogFollower:
                 lines = [line for line in batch.lines if grep.search(line)]
                 if not lines:
                     continue
-                batch = _with(batch, lines)
+                batch = replace(batch, lines=lines)
             kept.append(batch)
         return kept
 
@@ -257,13 +258,6 @@ def _print_batches(batches: list[LogBatch], names: list[str], options: argparse.
         timestamps=bool(options.timestamps),
     )
     out(printer.render([_as_event(batch) for batch in batches]))
-
-
-def _with(batch: LogBatch, lines: list[str]) -> LogBatch:
-    """The batch holding only `lines` (the numbers of the others are skipped over)."""
-    return LogBatch(
-        service=batch.service, stream=batch.stream, first=batch.first, ts=batch.ts, lines=lines
-    )
 
 
 def _json_line(batch: LogBatch) -> str:

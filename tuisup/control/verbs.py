@@ -458,11 +458,12 @@ async def scale(options: argparse.Namespace) -> int:
         await host.close()
     if options.json:
         dump(report)
-    for entry in report if not options.json else ():
-        if not entry["ok"]:
-            say(f"tuisup: {entry['error']['message']}")
-            continue
-        name = entry["service"]
-        running = sum(v.declared == name and v.state is S.RUNNING for v in views.values())
-        out(f"{name} scaled to {entry['replicas']} ({running} running)\n")
+    else:
+        for entry in report:
+            if not entry["ok"]:
+                say(f"tuisup: {entry['error']['message']}")
+                continue
+            name = entry["service"]
+            running = sum(v.declared == name and v.state is S.RUNNING for v in views.values())
+            out(f"{name} scaled to {entry['replicas']} ({running} running)\n")
     return OK if all(entry["ok"] for entry in report) else FAILED

@@ -64,8 +64,7 @@ class Group:
     @property
     def members(self) -> list[str]:
         """Its members' services, in start order (each replica of a replicated one)."""
-        host = self._host
-        return [n for m in self.spec.services for n in host.manifest.instances(m)]
+        return self._host.manifest.members(self.spec)
 
     def look_again(self) -> None:
         """Have a restart waiting for a member's backoff look at it again."""
@@ -222,13 +221,11 @@ class Groups:
     def take(self, specs: Mapping[str, GroupSpec]) -> None:
         """Follow the groups of a (re)loaded manifest: a group that stayed keeps its budget."""
         assert self._tg is not None
-        kept = {name: self.groups[name] for name in specs if name in self.groups}
-        for name, group in kept.items():
-            group.spec = specs[name]
-        self.groups = {
-            name: kept.get(name) or Group(self._host, spec, self._tg)
-            for name, spec in specs.items()
-        }
+        groups = {}
+        for name, spec in specs.items():
+            group = groups[name] = self.groups.get(name) or Group(self._host, spec, self._tg)
+            group.spec = spec
+        self.groups = groups
 
     async def run(
         self, tg: TaskGroup, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED

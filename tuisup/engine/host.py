@@ -306,7 +306,7 @@ class Host:
             return [name]
         group = self.manifest.groups.get(name)
         if group is not None:
-            return [i for member in group.services for i in self.manifest.instances(member)]
+            return self.manifest.members(group)
         if name in self.manifest.templates:
             return self.manifest.instances(name)
         raise self._unknown(name)

@@ -67,12 +67,10 @@ class Feeder:
         self._host = host
         self.name = name
         """The listener's service."""
-        self._listen = listen
-        self._buffer = buffer
         self._fd = fd
         os.set_blocking(fd, False)
         self._loop = asyncio.get_running_loop()
-        self._lines = listen.kinds is None or Output.kind in listen.kinds
+        self._lines = listen.wants(Output.kind, None)
         """Whether `output` events go out, with their lines read from the kept log."""
         # The snapshot and the cursor are taken together: every event after one is after
         # the other.

@@ -184,9 +184,7 @@ class LogFile:
         """Whether the path still names the open file (not deleted, not moved away)."""
         try:
             found = os.stat(self.path)
-        except FileNotFoundError:
-            return False
-        except NotADirectoryError:  # its folder was replaced by a file
+        except (FileNotFoundError, NotADirectoryError):  # or its folder was replaced by a file
             return False
         return (found.st_dev, found.st_ino) == self._identity
 
@@ -257,12 +255,13 @@ class LogFile:
             except OSError:
                 self._cut = self._cut or cut  # half a line is in the file
                 raise
-            last: bytes | memoryview = b""
+            done: memoryview | None = None
             while views and written >= len(views[0]):
                 written -= len(views[0])
-                last = views.pop(0)[-1:]
+                done = views.pop(0)
             if views:
-                last = views[0][written - 1 : written] if written else last
+                # The last byte written: in the part cut short, or the last whole part's.
+                last = views[0][written - 1 : written] if written else done[-1:] if done else b""
                 views[0] = views[0][written:]
                 # A short write (a disk filling up): if the rest fails, a line is cut.
                 cut = last not in (b"", b"\n")

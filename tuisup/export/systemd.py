@@ -245,13 +245,14 @@ def _drop_ins(source: Source, table: Table, project: str) -> dict[str, str]:
     files = {}
     written = source.written(table.name).get("env", {})
     waited = Condition.HEALTHY.value in source.dependents(table.name).values()
+    own = [k for k, v in written.items() if "{port}" in str(v)]
+    own_check = _own_check(source, table)
     for spec in table.instances:
         lines = []
         if "PORT" in (given := tuisup_env(source, spec)):
             lines.append(f"Environment=PORT={given['PORT']}")
-        own = [k for k, v in written.items() if "{port}" in str(v)]
         lines += [f"Environment={_quote(f'{k}={spec.env[k]}', dollars=False)}" for k in own]
-        if _own_check(source, table) and (wait := _health_wait(spec, waited, [])):
+        if own_check and (wait := _health_wait(spec, waited, [])):
             lines.append(f"ExecStartPost={_command(wait)}")
         if lines:
             name = f"{project}-{table.name}@{spec.replica}.service.d/instance.conf"

@@ -47,9 +47,8 @@ def declared_tables(manifest: Manifest, order: list[str]) -> tuple[Table, ...]:
         if template.replicas == 0:
             tables.append(Table(replace(_first(manifest, template), name=name), 0, ()))
     for name, specs in found.items():
-        if specs:
-            count = manifest.templates[name].replicas if name in manifest.templates else None
-            tables.append(Table(replace(specs[0], name=name), count, tuple(specs)))
+        count = manifest.templates[name].replicas if name in manifest.templates else None
+        tables.append(Table(replace(specs[0], name=name), count, tuple(specs)))
     return tuple(sorted(tables, key=lambda table: order.index(table.name)))
 
 

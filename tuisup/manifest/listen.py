@@ -69,13 +69,11 @@ def _words(
 def kinds() -> tuple[str, ...]:
     """The `event` words a listener can ask for (`status` is only made for control clients).
 
-    Read from the events themselves, so that a new kind of event can be listened to; the
-    events are imported only for a manifest that names kinds.
+    The events are imported only for a manifest that names kinds.
     """
-    from tuisup.backlog import NOT_SELECTED
-    from tuisup.model.events import EVENTS
+    from tuisup.backlog import selectable
 
-    return tuple(sorted(set(EVENTS) - NOT_SELECTED))
+    return selectable()
 
 
 def _kind(item: object) -> str | None:

@@ -31,7 +31,6 @@ HEALTH: dict[Health, str] = {
     Health.UNKNOWN: "bright_black",
 }
 """The colour of the ♥ after a service with a health check, while it runs."""
-"""Executors that run a service inside tuisup: it has no process of its own."""
 
 
 def duration(seconds: float) -> str:
@@ -181,6 +180,9 @@ class ServiceTree(Tree[str | int]):
         stand for: `s`, `x`, `r` and `k` act on all of theirs)."""
         self._above: dict[str, tuple[str, ...]] = {}
         """Each service's parents, outermost first."""
+        self._members: dict[str, list[str]] = {}
+        """Each parent's services (made from `_above` at each sync): a summary reads only
+        its own members, not every service."""
         self._views: dict[str, ServiceView] = {}
         """Each service's latest view: its parents' summaries are made of them."""
         self._procs: dict[str, tuple[Proc, ...]] = {}
@@ -212,6 +214,10 @@ class ServiceTree(Tree[str | int]):
                 self.nodes_by_name[view.name] = node
                 self._above[view.name] = wanted[view.name]
         self.width_of_names = max((len(v.name) + 2 * len(wanted[v.name]) for v in views), default=8)
+        self._members = {}
+        for name, chain in self._above.items():
+            for key in chain:
+                self._members.setdefault(key, []).append(name)
 
     def _node_above(self, chain: tuple[str, ...]) -> TreeNode[str | int]:
         node = self.root
@@ -242,7 +248,7 @@ class ServiceTree(Tree[str | int]):
             self._set_rows(node, status.name, ())
 
     def _summarise(self, key: str, width: int) -> None:
-        members = [v for n, v in self._views.items() if key in self._above.get(n, ())]
+        members = [self._views[n] for n in self._members.get(key, ()) if n in self._views]
         _relabel(self.parents[key], summary_label(key, members, width))
 
     def show_processes(self, service: str, procs: tuple[Proc, ...]) -> None:
