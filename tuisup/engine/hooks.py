@@ -34,6 +34,7 @@ from tuisup.engine.events import (
     ManifestReloaded,
     Missed,
     RestartScheduled,
+    Scaled,
     ServiceState,
     StateChanged,
 )
@@ -155,8 +156,8 @@ class HookRunner:
             self._cursor = event.seq
             if isinstance(event, StateChanged):
                 self._states[event.service] = event.state
-            elif isinstance(event, ManifestReloaded):
-                for name in event.removed:
+            elif isinstance(event, ManifestReloaded | Scaled):
+                for name in event.removed:  # one made again under its name starts afresh
                     self._states.pop(name, None)
             elif isinstance(event, Missed):
                 self._states.clear()  # unseen changes: each service's state as it is now

@@ -35,6 +35,7 @@ from tuisup.engine.events import (
     ManifestReloaded,
     Missed,
     Output,
+    Scaled,
     ServiceState,
     StateChanged,
 )
@@ -143,7 +144,7 @@ class Metrics:
             numbers = self._numbers.get(event.service)
             if numbers is not None:
                 numbers.health = event.health
-        elif isinstance(event, ManifestReloaded | Missed):
+        elif isinstance(event, ManifestReloaded | Scaled | Missed):
             self._resync()
 
     def _state_changed(self, event: StateChanged) -> None:
@@ -168,7 +169,11 @@ class Metrics:
             numbers.start_seconds += took
 
     def _resync(self) -> None:
-        """Take every service's state and health from the host (at start, after a reload)."""
+        """Take every service's state and health from the host.
+
+        At start, and whenever services may have come or gone unseen: after a reload, a
+        scale (a reload of one table), or events missed.
+        """
         fresh: dict[str, Numbers] = {}
         for name, view in self._host.snapshot().items():
             numbers = self._numbers.get(name) or Numbers()
