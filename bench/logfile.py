@@ -33,7 +33,7 @@ def _time(folder: Path, pieces: list[bytes]) -> float:
     store = LogStore(10_000, folder, lambda batch: None)
     # The bytes as written, one file: what this path cost before times and rotation (those
     # are measured by bench/logs.py).
-    store.default_options = LogOptions(max_bytes=0, format=LogFormat.RAW)
+    store.configure("svc", LogOptions(max_bytes=0, format=LogFormat.RAW))
     failing = folder.is_file()
     sink = StreamSink(store, "svc", "stdout")
     started = time.perf_counter()

@@ -23,7 +23,7 @@ def line(n: int) -> bytes:
 
 def make_output(tmp_path: Path, batches: list[LogBatch]) -> ServiceOutput:
     store = LogStore(100, tmp_path / "logs", batches.append)
-    store.default_options = LogOptions(max_bytes=0)  # every line stays in the one file
+    store.configure("w", LogOptions(max_bytes=0))  # every line stays in the one file
     return ServiceOutput(store, "w", asyncio.get_running_loop())
 
 

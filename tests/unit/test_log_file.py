@@ -31,7 +31,7 @@ def store_with_news(log_dir: Path, clock: Clock | None = None) -> tuple[LogStore
         news.append(item)
 
     store = LogStore(100, log_dir, lambda batch: None, on_file=on_file, clock=clock or Clock())
-    store.default_options = RAW
+    store.configure("svc", RAW)
     return store, news
 
 

@@ -128,7 +128,7 @@ def test_text_lines_carry_the_rfc_3339_time_they_were_read_as_the_kept_lines_do(
 
 def test_json_lines_keep_bytes_that_are_not_utf8_losslessly(tmp_path: Path) -> None:
     store = LogStore(100, tmp_path, lambda b: None)
-    store.default_options = LogOptions(format=LogFormat.JSON)
+    store.configure("svc", LogOptions(format=LogFormat.JSON))
     out = StreamSink(store, "svc", "stdout")
     err = StreamSink(store, "svc", "stderr")
     written = [b"caf\xc3\xa9 \xff\xfe end", b'quote " and \\ and \x1b[31m']

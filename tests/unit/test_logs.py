@@ -97,7 +97,7 @@ def test_store_numbers_lines_globally_and_merges_services(tmp_path: Path) -> Non
 
 def test_sink_writes_raw_bytes_to_the_file_at_line_boundaries(tmp_path: Path) -> None:
     store = LogStore(100, tmp_path, lambda b: None)
-    store.default_options = LogOptions(format=LogFormat.RAW)
+    store.configure("svc", LogOptions(format=LogFormat.RAW))
     out = StreamSink(store, "svc", "stdout")
     err = StreamSink(store, "svc", "stderr")
     out.write(b"half a ")

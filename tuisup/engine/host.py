@@ -115,7 +115,6 @@ class Host:
         self.store = LogStore(
             settings.log_lines, settings.log_dir, self._announce, self._log_file_changed
         )
-        self.store.default_options = settings.logs
         self.reaper = Reaper()
         self.reaper.ended = self._ended
         self.lifeline = Lifeline(self.reaper.tag, self.reaper.managed)
@@ -396,9 +395,10 @@ class Host:
         """Read the manifest again and apply what changed; return whether it was applied.
 
         Services added are started (if autostart), removed ones are stopped and dropped,
-        changed ones (any field of their spec) are restarted under the new spec, and the
-        others are not touched at all. An invalid manifest changes nothing: the error is
-        announced as a `manifest_invalid` event. `[tuisup]` settings apply at next start.
+        changed ones restarted under the new spec (or, for how tuisup steers them, changed
+        in place), and the others are not touched at all. An invalid manifest changes
+        nothing: the error is announced as a `manifest_invalid` event. `[tuisup]` settings
+        apply at next start, but for its `log_*` defaults: every file takes them in place.
         """
         from tuisup.manifest import ManifestError
 
@@ -506,6 +506,9 @@ class Host:
         # The new graph and supervisors first: a changed service may now need an added one.
         fresh = {name: self._supervise(new.services[name]) for name in plan.added}
         self.supervisors = {name: old.get(name) or fresh[name] for name in new.services}
+        for name, spec in new.services.items():
+            if name not in fresh:  # kept: its file is written by its new `log_*` keys from now
+                self.store.configure(name, spec.logs)
         for name in removed:
             self._departed.pop(name, None)
             self._departed[name] = None

@@ -147,8 +147,6 @@ class LogStore:
         self._clock = clock
         self._rings: dict[str, LogRing] = {}
         self._files: dict[str, LogFile] = {}
-        self.default_options = LogOptions()
-        """How the files of services not `configure`d are written."""
         self.merged = LogRing(max_lines)
         self._next = 1
 
@@ -172,7 +170,7 @@ class LogStore:
         if log is None:
             path = self.log_dir / f"{service}.log"
             report = functools.partial(self._file_news, service)
-            log = self._files[service] = LogFile(path, report, self._clock, self.default_options)
+            log = self._files[service] = LogFile(path, report, self._clock)
         return log
 
     def configure(self, service: str, options: LogOptions) -> None:
