@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import anyio
 import anyio.abc
@@ -43,7 +43,14 @@ class HealthChecks:
     Every change of the flag is announced on the bus (`HealthChanged`).
     """
 
-    def __init__(self, service: str, bus: Bus, reaper: Reaper, clock: Clock = SYSTEM) -> None:
+    def __init__(
+        self,
+        service: str,
+        bus: Bus,
+        reaper: Reaper,
+        clock: Clock = SYSTEM,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.service = service
         self.health = Health.UNKNOWN
         """The current run's health (unknown without a health check, or between runs)."""
@@ -52,6 +59,8 @@ class HealthChecks:
         self._bus = bus
         self._reaper = reaper
         self._clock = clock
+        self.env: Mapping[str, str] = env if env is not None else {}
+        """What the host tells its commands, as it tells the service's (`Host.env`)."""
         self._scope: anyio.CancelScope | None = None
         self._done: anyio.Event | None = None
 
@@ -68,7 +77,7 @@ class HealthChecks:
             if health is Health.UNHEALTHY:
                 on_unhealthy(reason)
 
-        monitor = HealthMonitor(spec, self._reaper, report, self._clock)
+        monitor = HealthMonitor(spec, self._reaper, report, self._clock, self.env)
 
         async def run() -> None:
             try:
@@ -114,6 +123,7 @@ class HealthMonitor:
         reaper: Reaper,
         report: Report,
         clock: Clock = SYSTEM,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         assert spec.healthcheck is not None
         self.spec = spec
@@ -123,6 +133,7 @@ class HealthMonitor:
         self._reaper = reaper
         self._report = report
         self._clock = clock
+        self._env = env if env is not None else {}
 
     async def run(self) -> None:
         """Check until cancelled: at once, then often until the first pass, then by `interval`.
@@ -137,7 +148,7 @@ class HealthMonitor:
         counted_at = -math.inf
         while True:
             began = self._clock.monotonic()
-            failure = await probe(check, self.spec, self._reaper)
+            failure = await probe(check, self.spec, self._reaper, self._env)
             now = self._clock.monotonic()
             if failure is None:
                 self.failures = 0
@@ -162,8 +173,13 @@ class HealthMonitor:
             self._report(health, reason, self.failures)
 
 
-async def probe(check: HealthCheck, spec: ServiceSpec, reaper: Reaper) -> str | None:
-    """Run one check; return None if it passed, or what went wrong."""
+async def probe(
+    check: HealthCheck, spec: ServiceSpec, reaper: Reaper, host_env: Mapping[str, str]
+) -> str | None:
+    """Run one check; return None if it passed, or what went wrong.
+
+    A command runs in the environment the service's own command gets: `host_env` too.
+    """
     try:
         with anyio.fail_after(check.timeout):
             match check.kind:
@@ -172,7 +188,7 @@ async def probe(check: HealthCheck, spec: ServiceSpec, reaper: Reaper) -> str | 
                 case HealthKind.HTTP:
                     return await _http(check)
                 case HealthKind.COMMAND:
-                    return await _command(check, spec, reaper)
+                    return await _command(check, spec, reaper, host_env)
     except TimeoutError:
         return f"timed out after {check.timeout:g}s"
     except OSError as exc:
@@ -230,10 +246,13 @@ async def _http(check: HealthCheck) -> str | None:
     return None if passed else f"HTTP {status}"
 
 
-async def _command(check: HealthCheck, spec: ServiceSpec, reaper: Reaper) -> str | None:
+async def _command(
+    check: HealthCheck, spec: ServiceSpec, reaper: Reaper, host_env: Mapping[str, str]
+) -> str | None:
     """Run the command in its own session; kill its group and reap it, however this ends."""
+    env = service_env(spec, reaper, host_env)
     try:
-        leader, read_fd = spawn_command(check.argv, spec, service_env(spec, reaper, {}), reaper)
+        leader, read_fd = spawn_command(check.argv, spec, env, reaper)
     except OSError as exc:
         return f"cannot run: {exc.strerror or exc}"
     output = bytearray()

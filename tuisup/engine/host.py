@@ -164,6 +164,7 @@ class Host:
             clock=self.clock,
             gate=self._gate,
             reaper=self.reaper,
+            env=self.env,  # the dict itself: `TUISUP_SOCKET` goes in once the socket is bound
         )
 
     def _executor(self, spec: ServiceSpec) -> Executor:

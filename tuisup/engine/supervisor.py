@@ -16,7 +16,7 @@ import contextlib
 import math
 import traceback
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -91,6 +91,7 @@ class Supervisor:
         rng: random.Random | None = None,
         gate: Callable[[str], Verdict] | None = None,
         reaper: Reaper | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.spec = spec
         self.state = S.STOPPED
@@ -107,7 +108,8 @@ class Supervisor:
         self._send, self._inbox = anyio.create_memory_object_stream[Message](math.inf)
         self._tg: TaskGroup | None = None
         self._gate = gate or (lambda name: READY)
-        self._checks = HealthChecks(spec.name, bus, reaper or Reaper(), clock)
+        # Its checks' commands get what its command gets: the host's variables (`Host.env`) too.
+        self._checks = HealthChecks(spec.name, bus, reaper or Reaper(), clock, env)
         self._spec_view: tuple[ServiceSpec, SpecView] | None = None
         self._starts_queued = 0
         self._stops_queued = 0
