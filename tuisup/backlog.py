@@ -82,13 +82,14 @@ class Backlog:
         if not batch:
             return
         self._seen = batch[-1].seq
-        if isinstance(batch[0], Missed):
-            # Fallen off the host's ring: how many of those were selected is unknown, so
-            # all count; the rest of the batch is covered by a snapshot of now.
-            lost = batch[0].count + sum(self.wants(event) for event in batch[1:])
-            self._drop(batch[0].seq, len(self._queue) + lost)
-            return
         self._queue.extend(event for event in batch if self.wants(event))
+        # Fallen off the host's ring, or out of a client's queue (and there, after the
+        # events held for their status line): how many of those were selected is unknown,
+        # so all count. What is queued gives way to a snapshot of now, which covers it.
+        missed = [event for event in batch if isinstance(event, Missed)]
+        if missed:
+            first = min(self._queue[0].seq, missed[0].seq) if self._queue else missed[0].seq
+            self._drop(first, len(self._queue) + sum(event.count for event in missed))
 
     def bound(self) -> None:
         """Drop the queue for `missed` and a snapshot if more than `size` events wait.
