@@ -88,6 +88,13 @@ class HostAPI(Protocol):
         """The other services that `verb` (start, stop, restart) on `name` would move now."""
         ...
 
+    async def tables(self) -> dict[str, int]:
+        """Every replicated table (a service with `replicas`) and its count now, in order.
+
+        A table scaled to zero has no service in the snapshot; it is here.
+        """
+        ...
+
     async def scale(self, name: str, count: int) -> None:
         """Run `count` replicas of a replicated table; the others keep running.
 

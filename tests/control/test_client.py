@@ -13,13 +13,14 @@ from typing import Any
 import anyio
 import pytest
 
-from tests.conftest import tagged_pids, wait_until
+from tests.conftest import tagged_pids, wait_until, write_manifest
 from tests.control.raw import serving, short_folder
 from tuisup.control import client, mirror, protocol
 from tuisup.control.client import ConnectionLost, RemoteHost
 from tuisup.control.paths import SocketPath
 from tuisup.control.server import ControlServer
 from tuisup.engine import Host, ServiceState
+from tuisup.manifest import load_manifest
 from tuisup.model import ServiceView, SpecView, UnknownService
 from tuisup.model import events as ev
 from tuisup.spec import Manifest, RestartPolicy
@@ -370,4 +371,31 @@ async def test_a_reload_keeps_the_mirror_in_the_manifests_order(
         path.write_text("".join(table.format(n, token) for n in ("a", "b", "c")))
         assert await host.reload()
         await mirrored(remote, lambda s: list(s) == ["a", "b", "c"])
+        await remote.close()
+
+
+async def test_tables_name_each_replicated_service_and_its_count_a_table_at_zero_too(
+    tmp_path: Path, folder: Path, token: str
+) -> None:
+    text = """
+        [services.web]
+        command = "sleep 30"
+        env = { TUISUP_TEST_TOKEN = "@TOKEN@" }
+
+        [services.worker]
+        command = "sleep 31"
+        replicas = 2
+        env = { TUISUP_TEST_TOKEN = "@TOKEN@" }
+
+        [services.spare]
+        command = "sleep 32"
+        replicas = 0
+    """
+    manifest = load_manifest(write_manifest(tmp_path, text, token))
+    async with serving(manifest, folder / "s.sock") as (host, _):
+        remote = await RemoteHost.connect(folder / "s.sock")
+        assert await remote.tables() == await host.tables() == {"worker": 2, "spare": 0}
+        await remote.scale("worker", 0)
+        assert await remote.tables() == {"worker": 0, "spare": 0}
+        assert "worker.0" not in host.snapshot()
         await remote.close()

@@ -88,3 +88,40 @@ async def test_plus_and_minus_scale_the_selected_replicated_service(
         tree.move_cursor(tree.nodes_by_name["web"])
         await pilot.press("plus")
         await until(pilot, lambda: "web has no replicas key" in notification_text(app))
+
+
+async def test_a_table_scaled_to_zero_keeps_its_node_and_plus_runs_one_again(
+    tmp_path: Path, token: str
+) -> None:
+    text = WORKERS.replace("replicas = 3", "replicas = 1")
+    async with console(load(tmp_path, token, text)) as (host, app, pilot):
+        await wait_until(host, lambda s: all(v.state is S.RUNNING for v in s.values()))
+        tree = app.query_one(ServiceTree)
+        tree.move_cursor(tree.nodes_by_name["worker.0"])
+        await pilot.press("minus")
+        await wait_until(host, lambda s: "worker.0" not in s)
+        node = tree.parents["worker"]
+        await until(pilot, lambda: "0/0 running" in str(node.label))
+        assert "+ runs one" in str(node.label)
+        assert not node.children and tree.selected_service == "worker"
+
+        await pilot.press("plus")
+        await wait_until(host, lambda s: "worker.0" in s and s["worker.0"].state is S.RUNNING)
+        await until(pilot, lambda: "1/1 running" in str(node.label))
+        assert tree.parents["worker"] is node
+        assert [child.data for child in node.children] == ["worker.0"]
+
+
+async def test_a_table_with_no_replicas_in_the_manifest_has_a_node_from_the_start(
+    tmp_path: Path, token: str
+) -> None:
+    text = WORKERS.replace("replicas = 3", "replicas = 0")
+    async with console(load(tmp_path, token, text)) as (host, app, pilot):
+        tree = app.query_one(ServiceTree)
+        await until(pilot, lambda: "worker" in tree.parents)
+        node = tree.parents["worker"]
+        await until(pilot, lambda: "0/0 running" in str(node.label))
+        tree.move_cursor(node)
+        await pilot.press("plus")
+        await wait_until(host, lambda s: "worker.0" in s and s["worker.0"].state is S.RUNNING)
+        await until(pilot, lambda: "1/1 running" in str(node.label))

@@ -195,6 +195,11 @@ class RemoteHost:
         result = await self.request("affected", verb=verb, name=name)
         return [str(n) for n in result["services"]]
 
+    async def tables(self) -> dict[str, int]:
+        """Every replicated table and its count now, in manifest order."""
+        result = await self.request("tables")
+        return {str(name): int(count) for name, count in result["tables"].items()}
+
     # -- commands ---------------------------------------------------------------------------
 
     async def command(self, verb: str, name: str) -> list[str]:

@@ -31,6 +31,7 @@ ARGUMENTS: dict[str, frozenset[str]] = {
         "affected": {"verb", "name"},
         "toggle_watch": {"name"},
         "scale": {"name", "count"},
+        "tables": set(),
         "reload": set(),
         "logs": {"name", "since", "limit"},
         "processes": set(),
@@ -176,6 +177,7 @@ class Ops:
             "affected": self.affected,
             "toggle_watch": self.toggle_watch,
             "scale": self.scale,
+            "tables": self.tables,
             "reload": self.reload,
             "logs": self.logs,
             "processes": self.processes,
@@ -241,6 +243,10 @@ class Ops:
         if verb not in VERBS:
             raise BadRequest(f"affected: verb must be one of {', '.join(VERBS)}")
         return {"services": await self.api.affected(verb, name)}
+
+    async def tables(self, args: Args) -> dict[str, Any]:
+        """`tables` → {"tables": {name: count}}: the replicated tables, in manifest order."""
+        return {"tables": await self.api.tables()}
 
     async def toggle_watch(self, args: Args) -> dict[str, Any]:
         """`toggle_watch` {name} → {"watching": true | false | null}."""

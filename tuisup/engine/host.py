@@ -416,6 +416,11 @@ class Host:
             await self._apply(new, plan_reload(self.manifest.services, new.services))
             return True
 
+    async def tables(self) -> dict[str, int]:
+        """Every replicated table and its count now, in manifest order (`HostAPI.tables`)."""
+        templates = self.manifest.templates.items()
+        return {name: t.replicas for name, t in templates if t.replicas is not None}
+
     async def scale(self, name: str, count: int) -> None:
         """Run `count` replicas of a replicated table; the others keep running, untouched.
 

@@ -154,6 +154,7 @@ class TuisupApp(App[int]):
         self._show_log_title()
         tree.focus()
         self.follow_events(subscription)
+        self._follow_tables()
         # Whatever was kept before the subscription began (the view's own first pull may
         # have come earlier still); what comes after is announced by the subscription.
         self.query_one(LogView).pull()
@@ -205,6 +206,7 @@ class TuisupApp(App[int]):
             self._reloaded(event)
         elif isinstance(event, ev.Scaled):
             self._scaling.pop(event.service, None)
+            (tree.empty.add if event.replicas == 0 else tree.empty.discard)(event.service)
             self._resync()
         elif isinstance(event, ev.LogFileChanged):
             self._log_file_changed(event.service, event.message, writing=event.writing)
@@ -236,6 +238,14 @@ class TuisupApp(App[int]):
             self._show(tree, status)
         self._show_summary()
         self.query_one(LogView).pull()
+        self._follow_tables()
+
+    @work(exclusive=True, group="tables", exit_on_error=False)
+    async def _follow_tables(self) -> None:
+        """Keep a node for each replicated table with no replica: no view stands for it."""
+        tables = await self.api.tables()
+        empty = {table for table, count in tables.items() if count == 0}
+        self.query_one(ServiceTree).sync(list(self.api.snapshot().values()), empty)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """Report a worker that failed (a command, the stats, following events).
@@ -311,6 +321,7 @@ class TuisupApp(App[int]):
 
     def _reloaded(self, event: ev.ManifestReloaded) -> None:
         self._resync()
+        self._follow_tables()  # one may have been scaled to 0 in the file, or removed
         self.clear_notifications()
         self.notify(event.summary(), title="services.toml reloaded")
 

@@ -190,34 +190,74 @@ class ServiceTree(Tree[str | int]):
         """Each service's main pid as its last status said: process rows must be its."""
         self._runs: dict[str, str | None] = {}
         """What each service's main process runs, shown instead of its command line."""
+        self.empty: set[str] = set()
+        """Replicated tables with no replica (scaled to 0): each keeps a node, for `+`."""
+        self._chains: dict[str, tuple[str, ...]] = {}
+        """Each replicated table's own parents (its group), as its replicas last said."""
         self.sync(views)
         self.root.expand()
 
-    def sync(self, views: list[ServiceView]) -> None:
+    def sync(self, views: list[ServiceView], empty: set[str] | None = None) -> None:
         """Follow a reloaded (or scaled) manifest: drop removed services' nodes, add new ones.
 
-        A service sits under its group's node and its replicated table's.
+        A service sits under its group's node and its replicated table's. A table with no
+        replica (`empty`; None: those known so far) keeps a node of its own, which `+`
+        scales up again.
         """
-        wanted = {view.name: parents_of(view) for view in views}
+        if empty is not None:
+            self.empty = empty
+        wanted = self._parents(views)
+        selected = self.selected_service
+        left = self._above.get(selected, ()) if selected in self.nodes_by_name else ()
         for name in list(self.nodes_by_name):
             if wanted.get(name) != self._above.get(name):
                 self.nodes_by_name.pop(name).remove()
                 for kept in (self._above, self._views, self._procs, self._pids, self._runs):
                     kept.pop(name, None)
+        kept = self.empty.union(*wanted.values())  # a table scaled up from 0 keeps its place
         for key in reversed(list(self.parents)):  # the innermost first: they were made last
-            if not self.parents[key].children:
+            if not self.parents[key].children and key not in kept:
                 self.parents.pop(key).remove()
         for view in views:
             if view.name not in self.nodes_by_name:
                 parent = self._node_above(wanted[view.name])
+                parent.allow_expand = True  # an empty table's had no ▼
                 node = parent.add(Text(view.name), data=view.name, allow_expand=False)
                 self.nodes_by_name[view.name] = node
                 self._above[view.name] = wanted[view.name]
-        self.width_of_names = max((len(v.name) + 2 * len(wanted[v.name]) for v in views), default=8)
+        tables = {table: self._chains.get(table, ()) for table in self.empty}
+        widths = [len(v.name) + 2 * len(wanted[v.name]) for v in views]
+        widths += [len(table) + 2 * len(chain) for table, chain in tables.items()]
+        self.width_of_names = max(widths, default=8)
         self._members = {}
         for name, chain in self._above.items():
             for key in chain:
                 self._members.setdefault(key, []).append(name)
+        for table, chain in tables.items():
+            node = self._node_above((*chain, table))
+            if table not in self._members:
+                node.allow_expand = False  # nothing under it to fold
+                self._summarise(table, self.width_of_names - 2 * len(chain))
+        if selected not in self.nodes_by_name:
+            self._cursor_above(left)
+
+    def _cursor_above(self, chain: tuple[str, ...]) -> None:
+        """The service under the cursor went (scaled away): its table or group takes it.
+
+        Not whatever row slid up under the cursor, which `-` pressed again would scale.
+        """
+        for key in reversed(chain):
+            if key in self.parents:
+                self.move_cursor(self.parents[key])
+                return
+
+    def _parents(self, views: list[ServiceView]) -> dict[str, tuple[str, ...]]:
+        """Each service's parents; each replicated table's own (its group) is remembered."""
+        wanted = {view.name: parents_of(view) for view in views}
+        for view in views:
+            if view.replica is not None:
+                self._chains[view.declared] = wanted[view.name][:-1]
+        return wanted
 
     def _node_above(self, chain: tuple[str, ...]) -> TreeNode[str | int]:
         node = self.root
@@ -312,7 +352,7 @@ def summary_label(key: str, members: list[ServiceView], width: int) -> Text:
     Its glyph is the worst of its members': failed, then on its way (starting, backoff,
     stopping, waiting), then all running (a one-shot member that ran to its end, `exited`,
     is done, not missing: `2/3 running · 1 done`), else none running. A group's says its
-    strategy, and, once it gave up, why.
+    strategy, and, once it gave up, why; a table scaled to zero, how to run one again.
     """
     running = sum(v.state is S.RUNNING for v in members)
     done = sum(v.state is S.EXITED for v in members)
@@ -337,6 +377,8 @@ def summary_label(key: str, members: list[ServiceView], width: int) -> Text:
     )
     if group is not None:
         label.append(f"  {group.strategy}", "cyan")
+    if not members:
+        label.append("  + runs one", "bright_black")
     if failed:
         label.append(f" · {one_line(failed)}", "red")
     return label
