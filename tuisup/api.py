@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from tuisup.model import Event, LogBatch, ProcessStats, ServiceView
+    from tuisup.model import Event, LogBatch, ProcessStats, ServiceView, TableView
 
 
 class Subscription(Protocol):
@@ -88,8 +88,8 @@ class HostAPI(Protocol):
         """The other services that `verb` (start, stop, restart) on `name` would move now."""
         ...
 
-    async def tables(self) -> dict[str, int]:
-        """Every replicated table (a service with `replicas`) and its count now, in order.
+    async def tables(self) -> dict[str, TableView]:
+        """Every replicated table (a service with `replicas`) now, in manifest order.
 
         A table scaled to zero has no service in the snapshot; it is here.
         """

@@ -21,7 +21,7 @@ from tuisup.control.paths import SocketPath
 from tuisup.control.server import ControlServer
 from tuisup.engine import Host, ServiceState
 from tuisup.manifest import load_manifest
-from tuisup.model import ServiceView, SpecView, UnknownService
+from tuisup.model import ServiceView, SpecView, TableView, UnknownService
 from tuisup.model import events as ev
 from tuisup.spec import Manifest, RestartPolicy
 
@@ -390,12 +390,16 @@ async def test_tables_name_each_replicated_service_and_its_count_a_table_at_zero
         [services.spare]
         command = "sleep 32"
         replicas = 0
+
+        [groups.g]
+        services = ["web", "spare"]
     """
     manifest = load_manifest(write_manifest(tmp_path, text, token))
     async with serving(manifest, folder / "s.sock") as (host, _):
         remote = await RemoteHost.connect(folder / "s.sock")
-        assert await remote.tables() == await host.tables() == {"worker": 2, "spare": 0}
+        both = {"worker": TableView(replicas=2), "spare": TableView(replicas=0, group="g")}
+        assert await remote.tables() == await host.tables() == both
         await remote.scale("worker", 0)
-        assert await remote.tables() == {"worker": 0, "spare": 0}
+        assert (await remote.tables())["worker"] == TableView(replicas=0)
         assert "worker.0" not in host.snapshot()
         await remote.close()

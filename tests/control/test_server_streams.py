@@ -147,6 +147,7 @@ async def test_the_server_uses_nothing_but_the_protocol(
         for op in ("stop", "start", "restart", "kill", "toggle_watch"):
             await raw.result(op, name="web")
         await raw.result("affected", verb="stop", name="db")
+        assert await raw.result("tables") == {"tables": {}}  # nothing replicated
         refused = await raw.call("scale", name="web", count=2)  # not replicated
         assert refused["error"]["code"] == "cannot_scale"
         await raw.result("logs", name="web", limit=1)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from tests.conftest import wait_until
 from tests.control.raw import serving, short_folder
 from tests.integration.test_health import command
@@ -19,8 +21,9 @@ S = ServiceState
 
 
 async def test_a_check_command_gets_the_hosts_socket_as_the_service_does(
-    make_manifest: Callable[..., Manifest],
+    make_manifest: Callable[..., Manifest], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("TUISUP_SOCKET", raising=False)  # tests run from a tuisup service
     check = command('test -S "$TUISUP_SOCKET"', retries=1)
     manifest = make_manifest(
         svc=('test -S "$TUISUP_SOCKET" && exec sleep 30', {"healthcheck": check})

@@ -125,3 +125,52 @@ async def test_a_table_with_no_replicas_in_the_manifest_has_a_node_from_the_star
         await pilot.press("plus")
         await wait_until(host, lambda s: "worker.0" in s and s["worker.0"].state is S.RUNNING)
         await until(pilot, lambda: "1/1 running" in str(node.label))
+
+
+GROUPED = """
+[services.web]
+command = "sleep 61"
+env = { TUISUP_TEST_TOKEN = "@TOKEN@" }
+
+[services.worker]
+command = "sleep 60"
+replicas = 0
+env = { TUISUP_TEST_TOKEN = "@TOKEN@" }
+
+[groups.g]
+services = ["web", "worker"]
+"""
+
+
+async def test_a_grouped_table_with_no_replicas_sits_in_its_group_and_its_replica_under_it(
+    tmp_path: Path, token: str
+) -> None:
+    async with console(load(tmp_path, token, GROUPED)) as (host, app, pilot):
+        tree = app.query_one(ServiceTree)
+        await until(pilot, lambda: "worker" in tree.parents)
+        node, group = tree.parents["worker"], tree.parents["g"]
+        assert node.parent is group
+        tree.move_cursor(node)
+        await pilot.press("plus")
+        await wait_until(host, lambda s: "worker.0" in s and s["worker.0"].state is S.RUNNING)
+        await until(pilot, lambda: "2/2 running" in str(group.label))
+        assert tree.parents["worker"] is node and node.parent is group
+        assert tree.nodes_by_name["worker.0"].parent is node
+
+
+async def test_a_reload_to_no_replicas_keeps_the_node_in_its_place_and_the_cursor_on_it(
+    tmp_path: Path, token: str
+) -> None:
+    first = "[services.a]\ncommand = 'sleep 62'\nenv = { TUISUP_TEST_TOKEN = '@TOKEN@' }\n"
+    async with console(load(tmp_path, token, first + WORKERS)) as (host, app, pilot):
+        await wait_until(host, lambda s: [v.state for v in s.values()] == [S.RUNNING] * 5)
+        tree = app.query_one(ServiceTree)
+        node = tree.parents["worker"]
+        tree.move_cursor(tree.nodes_by_name["worker.2"])
+        # `a` goes too: the rows above the cursor move in the same redraw.
+        write_manifest(tmp_path, WORKERS.replace("replicas = 3", "replicas = 0"), token)
+        assert await host.reload()
+        await until(pilot, lambda: "0/0 running" in str(node.label))
+        assert tree.parents["worker"] is node
+        assert [child.data for child in tree.root.children] == ["worker", "web"]
+        assert tree.selected_service == "worker"

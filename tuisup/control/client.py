@@ -32,6 +32,7 @@ from tuisup.model import (
     LogBatch,
     ProcessStats,
     ServiceView,
+    TableView,
     event_from_json,
 )
 from tuisup.model import events as ev
@@ -195,10 +196,10 @@ class RemoteHost:
         result = await self.request("affected", verb=verb, name=name)
         return [str(n) for n in result["services"]]
 
-    async def tables(self) -> dict[str, int]:
-        """Every replicated table and its count now, in manifest order."""
+    async def tables(self) -> dict[str, TableView]:
+        """Every replicated table now, in manifest order."""
         result = await self.request("tables")
-        return {str(name): int(count) for name, count in result["tables"].items()}
+        return {str(name): TableView.from_json(t) for name, t in result["tables"].items()}
 
     # -- commands ---------------------------------------------------------------------------
 

@@ -245,8 +245,8 @@ class Ops:
         return {"services": await self.api.affected(verb, name)}
 
     async def tables(self, args: Args) -> dict[str, Any]:
-        """`tables` → {"tables": {name: count}}: the replicated tables, in manifest order."""
-        return {"tables": await self.api.tables()}
+        """`tables` → {"tables": {name: {replicas, group}}}: in manifest order."""
+        return {"tables": {name: t.to_json() for name, t in (await self.api.tables()).items()}}
 
     async def toggle_watch(self, args: Args) -> dict[str, Any]:
         """`toggle_watch` {name} → {"watching": true | false | null}."""

@@ -49,7 +49,7 @@ class HealthChecks:
         bus: Bus,
         reaper: Reaper,
         clock: Clock = SYSTEM,
-        env: Mapping[str, str] | None = None,
+        host_env: Mapping[str, str] | None = None,
     ) -> None:
         self.service = service
         self.health = Health.UNKNOWN
@@ -59,7 +59,7 @@ class HealthChecks:
         self._bus = bus
         self._reaper = reaper
         self._clock = clock
-        self.env: Mapping[str, str] = env if env is not None else {}
+        self._host_env = host_env if host_env is not None else {}
         """What the host tells its commands, as it tells the service's (`Host.env`)."""
         self._scope: anyio.CancelScope | None = None
         self._done: anyio.Event | None = None
@@ -77,7 +77,7 @@ class HealthChecks:
             if health is Health.UNHEALTHY:
                 on_unhealthy(reason)
 
-        monitor = HealthMonitor(spec, self._reaper, report, self._clock, self.env)
+        monitor = HealthMonitor(spec, self._reaper, report, self._clock, self._host_env)
 
         async def run() -> None:
             try:
@@ -123,7 +123,7 @@ class HealthMonitor:
         reaper: Reaper,
         report: Report,
         clock: Clock = SYSTEM,
-        env: Mapping[str, str] | None = None,
+        host_env: Mapping[str, str] | None = None,
     ) -> None:
         assert spec.healthcheck is not None
         self.spec = spec
@@ -133,7 +133,7 @@ class HealthMonitor:
         self._reaper = reaper
         self._report = report
         self._clock = clock
-        self._env = env if env is not None else {}
+        self._host_env = host_env if host_env is not None else {}
 
     async def run(self) -> None:
         """Check until cancelled: at once, then often until the first pass, then by `interval`.
@@ -148,7 +148,7 @@ class HealthMonitor:
         counted_at = -math.inf
         while True:
             began = self._clock.monotonic()
-            failure = await probe(check, self.spec, self._reaper, self._env)
+            failure = await probe(check, self.spec, self._reaper, self._host_env)
             now = self._clock.monotonic()
             if failure is None:
                 self.failures = 0

@@ -49,13 +49,13 @@ from tuisup.engine.logfile import FileNews
 from tuisup.engine.logs import LogBatch, LogStore
 from tuisup.engine.messages import CommandMessage, Start
 from tuisup.engine.reaper import Reaper, become_subreaper
-from tuisup.engine.reload import ReloadPlan, Scales, plan_reload, reread
+from tuisup.engine.reload import ReloadPlan, Scales, plan_reload, replica_counts, reread
 from tuisup.engine.spawn import reserve_descriptors
 from tuisup.engine.status import ACTIVE, LIVE
 from tuisup.engine.supervisor import Supervisor
 from tuisup.engine.waker import DependencyWaker
 from tuisup.engine.watch import FileWatcher
-from tuisup.model import ProcessStats, ServiceView, UnknownService, errors
+from tuisup.model import ProcessStats, ServiceView, TableView, UnknownService, errors
 from tuisup.model.record import replace
 from tuisup.spec import Manifest, ServiceSpec
 
@@ -164,7 +164,7 @@ class Host:
             clock=self.clock,
             gate=self._gate,
             reaper=self.reaper,
-            env=self.env,  # the dict itself: `TUISUP_SOCKET` goes in once the socket is bound
+            host_env=self.env,  # the dict itself: `TUISUP_SOCKET` goes in once the socket is bound
         )
 
     def _executor(self, spec: ServiceSpec) -> Executor:
@@ -416,10 +416,11 @@ class Host:
             await self._apply(new, plan_reload(self.manifest.services, new.services))
             return True
 
-    async def tables(self) -> dict[str, int]:
-        """Every replicated table and its count now, in manifest order (`HostAPI.tables`)."""
-        templates = self.manifest.templates.items()
-        return {name: t.replicas for name, t in templates if t.replicas is not None}
+    async def tables(self) -> dict[str, TableView]:
+        """Every replicated table now, in manifest order (`HostAPI.tables`)."""
+        groups = {m: g.name for g in self.manifest.groups.values() for m in g.services}
+        counts = replica_counts(self.manifest).items()
+        return {name: TableView(replicas=n, group=groups.get(name)) for name, n in counts}
 
     async def scale(self, name: str, count: int) -> None:
         """Run `count` replicas of a replicated table; the others keep running, untouched.

@@ -55,14 +55,14 @@ class Scales:
 
     def __init__(self, manifest: Manifest) -> None:
         self.counts: dict[str, int] = {}
-        self._read = _replicas(manifest)
+        self._read = replica_counts(manifest)
         """Each replicated table's `replicas` as the manifest file last said."""
 
     def keep(self, new: Manifest) -> Manifest:
         """`new` (just read) with the counts scaled since, where the file did not change them."""
         from tuisup.manifest.scale import scaled
 
-        read, self._read = self._read, _replicas(new)
+        read, self._read = self._read, replica_counts(new)
         for name, count in list(self.counts.items()):
             if name not in self._read or self._read[name] != read.get(name):
                 del self.counts[name]
@@ -74,8 +74,8 @@ class Scales:
         return new
 
 
-def _replicas(manifest: Manifest) -> dict[str, int]:
-    """Each replicated table's count."""
+def replica_counts(manifest: Manifest) -> dict[str, int]:
+    """Each replicated table's count, in manifest order."""
     return {name: t.replicas for name, t in manifest.templates.items() if t.replicas is not None}
 
 

@@ -91,7 +91,7 @@ class Supervisor:
         rng: random.Random | None = None,
         gate: Callable[[str], Verdict] | None = None,
         reaper: Reaper | None = None,
-        env: Mapping[str, str] | None = None,
+        host_env: Mapping[str, str] | None = None,
     ) -> None:
         self.spec = spec
         self.state = S.STOPPED
@@ -109,7 +109,7 @@ class Supervisor:
         self._tg: TaskGroup | None = None
         self._gate = gate or (lambda name: READY)
         # Its checks' commands get what its command gets: the host's variables (`Host.env`) too.
-        self._checks = HealthChecks(spec.name, bus, reaper or Reaper(), clock, env)
+        self._checks = HealthChecks(spec.name, bus, reaper or Reaper(), clock, host_env)
         self._spec_view: tuple[ServiceSpec, SpecView] | None = None
         self._starts_queued = 0
         self._stops_queued = 0

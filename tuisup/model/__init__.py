@@ -21,3 +21,4 @@ from tuisup.model.states import Health as Health
 from tuisup.model.states import ServiceState as ServiceState
 from tuisup.model.views import ServiceView as ServiceView
 from tuisup.model.views import SpecView as SpecView
+from tuisup.model.views import TableView as TableView

@@ -1,4 +1,4 @@
-"""Provides what observers see of a service: `ServiceView`, and `SpecView` of its manifest table.
+"""Provides what observers see: `ServiceView`, `SpecView` of its table, `TableView` of replicas.
 
 Plain data, with a JSON codec, so that a view travels over the control socket as it is and
 a client needs nothing of the engine to read it. Secrets never leave the engine: the values
@@ -175,6 +175,27 @@ class SpecView(Record):
         if group is not None:
             values["group"] = GroupView.from_json(group)
         return cls(**values)
+
+
+class TableView(Record):
+    """A replicated table (a service with `replicas`): its count now, and its group.
+
+    One scaled to zero has no service, so no `ServiceView`; a front end learns of it here.
+    """
+
+    replicas: int
+    group: str | None = None
+    """The group it is a member of (`[groups.NAME]`), if any."""
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the table as JSON-ready data."""
+        return {"replicas": self.replicas, "group": self.group}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TableView:
+        """Read back what `to_json` wrote."""
+        group = data.get("group")
+        return cls(replicas=int(data["replicas"]), group=None if group is None else str(group))
 
 
 class ServiceView(Record):

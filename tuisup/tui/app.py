@@ -27,7 +27,16 @@ from textual.widgets import Footer, Input, Static, Tree
 from textual.worker import Worker, WorkerState
 
 from tuisup.api import HostAPI, Subscription
-from tuisup.model import ACTIVE, ApiError, Health, ProcessStats, ServiceState, ServiceView
+from tuisup.model import (
+    ACTIVE,
+    ApiError,
+    BadRequest,
+    Health,
+    ProcessStats,
+    ServiceState,
+    ServiceView,
+    TableView,
+)
 from tuisup.model import events as ev
 from tuisup.terminal import one_line, text_lines
 from tuisup.tui.commands import ServiceCommands
@@ -154,7 +163,7 @@ class TuisupApp(App[int]):
         self._show_log_title()
         tree.focus()
         self.follow_events(subscription)
-        self._follow_tables()
+        self._fetch_tables()
         # Whatever was kept before the subscription began (the view's own first pull may
         # have come earlier still); what comes after is announced by the subscription.
         self.query_one(LogView).pull()
@@ -206,8 +215,7 @@ class TuisupApp(App[int]):
             self._reloaded(event)
         elif isinstance(event, ev.Scaled):
             self._scaling.pop(event.service, None)
-            (tree.empty.add if event.replicas == 0 else tree.empty.discard)(event.service)
-            self._resync()
+            self._resync()  # a table scaled to 0 keeps its node: the tree knows it
         elif isinstance(event, ev.LogFileChanged):
             self._log_file_changed(event.service, event.message, writing=event.writing)
         elif isinstance(event, ev.ManifestInvalid):
@@ -231,24 +239,21 @@ class TuisupApp(App[int]):
 
         After events went unseen (`missed`), or with a fresh subscription.
         """
-        tree = self.query_one(ServiceTree)
-        snapshot = self.api.snapshot()
-        tree.sync(list(snapshot.values()))
-        for status in snapshot.values():
-            self._show(tree, status)
-        self._show_summary()
+        self._resync()
         self.query_one(LogView).pull()
-        self._follow_tables()
+        self._fetch_tables()
 
     @work(exclusive=True, group="tables", exit_on_error=False)
-    async def _follow_tables(self) -> None:
-        """Keep a node for each replicated table with no replica: no view stands for it."""
-        tables = await self.api.tables()
-        empty = {table for table, count in tables.items() if count == 0}
-        self.query_one(ServiceTree).sync(list(self.api.snapshot().values()), empty)
+    async def _fetch_tables(self) -> None:
+        """Learn the replicated tables: one with no replica keeps a node, which no view makes."""
+        try:
+            tables = await self.api.tables()
+        except BadRequest:  # a host from before `tables`: none is shown
+            return
+        self._resync(tables)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """Report a worker that failed (a command, the stats, following events).
+        """Report a worker that failed (a command, the stats, the tables, following events).
 
         Never silent: following events starts again, from a fresh snapshot.
         """
@@ -321,16 +326,19 @@ class TuisupApp(App[int]):
 
     def _reloaded(self, event: ev.ManifestReloaded) -> None:
         self._resync()
-        self._follow_tables()  # one may have been scaled to 0 in the file, or removed
+        self._fetch_tables()  # tables may have come or gone
         self.clear_notifications()
         self.notify(event.summary(), title="services.toml reloaded")
 
-    def _resync(self) -> None:
-        """Follow a new set of services (a reload, a scale): the tree, the log's names."""
+    def _resync(self, tables: dict[str, TableView] | None = None) -> None:
+        """Follow a new set of services (a reload, a scale, events missed).
+
+        The tree, and the log's names; `tables` as the host says now (None: as known).
+        """
         snapshot = self.api.snapshot()
         names = list(snapshot)
         tree = self.query_one(ServiceTree)
-        tree.sync(list(snapshot.values()))
+        tree.sync(list(snapshot.values()), tables)
         view = self.query_one(LogView)
         view.name_width = max((len(n) for n in names), default=6)
         if view.source is not None and view.source not in names:

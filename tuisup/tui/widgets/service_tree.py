@@ -10,7 +10,7 @@ from textual.binding import Binding
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from tuisup.model import Health, Proc, ServiceState, ServiceView
+from tuisup.model import Health, Proc, ServiceState, ServiceView, TableView
 from tuisup.model.views import IN_PROCESS
 from tuisup.terminal import one_line
 
@@ -190,23 +190,22 @@ class ServiceTree(Tree[str | int]):
         """Each service's main pid as its last status said: process rows must be its."""
         self._runs: dict[str, str | None] = {}
         """What each service's main process runs, shown instead of its command line."""
-        self.empty: set[str] = set()
-        """Replicated tables with no replica (scaled to 0): each keeps a node, for `+`."""
-        self._chains: dict[str, tuple[str, ...]] = {}
-        """Each replicated table's own parents (its group), as its replicas last said."""
+        self.tables: dict[str, TableView] = {}
+        """The replicated tables, as the host last said: each keeps its node while it has
+        no replica (scaled to 0), for `+`."""
         self.sync(views)
         self.root.expand()
 
-    def sync(self, views: list[ServiceView], empty: set[str] | None = None) -> None:
+    def sync(self, views: list[ServiceView], tables: dict[str, TableView] | None = None) -> None:
         """Follow a reloaded (or scaled) manifest: drop removed services' nodes, add new ones.
 
-        A service sits under its group's node and its replicated table's. A table with no
-        replica (`empty`; None: those known so far) keeps a node of its own, which `+`
-        scales up again.
+        A service sits under its group's node and its replicated table's. A replicated
+        table (`tables`; None: those known so far) keeps its node with no replica, which
+        `+` scales up again.
         """
-        if empty is not None:
-            self.empty = empty
-        wanted = self._parents(views)
+        if tables is not None:
+            self.tables = tables
+        wanted = {view.name: parents_of(view) for view in views}
         selected = self.selected_service
         left = self._above.get(selected, ()) if selected in self.nodes_by_name else ()
         for name in list(self.nodes_by_name):
@@ -214,10 +213,7 @@ class ServiceTree(Tree[str | int]):
                 self.nodes_by_name.pop(name).remove()
                 for kept in (self._above, self._views, self._procs, self._pids, self._runs):
                     kept.pop(name, None)
-        kept = self.empty.union(*wanted.values())  # a table scaled up from 0 keeps its place
-        for key in reversed(list(self.parents)):  # the innermost first: they were made last
-            if not self.parents[key].children and key not in kept:
-                self.parents.pop(key).remove()
+        self._prune_parents(wanted)
         for view in views:
             if view.name not in self.nodes_by_name:
                 parent = self._node_above(wanted[view.name])
@@ -225,39 +221,48 @@ class ServiceTree(Tree[str | int]):
                 node = parent.add(Text(view.name), data=view.name, allow_expand=False)
                 self.nodes_by_name[view.name] = node
                 self._above[view.name] = wanted[view.name]
-        tables = {table: self._chains.get(table, ()) for table in self.empty}
+        known = self.tables.items()
+        empty = {t: chain_of(t, table) for t, table in known if t not in self._members}
         widths = [len(v.name) + 2 * len(wanted[v.name]) for v in views]
-        widths += [len(table) + 2 * len(chain) for table, chain in tables.items()]
+        widths += [len(table) + 2 * (len(chain) - 1) for table, chain in empty.items()]
         self.width_of_names = max(widths, default=8)
-        self._members = {}
-        for name, chain in self._above.items():
-            for key in chain:
-                self._members.setdefault(key, []).append(name)
-        for table, chain in tables.items():
-            node = self._node_above((*chain, table))
-            if table not in self._members:
-                node.allow_expand = False  # nothing under it to fold
-                self._summarise(table, self.width_of_names - 2 * len(chain))
+        self._place_empty(empty)
         if selected not in self.nodes_by_name:
             self._cursor_above(left)
+
+    def _prune_parents(self, wanted: dict[str, tuple[str, ...]]) -> None:
+        """Count each group's and table's services; drop the nodes that stand for nothing.
+
+        A replicated table keeps its node, and its place, with no replica; so does its group.
+        """
+        self._members = {}
+        for name, chain in wanted.items():
+            for key in chain:
+                self._members.setdefault(key, []).append(name)
+        kept = set(self._members)
+        for name, table in self.tables.items():
+            kept.update(chain_of(name, table))
+        for key in reversed(list(self.parents)):  # the innermost first: they were made last
+            if key not in kept:
+                self.parents.pop(key).remove()
+
+    def _place_empty(self, empty: dict[str, tuple[str, ...]]) -> None:
+        """Give each table with no replica a node (a new one last in its group, or the host)."""
+        for chain in empty.values():
+            self._node_above(chain).allow_expand = False  # nothing under it to fold
+            for depth, key in enumerate(chain):
+                self._summarise(key, self.width_of_names - 2 * depth)
 
     def _cursor_above(self, chain: tuple[str, ...]) -> None:
         """The service under the cursor went (scaled away): its table or group takes it.
 
         Not whatever row slid up under the cursor, which `-` pressed again would scale.
         """
+        _ = self.last_line  # lines laid out again: a node's own line is read from them
         for key in reversed(chain):
             if key in self.parents:
                 self.move_cursor(self.parents[key])
                 return
-
-    def _parents(self, views: list[ServiceView]) -> dict[str, tuple[str, ...]]:
-        """Each service's parents; each replicated table's own (its group) is remembered."""
-        wanted = {view.name: parents_of(view) for view in views}
-        for view in views:
-            if view.replica is not None:
-                self._chains[view.declared] = wanted[view.name][:-1]
-        return wanted
 
     def _node_above(self, chain: tuple[str, ...]) -> TreeNode[str | int]:
         node = self.root
@@ -338,6 +343,11 @@ class ServiceTree(Tree[str | int]):
         while node is not None and not isinstance(node.data, str):
             node = node.parent
         return node.data if node is not None and isinstance(node.data, str) else None
+
+
+def chain_of(name: str, table: TableView) -> tuple[str, ...]:
+    """The nodes of a replicated table with no replica: its group's, then its own."""
+    return (table.group, name) if table.group is not None else (name,)
 
 
 def parents_of(view: ServiceView) -> tuple[str, ...]:
