@@ -70,13 +70,21 @@ class TaskRun(TargetRun):
             self._ended.set()
 
     async def _outcome(self) -> ExitStatus:
-        """Await the coroutine and say how it ended; a cancellation not ours propagates."""
+        """Await the coroutine and say how it ended; a cancellation not ours propagates.
+
+        A CancelledError that nobody sent (it awaited a task it cancelled, or raised one)
+        is its own crash: let through, it would cancel the host's tasks, every service's.
+        """
         try:
             await self._call()
-        except asyncio.CancelledError:
-            if self._scope.cancel_called or not self._cancel_sent:
+        except asyncio.CancelledError as exc:
+            ours = 1 if self._cancel_sent else 0
+            others = self._task is not None and self._task.cancelling() > ours
+            if self._scope.cancel_called or others:
                 raise  # forced, or the host's own cancellation: not a plain stop
-            return ExitStatus(error="cancelled")
+            if self._cancel_sent:
+                return ExitStatus(error="cancelled")
+            return crash_status(exc, self.output)
         except BaseException as exc:  # noqa: BLE001 - a crash is data
             return crash_status(exc, self.output)
         finally:
