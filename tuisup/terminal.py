@@ -47,6 +47,9 @@ _BREAKS = re.compile(r"[ \t]*(?:(?:\r\n|[\n\r\x0b\x0c\x85\u2028\u2029])[ \t]*)+"
 _UNSAFE_ASCII = tuple(chr(c) for c in (*range(0x09), *range(0x0B, 0x20), 0x7F))
 _C1 = tuple(chr(c) for c in range(0x80, 0xA0))
 _JSON_ESCAPES = {ord(c): f"\\u{ord(c):04x}" for c in ("\x7f", *_C1)}
+# Lone surrogates: a name decoded from bytes that are not UTF-8 (`os.fsdecode`) holds them.
+# Printed with `surrogateescape` they are those raw bytes again, 0x9B (CSI) among them.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def unsafe(text: str) -> bool:
@@ -90,11 +93,12 @@ def one_line(text: str) -> str:
     """Make a string from a service, a check, a file name or the manifest safe, on one line.
 
     Escape sequences are removed whole, as a terminal would not show them. Line breaks, with
-    the blanks around them, become ` ⏎ ` (none at either end). Tabs become spaces, and other
-    control characters are removed.
+    the blanks around them, become ` ⏎ ` (none at either end). Tabs become spaces, other
+    control characters are removed, and what stands for bytes that were not UTF-8 is U+FFFD.
     """
     if text.isprintable():  # one pass in C; False for any control character
         return text
+    text = _SURROGATE.sub("\ufffd", text)
     text = _BREAKS.sub(BREAK, _ESCAPE.sub("", text))
     text = text.removeprefix(BREAK).removesuffix(BREAK)
     return _CONTROL.sub("", text.replace("\t", " "))
@@ -116,4 +120,6 @@ def json_text(value: object) -> str:
     if "\x7f" in text or (not text.isascii() and any(c in text for c in _C1)):
         # JSON is ASCII outside its strings: these sit inside one, where an escape is exact.
         text = text.translate(_JSON_ESCAPES)
+    if not text.isascii() and _SURROGATE.search(text):
+        text = _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)  # as ensure_ascii does
     return text

@@ -153,3 +153,18 @@ async def test_nothing_tuisup_writes_counts_even_the_folders_it_creates(
         (tmp_path / "app.py").write_text("but this counts\n")
         await wait_until(host, lambda s: s["everything"].restarts == 1)
         assert [e.paths for e in changes(host, "everything")] == [("app.py",)]
+
+
+async def test_a_file_name_that_is_not_utf8_restarts_the_service_and_is_shown_replaced(
+    tmp_path: Path,
+) -> None:
+    """Regression: its name reached the log file's encoder as it was decoded (with lone
+    surrogates), and the error failed the service, and with it a host of one service."""
+    async with watching(tmp_path, ".", "app.py", "v = 1\n") as (app, host):
+        name = b"bad\xff\x9bname.py"
+        os.close(os.open(os.path.join(os.fsencode(app), name), os.O_CREAT | os.O_WRONLY))
+        views = await wait_until(host, lambda s: s["web"].restarts == 1)
+        assert views["web"].state.value == "running"
+        assert changes(host, "web")[0].paths == ("bad\ufffd\ufffdname.py",)
+        markers = [line for b in host.store.since("web", 0) for line in b.lines]
+        assert "── bad\ufffd\ufffdname.py changed: restarting ──" in markers

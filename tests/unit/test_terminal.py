@@ -75,3 +75,13 @@ def test_the_module_loads_neither_the_engine_nor_anyio_nor_textual() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_what_stands_for_bytes_that_were_not_utf8_is_shown_replaced_and_sent_escaped() -> None:
+    # As `os.fsdecode(b"bad\xff\x9bname")` decodes: printed with surrogateescape, the lone
+    # surrogates were the raw bytes again, 0x9B a CSI on a terminal that takes C1 controls.
+    name = "bad\udcff\udc9bname"
+    assert one_line(name) == "bad\ufffd\ufffdname"
+    text = json_text({"path": name})
+    assert text == '{"path": "bad\\udcff\\udc9bname"}'
+    assert json.loads(text) == {"path": name}  # exact, as the C1 escapes are

@@ -326,7 +326,7 @@ class ServiceWatch:
 
     def _settled(self, service: str) -> None:
         self._timers.pop(service, None)
-        paths = sorted(self._pending.pop(service, set()))
+        paths = sorted(_as_text(path) for path in self._pending.pop(service, set()))
         if paths:
             self.on_change(service, paths)
 
@@ -352,6 +352,17 @@ class ServiceWatch:
             timer.cancel()
         self._timers.clear()
         self._pending.clear()
+
+
+def _as_text(name: str) -> str:
+    """A file name as text: its bytes that are not UTF-8 become U+FFFD.
+
+    Decoded from the kernel's bytes, such a name holds lone surrogates, which no log file,
+    JSON line or terminal can take; the events, markers and hooks get this instead.
+    """
+    if name.isascii():
+        return name
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _relative(path: str, folder: str) -> str | None:
