@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
+import uuid
 from collections.abc import Callable
 
 import anyio
@@ -374,3 +376,35 @@ async def test_only_a_flooding_services_pipe_is_grown(
                 await anyio.sleep(0.02)
         assert _pipe_size(quiet, 1) == FULL_PIPE  # as made: growing every pipe cost 28 µs
         assert _pipe_size(flood, 2) == FULL_PIPE  # its stderr never filled
+
+
+def pids_running(argv: list[str]) -> list[int]:
+    """Live (non-zombie) processes whose command line is `argv`."""
+    wanted = "\0".join(argv).encode() + b"\0"
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                if f.read() != wanted:
+                    continue
+        except (OSError, ValueError):
+            continue
+        if (info := stat(int(entry))) is not None and info[0] != "Z":
+            found.append(int(entry))
+    return found
+
+
+async def test_an_escapee_that_cleared_its_environment_dies_with_the_host(
+    make_manifest: Callable[..., Manifest], token: str
+) -> None:
+    """No tag tells its service, but only a descendant of tuisup's is re-parented to it."""
+    argv = ["sleep", f"4201.{os.getpid()}{uuid.uuid4().int % 10**6}"]
+    manifest = make_manifest(clears=f"env -i setsid {' '.join(argv)} & exec sleep 61")
+    async with Host(manifest) as host:
+        await running(host, "clears", 1, token)
+        with anyio.fail_after(5):
+            while not pids_running(argv):
+                await anyio.sleep(0.01)
+        await host.stop("clears")  # its group goes; the escapee is tuisup's child now
+    assert pids_running(argv) == [], "an escapee with no tag outlived the host"
+    assert zombie_children() == []

@@ -222,8 +222,10 @@ class Host:
             settings = self.manifest.settings
             with anyio.move_on_after(settings.shutdown_timeout + KILL_GRACE + EXIT_GRACE):
                 await self.shutdown()
-            # Whatever is left (there should be nothing) dies with the lifeline, which
-            # SIGKILLs every process tagged with this host once it is released.
+            # What escaped and was re-parented here dies now, tagged or not; whatever else
+            # is left dies with the lifeline, which SIGKILLs every process tagged with this
+            # host once it is released (it is still ours: the sweep does not touch it).
+            await self.reaper.sweep_all()
             await self.lifeline.aclose()
         self._on_sigusr1(install=False)
         self.reaper.close()

@@ -251,6 +251,25 @@ class Reaper:
                 signalled += 1
         return signalled
 
+    async def sweep_all(self, within: float = 1.0) -> int:
+        """SIGKILL every adopted child, whoever's, and reap it: the host is ending.
+
+        Even one whose environment was cleared (`env -i setsid ...`): no tag tells its
+        service, but only a descendant of tuisup's is ever re-parented to it. Waits at most
+        `within` seconds for them to be reaped; returns how many were killed.
+        """
+        killed = 0
+        for pid, state in self._adopted(time.monotonic()):
+            if state not in ("Z", "X"):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                killed += 1
+        deadline = time.monotonic() + within
+        while self._adopted(time.monotonic()) and time.monotonic() < deadline:
+            if not self.reap_zombies(time.monotonic()):
+                await asyncio.sleep(0.005)  # SIGKILLed, not dead yet: not for long
+        return killed
+
     def _owner(self, pid: int) -> str | None:
         """The service an adopted child of this host belongs to (None: not of this host)."""
         owner = self.adopted.get(pid)
