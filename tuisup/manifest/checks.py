@@ -13,12 +13,13 @@ import os
 import shlex
 import signal
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
 from tuisup.manifest.dotenv import parse_dotenv
+from tuisup.manifest.files import TooLarge, read_text
 from tuisup.manifest.locator import Key
 from tuisup.manifest.problems import (
     INVALID,
@@ -224,6 +225,33 @@ def _pattern_problem(item: object) -> str | None:
     return None
 
 
+def port_number(text: str) -> int | None:
+    """The port `text` writes in ASCII digits, 1 to 65535; None when it writes none.
+
+    `str.isdigit` alone takes "²" (which `int` refuses) and "٣" (which it reads as 3).
+    """
+    if not (text.isascii() and text.isdigit()) or len(text) > 5:
+        return None
+    number = int(text)
+    return number if 1 <= number <= 65535 else None
+
+
+def host_port(text: str, default_host: str) -> tuple[str, int] | None:
+    """Read `HOST:PORT`, `[IPV6]:PORT`, or `:PORT` and `PORT` (on `default_host`).
+
+    Returns:
+        The host, without brackets, and the port; None when `text` is none of these: its
+        port is not 1 to 65535 in ASCII digits, or a bracket has no pair.
+    """
+    host, _, written = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    port = port_number(written)
+    if port is None or "[" in host or "]" in host:
+        return None
+    return host or default_host, port
+
+
 def env(ck: Checker, path: Key, raw: object) -> dict[str, str] | Invalid:
     """Check a table of environment variables, each a string."""
     entries = table(ck, path, raw)
@@ -261,13 +289,15 @@ def env_file(ck: Checker, path: Key, raw: object) -> tuple[Path, dict[str, str]]
 
 def _read_env_file(ck: Checker, path: Key, file: Path, written: str) -> dict[str, str] | Invalid:
     try:
-        text = file.read_text(encoding="utf-8")
+        text = read_text(file)
     except FileNotFoundError:
         return ck.fail(path, f"no such file: {file}")
     except OSError as exc:
         return ck.fail(path, f"cannot read {file}: {exc.strerror or exc}")
     except UnicodeDecodeError as exc:
         return ck.fail(path, f"cannot read {file}: not UTF-8 ({exc.reason})")
+    except TooLarge as exc:
+        return ck.fail(path, f"cannot read {file}: {exc}")
     values, errors = parse_dotenv(text)
     display = os.path.join(os.path.dirname(ck.display), os.path.expanduser(written))
     ck.problems.extend(
@@ -275,6 +305,29 @@ def _read_env_file(ck: Checker, path: Key, file: Path, written: str) -> dict[str
         for line, col, msg in errors
     )
     return INVALID if errors else values
+
+
+def check_nul(ck: Checker, document: Mapping[str, object]) -> None:
+    """Report each string in the document that holds a NUL, unless its value has a problem.
+
+    Whatever tuisup does with a string (a path, an argument, a variable, a host, a URL)
+    ends in C, where a NUL ends it: Python refuses it with a ValueError where it is used,
+    while the host runs. The checks that refuse a NUL themselves (paths, commands,
+    variables) say so in their own words, so this runs after them and skips a value
+    reported already (not a table's strings: a table's problem is not theirs). Keys need
+    no walk: each is a name that its table's check knows, or reports.
+    """
+    stack: list[tuple[Key, object]] = [((), document)]
+    while stack:  # a loop: the document may nest as deep as the parser's stack allowed
+        path, value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(((*path, key), item) for key, item in value.items())
+        elif path in ck.failed:
+            continue
+        elif isinstance(value, list):
+            stack.extend(((*path, i), item) for i, item in enumerate(value))
+        elif isinstance(value, str) and "\0" in value:
+            ck.fail(path, "a string cannot contain NUL characters")
 
 
 def in_process_problem(key: str, executor: ExecutorKind | None, why: str) -> str | None:

@@ -94,27 +94,25 @@ def _command_probe(ck: Checker, path: Key, raw: object) -> dict[str, Any] | Inva
 
 
 def _tcp_probe(ck: Checker, path: Key, raw: object) -> dict[str, Any] | Invalid:
-    host, port = "127.0.0.1", raw
-    if isinstance(raw, str):
-        host, _, written = raw.rpartition(":")
-        host = host.strip("[]") or "127.0.0.1"
-        port = int(written) if written.isdigit() else -1
-    if type(port) is not int or not 1 <= port <= 65535:
+    written = str(raw) if type(raw) is int else raw
+    address = checks.host_port(written, "127.0.0.1") if isinstance(written, str) else None
+    if address is None:
         return ck.fail(path, f'expected a port or "host:port", got {describe(raw)}')
+    host, port = address
     return {"target": f"{host}:{port}", "host": host, "port": port}
 
 
 def _http_probe(ck: Checker, path: Key, raw: object) -> dict[str, Any] | Invalid:
     if not isinstance(raw, str):
         return ck.fail(path, f"expected a URL, got {describe(raw)}")
-    url = urllib.parse.urlsplit(raw)
+    problem = f'expected a URL such as "http://127.0.0.1:8000/health", got {quote(raw)}'
     try:
+        url = urllib.parse.urlsplit(raw)
         port = url.port
-    except ValueError:
-        port = -1
-    if url.scheme not in ("http", "https") or not url.hostname or port == -1:
-        example = '"http://127.0.0.1:8000/health"'
-        return ck.fail(path, f"expected a URL such as {example}, got {quote(raw)}")
+    except ValueError:  # "[" without "]", "[zz]" (no IPv6 address), a port past 65535 or "²"
+        return ck.fail(path, problem)
+    if url.scheme not in ("http", "https") or not url.hostname or port == 0:
+        return ck.fail(path, problem)
     tls = url.scheme == "https"
     target = (url.path or "/") + (f"?{url.query}" if url.query else "")
     return {

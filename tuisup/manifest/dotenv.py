@@ -30,9 +30,15 @@ def parse_dotenv(text: str) -> tuple[dict[str, str], list[tuple[int, int, str]]]
             errors.append((number, 1, f"expected KEY=VALUE, got {quote(line.strip())}"))
             continue
         try:
-            values[match.group(1)] = _env_value(line, match.end())
+            value = _env_value(line, match.end())
         except _EnvError as exc:
             errors.append((number, exc.col, exc.message))
+            continue
+        if "\0" in value:  # a process's environment cannot hold one
+            col = line.index("\0", match.end()) + 1
+            errors.append((number, col, "a variable cannot contain NUL characters"))
+        else:
+            values[match.group(1)] = value
     return values, errors
 
 

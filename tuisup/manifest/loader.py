@@ -11,6 +11,7 @@ from typing import Any
 
 from tuisup.manifest import checks
 from tuisup.manifest.deps import check_graph, depends_on, healthcheck
+from tuisup.manifest.files import TooLarge, read_text
 from tuisup.manifest.groups import assign_groups, groups
 from tuisup.manifest.hooks import check_reachable, on_table
 from tuisup.manifest.listen import check_listened, check_listener, listen
@@ -27,6 +28,7 @@ from tuisup.manifest.problems import (
 from tuisup.manifest.replicas import (
     MAX_REPLICAS,
     check_placeholders,
+    check_port_variables,
     check_ports,
     instance,
     instances,
@@ -64,8 +66,11 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
     """
     display = os.fspath(path)
     try:
-        text = Path(display).read_text(encoding="utf-8")
+        text = read_text(display)
         resolved = Path(display).resolve()
+    except TooLarge as exc:
+        problem = Problem(file=display, line=0, col=0, key="", message=str(exc))
+        raise ManifestError([problem]) from None
     except OSError as exc:
         raise ManifestError([_unreadable(display, exc.strerror or str(exc))]) from None
     except (UnicodeDecodeError, ValueError, RuntimeError) as exc:
@@ -105,6 +110,8 @@ def parse_manifest(text: str, path: Path, display: str | None = None) -> Manifes
         ck, document.get("groups"), raw_services if isinstance(raw_services, dict) else {}
     )
     services = {spec.name: spec for spec in assign_groups(services.values(), found)}
+    if "\\u0000" in text or "\\U00000000" in text:  # TOML writes a NUL no other way
+        checks.check_nul(ck, document)
     if ck.problems:
         ck.problems.sort(key=lambda p: (p.file != display, p.file, p.line, p.col))
         raise ManifestError(ck.problems)
@@ -161,11 +168,10 @@ def _metrics(ck: Checker, path: Key, raw: object) -> tuple[str, int] | None | In
         raw = str(raw)
     if not isinstance(raw, str):
         return ck.fail(path, f'expected "HOST:PORT", a port or a boolean, got {describe(raw)}')
-    host, _, port = raw.rpartition(":")
-    host = host.removeprefix("[").removesuffix("]") or METRICS_ADDRESS[0]
-    if not port.isdigit() or not 0 < int(port) < 65536:
+    address = checks.host_port(raw, METRICS_ADDRESS[0])
+    if address is None:
         return ck.fail(path, f'expected "HOST:PORT" with a port from 1 to 65535, got {quote(raw)}')
-    return host, int(port)
+    return address
 
 
 _LOG_CHECKS: dict[str, checks.Check] = {
@@ -338,6 +344,7 @@ def _services(
     check_graph(ck, tables)
     check_listened(ck, tables)
     check_ports(ck, templates)
+    check_port_variables(ck, templates)
     return {spec.name: spec for spec in specs}, templates
 
 

@@ -129,6 +129,8 @@ class Checker:
         """Everything found so far."""
         self.env_files: dict[Path, dict[str, str] | Invalid] = {}
         """Each env file read so far: several services may name the same one."""
+        self.failed: set[Key] = set()
+        """Each path a problem was recorded at (by `fail`): `check_nul` reports none again."""
 
     def fail(self, path: Key, message: str, *, key: bool = False) -> Invalid:
         """Record a problem at `path`'s value (or its key when `key` is set).
@@ -137,6 +139,7 @@ class Checker:
             INVALID, for a check to return.
         """
         line, col = self.where.find(path, key=key)
+        self.failed.add(path)
         self.problems.append(
             Problem(file=self.display, line=line, col=col, key=dotted(path), message=message)
         )

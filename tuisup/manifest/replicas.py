@@ -4,8 +4,9 @@ A table with `replicas = N` is N services, `NAME.0` to `NAME.N-1` (a declared na
 holds a `.`, so no instance can take a declared name). `{replica}` (the index) and `{port}`
 (`port` plus the index) are put into its `command`, `env` values and `healthcheck` before
 each instance is checked like any table. Processes get `TUISUP_REPLICA` and `PORT`, and every
-service gets `TUISUP_PORT_<NAME>` for each table with a `port`. The ports of all tables and
-replicas must not overlap.
+service gets `TUISUP_PORT_<NAME>` for each table with a `port`, so no two such tables may
+make one variable (`a-b` and `a_b`, `web` and `WEB`). The ports of all tables and replicas
+must not overlap.
 
 The same expansion serves scaling while running (`Host.scale`): a `Template` keeps the
 table, and `instances` makes the specs of any count from it.
@@ -171,6 +172,23 @@ def overlaps(taken: Mapping[str, range]) -> list[tuple[str, str]]:
 def shown(ports: range) -> str:
     """`8000` or `8000-8002`."""
     return str(ports.start) if len(ports) == 1 else f"{ports.start}-{ports.stop - 1}"
+
+
+def check_port_variables(ck: Checker, templates: Mapping[str, Template]) -> None:
+    """Report a table whose `TUISUP_PORT_<NAME>` an earlier one makes, at its `port` key.
+
+    Each would set the other's: every service would see only one of their ports.
+    """
+    owners: dict[str, str] = {}
+    for name, template in templates.items():
+        if template.port is None:
+            continue
+        variable = port_variable(name)
+        other = owners.setdefault(variable, name)
+        if other != name:
+            line = ck.where.find(("services", other, "port"))[0]
+            message = f"its variable {variable} is {other}'s too (line {line}): rename one of them"
+            ck.fail(("services", name, "port"), message)
 
 
 def check_ports(ck: Checker, templates: Mapping[str, Template]) -> None:
