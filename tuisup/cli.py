@@ -243,8 +243,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not options.detach:
             options.no_tui = True
             return _run_host(options)
-        if _load(options.file) is None:  # said as `check` says it, before anything starts
-            return 1
+        if _load(options.file) is None or _no_socket_folder(options):
+            return 1  # said before anything starts (the manifest's errors as `check` says)
     elif verb in ("start", "stop", "restart", "kill") and bool(options.names) == options.all:
         _verb_parser(verb).error("name the services, or give --all")
     from tuisup.control.verbs import run
@@ -279,6 +279,8 @@ def _file_verb_run(options: argparse.Namespace) -> int:
 
 def _run_host(options: argparse.Namespace) -> int:
     """Run the manifest's services: with the console, or headless."""
+    if _no_socket_folder(options):
+        return 1
     from tuisup import lifeline_process
 
     lifeline_process.start_spare()  # its interpreter starts while ours imports the engine
@@ -301,6 +303,31 @@ def _run_host(options: argparse.Namespace) -> int:
         return anyio.run(task)
     except KeyboardInterrupt:
         return 130
+
+
+def _no_socket_folder(options: argparse.Namespace) -> bool:
+    """Whether `--socket` names a folder that is not there; if so, say it.
+
+    A path typed on the command line names a place that exists, as a socket path given to
+    any server does: a folder missing is most likely a typo, and making it (and leaving it
+    behind) would only hide that. A manifest's `[tuisup] socket` is the project's own
+    layout: its folder is made, as `.tuisup` is, and removed with the socket.
+    """
+    if options.socket is None:
+        return False
+    from tuisup.control.paths import SUN_PATH_MAX
+
+    wanted = os.path.abspath(options.socket)
+    if len(os.fsencode(wanted)) > SUN_PATH_MAX:  # not used: the short fallback is, in its own
+        return False
+    if os.path.lexists(os.path.dirname(wanted)):
+        return False
+    from tuisup.terminal import path_text
+
+    where, shown = path_text(options.socket), path_text(os.path.dirname(options.socket))
+    why = f"its folder {shown} does not exist"
+    print(f"tuisup: cannot serve the control socket {where}: {why}", file=sys.stderr)  # noqa: T201
+    return True
 
 
 def _overridden(manifest: Manifest, options: argparse.Namespace) -> Manifest:

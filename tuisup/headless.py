@@ -98,7 +98,7 @@ class Printer:
         the service's output (its marker line is in the service's log, not on stdout).
         """
         out = [
-            f"tuisup: {event.service}: {event.message}\n"
+            f"tuisup: {event.service}: {one_line(event.message)}\n"  # it names a path
             for event in events
             if isinstance(event, ev.LogFileChanged)
         ]
@@ -151,7 +151,8 @@ class Printer:
     def _host_wide(self, event: Event) -> Iterable[str]:
         """The lines of events about the host rather than one service."""
         if isinstance(event, ev.HostStopping):
-            yield self._say(f"tuisup: stopping {event.count} services ({event.reason})")
+            noun = "service" if event.count == 1 else "services"
+            yield self._say(f"tuisup: stopping {event.count} {noun} ({event.reason})")
         elif isinstance(event, ev.HostStopped):
             yield self._say("tuisup: every service stopped")
         elif isinstance(event, ev.ManifestReloaded):

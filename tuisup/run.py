@@ -21,6 +21,7 @@ from tuisup.engine import Host
 from tuisup.engine.spawn import reserve_descriptors
 from tuisup.model.events import ControlRefused
 from tuisup.spec import Manifest
+from tuisup.terminal import path_text
 
 
 async def run_console(manifest: Manifest) -> int:
@@ -67,7 +68,8 @@ async def run_headless(manifest: Manifest, *, json_mode: bool, out: TextIO | Non
     if server is None:
         return 1
     if server.path.fallback:  # on stderr: stdout may be JSON
-        sys.stderr.write(f"tuisup: control socket {server.path.path} ({_too_long(server)})\n")
+        shown = path_text(server.path.path)
+        sys.stderr.write(f"tuisup: control socket {shown} ({_too_long(server)})\n")
     printer = Printer(host, json_mode=json_mode, colour=not json_mode and use_colour(stream))
     subscription = await host.subscribe(lines=True)
     async with server, anyio.create_task_group() as tg:
@@ -135,4 +137,4 @@ async def _bound(host: Host) -> ControlServer | None:
 
 
 def _too_long(server: ControlServer) -> str:
-    return f"{server.path.wanted} is too long for a socket address"
+    return f"{path_text(server.path.wanted or server.path.path)} is too long for a socket address"

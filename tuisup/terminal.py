@@ -9,6 +9,8 @@ There are two shapes:
   shows the line's last state, as a terminal would.
 - `one_line`: one "word" from an exception message, a reason, a file name or a manifest
   error. Nothing of an escape and no control character survives, and line breaks become ` ⏎ `.
+- `path_text`: a path in one of tuisup's own messages. It must stay exact (a user copies it),
+  so its controls are escaped, not removed: written as a shell writes such a path, `$'...'`.
 
 Text is made safe where it is printed. The engine keeps it exact, because the log files and
 `--json` want it lossless: `json_text` escapes C1 controls instead of dropping them. This
@@ -18,6 +20,7 @@ module imports only the standard library, so `tuisup check` uses it without load
 from __future__ import annotations
 
 import json
+import os
 import re
 
 BREAK = " ⏎ "
@@ -46,6 +49,8 @@ _BREAKS = re.compile(r"[ \t]*(?:(?:\r\n|[\n\r\x0b\x0c\x85\u2028\u2029])[ \t]*)+"
 # eightfold. C1 controls are not ASCII, so pure-ASCII text skips their thirty-two.
 _UNSAFE_ASCII = tuple(chr(c) for c in (*range(0x09), *range(0x0B, 0x20), 0x7F))
 _C1 = tuple(chr(c) for c in range(0x80, 0xA0))
+_SHELL_ESCAPES = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+"""What `$'...'` writes with a backslash (the quote and the backslash itself must be)."""
 _JSON_ESCAPES = {ord(c): f"\\u{ord(c):04x}" for c in ("\x7f", *_C1)}
 # Lone surrogates: a name decoded from bytes that are not UTF-8 (`os.fsdecode`) holds them.
 # Printed with `surrogateescape` they are those raw bytes again, 0x9B (CSI) among them.
@@ -102,6 +107,45 @@ def one_line(text: str) -> str:
     text = _BREAKS.sub(BREAK, _ESCAPE.sub("", text))
     text = text.removeprefix(BREAK).removesuffix(BREAK)
     return _CONTROL.sub("", text.replace("\t", " "))
+
+
+def path_text(path: str | os.PathLike[str], *, shell: bool = False) -> str:
+    r"""Show a path (or a file name) in a message: exact, on one line, safe on a terminal.
+
+    A path with nothing unsafe in it is shown as it is. One with a control character (an
+    escape's ESC or BEL, a line break, a C1 control), another character that prints as
+    nothing, or bytes that are not UTF-8 is written in the shell's `$'...'` quotes (as GNU
+    `ls` writes it), each such character escaped: `d ESC ]0;x BEL` is `$'d\x1b]0;x\x07'`. It
+    shows what the name holds, and bash and zsh read it back as the very same path.
+
+    Args:
+        path: The path, as Python has it (bytes that are not UTF-8 as lone surrogates).
+        shell: For a command the user may paste: a plain path is quoted as a shell needs
+            (`'my app/services.toml'`) too.
+    """
+    text = os.fsdecode(path)
+    if text.isprintable():  # one pass in C; False for any control character
+        if not shell:
+            return text
+        import shlex  # only for a command shown
+
+        return shlex.quote(text)
+    return "$'" + "".join(map(_shell_escaped, text)) + "'"
+
+
+def _shell_escaped(char: str) -> str:
+    """One character of a path inside `$'...'`."""
+    if char in _SHELL_ESCAPES:
+        return _SHELL_ESCAPES[char]
+    if char.isprintable():
+        return char
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8, as `os.fsdecode` keeps it
+        return f"\\x{code - 0xDC00:02x}"
+    if code < 0x80:
+        return f"\\x{code:02x}"
+    # `\u`: the character itself, in UTF-8 (`\x` would be one byte).
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def text_lines(text: str) -> list[str]:

@@ -52,6 +52,19 @@ class ConnectionLost(ApiError):
     code = "connection_lost"
 
 
+def _settled(future: asyncio.Future[Any]) -> None:
+    """Leave nothing of a request's future for asyncio to complain of once it is dropped.
+
+    Its exception is read here when it has one nobody awaited: the loss of the connection,
+    set on it while its request was still being sent (asyncio would print `Future exception
+    was never retrieved` at exit). One not done yet is cancelled: it has no reader any more.
+    """
+    if not future.done():
+        future.cancel()
+    elif not future.cancelled():
+        future.exception()
+
+
 class RemoteHost:
     """A host in another process, through its control socket (see the module)."""
 
@@ -303,6 +316,7 @@ class RemoteHost:
             raise ConnectionLost(f"the connection to tuisup was lost: {self.lost}") from None
         finally:
             self._answers.pop(id_, None)
+            _settled(future)
             if id_ in self._streams and not self._streams[id_].open:
                 del self._streams[id_]  # refused, or cancelled before its answer
 

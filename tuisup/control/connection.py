@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -208,9 +209,10 @@ class Connection:
             return False
         args = message.get("args")
         version = message.get("version", args.get("version") if isinstance(args, dict) else None)
-        if version != protocol.VERSION:
+        # An integer, and not a bool (`true == 1` in Python), as every number of a request.
+        if not isinstance(version, int) or isinstance(version, bool) or version != protocol.VERSION:
             speaks = f"this host speaks version {protocol.VERSION}"
-            text = f"protocol version {version!r} is not served: {speaks}"
+            text = f"protocol version {_shown(version)} is not served: {speaks}"
             self._answer(protocol.error(id_, "version", text))
             return False
         self._answer(protocol.ok(id_, self._hello))
@@ -357,6 +359,20 @@ class Connection:
                 stream.caught_up()
             except Exception as exc:  # a bug (making its snapshot): this stream ends
                 self._stream_ended(stream, f"{type(exc).__name__}: {exc}")
+
+
+def _shown(value: object) -> str:
+    """A value the client sent, in a message: as JSON, but a container only by its kind.
+
+    A container may be nested too deeply to write back (and is of no use in the message),
+    and a long string is cut.
+    """
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    text = json.dumps(value)  # ASCII: no control character of any kind goes back
+    return text if len(text) <= 40 else f"{text[:39]}…"
 
 
 def _id(message: dict[str, Any]) -> int | None:

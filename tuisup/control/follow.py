@@ -23,6 +23,7 @@ from tuisup.model import LogBatch
 from tuisup.model import events as ev
 from tuisup.model.logs import last_lines
 from tuisup.model.record import replace
+from tuisup.terminal import one_line
 
 if TYPE_CHECKING:
     from tuisup.api import HostAPI
@@ -131,7 +132,7 @@ class LogFollower:
                     self._print(self._pending)
                     return OK
             self._print(self._pending)
-        say(f"tuisup: {self.host.lost}")
+        say(f"tuisup: {one_line(str(self.host.lost))}")
         return FAILED
 
     async def _read(self, since: int, limit: int | None) -> list[LogBatch]:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import enum
 import errno
+import itertools
 import os
 import socket
 import stat
 from pathlib import Path
 
 from tuisup.model.record import Record
+from tuisup.terminal import path_text
 
 SUN_PATH_MAX = 107
 """Bytes of a path a socket address holds (108, one of them its NUL)."""
@@ -104,7 +106,7 @@ def probe(path: Path) -> Found:
     return Found.LIVE
 
 
-def private_folder(folder: Path, *, own: bool = True) -> None:
+def private_folder(folder: Path, *, own: bool = True) -> list[Path]:
     """Make `folder` (and its parents) and keep it to its owner: mode 0700.
 
     Args:
@@ -114,17 +116,21 @@ def private_folder(folder: Path, *, own: bool = True) -> None:
             already is left as it is (`/tmp`, their project): the socket's own mode and the
             peer check guard the socket there.
 
+    Returns:
+        The folders it made, the deepest first: none when `folder` was there.
+
     Raises:
         OSError: It cannot be made, it is not ours, or it cannot be restricted.
     """
-    made = not os.path.lexists(folder)
+    made = list(itertools.takewhile(lambda f: not os.path.lexists(f), [folder, *folder.parents]))
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     if not (made or own):
-        return
+        return made
     info = folder.stat()
     if info.st_uid != os.getuid():
         # Another user's folder in a shared place (a `tuisup-UID` in /tmp made first by
         # someone else) could let them swap the socket: never serve from it.
-        raise PermissionError(errno.EPERM, f"{folder} belongs to uid {info.st_uid}")
+        raise PermissionError(errno.EPERM, f"{path_text(folder)} belongs to uid {info.st_uid}")
     if stat.S_IMODE(info.st_mode) != 0o700:
         folder.chmod(0o700)
+    return made

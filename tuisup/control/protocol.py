@@ -63,7 +63,8 @@ def decode(line: bytes, most: int = MAX_LINE) -> dict[str, Any]:
             snapshot, a log read) allows more.
 
     Raises:
-        ProtocolError: Not JSON, not UTF-8, not an object, or over `most` bytes.
+        ProtocolError: Not JSON, not UTF-8, not an object, over `most` bytes, or nested
+            too deeply to read.
     """
     if len(line) > most + 1:
         raise ProtocolError(f"line over {most} bytes")
@@ -71,6 +72,8 @@ def decode(line: bytes, most: int = MAX_LINE) -> dict[str, Any]:
         message = json.loads(line)
     except (UnicodeDecodeError, ValueError) as exc:
         raise ProtocolError(f"not JSON: {exc}") from None
+    except RecursionError:  # `[[[...]]]`: the decoder recurses once per level
+        raise ProtocolError("JSON nested too deeply") from None
     if not isinstance(message, dict):
         raise ProtocolError("not a JSON object")
     return message

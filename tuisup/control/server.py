@@ -35,6 +35,7 @@ from tuisup.api import HostAPI
 from tuisup.control import protocol
 from tuisup.control.paths import Found, SocketPath, private_folder, probe
 from tuisup.model.record import Record
+from tuisup.terminal import one_line, path_text
 
 if TYPE_CHECKING:
     from tuisup.control.connection import Connection
@@ -100,6 +101,8 @@ class ControlServer:
         self._refused_uids: set[int] = set()
         self._socket: socket.socket | None = None
         self._inode: tuple[int, int] | None = None
+        self._made: list[Path] = []
+        """The folders made for a socket the user placed, the deepest first: removed with it."""
         self._listener: SocketListener | None = None
         self._tg: TaskGroup | None = None
         self._connections: set[Connection] = set()
@@ -125,9 +128,11 @@ class ControlServer:
         """
         where = self.path.path
         try:
-            private_folder(where.parent, own=self.path.own_folder)
+            made = private_folder(where.parent, own=self.path.own_folder)
         except OSError as exc:
             raise ControlError(_cannot(where, exc)) from None
+        # tuisup's own folders stay (`.tuisup` holds the logs; the fallback's is shared).
+        self._made = [] if self.path.own_folder else made
         found = probe(where)
         if found is Found.NOT_A_SOCKET:
             raise ControlError(f"tuisup: {_shown(where)} exists and is not a socket: left alone")
@@ -139,6 +144,7 @@ class ControlServer:
         try:
             self._socket = _listen(where)
         except OSError as exc:
+            self._unmake()
             raise ControlError(_cannot(where, exc)) from None
         info = os.lstat(where)
         self._inode = (info.st_dev, info.st_ino)
@@ -244,17 +250,30 @@ class ControlServer:
             self._refused(pid, uid)
 
     def _remove(self) -> None:
-        """Remove the socket file, if it is still the one this server made."""
-        if self._inode is None:
-            return
-        where = self.path.path
-        try:
-            info = os.lstat(where)
-        except FileNotFoundError:
-            return
-        if (info.st_dev, info.st_ino) == self._inode and stat.S_ISSOCK(info.st_mode):
-            where.unlink()
-        self._inode = None
+        """Remove the socket file, if it is still the one this server made; then its folders."""
+        if self._inode is not None:
+            where = self.path.path
+            with contextlib.suppress(FileNotFoundError):
+                info = os.lstat(where)
+                if (info.st_dev, info.st_ino) == self._inode and stat.S_ISSOCK(info.st_mode):
+                    where.unlink()
+            self._inode = None
+        self._unmake()
+
+    def _unmake(self) -> None:
+        """Remove the folders made for the socket, the deepest first, as long as they are empty.
+
+        A user who names a socket in a folder that is not there (`[tuisup] socket`) gets it
+        made, and finds nothing of it left once the host has exited.
+        """
+        for folder in self._made:
+            try:
+                folder.rmdir()
+            except FileNotFoundError:
+                continue
+            except OSError:  # something was put in it meanwhile: it stays, and its parents
+                break
+        self._made = []
 
 
 def _listen(where: Path) -> socket.socket:
@@ -306,15 +325,15 @@ def _ask_hello(where: Path) -> dict[str, object]:
 
 def _cannot(where: Path, exc: OSError) -> str:
     """One line for a failure to serve at `where`, naming the path that failed if another."""
-    why = exc.strerror or str(exc)
+    why = one_line(exc.strerror or str(exc))
     if exc.filename is not None and Path(os.fsdecode(exc.filename)) != where:
         why = f"{_shown(Path(os.fsdecode(exc.filename)))}: {why}"
     return f"tuisup: cannot serve the control socket {_shown(where)}: {why}"
 
 
 def _shown(path: Path) -> str:
-    """`path` as a user in the current folder would type it."""
+    """`path` as a user in the current folder would type it (and safe on a terminal)."""
     try:
-        return str(path.relative_to(Path.cwd()))
+        return path_text(path.relative_to(Path.cwd()))
     except ValueError:
-        return str(path)
+        return path_text(path)

@@ -34,7 +34,7 @@ from tuisup.control.verbs import (
 from tuisup.headless import Printer, use_colour
 from tuisup.model import ServiceState, ServiceView
 from tuisup.model import events as ev
-from tuisup.terminal import one_line
+from tuisup.terminal import one_line, path_text
 
 S = ServiceState
 SETTLED = frozenset({S.RUNNING, S.WAITING, S.EXITED, S.FAILED})
@@ -83,7 +83,8 @@ async def _running(where: Path) -> RemoteHost | None:
     except (FileNotFoundError, ConnectionRefusedError):
         return None
     except (TimeoutError, OSError) as exc:
-        raise Failed(f"tuisup: {where} does not answer as a tuisup: {exc}") from None
+        why = one_line(str(exc) or type(exc).__name__)
+        raise Failed(f"tuisup: {path_text(where)} does not answer as a tuisup: {why}") from None
 
 
 def _paths(options: argparse.Namespace) -> tuple[Path, Path, Path]:
@@ -104,7 +105,8 @@ def _spawn(options: argparse.Namespace, manifest: Path, log: Path) -> subprocess
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        os.write(fd, f"-- {stamp} tuisup up -d: {manifest}\n".encode())
+        # Shown as every path is (a name that is not UTF-8 could not even be encoded).
+        os.write(fd, f"-- {stamp} tuisup up -d: {path_text(manifest)}\n".encode())
         return subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
@@ -165,7 +167,7 @@ async def _settled(host: RemoteHost) -> list[ServiceView] | None:
 def _report(
     host: RemoteHost, views: list[ServiceView], log: Path, *, already: bool, json_mode: bool
 ) -> None:
-    shown = os.path.relpath(log) if log.is_relative_to(Path.cwd()) else str(log)
+    shown = path_text(os.path.relpath(log) if log.is_relative_to(Path.cwd()) else log)
     if json_mode:
         dump(
             {
@@ -182,7 +184,7 @@ def _report(
     for view in views:
         line = state_line(view)
         out(f"{view.name:<{width}} {line[len(view.name) + 1 :]}\n")
-    name = Path(host.manifest_path).name
+    name = path_text(Path(host.manifest_path).name)  # the host's word: said safe
     if already:
         out(f"tuisup was already running {name} (pid {host.pid})\n")
     else:
@@ -195,7 +197,7 @@ def _tail(log: Path) -> None:
         lines = log.read_text(errors="replace").splitlines()[-TAIL:]
     except OSError:
         return
-    say(f"the end of {log}:")
+    say(f"the end of {path_text(log)}:")
     for line in lines:
         say(f"  {one_line(line)}")
 
@@ -223,7 +225,7 @@ async def down(options: argparse.Namespace) -> int:
     elif not gone:
         say(f"tuisup: the host (pid {pid}) has not exited {GONE_WITHIN:g} s after stopping")
     elif left:
-        say(f"tuisup: the host (pid {pid}) exited, but left its socket at {where}")
+        say(f"tuisup: the host (pid {pid}) exited, but left its socket at {path_text(where)}")
     return OK if gone and not left else FAILED
 
 

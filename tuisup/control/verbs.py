@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shlex
 import sys
 import time
 from collections.abc import Callable, Coroutine
@@ -25,7 +24,7 @@ from tuisup.control.client import RemoteHost
 from tuisup.control.paths import SOCKET_ENV, SocketPath, socket_path
 from tuisup.model import ApiError, ServiceState, ServiceView
 from tuisup.model import events as ev
-from tuisup.terminal import json_text, one_line
+from tuisup.terminal import json_text, one_line, path_text
 
 S = ServiceState
 OK, FAILED, USAGE, NO_HOST = 0, 1, 2, 3
@@ -86,8 +85,8 @@ def _exit_status(
     except Failed as exc:
         say(str(exc))
         return FAILED
-    except ApiError as exc:
-        say(f"tuisup: {exc}")
+    except ApiError as exc:  # its message is the host's: made safe, as all it sends
+        say(f"tuisup: {one_line(str(exc))}")
         return FAILED
     except KeyboardInterrupt:
         return 130
@@ -133,10 +132,10 @@ def no_host_message(options: argparse.Namespace) -> str:
     shown = options.file if os.sep in options.file else f".{os.sep}{options.file}"
     command = "tuisup"
     if options.file != DEFAULT_MANIFEST:
-        command += f" -f {shlex.quote(options.file)}"
+        command += f" -f {path_text(options.file, shell=True)}"
     if options.socket:
-        command += f" --socket {shlex.quote(options.socket)}"
-    return f"no tuisup is running for {shown} (start one with: {command} up -d)"
+        command += f" --socket {path_text(options.socket, shell=True)}"
+    return f"no tuisup is running for {path_text(shown)} (start one with: {command} up -d)"
 
 
 async def connect(options: argparse.Namespace, *, mirror: bool = False) -> RemoteHost:
@@ -154,9 +153,10 @@ async def connect(options: argparse.Namespace, *, mirror: bool = False) -> Remot
         from tuisup.control import client
 
         waited = f"{client.CONNECT_TIMEOUT:g} s"
-        raise Failed(f"tuisup: no answer from {where.path} in {waited}") from None
+        raise Failed(f"tuisup: no answer from {path_text(where.path)} in {waited}") from None
     except OSError as exc:  # another user's socket, a path it cannot reach, ...
-        raise Failed(f"tuisup: cannot connect to {where.path}: {exc.strerror or exc}") from None
+        why = one_line(exc.strerror or str(exc))
+        raise Failed(f"tuisup: cannot connect to {path_text(where.path)}: {why}") from None
 
 
 # -- printing --------------------------------------------------------------------------------
@@ -255,8 +255,9 @@ async def ps(options: argparse.Namespace) -> int:
     text = table(list(views.values()), time.time())
     where = locate(options)
     if where.fallback:
+        wanted = path_text(where.wanted or where.path)
         text += (
-            f"(socket: {where.path}, the short fallback: {where.wanted} would not fit "
+            f"(socket: {path_text(where.path)}, the short fallback: {wanted} would not fit "
             "in a socket address)\n"
         )
     out(text)
@@ -326,7 +327,7 @@ def has_failed(view: ServiceView) -> bool:
 def _print_outcome(verb: str, entry: dict[str, Any], view: ServiceView | None) -> None:
     name = entry["service"]
     if "error" in entry:
-        say(f"tuisup: {entry['error']['message']}")
+        say(f"tuisup: {one_line(entry['error']['message'])}")
         return
     moved = entry.get("moved") or []
     if moved and verb == "stop":
@@ -386,7 +387,7 @@ async def events(options: argparse.Namespace) -> int:
             out(printer.render(batch))
             if any(isinstance(event, ev.HostStopped) for event in batch):
                 return OK
-        say(f"tuisup: {host.lost}")
+        say(f"tuisup: {one_line(str(host.lost))}")
         return FAILED
     finally:
         await host.close()
@@ -436,12 +437,7 @@ async def reload(options: argparse.Namespace) -> int:
 
 async def scale(options: argparse.Namespace) -> int:
     """`tuisup scale NAME=N... [--json]`: run N replicas of each replicated table named."""
-    wanted: list[tuple[str, int]] = []
-    for arg in options.counts:
-        name, _, count = arg.partition("=")
-        if not name or not count.isdigit():
-            raise Failed(f'tuisup: expected NAME=N (such as worker=3), got "{one_line(arg)}"')
-        wanted.append((name, int(count)))
+    wanted = _counts(options.counts)
     host = await connect(options)
     report: list[dict[str, Any]] = []
     try:
@@ -461,9 +457,37 @@ async def scale(options: argparse.Namespace) -> int:
     else:
         for entry in report:
             if not entry["ok"]:
-                say(f"tuisup: {entry['error']['message']}")
+                say(f"tuisup: {one_line(entry['error']['message'])}")
                 continue
             name = entry["service"]
             running = sum(v.declared == name and v.state is S.RUNNING for v in views.values())
             out(f"{name} scaled to {entry['replicas']} ({running} running)\n")
     return OK if all(entry["ok"] for entry in report) else FAILED
+
+
+def _counts(args: list[str]) -> list[tuple[str, int]]:
+    """Each `NAME=N` as a name and its count, in order.
+
+    Raises:
+        Failed: One is not NAME=N, or a name comes twice (which count would be meant?).
+    """
+    wanted: dict[str, int] = {}
+    for arg in args:
+        name, _, text = arg.partition("=")
+        count = _count(text)
+        if not name or count is None:
+            raise Failed(f'tuisup: expected NAME=N (such as worker=3), got "{one_line(arg)}"')
+        if name in wanted:
+            raise Failed(f"tuisup: {one_line(name)} is named twice: give each one count")
+        wanted[name] = count
+    return list(wanted.items())
+
+
+def _count(text: str) -> int | None:
+    """`text` as a count, in ASCII digits only (`isdigit` takes `٣` and `³` too); else None."""
+    if not (text.isascii() and text.isdigit()):
+        return None
+    try:
+        return int(text)
+    except ValueError:  # more than the 4300 digits int() reads
+        return None

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from tuisup.importers.model import Imported, ImportFailure
+from tuisup.terminal import one_line, path_text, text_lines
 
 
 def run_import(origin: str, output: str, *, force: bool) -> int:
@@ -18,42 +19,46 @@ def run_import(origin: str, output: str, *, force: bool) -> int:
         force: Whether an existing manifest is overwritten.
     """
     target = Path(output)
+    # The paths as messages and the manifest's comments show them: exact, and safe.
+    shown, written = path_text(origin), path_text(output)
     if target.exists() and not force:
-        return _fail(f"{output} exists: --force overwrites it")
+        return _fail(f"{written} exists: --force overwrites it")
     source = Path(origin)
     try:
         text = source.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        return _fail(f"{origin}: cannot read: {getattr(exc, 'strerror', None) or exc}")
+        return _fail(f"{shown}: cannot read: {getattr(exc, 'strerror', None) or exc}")
     folder, out_dir = source.absolute().parent, target.absolute().parent
     try:
         if source.suffix in (".yml", ".yaml"):
             from tuisup.importers import compose
 
-            made = compose.read(text, origin, folder, out_dir)
+            made = compose.read(text, shown, folder, out_dir)
         else:
             from tuisup.importers import procfile
 
-            made = procfile.read(text, origin, folder, out_dir)
+            made = procfile.read(text, shown, folder, out_dir)
     except ImportFailure as exc:
         return _fail(str(exc))
     manifest = render(made)
+    try:
+        data = manifest.encode("utf-8")
+    except UnicodeEncodeError:  # a folder's name that is not UTF-8, for `cwd`
+        return _fail(f"a path of {shown} is not UTF-8, which TOML cannot hold; nothing written")
     from tuisup.manifest import ManifestError, parse_manifest
 
     try:
-        parse_manifest(manifest, target.absolute(), output)
+        parse_manifest(manifest, target.absolute(), written)
     except ManifestError as exc:  # a value tuisup rejects (a signal it does not know, ...)
-        return _fail(
-            f"the manifest made from {origin} would have problems; nothing written:\n{exc}"
-        )
+        return _fail(f"the manifest made from {shown} would have problems; nothing written:\n{exc}")
     for loss in made.losses:
-        print(f"tuisup import: {loss}", file=sys.stderr)  # noqa: T201
+        print(f"tuisup import: {one_line(str(loss))}", file=sys.stderr)  # noqa: T201
     try:
-        target.write_text(manifest, encoding="utf-8")
+        target.write_bytes(data)
     except OSError as exc:
-        return _fail(f"cannot write {output}: {exc.strerror or exc}")
+        return _fail(f"cannot write {written}: {exc.strerror or exc}")
     count = len(made.services)
-    print(f"wrote {output}: {count} service{'s' if count != 1 else ''}")  # noqa: T201
+    print(f"wrote {written}: {count} service{'s' if count != 1 else ''}")  # noqa: T201
     return 0
 
 
@@ -63,23 +68,34 @@ def render(made: Imported) -> str:
 
     document = tomlkit.document()
     for line in made.header:
-        document.add(tomlkit.comment(line))
+        document.add(_comment(line))
     for line in made.left_out:
-        document.add(tomlkit.comment(line))
+        document.add(_comment(line))
     document.add(tomlkit.nl())
     services = tomlkit.table(is_super_table=True)
     for name, keys in made.services.items():
         table = tomlkit.table()
         for line in made.intro.get(name, []):
-            table.add(tomlkit.comment(line))
+            table.add(_comment(line))
         for key, value in keys.items():
             item = tomlkit.item(_value(value))
             if note := made.notes.get(name, {}).get(key):
-                item.comment(note)
+                item.comment(one_line(note))
             table.add(key, item)
         services.add(name, table)
     document.add("services", services)
     return tomlkit.dumps(document)
+
+
+def _comment(line: str) -> Any:
+    """A comment line: TOML allows no control character in one (nor does a terminal).
+
+    Its paths come shown already (`path_text`); what else it quotes of the input (a
+    service's name, its image) is made one safe line.
+    """
+    import tomlkit
+
+    return tomlkit.comment(one_line(line))
 
 
 def _value(value: Any) -> Any:
@@ -94,5 +110,7 @@ def _value(value: Any) -> Any:
 
 
 def _fail(message: str) -> int:
-    print(f"tuisup import: {message}", file=sys.stderr)  # noqa: T201
+    """Say why nothing was written; each line safe (they quote the input and its errors)."""
+    text = "\n".join(text_lines(message))
+    print(f"tuisup import: {text}", file=sys.stderr)  # noqa: T201
     return 1

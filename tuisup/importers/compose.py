@@ -60,7 +60,7 @@ def read(text: str, origin: str, folder: Path, out_dir: Path) -> Imported:
 
     Args:
         text: The file's contents.
-        origin: The file as the user named it, for messages.
+        origin: The file as messages show it (`tuisup.terminal.path_text`).
         folder: The compose file's folder: compose takes relative paths from there.
         out_dir: The manifest's folder: paths in it are relative to it.
 

@@ -21,7 +21,7 @@ class Imported:
     """A manifest to write, in the words of services.toml."""
 
     origin: str
-    """The input as the user named it."""
+    """The input as the user named it, as messages show it (`path_text`)."""
     header: list[str] = field(default_factory=list)
     """Comment lines at the top."""
     services: dict[str, dict[str, Any]] = field(default_factory=dict)

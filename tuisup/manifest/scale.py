@@ -24,13 +24,21 @@ def scaled(manifest: Manifest, name: str, count: int) -> Manifest:
 
     Raises:
         LookupError: `name` is not a table of the manifest.
-        ValueError: It cannot have `count` instances: it has no `replicas` key, the count is
+        ValueError: It cannot have `count` instances: it is a group or a replica, it has no
+            `replicas` key, the count is
             out of range, its ports would overlap another's or pass 65535, or its table no
             longer checks (an env file gone, ...).
     """
     template = manifest.templates.get(name)
     if template is None:
+        if (group := manifest.groups.get(name)) is not None:
+            tables = [m for m in group.services if m in manifest.templates]
+            which = f"scale {', '.join(tables)}" if tables else "none of its services is"
+            raise ValueError(f"it is a group, not a replicated service ({which})")
         if name in manifest.services:
+            declared = manifest.services[name].declared
+            if declared != name:
+                raise ValueError(f"it is a replica of {declared}: scale {declared}")
             raise ValueError(f"{name} has no replicas key: add replicas = 1 to its table")
         raise LookupError(name)
     if template.replicas is None:

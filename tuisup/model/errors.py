@@ -32,7 +32,8 @@ class UnknownService(ApiError):
         import difflib  # only when a name is wrong
 
         message = f'unknown service "{name}"'
-        close = difflib.get_close_matches(name, known, n=1)
+        # Never itself: a group's or an empty table's name is known, yet no service's.
+        close = difflib.get_close_matches(name, [k for k in known if k != name], n=1)
         if close:
             message += f' (did you mean "{close[0]}"?)'
         return cls(message)
