@@ -117,7 +117,10 @@ class HostAPI(Protocol):
         ...
 
     async def logs(self, name: str | None = None, since: int = 0) -> list[LogBatch]:
-        """The kept lines numbered after `since`, of one service or of all merged."""
+        """The kept lines numbered after `since`, of one service or of all merged.
+
+        A replicated service's name: its replicas' lines, merged.
+        """
         ...
 
     async def reopen_logs(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import signal
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import ClassVar
 
@@ -180,6 +180,17 @@ class Hook(Record):
     """As written, for display."""
 
 
+def selects(services: Collection[str] | None, name: str) -> bool:
+    """Whether a selection of services (None: every one) takes the service `name`.
+
+    A replicated service's name stands for each of its replicas (`worker.0`, ...), as it
+    does for the verbs that act on services.
+    """
+    if services is None or name in services:
+        return True
+    return "." in name and name.split(".", 1)[0] in services
+
+
 class Listen(Record):
     """A listener service's `listen` table: the events its stdin receives, as JSON lines."""
 
@@ -196,9 +207,7 @@ class Listen(Record):
         """
         if self.kinds is not None and kind not in self.kinds:
             return False
-        if service is None or self.services is None or service in self.services:
-            return True
-        return "." in service and service.split(".", 1)[0] in self.services
+        return service is None or selects(self.services, service)
 
 
 class ServiceSpec(Record):

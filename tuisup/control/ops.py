@@ -19,6 +19,7 @@ from tuisup.model import BadRequest, ServiceView, SpecView, UnknownService
 from tuisup.model.events import Event, ManifestInvalid, ManifestReloaded
 from tuisup.model.logs import last_lines
 from tuisup.model.record import Record
+from tuisup.spec import selects
 
 ARGUMENTS: dict[str, frozenset[str]] = {
     op: frozenset(names)
@@ -198,15 +199,15 @@ class Ops:
         return await handler(Args(op, raw_args))
 
     def _views(self, names: list[str] | None) -> list[ServiceView]:
-        """The views of `names` (every service for None), in manifest order."""
+        """The views of `names` (every service for None; a replicated one's: its replicas)."""
         views = self.api.snapshot()
         if names is None:
             return list(views.values())
+        declared = {view.declared for view in views.values()}
         for name in names:
-            if name not in views:
-                raise UnknownService.named(name, list(views))
-        wanted = set(names)
-        return [view for name, view in views.items() if name in wanted]
+            if name not in views and name not in declared:
+                raise UnknownService.named(name, sorted({*views, *declared}))
+        return [view for name, view in views.items() if selects(names, name)]
 
     async def snapshot(self, args: Args) -> dict[str, Any]:
         """`snapshot` {services?, spec?} → {"services": [view]}.
@@ -309,7 +310,7 @@ class Ops:
         self._views(names)  # unknown names are refused before anything is taken
         subscription = await self.api.subscribe(lines=options.lines)
         wanted = options.services
-        views = [v for n, v in subscription.snapshot.items() if wanted is None or n in wanted]
+        views = [v for n, v in subscription.snapshot.items() if selects(wanted, n)]
         return Subscribed(subscription=subscription, options=options, snapshot=views)
 
 

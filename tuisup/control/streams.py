@@ -37,6 +37,7 @@ from tuisup.model.events import (
     StatusChanged,
     changed_services,
 )
+from tuisup.spec import selects
 
 Coded = list[tuple[Event, bytes]]
 """A batch of events, each with its JSON (`protocol.dumps`)."""
@@ -151,8 +152,7 @@ class EventStream:
         return service is None or self._about(service)
 
     def _about(self, name: str) -> bool:
-        wanted = self.options.services
-        return wanted is None or name in wanted
+        return selects(self.options.services, name)
 
     def _offer(self, seq: int, data: bytes, *, counted: bool) -> None:
         """Send event `seq` if the outbox takes it (`counted`: in a `missed`, if not)."""

@@ -57,7 +57,7 @@ from tuisup.engine.waker import DependencyWaker
 from tuisup.engine.watch import FileWatcher
 from tuisup.model import ProcessStats, ServiceView, TableView, UnknownService, errors
 from tuisup.model.record import replace
-from tuisup.spec import Manifest, ServiceSpec
+from tuisup.spec import Manifest, ServiceSpec, selects
 
 if TYPE_CHECKING:
     from tuisup.engine.metrics import Metrics
@@ -609,12 +609,17 @@ class Host:
     async def logs(self, name: str | None = None, since: int = 0) -> list[LogBatch]:
         """Return the kept lines numbered after `since`, of one service or of all merged.
 
+        A replicated service's name: its replicas' lines, merged.
+
         A service that left the manifest stays readable (while it stops, and after it
         until its lines age out of the merged log).
 
         Raises:
             UnknownService: `name` is not a service, and never was one.
         """
+        if name is not None and name in self.manifest.templates and name not in self.supervisors:
+            merged = self.store.since(None, since)  # its replicas' lines, merged
+            return [batch for batch in merged if selects((name,), batch.service)]
         if name is not None and name not in self.supervisors and name not in self._departed:
             raise UnknownService.named(name, list(self.supervisors))
         return self.store.since(name, since)
