@@ -100,7 +100,8 @@ class HostAPI(Protocol):
 
         Raises:
             UnknownService: No such table.
-            CannotScale: It has no `replicas` key, or its ports would overlap another's.
+            CannotScale: It has no `replicas` key (or is a group, or a replica), or its
+                ports would overlap another's.
         """
         ...
 

@@ -40,11 +40,14 @@ def test_ps_and_logs_take_a_replicated_services_name_for_its_replicas(
 
     eventually(lambda: len(logged()) == 2, what="both replicas' lines")
     assert all("web" not in line for line in logged())
+    done = tuisup("logs", "worker", "worker.0", cwd=tmp_path)  # worker.0's lines once
+    assert sum("hello from 0" in line for line in done.stdout.splitlines()) == 1
     done = tuisup("ps", "wroker", cwd=tmp_path)
     assert done.returncode == 1
     assert done.stderr == 'tuisup: unknown service "wroker" (did you mean "worker"?)\n'
     host.proc.terminate()
     assert host.finish() == 0
+    assert len(logged()) == 2  # from the log files, with no host
 
 
 async def test_a_subscription_to_a_replicated_services_name_follows_its_replicas(

@@ -21,6 +21,7 @@ env = { TUISUP_TEST_TOKEN = "@TOKEN@" }
 
 [services.web]
 command = "sleep 301"
+port = 39301  # a table with a port but no replicas cannot be scaled: not suggested
 env = { TUISUP_TEST_TOKEN = "@TOKEN@" }
 
 [groups.g]

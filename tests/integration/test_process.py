@@ -408,3 +408,25 @@ async def test_an_escapee_that_cleared_its_environment_dies_with_the_host(
         await host.stop("clears")  # its group goes; the escapee is tuisup's child now
     assert pids_running(argv) == [], "an escapee with no tag outlived the host"
     assert zombie_children() == []
+
+
+async def test_a_host_ending_sweeps_only_its_own_escapees_not_another_hosts_processes(
+    make_manifest: Callable[..., Manifest], token: str
+) -> None:
+    """Two hosts in one process share its children: the inner one's end kills its own only."""
+    argv = ["sleep", f"4202.{os.getpid()}{uuid.uuid4().int % 10**6}"]
+    async with Host(make_manifest(a="sleep 60")) as outer:
+        await running(outer, "a", 1, token)
+        inner_manifest = make_manifest(clears=f"env -i setsid {' '.join(argv)} & exec sleep 61")
+        async with Host(inner_manifest) as inner:
+            await outer.restart("a")  # its process is younger than the inner host
+            mine = (outer.snapshot()["a"].pid, outer.lifeline.pid)
+            await wait_until(inner, lambda s: s["clears"].state is S.RUNNING)
+            with anyio.fail_after(5):
+                while not pids_running(argv):
+                    await anyio.sleep(0.01)
+            await inner.stop("clears")
+        assert pids_running(argv) == []
+        view = outer.snapshot()["a"]
+        assert (view.pid, outer.lifeline.pid) == mine and view.restarts == 1
+        assert view.pid is not None and (info := stat(view.pid)) is not None and info[0] != "Z"

@@ -85,6 +85,7 @@ NUL_PROBLEM = "a string cannot contain NUL characters"
     ("body", "where"),
     [
         ('watch = ["a\\u0000b"]', "3:10: services.a.watch[0]"),
+        ('watch = ["a\\U00000000b"]', "3:10: services.a.watch[0]"),
         ('watch = ["."]\nwatch_ignore = ["a\\u0000b"]', "4:17: services.a.watch_ignore[0]"),
         ('on = { exited = "echo\\u0000x" }', "3:17: services.a.on.exited"),
         ('on = { exited = ["echo", "\\u0000"] }', "3:17: services.a.on.exited"),

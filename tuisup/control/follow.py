@@ -141,7 +141,9 @@ class LogFollower:
         if names is None or len(names) == 1:
             return await self.host.logs(names[0] if names else None, since, limit)
         found = await asyncio.gather(*(self.host.logs(name, since, limit) for name in names))
-        batches = sorted((b for each in found for b in each), key=lambda b: b.first)
+        # A replicated service's name and one of its replicas' both bring that one's lines.
+        unique = {(b.service, b.first): b for each in found for b in each}
+        batches = sorted(unique.values(), key=lambda b: b.first)
         return last_lines(batches, limit) if limit is not None else batches
 
     def _take(self, event: ev.Output) -> None:
@@ -225,7 +227,9 @@ def files_logs(options: argparse.Namespace) -> int:
     if folder is None:
         say(f"{no_host_message(options)}; and log_dir = false: there are no log files")
         return NO_HOST
-    names: list[str] = options.names or list(manifest.services)
+    # A replicated service's name stands for its replicas, as for a running host.
+    wanted: list[str] = options.names or list(manifest.services)
+    names = list(dict.fromkeys(i for name in wanted for i in manifest.instances(name) or [name]))
     for name in names:
         if name not in manifest.services and not logread.files_of(Path(folder), name):
             raise UnknownService.named(name, list(manifest.services))

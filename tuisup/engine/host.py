@@ -431,7 +431,8 @@ class Host:
 
         Raises:
             UnknownService: No table of that name.
-            CannotScale: It has no `replicas` key, or its ports would overlap another's.
+            CannotScale: It has no `replicas` key (or is a group, or a replica), or its
+                ports would overlap another's.
             HostStopping: The host is shutting down.
         """
         from tuisup.manifest.scale import scaled
@@ -618,8 +619,8 @@ class Host:
             UnknownService: `name` is not a service, and never was one.
         """
         if name is not None and name in self.manifest.templates and name not in self.supervisors:
-            merged = self.store.since(None, since)  # its replicas' lines, merged
-            return [batch for batch in merged if selects((name,), batch.service)]
+            replicas = [n for n in self.supervisors if selects((name,), n)]  # each one's own
+            return sorted((b for n in replicas for b in self.store.since(n, since)), key=_first)
         if name is not None and name not in self.supervisors and name not in self._departed:
             raise UnknownService.named(name, list(self.supervisors))
         return self.store.since(name, since)
@@ -694,3 +695,7 @@ def _with_lines(event: Output, kept: dict[int, LogBatch]) -> Output:
     dropped = max(0, batch.first - event.first_line)
     lines = batch.lines[-(event.count - dropped) :] if event.count > dropped else []
     return event.with_lines(tuple(lines), dropped)
+
+
+def _first(batch: LogBatch) -> int:
+    return batch.first

@@ -215,7 +215,7 @@ class LogStore:
         now = time.time()
         log = self.file(service)
         if log is not None:
-            log.write_lines(f"{text}\n".encode(), now, MARKER_STREAM)
+            log.write_lines(_encoded(f"{text}\n"), now, MARKER_STREAM)
         self.add(service, MARKER_STREAM, [text], now)
 
     def since(self, service: str | None, seq: int) -> list[LogBatch]:
@@ -280,3 +280,15 @@ class StreamSink:
         lines = self._framer.flush()
         if lines:
             self._store.add(self._service, self._stream, lines, now)
+
+
+def _encoded(text: str) -> bytes:
+    """`text` as UTF-8, whatever lone surrogates it holds (it can be an exception's message).
+
+    Those of a file name decoded from bytes that are not UTF-8 go back to those bytes, as a
+    service's own output keeps its bytes; any other is written as its escape.
+    """
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace")

@@ -39,6 +39,10 @@ REAP_GAP = 0.01
 HOST_TAG = "TUISUP_HOST"
 SERVICE_TAG = "TUISUP_SERVICE"
 
+MANAGED: set[int] = set()
+"""The pids that the executors of every host in this process spawned and reap themselves:
+never an adopted escapee, whichever host looks (a process lists its children, not a host's)."""
+
 
 def become_subreaper() -> bool:
     """Make this process adopt its orphaned descendants; return whether the kernel agreed."""
@@ -110,7 +114,7 @@ class Reaper:
     """
 
     def __init__(self) -> None:
-        self.managed: set[int] = set()
+        self.managed = MANAGED
         self.tag = host_tag()
         self._own_sid = os.getsid(0)
         self.adopted: dict[int, str] = {}
@@ -124,6 +128,8 @@ class Reaper:
         """The loop SIGCHLD is listened to on, between `listen` and `close`."""
         self._listening = False
         self._resume: asyncio.TimerHandle | None = None
+        self._before: set[int] = set()
+        """Children in other sessions when it began listening: not this host's to sweep."""
         self.ended: Callable[[str], bool] = lambda service: False
         """Whether a service has no run any more (the host says): an escapee of it that
         turns up later than its run's sweep is killed when tuisup next hears of a child."""
@@ -164,6 +170,7 @@ class Reaper:
         """
         if not sys.platform.startswith("linux"):
             return
+        self._before = {pid for pid, _ in self._adopted(time.monotonic())}
         self._loop = asyncio.get_running_loop()
         self._hear()
 
@@ -252,23 +259,31 @@ class Reaper:
         return signalled
 
     async def sweep_all(self, within: float = 1.0) -> int:
-        """SIGKILL every adopted child, whoever's, and reap it: the host is ending.
+        """SIGKILL every escapee adopted since `listen`, and reap it: the host is ending.
 
         Even one whose environment was cleared (`env -i setsid ...`): no tag tells its
-        service, but only a descendant of tuisup's is ever re-parented to it. Waits at most
-        `within` seconds for them to be reaped; returns how many were killed.
+        service, but only a descendant is ever re-parented to tuisup. Not one tagged for
+        another host in this process, nor a child that was there before this host began.
+        Waits at most `within` seconds for them to be reaped; returns how many were killed.
         """
-        killed = 0
+        killed = set()
         for pid, state in self._adopted(time.monotonic()):
-            if state not in ("Z", "X"):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-                killed += 1
+            if state in ("Z", "X") or pid in self._before:
+                continue
+            host, _ = service_of(pid)
+            if host is not None and host != self.tag:
+                continue
+            with contextlib.suppress(OSError):  # gone, or not ours to kill (another uid)
+                os.kill(pid, signal.SIGKILL)
+                killed.add(pid)
         deadline = time.monotonic() + within
-        while self._adopted(time.monotonic()) and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            look = dict(self._adopted(time.monotonic()))
+            if not killed & look.keys():
+                break
             if not self.reap_zombies(time.monotonic()):
                 await asyncio.sleep(0.005)  # SIGKILLed, not dead yet: not for long
-        return killed
+        return len(killed)
 
     def _owner(self, pid: int) -> str | None:
         """The service an adopted child of this host belongs to (None: not of this host)."""

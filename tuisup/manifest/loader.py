@@ -51,6 +51,9 @@ from tuisup.spec import (
     Template,
 )
 
+NUL_ESCAPES = ("\\u0000", "\\U00000000", "\\x00")
+"""How TOML writes a NUL: a raw one is refused by the parser (`\\x00`: TOML 1.1, which
+the tomllib of later Pythons reads)."""
 
 def load_manifest(path: str | os.PathLike[str]) -> Manifest:
     """Read and validate a manifest file.
@@ -110,7 +113,7 @@ def parse_manifest(text: str, path: Path, display: str | None = None) -> Manifes
         ck, document.get("groups"), raw_services if isinstance(raw_services, dict) else {}
     )
     services = {spec.name: spec for spec in assign_groups(services.values(), found)}
-    if "\\u0000" in text or "\\U00000000" in text:  # TOML writes a NUL no other way
+    if any(escape in text for escape in NUL_ESCAPES):
         checks.check_nul(ck, document)
     if ck.problems:
         ck.problems.sort(key=lambda p: (p.file != display, p.file, p.line, p.col))

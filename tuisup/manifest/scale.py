@@ -25,14 +25,13 @@ def scaled(manifest: Manifest, name: str, count: int) -> Manifest:
     Raises:
         LookupError: `name` is not a table of the manifest.
         ValueError: It cannot have `count` instances: it is a group or a replica, it has no
-            `replicas` key, the count is
-            out of range, its ports would overlap another's or pass 65535, or its table no
-            longer checks (an env file gone, ...).
+            `replicas` key, the count is out of range, its ports would overlap another's or
+            pass 65535, or its table no longer checks (an env file gone, ...).
     """
     template = manifest.templates.get(name)
     if template is None:
         if (group := manifest.groups.get(name)) is not None:
-            tables = [m for m in group.services if m in manifest.templates]
+            tables = [m for m in group.services if _replicated(manifest, m)]
             which = f"scale {', '.join(tables)}" if tables else "none of its services is"
             raise ValueError(f"it is a group, not a replicated service ({which})")
         if name in manifest.services:
@@ -81,3 +80,9 @@ def remade(
     if made is INVALID:
         raise ValueError("; ".join(problem.message for problem in ck.problems))
     return made
+
+
+def _replicated(manifest: Manifest, name: str) -> bool:
+    """Whether `name` is a table with `replicas` (one with only `port` cannot be scaled)."""
+    template = manifest.templates.get(name)
+    return template is not None and template.replicas is not None

@@ -6,6 +6,7 @@ An async service is a coroutine run as a task on tuisup's own event loop.
 from __future__ import annotations
 
 import asyncio
+import math
 import signal
 import sys
 import threading
@@ -72,15 +73,16 @@ class TaskRun(TargetRun):
     async def _outcome(self) -> ExitStatus:
         """Await the coroutine and say how it ended; a cancellation not ours propagates.
 
-        A CancelledError that nobody sent (it awaited a task it cancelled, or raised one)
-        is its own crash: let through, it would cancel the host's tasks, every service's.
+        A CancelledError that no scope sent (it awaited a task it cancelled, cancelled
+        itself, or raised one) is its own crash: let through, it would cancel the host's
+        tasks, every service's. A scope that is cancelled (its own on a kill, the host's
+        at shutdown) is what anyio says, not the task's count of requests, which a
+        coroutine that swallowed a cancellation leaves raised.
         """
         try:
             await self._call()
         except asyncio.CancelledError as exc:
-            ours = 1 if self._cancel_sent else 0
-            others = self._task is not None and self._task.cancelling() > ours
-            if self._scope.cancel_called or others:
+            if anyio.current_effective_deadline() == -math.inf:
                 raise  # forced, or the host's own cancellation: not a plain stop
             if self._cancel_sent:
                 return ExitStatus(error="cancelled")
