@@ -55,6 +55,7 @@ NUL_ESCAPES = ("\\u0000", "\\U00000000", "\\x00")
 """How TOML writes a NUL: a raw one is refused by the parser (`\\x00`: TOML 1.1, which
 the tomllib of later Pythons reads)."""
 
+
 def load_manifest(path: str | os.PathLike[str]) -> Manifest:
     """Read and validate a manifest file.
 
