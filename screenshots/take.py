@@ -92,7 +92,14 @@ async def take() -> list[Path]:
             await pilot.press("enter")
             await pilot.pause(0.3)
             save(app, "dependencies")
-            await pilot.press("escape", "q")
+            await pilot.press("escape", "slash", "ctrl+u", "enter")  # the search, undone
+            await select(pilot, app, "echo.1")
+            await pilot.press("minus", "minus")  # the node stays, for + to run one again
+            tree = app.query_one(ServiceTree)
+            await until(pilot, lambda: "0/0 running" in str(tree.parents["echo"].label))
+            await pilot.pause(0.3)
+            save(app, "scaled")
+            await pilot.press("q")
             await until(pilot, lambda: not app.is_running)
     return shots
 

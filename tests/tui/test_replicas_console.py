@@ -98,10 +98,13 @@ async def test_a_table_scaled_to_zero_keeps_its_node_and_plus_runs_one_again(
         await wait_until(host, lambda s: all(v.state is S.RUNNING for v in s.values()))
         tree = app.query_one(ServiceTree)
         tree.move_cursor(tree.nodes_by_name["worker.0"])
+        title = app.query_one("#log-title")
+        await until(pilot, lambda: str(title.render()).startswith("worker.0"))
         await pilot.press("minus")
         await wait_until(host, lambda s: "worker.0" not in s)
         node = tree.parents["worker"]
         await until(pilot, lambda: "0/0 running" in str(node.label))
+        assert str(title.render()).startswith("all services")  # as the log now shows
         assert "+ runs one" in str(node.label)
         assert not node.children and tree.selected_service == "worker"
 

@@ -343,6 +343,7 @@ class TuisupApp(App[int]):
         view.name_width = max((len(n) for n in names), default=6)
         if view.source is not None and view.source not in names:
             view.switch(None)
+            self._show_log_title()  # it named the service that went
         for status in snapshot.values():
             self._show(tree, status)
         self._show_summary()
