@@ -144,8 +144,9 @@ def _shell_escaped(char: str) -> str:
         return f"\\x{code - 0xDC00:02x}"
     if code < 0x80:
         return f"\\x{code:02x}"
-    # `\u`: the character itself, in UTF-8 (`\x` would be one byte).
-    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+    # Its UTF-8 bytes, as GNU `ls` writes them: bash reads `\u` as the locale's encoding
+    # (under `LANG=C` it prints `\u0085` back as it is), `\x` as bytes, in every locale.
+    return "".join(f"\\x{byte:02x}" for byte in char.encode("utf-8", "surrogatepass"))
 
 
 def text_lines(text: str) -> list[str]:

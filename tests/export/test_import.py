@@ -381,3 +381,12 @@ def test_replicas_and_ports_survive_the_round_trip(tmp_path: Path) -> None:
     }
     text = (tmp_path / "again.toml").read_text()
     assert "TUISUP_" not in text and "PORT =" not in text  # tuisup sets them itself
+
+
+def test_an_input_past_16_mib_is_refused_not_read_to_its_end(tmp_path: Path) -> None:
+    """Regression: it was read whole (a Procfile named /dev/zero would fill the memory)."""
+    with (tmp_path / "Procfile").open("wb") as file:
+        file.truncate(16 * 1024 * 1024 + 1)
+    code, said, _ = run_import(tmp_path, "Procfile")
+    assert (code, said) == (1, ["Procfile: cannot read: larger than 16 MiB"])
+    assert not (tmp_path / "services.toml").exists()

@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from tuisup.export.tables import Table, declared_tables
+from tuisup.manifest.files import read_text
 from tuisup.manifest.replicas import FILLED, port_env, tuisup_given
 from tuisup.spec import (
     GroupSpec,
@@ -112,7 +113,7 @@ class Source:
 
 def read_source(manifest: Manifest) -> Source:
     """Read the manifest's file again for the keys it writes (the loader has checked it)."""
-    document = tomllib.loads(manifest.path.read_text(encoding="utf-8").removeprefix("\ufeff"))
+    document = tomllib.loads(read_text(manifest.path).removeprefix("\ufeff"))
     services, host = document.get("services", {}), document.get("tuisup", {})
     declared = declared_tables(manifest, list(services))
     return Source(manifest, services, host, document.get("groups", {}), declared)

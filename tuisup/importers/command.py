@@ -24,9 +24,11 @@ def run_import(origin: str, output: str, *, force: bool) -> int:
     if target.exists() and not force:
         return _fail(f"{written} exists: --force overwrites it")
     source = Path(origin)
+    from tuisup.manifest.files import read_text  # at most 16 MiB, as a manifest is read
+
     try:
-        text = source.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_text(source)
+    except (OSError, ValueError) as exc:  # not UTF-8 (UnicodeDecodeError), or too large
         return _fail(f"{shown}: cannot read: {getattr(exc, 'strerror', None) or exc}")
     folder, out_dir = source.absolute().parent, target.absolute().parent
     try:
