@@ -73,8 +73,7 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
         text = read_text(display)
         resolved = Path(display).resolve()
     except TooLarge as exc:
-        problem = Problem(file=display, line=0, col=0, key="", message=str(exc))
-        raise ManifestError([problem]) from None
+        raise ManifestError([Problem.of_file(display, str(exc))]) from None
     except OSError as exc:
         raise ManifestError([_unreadable(display, exc.strerror or str(exc))]) from None
     except (UnicodeDecodeError, ValueError, RuntimeError) as exc:
@@ -126,7 +125,7 @@ def parse_manifest(text: str, path: Path, display: str | None = None) -> Manifes
 
 
 def _unreadable(display: str, reason: str) -> Problem:
-    return Problem(file=display, line=0, col=0, key="", message=f"cannot read: {reason}")
+    return Problem.of_file(display, f"cannot read: {reason}")
 
 
 # --- tables --------------------------------------------------------------------------------

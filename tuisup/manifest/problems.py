@@ -30,6 +30,11 @@ class Problem(Record):
     message: str
     """What is wrong, e.g. `expected a boolean, got string "yes"`."""
 
+    @classmethod
+    def of_file(cls, file: str, message: str) -> Problem:
+        """A problem of the file as a whole, at no line (unreadable, too large, not TOML)."""
+        return cls(file=file, line=0, col=0, key="", message=message)
+
     def __str__(self) -> str:
         where = self.file if self.line == 0 else f"{self.file}:{self.line}:{self.col}"
         return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"

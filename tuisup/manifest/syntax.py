@@ -9,6 +9,8 @@ from typing import Any
 from tuisup.manifest.locator import Locator
 from tuisup.manifest.problems import ManifestError, Problem, dotted
 
+TOO_DEEP = "invalid TOML: nested too deeply"
+
 
 def parse_toml(text: str, display: str) -> dict[str, Any]:
     """Parse TOML and turn any failure into a one-problem ManifestError.
@@ -31,9 +33,7 @@ def parse_toml(text: str, display: str) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
     except RecursionError:
-        problem = Problem(
-            file=display, line=0, col=0, key="", message="invalid TOML: nested too deeply"
-        )
+        problem = Problem.of_file(display, TOO_DEEP)
     except ValueError as exc:  # TOMLDecodeError, or an integer of thousands of digits
         problem = _toml_problem(text, exc, display)
     raise ManifestError([problem]) from None
@@ -46,9 +46,7 @@ def _toml_problem(text: str, invalid: ValueError, display: str) -> Problem:
     try:
         tomlkit.parse(text)
     except RecursionError:
-        return Problem(
-            file=display, line=0, col=0, key="", message="invalid TOML: nested too deeply"
-        )
+        return Problem.of_file(display, TOO_DEEP)
     except Exception as exc:  # tomlkit raises more than ParseError for bad input
         return _tomlkit_problem(text, exc, display)
     # tomlkit accepted what tomllib did not: report tomllib's words.
