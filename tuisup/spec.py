@@ -428,6 +428,11 @@ class Manifest(Record):
             return [name] if name in self.services else []
         return [f"{name}.{i}" for i in range(template.replicas)]
 
+    @property
+    def replicated(self) -> dict[str, int]:
+        """Each table with `replicas` (one with only `port` is not scaled) and its count."""
+        return {name: t.replicas for name, t in self.templates.items() if t.replicas is not None}
+
     def members(self, group: GroupSpec) -> list[str]:
         """A group's services, in start order (each replica of a replicated member)."""
         return [i for member in group.services for i in self.instances(member)]

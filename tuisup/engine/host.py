@@ -49,7 +49,7 @@ from tuisup.engine.logfile import FileNews
 from tuisup.engine.logs import LogBatch, LogStore
 from tuisup.engine.messages import CommandMessage, Start
 from tuisup.engine.reaper import Reaper, become_subreaper
-from tuisup.engine.reload import ReloadPlan, Scales, plan_reload, replica_counts, reread
+from tuisup.engine.reload import ReloadPlan, Scales, plan_reload, reread
 from tuisup.engine.spawn import reserve_descriptors
 from tuisup.engine.status import ACTIVE, LIVE
 from tuisup.engine.supervisor import Supervisor
@@ -421,7 +421,7 @@ class Host:
     async def tables(self) -> dict[str, TableView]:
         """Every replicated table now, in manifest order (`HostAPI.tables`)."""
         groups = {m: g.name for g in self.manifest.groups.values() for m in g.services}
-        counts = replica_counts(self.manifest).items()
+        counts = self.manifest.replicated.items()
         return {name: TableView(replicas=n, group=groups.get(name)) for name, n in counts}
 
     async def scale(self, name: str, count: int) -> None:

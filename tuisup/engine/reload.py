@@ -55,14 +55,14 @@ class Scales:
 
     def __init__(self, manifest: Manifest) -> None:
         self.counts: dict[str, int] = {}
-        self._read = replica_counts(manifest)
+        self._read = manifest.replicated
         """Each replicated table's `replicas` as the manifest file last said."""
 
     def keep(self, new: Manifest) -> Manifest:
         """`new` (just read) with the counts scaled since, where the file did not change them."""
         from tuisup.manifest.scale import scaled
 
-        read, self._read = self._read, replica_counts(new)
+        read, self._read = self._read, new.replicated
         for name, count in list(self.counts.items()):
             if name not in self._read or self._read[name] != read.get(name):
                 del self.counts[name]
@@ -72,11 +72,6 @@ class Scales:
             except (LookupError, ValueError):  # its ports now overlap another's, ...
                 del self.counts[name]
         return new
-
-
-def replica_counts(manifest: Manifest) -> dict[str, int]:
-    """Each replicated table's count, in manifest order."""
-    return {name: t.replicas for name, t in manifest.templates.items() if t.replicas is not None}
 
 
 def reread(path: Path) -> Manifest:

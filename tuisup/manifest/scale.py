@@ -31,7 +31,7 @@ def scaled(manifest: Manifest, name: str, count: int) -> Manifest:
     template = manifest.templates.get(name)
     if template is None:
         if (group := manifest.groups.get(name)) is not None:
-            tables = [m for m in group.services if _replicated(manifest, m)]
+            tables = [m for m in group.services if m in manifest.replicated]
             which = f"scale {', '.join(tables)}" if tables else "none of its services is"
             raise ValueError(f"it is a group, not a replicated service ({which})")
         if name in manifest.services:
@@ -80,9 +80,3 @@ def remade(
     if made is INVALID:
         raise ValueError("; ".join(problem.message for problem in ck.problems))
     return made
-
-
-def _replicated(manifest: Manifest, name: str) -> bool:
-    """Whether `name` is a table with `replicas` (one with only `port` cannot be scaled)."""
-    template = manifest.templates.get(name)
-    return template is not None and template.replicas is not None
