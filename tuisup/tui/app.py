@@ -250,7 +250,8 @@ class TuisupApp(App[int]):
             tables = await self.api.tables()
         except BadRequest:  # a host from before `tables`: none is shown
             return
-        self._resync(tables)
+        if tables != self.query_one(ServiceTree).tables:  # mostly the same: drawn already
+            self._resync(tables)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """Report a worker that failed (a command, the stats, the tables, following events).
