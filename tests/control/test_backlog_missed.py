@@ -17,7 +17,6 @@ from tests.control.raw import short_folder
 from tests.control.test_client import Scripted, view
 from tuisup.backlog import Backlog
 from tuisup.control import protocol
-from tuisup.control.client import RemoteHost
 from tuisup.engine import ServiceState
 from tuisup.model import ServiceView
 from tuisup.model import events as ev
@@ -41,14 +40,8 @@ async def test_a_missed_after_a_held_event_reaches_a_child_services_backlog() ->
     peer = Scripted()
     with short_folder() as folder:
         server = await asyncio.start_unix_server(peer.serve, folder / "s.sock")
-        connecting = asyncio.create_task(RemoteHost.connect(folder / "s.sock"))
-        await asyncio.wait_for(peer.connected.wait(), 10)
-        await peer.expect("hello")
-        peer.send(protocol.ok(0, {"version": 1, "pid": 1, "manifest": "/m/services.toml"}))
-        own = (await peer.expect("subscribe"))["id"]
-        first = [view("web", S.STOPPED).to_json()]
-        peer.send(protocol.ok(own, {"after": 1, "snapshot": first}))
-        remote = await connecting
+        remote, own = await peer.connect(folder / "s.sock", [view("web", S.STOPPED)])
+        assert own is not None
         subscription = await remote.subscribe()
         observer = Backlog(
             "observer", Listen(), 100, remote.snapshot, subscription.snapshot, subscription.after

@@ -148,6 +148,21 @@ class Scripted:
         assert self.writer is not None
         self.writer.write(protocol.encode(message))
 
+    async def connect(
+        self, path: Path, mirrored: list[ServiceView] | None
+    ) -> tuple[RemoteHost, int | None]:
+        """A client of this peer, greeted; its mirror's subscription answered with
+        `mirrored` (None: a client without a mirror). Returns it and that stream's id."""
+        connecting = asyncio.create_task(RemoteHost.connect(path, mirror=mirrored is not None))
+        await asyncio.wait_for(self.connected.wait(), 10)
+        await self.expect("hello")
+        self.send(protocol.ok(0, {"version": 1, "pid": 1, "manifest": "/m/services.toml"}))
+        own = None
+        if mirrored is not None:
+            own = (await self.expect("subscribe"))["id"]
+            self.send(protocol.ok(own, {"after": 1, "snapshot": [v.to_json() for v in mirrored]}))
+        return await connecting, own
+
 
 def view(name: str, state: ServiceState, pid: int | None = None) -> ServiceView:
     return ServiceView(name=name, state=state, spec=SpecView(name=name, command="x"), pid=pid)
@@ -158,13 +173,8 @@ async def test_an_event_waits_for_its_status_line_before_a_front_end_sees_it(
 ) -> None:
     peer = Scripted()
     server = await asyncio.start_unix_server(peer.serve, folder / "s.sock")
-    connecting = asyncio.create_task(RemoteHost.connect(folder / "s.sock"))
-    await asyncio.wait_for(peer.connected.wait(), 10)
-    await peer.expect("hello")
-    peer.send(protocol.ok(0, {"version": 1, "pid": 1, "manifest": "/m/services.toml"}))
-    own = (await peer.expect("subscribe"))["id"]
-    peer.send(protocol.ok(own, {"after": 1, "snapshot": [view("web", S.STOPPED).to_json()]}))
-    remote = await connecting
+    remote, own = await peer.connect(folder / "s.sock", [view("web", S.STOPPED)])
+    assert own is not None
     subscription = await remote.subscribe()
     started = ev.StateChanged(seq=2, ts=0.0, service="web", old=S.STOPPED, state=S.RUNNING, pid=7)
     peer.send(protocol.stream(own, started.to_json()))
@@ -198,13 +208,8 @@ async def test_every_event_the_server_sends_views_after_waits_for_them(folder: P
     a `hook` (or `group_restart`, `scaled`) batch reached front ends before its views."""
     peer = Scripted()
     server = await asyncio.start_unix_server(peer.serve, folder / "s.sock")
-    connecting = asyncio.create_task(RemoteHost.connect(folder / "s.sock"))
-    await asyncio.wait_for(peer.connected.wait(), 10)
-    await peer.expect("hello")
-    peer.send(protocol.ok(0, {"version": 1, "pid": 1, "manifest": "/m/services.toml"}))
-    own = (await peer.expect("subscribe"))["id"]
-    peer.send(protocol.ok(own, {"after": 1, "snapshot": [view("web", S.RUNNING, 7).to_json()]}))
-    remote = await connecting
+    remote, own = await peer.connect(folder / "s.sock", [view("web", S.RUNNING, 7)])
+    assert own is not None
     subscription = await remote.subscribe()
     hook = ev.HookRan(seq=2, ts=0.0, service="web", hook="exited", command="true")
     assert ev.changed_services(hook) == ("web",)  # the server follows it by web's view

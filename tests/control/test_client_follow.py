@@ -10,7 +10,6 @@ import pytest
 
 from tests.control.test_client import Scripted, folder, view
 from tuisup.control import protocol
-from tuisup.control.client import RemoteHost
 from tuisup.control.follow import LogFollower
 from tuisup.model import ServiceState
 from tuisup.model import events as ev
@@ -38,11 +37,7 @@ async def test_a_gap_is_marked_where_it_is_between_the_lines_of_one_batch(
     """Regression: the mark of lines dropped in a batch came before that batch's earlier lines."""
     peer = Scripted()
     server = await asyncio.start_unix_server(peer.serve, folder / "s.sock")
-    connecting = asyncio.create_task(RemoteHost.connect(folder / "s.sock", mirror=False))
-    await asyncio.wait_for(peer.connected.wait(), 10)
-    await peer.expect("hello")
-    peer.send(protocol.ok(0, {"version": 1, "pid": 1, "manifest": "/m/services.toml"}))
-    host = await connecting
+    host, _ = await peer.connect(folder / "s.sock", None)
     options = argparse.Namespace(json=False, follow=True, no_color=True, timestamps=False)
     follower = LogFollower(host, ["web"], options)
     history = asyncio.create_task(follower.history(None))
