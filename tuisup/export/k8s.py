@@ -276,9 +276,8 @@ def _wait(
             why = f"{dep} has no port to wait for: Kubernetes starts both at once"
             found.append(Loss(spec.name, f"depends_on.{dep}", TARGET, why))
             return None
-        check = HealthCheck(
-            kind=HealthKind.TCP, target=str(port), port=port
-        )  # it answers on its port
+        # It answers on its port.
+        check = HealthCheck(kind=HealthKind.TCP, target=str(port), port=port)
     return base | {"command": ["python", "-c", wait_source(check, host=name_of(dep))]}
 
 
