@@ -82,11 +82,15 @@ class Backlog:
         if not batch:
             return
         self._seen = batch[-1].seq
-        self._queue.extend(event for event in batch if self.wants(event))
+        missed: list[Missed] = []
+        for event in batch:  # one pass: this runs for every batch, for every observer
+            if isinstance(event, Missed):
+                missed.append(event)
+            elif self.wants(event):
+                self._queue.append(event)
         # Fallen off the host's ring, or out of a client's queue (and there, after the
         # events held for their status line): how many of those were selected is unknown,
         # so all count. What is queued gives way to a snapshot of now, which covers it.
-        missed = [event for event in batch if isinstance(event, Missed)]
         if missed:
             first = min(self._queue[0].seq, missed[0].seq) if self._queue else missed[0].seq
             self._drop(first, len(self._queue) + sum(event.count for event in missed))
