@@ -18,7 +18,6 @@ from anyio.abc import TaskGroup
 
 from tuisup.control.server import ControlError, ControlServer
 from tuisup.engine import Host
-from tuisup.engine.spawn import reserve_descriptors
 from tuisup.model.events import ControlRefused
 from tuisup.spec import Manifest
 from tuisup.terminal import path_text
@@ -99,16 +98,12 @@ async def _on_signals(host: Host, tg: TaskGroup) -> None:
 async def _bound(host: Host) -> ControlServer | None:
     """The host's control server, its socket bound; None when it cannot be (said on stderr).
 
-    What every runner does before the host starts anything: the descriptor table is grown
-    for its services first, while tuisup has no thread (`reserve_descriptors`).
-
     A refused client of another user becomes a `control_refused` event on the host's bus,
     so that every front end says it (the server itself knows the host only as a HostAPI).
     """
     from tuisup.control.paths import SOCKET_ENV, socket_path
 
     manifest = host.manifest
-    reserve_descriptors(len(manifest.services))  # first: tuisup has no thread yet (see there)
     where = socket_path(manifest.path, manifest.settings.socket)
 
     def refused(pid: int, uid: int) -> None:

@@ -181,6 +181,7 @@ class Host:
 
     async def __aenter__(self) -> Host:
         become_subreaper()
+        # Before the process's first thread (the runners start none before entering it).
         reserve_descriptors(len(self.supervisors))
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
